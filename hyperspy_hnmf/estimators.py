@@ -1,0 +1,446 @@
+"""scikit-learn compatible estimator over the array-level solvers.
+
+scikit-learn is not a runtime dependency: :class:`HNMF` implements the
+estimator protocol itself (``get_params``/``set_params``, fitted attributes
+with a trailing underscore, ``__sklearn_tags__``) and passes scikit-learn's
+``check_estimator`` when scikit-learn is installed.
+"""
+
+import inspect
+import numbers
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import solvers
+from .solvers._checks import check_nonnegative, loss_to_beta, resolve_solver
+from .solvers._init import check_init
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a method needs a fitted estimator.
+
+    Examples
+    --------
+    >>> issubclass(NotFittedError, ValueError)
+    True
+    """
+
+
+def _validate_array(X, where, reset_features=None):
+    """Turn ``X`` into a 2D float array or CSR/CSC matrix without copying float data."""
+    if sp.issparse(X):
+        if X.format not in ("csr", "csc"):
+            X = X.tocsr()
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+    else:
+        X = np.asarray(X)
+        if X.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported by {where}: NMF needs real data.")
+        if X.dtype.kind in "OUSV":
+            X = X.astype(np.float64)
+        if X.ndim != 2:
+            raise ValueError(
+                f"Expected 2D array, got {X.ndim}D array instead: {where} needs data "
+                "of shape (n_samples, n_features). Reshape your data either using "
+                "array.reshape(-1, 1) if your data has a single feature or "
+                "array.reshape(1, -1) if it contains a single sample."
+            )
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+    n_samples, n_features = X.shape
+    if n_samples < 1 or n_features < 1:
+        raise ValueError(
+            f"Found array with {n_samples} sample(s) and {n_features} feature(s) "
+            f"(shape={X.shape}) while a minimum of 1 is required by {where}."
+        )
+    solvers._checks.check_finite(X)
+    return X
+
+
+class HNMF:
+    """Nonnegative matrix factorization with a scikit-learn interface.
+
+    Factorizes nonnegative data ``X`` (n_samples × n_features; for HyperSpy,
+    probe positions × detector pixels or channels) as ``X ≈ W @ H`` with
+    ``W = fit_transform(X)`` (the maps) and ``H = components_`` (the patterns
+    or spectra).
+
+    Components come in a fixed order: each row of ``components_`` sums to 1
+    and the maps carry the intensity; components are sorted by decreasing
+    total intensity ``W.sum(axis=0)``.
+
+    Parameters
+    ----------
+    n_components : int or None, default None
+        Number of components; ``None`` uses ``min(n_samples, n_features)``.
+    loss : str or float, default "frobenius"
+        ``"frobenius"``, ``"kullback-leibler"`` (``"kl"``, the Poisson
+        maximum-likelihood loss for counted electrons), ``"itakura-saito"``
+        (``"is"``) or a real β of the β-divergence.
+    solver : {"auto", "hals", "mu", "als"}, default "auto"
+        ``"hals"``: accelerated HALS (Frobenius); ``"mu"``: multiplicative
+        updates (any β, sparse-aware for KL); ``"als"``: projected ALS
+        (Frobenius, use with ``n_restarts``); ``"auto"``: HALS for Frobenius,
+        MU otherwise.
+    init : str or tuple, default "nndsvda"
+        ``"nndsvd"``, ``"nndsvda"``, ``"nndsvdar"``, ``"spa"``, ``"random"``,
+        or a tuple ``(W, H)`` of initial arrays (one may be ``None``).
+    max_iter : int, default 200
+        Maximum number of iterations of a run.
+    tol : float, default 1e-4
+        Relative decrease of the objective over one iteration below which a
+        run stops.
+    random_state : None, int, numpy.random.Generator or RandomState
+        Seed for initialization and restarts.
+    n_restarts : int, default 1
+        Runs to make (the first with ``init``, then random); the lowest
+        objective wins.
+    clip_negative : bool, default False
+        If False, negative data raise ``ValueError``. If True, negative entries
+        are set to zero (on a copy) with a warning.
+    show_progressbar : bool, default False
+        Show a progress bar with the current objective; it appears only for
+        fits that last more than two seconds.
+
+    Attributes
+    ----------
+    components_ : ndarray, shape (n_components, n_features)
+        The components ``H``.
+    n_components_ : int
+        Number of components fitted.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    n_iter_ : int
+        Iterations of the kept run.
+    reconstruction_err_ : float
+        ``||X - W H||_F`` for the Frobenius loss; ``sqrt(2 D_β(X | W H))``
+        otherwise, as in scikit-learn.
+    objective_history_ : ndarray
+        β-divergence after initialization and after every iteration of the
+        kept run (Frobenius as ``0.5 ||X - W H||^2``).
+    converged_ : bool
+        Whether the kept run stopped on ``tol``.
+    restart_objectives_ : ndarray
+        Final objective of each restart.
+
+    See Also
+    --------
+    hyperspy_hnmf.solvers.nmf : the function this class wraps.
+
+    References
+    ----------
+    N. Gillis and F. Glineur, Neural Computation 24 (2012) 1085 (accelerated HALS).
+    C. Févotte and J. Idier, Neural Computation 23 (2011) 2421 (β-divergence MU).
+    T. Uesugi et al., Ultramicroscopy (2021) (projected ALS for 4D-STEM).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hyperspy_hnmf import HNMF
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.poisson(rng.random((100, 3)) @ rng.random((3, 50)) * 20).astype("float32")
+    >>> model = HNMF(n_components=3, loss="kl", random_state=0)
+    >>> W = model.fit_transform(X)
+    >>> W.shape, model.components_.shape, W.dtype
+    ((100, 3), (3, 50), dtype('float32'))
+    """
+
+    def __init__(
+        self,
+        n_components=None,
+        *,
+        loss="frobenius",
+        solver="auto",
+        init="nndsvda",
+        max_iter=200,
+        tol=1e-4,
+        random_state=None,
+        n_restarts=1,
+        clip_negative=False,
+        show_progressbar=False,
+    ):
+        self.n_components = n_components
+        self.loss = loss
+        self.solver = solver
+        self.init = init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.n_restarts = n_restarts
+        self.clip_negative = clip_negative
+        self.show_progressbar = show_progressbar
+
+    # -- estimator protocol ------------------------------------------------
+    @classmethod
+    def _get_param_names(cls):
+        signature = inspect.signature(cls.__init__)
+        return sorted(name for name in signature.parameters if name != "self")
+
+    def get_params(self, deep=True):
+        """Parameters of this estimator, as passed to ``__init__``.
+
+        Parameters
+        ----------
+        deep : bool
+            Accepted for scikit-learn compatibility (no nested estimators).
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> HNMF(4).get_params()["n_components"]
+        4
+        """
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        """Set parameters; unknown names raise ``ValueError``.
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> HNMF().set_params(loss="kl").loss
+        'kl'
+        """
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for estimator {self!r}. "
+                    f"Valid parameters are: {valid}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = []
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            default = defaults[name].default
+            if isinstance(value, (np.ndarray, tuple)) or value is not default and value != default:
+                shown = "(W, H)" if isinstance(value, tuple) else repr(value)
+                changed.append(f"{name}={shown}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(
+            estimator_type=None,
+            target_tags=TargetTags(required=False),
+            transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
+            input_tags=InputTags(positive_only=True, sparse=True),
+        )
+
+    # -- validation ----------------------------------------------------------
+    def _validate_params(self):
+        """Check every parameter; returns ``(beta, solver)``."""
+        beta = loss_to_beta(self.loss)
+        solver = resolve_solver(self.solver, beta)
+        check_init(self.init)
+        if self.n_components is not None:
+            solvers._checks.check_rank(self.n_components)
+        for name, minimum in (("max_iter", 1), ("n_restarts", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+                raise ValueError(f"`{name}` must be an integer ≥ {minimum}, got {value!r}.")
+        if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
+            raise ValueError(f"`tol` must be a real number ≥ 0, got {self.tol!r}.")
+        return beta, solver
+
+    def _prepare_data(self, X, where):
+        X = _validate_array(X, where)
+        values = X.data if sp.issparse(X) else X
+        if values.size and values.min() < 0:
+            if not self.clip_negative:
+                check_nonnegative(X, where=where)
+            count = int(np.count_nonzero(values < 0))
+            warnings.warn(
+                f"clip_negative=True: {count} negative entries (minimum "
+                f"{float(values.min()):.6g}) were set to zero.",
+                UserWarning,
+                stacklevel=3,
+            )
+            X = X.copy()
+            if sp.issparse(X):
+                np.maximum(X.data, 0, out=X.data)
+                X.eliminate_zeros()
+            else:
+                np.maximum(X, 0, out=X)
+        return X
+
+    def _progress(self, total):
+        if not self.show_progressbar:
+            return None, None
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, delay=2.0, desc="HNMF", unit="it", leave=False)
+
+        def callback(iteration, objective):
+            bar.update(1)
+            bar.set_postfix(objective=f"{objective:.6g}", refresh=False)
+
+        return bar, callback
+
+    # -- fitting -------------------------------------------------------------
+    def fit_transform(self, X, y=None):
+        """Fit the model to ``X`` and return the maps ``W``.
+
+        Parameters
+        ----------
+        X : array-like or scipy.sparse matrix, shape (n_samples, n_features)
+            Nonnegative data; float32 is kept as float32.
+        y : ignored
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_components)
+
+        Examples
+        --------
+        >>> X = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 2.0]])
+        >>> HNMF(2, random_state=0, tol=1e-10, max_iter=2000).fit_transform(X).round(3)
+        array([[0., 1.],
+               [2., 0.],
+               [2., 1.]])
+        """
+        beta, solver = self._validate_params()
+        X = self._prepare_data(X, f"{type(self).__name__}.fit")
+        k = self.n_components if self.n_components is not None else min(X.shape)
+        bar, callback = self._progress(self.max_iter * self.n_restarts)
+        try:
+            result = solvers.nmf(
+                X,
+                k,
+                loss=beta,
+                solver=solver,
+                init=self.init,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                random_state=self.random_state,
+                n_restarts=self.n_restarts,
+                callback=callback,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        self.components_ = result.H
+        self.n_components_ = k
+        self.n_features_in_ = X.shape[1]
+        self.n_iter_ = result.n_iter
+        self.objective_history_ = result.objective
+        self.reconstruction_err_ = float(np.sqrt(2.0 * result.final_objective))
+        self.converged_ = result.converged
+        self.restart_objectives_ = np.asarray(result.restart_objectives)
+        self._beta, self._solver = beta, solver
+        return result.W
+
+    def fit(self, X, y=None):
+        """Fit the model to ``X``.
+
+        Parameters
+        ----------
+        X : array-like or scipy.sparse matrix, shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> HNMF(1).fit(np.ones((4, 3))).components_.round(3)
+        array([[0.333, 0.333, 0.333]])
+        """
+        self.fit_transform(X)
+        return self
+
+    def _check_fitted(self):
+        if not hasattr(self, "components_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
+                "with appropriate arguments before using this estimator."
+            )
+
+    def _check_features(self, n_features):
+        if n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+
+    def transform(self, X):
+        """Maps ``W ≥ 0`` of new data for the fitted components.
+
+        Parameters
+        ----------
+        X : array-like or scipy.sparse matrix, shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_components)
+
+        Examples
+        --------
+        >>> model = HNMF(1).fit(np.ones((4, 3)))
+        >>> model.transform(2 * np.ones((1, 3))).round(3)
+        array([[6.]])
+        """
+        self._check_fitted()
+        X = self._prepare_data(X, f"{type(self).__name__}.transform")
+        self._check_features(X.shape[1])
+        return solvers.solve_loadings(
+            X,
+            self.components_.astype(X.dtype, copy=False),
+            loss=self._beta,
+            solver=self._solver,
+            max_iter=max(self.max_iter, 200),
+            tol=min(self.tol, 1e-6),
+        )
+
+    def inverse_transform(self, X):
+        """Data reconstructed from maps: ``X @ components_``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_components)
+            Maps, e.g. from :meth:`transform`.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_features)
+
+        Examples
+        --------
+        >>> model = HNMF(1).fit(np.ones((4, 3)))
+        >>> model.inverse_transform(np.array([[3.0]])).round(3)
+        array([[1., 1., 1.]])
+        """
+        self._check_fitted()
+        W = np.asarray(X.toarray() if sp.issparse(X) else X)
+        if W.ndim != 2 or W.shape[1] != self.n_components_:
+            raise ValueError(
+                f"inverse_transform expects maps of shape (n_samples, "
+                f"{self.n_components_}), got {W.shape}."
+            )
+        return W @ self.components_
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output features: ``hnmf0``, ``hnmf1``, ...
+
+        Examples
+        --------
+        >>> HNMF(2).fit(np.eye(3)).get_feature_names_out().tolist()
+        ['hnmf0', 'hnmf1']
+        """
+        self._check_fitted()
+        return np.asarray([f"hnmf{i}" for i in range(self.n_components_)], dtype=object)

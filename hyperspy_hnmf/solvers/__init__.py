@@ -1,0 +1,243 @@
+"""Array-level NMF solvers: arrays in, arrays out, no HyperSpy.
+
+The data matrix ``X`` (n × m, e.g. probe positions × detector pixels) is
+factorized as ``X ≈ W @ H`` with ``W`` (n × k, the maps) and ``H`` (k × m, the
+components), both nonnegative. float32 data give float32 factors.
+
+Solvers
+-------
+``"hals"``
+    Accelerated hierarchical alternating least squares (Frobenius loss).
+``"mu"``
+    Multiplicative updates for any β-divergence (β = 2 Frobenius, 1
+    Kullback-Leibler, 0 Itakura-Saito); the KL path works on the nonzeros of
+    counted data only.
+``"als"``
+    Projected alternating least squares with restarts (Frobenius loss).
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._checks import (
+    LOSSES,
+    SOLVER_NAMES,
+    check_finite,
+    check_nonnegative,
+    check_not_all_zero,
+    check_rank,
+    loss_to_beta,
+    resolve_solver,
+)
+from ._init import INIT_METHODS, check_init, initialize
+from ._linalg import as_generator
+from ._loop import FitResult, alternate, canonical_order
+from ._objective import beta_divergence
+from ._updates import ALSUpdate, HALSUpdate, MUUpdate
+
+__all__ = [
+    "INIT_METHODS",
+    "LOSSES",
+    "SOLVER_NAMES",
+    "FitResult",
+    "beta_divergence",
+    "canonical_order",
+    "check_data",
+    "make_update",
+    "nmf",
+    "solve_loadings",
+]
+
+
+def make_update(solver, beta):
+    """The half-step object for a concrete solver name and loss β.
+
+    Parameters
+    ----------
+    solver : {"hals", "mu", "als"}
+    beta : float
+
+    Returns
+    -------
+    Update
+
+    Examples
+    --------
+    >>> type(make_update("mu", 1.0)).__name__
+    'MUUpdate'
+    """
+    if solver == "hals":
+        return HALSUpdate()
+    if solver == "als":
+        return ALSUpdate()
+    return MUUpdate(beta)
+
+
+def check_data(X, where="nmf", beta=2.0):
+    """Validate data for NMF: finite, nonnegative, not all zero.
+
+    For β ≤ 0 (Itakura-Saito and below) zeros are not allowed either.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix, shape (n, m)
+    where : str
+        Name of the caller, for the messages.
+    beta : float
+        β of the loss.
+
+    Examples
+    --------
+    >>> check_data(np.ones((3, 2)))
+    """
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2D array (samples × features), got {X.ndim}D.")
+    check_finite(X)
+    check_nonnegative(X, where=where)
+    check_not_all_zero(X)
+    if beta <= 0:
+        has_zero = (X.nnz < X.shape[0] * X.shape[1]) if sp.issparse(X) else (X.min() == 0)
+        if has_zero:
+            raise ValueError(
+                f"The loss with β={beta:g} is undefined where the data are zero, and "
+                "X contains zeros. Add a small positive offset to X, or use the "
+                "Kullback-Leibler or Frobenius loss."
+            )
+
+
+def _as_float_data(X):
+    if sp.issparse(X):
+        X = X.tocsr() if X.format not in ("csr", "csc") else X
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+        return X
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    return X
+
+
+def nmf(
+    X,
+    n_components,
+    *,
+    loss="frobenius",
+    solver="auto",
+    init="nndsvda",
+    max_iter=200,
+    tol=1e-4,
+    random_state=None,
+    n_restarts=1,
+    callback=None,
+):
+    """Nonnegative matrix factorization ``X ≈ W @ H``.
+
+    Parameters
+    ----------
+    X : array-like or scipy.sparse matrix, shape (n, m), nonnegative
+        float32 stays float32; other types become float64.
+    n_components : int
+        Number of components ``k``.
+    loss : str or float, default "frobenius"
+        ``"frobenius"``, ``"kullback-leibler"`` (``"kl"``, the Poisson
+        maximum-likelihood loss for counted electrons), ``"itakura-saito"``
+        (``"is"``) or a real β.
+    solver : {"auto", "hals", "mu", "als"}, default "auto"
+        ``"auto"``: HALS for Frobenius, multiplicative updates otherwise.
+    init : str or tuple, default "nndsvda"
+        ``"nndsvd"``, ``"nndsvda"``, ``"nndsvdar"``, ``"spa"``, ``"random"``
+        or a tuple ``(W, H)`` of initial arrays (one may be ``None``).
+    max_iter : int, default 200
+        Maximum number of iterations per run.
+    tol : float, default 1e-4
+        Stop when the objective decreases by less than this fraction in one
+        iteration.
+    random_state : None, int or numpy.random.Generator
+        Seed for the randomized SVD of the NNDSVD/SPA initializations, the
+        random initialization and the restarts.
+    n_restarts : int, default 1
+        Number of runs; the first uses ``init``, the others a random
+        initialization; the run with the lowest objective is kept (Uesugi et
+        al.'s protocol for projected ALS; usable with any solver).
+    callback : callable, optional
+        ``callback(iteration, objective)`` after every iteration.
+
+    Returns
+    -------
+    FitResult
+        ``W``, ``H`` in :func:`canonical_order`, the objective history
+        (β-divergence; Frobenius as ``0.5 * ||X - WH||^2``), ``n_iter``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = (rng.random((40, 3)) @ rng.random((3, 30))).astype(np.float32)
+    >>> result = nmf(X, 3, max_iter=500, tol=1e-8, random_state=0)
+    >>> result.W.dtype, result.H.shape
+    (dtype('float32'), (3, 30))
+    >>> bool(np.linalg.norm(X - result.W @ result.H) / np.linalg.norm(X) < 1e-3)
+    True
+    """
+    beta = loss_to_beta(loss)
+    solver = resolve_solver(solver, beta)
+    X = _as_float_data(X)
+    check_data(X, beta=beta)
+    k = check_rank(n_components, X.shape)
+    check_init(init)
+    if isinstance(n_restarts, bool) or not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1:
+        raise ValueError(f"n_restarts must be an integer ≥ 1, got {n_restarts!r}.")
+    rng = as_generator(random_state)
+    best = None
+    all_objectives = []
+    for restart in range(n_restarts):
+        start = init if restart == 0 else "random"
+        W, H = initialize(X, k, start, rng)
+        result = alternate(
+            X, W, H, make_update(solver, beta),
+            max_iter=max_iter, tol=tol, callback=callback,
+        )
+        all_objectives.append(result.final_objective)
+        if best is None or result.final_objective < best.final_objective:
+            best = result
+    best.W, best.H, _ = canonical_order(best.W, best.H)
+    best.restart_objectives = all_objectives
+    return best
+
+
+def solve_loadings(X, H, *, loss="frobenius", solver="auto", max_iter=200, tol=1e-4):
+    """Maps ``W ≥ 0`` that best explain ``X`` with the components ``H`` fixed.
+
+    Parameters
+    ----------
+    X : array-like or scipy.sparse matrix, shape (n, m), nonnegative
+    H : ndarray, shape (k, m)
+        Fixed components.
+    loss, solver, max_iter, tol
+        As in :func:`nmf`.
+
+    Returns
+    -------
+    ndarray, shape (n, k)
+
+    Examples
+    --------
+    >>> H = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    >>> W_true = np.array([[1.0, 2.0], [3.0, 0.0]])
+    >>> W = solve_loadings(W_true @ H, H, max_iter=500, tol=1e-12)
+    >>> bool(np.allclose(W, W_true, atol=1e-5))
+    True
+    """
+    beta = loss_to_beta(loss)
+    solver = resolve_solver(solver, beta)
+    X = _as_float_data(X)
+    check_finite(X)
+    check_nonnegative(X, where="transform")
+    H = np.ascontiguousarray(H, dtype=X.dtype)
+    W = initialize(X, H.shape[0], (None, H), None)[0]
+    if beta != 2 or solver == "mu":
+        W = np.maximum(W, max(float(np.mean(W)), 1e-6) * 1e-3).astype(X.dtype)
+    result = alternate(
+        X, W, H, make_update(solver, beta),
+        max_iter=max_iter, tol=tol, update_H=False,
+    )
+    return result.W

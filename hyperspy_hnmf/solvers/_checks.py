@@ -1,0 +1,306 @@
+"""Validation of solver inputs: one place for every message a user reads.
+
+All checks read the data without copying it (reductions only) and run before
+any result is modified.
+"""
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+
+#: Loss names and their β of the β-divergence.
+LOSSES = {
+    "frobenius": 2.0,
+    "kullback-leibler": 1.0,
+    "kl": 1.0,
+    "itakura-saito": 0.0,
+    "is": 0.0,
+}
+
+#: Solver names and the losses (β values) each one supports; ``None`` = any β.
+SOLVERS = {
+    "hals": (2.0,),
+    "als": (2.0,),
+    "mu": None,
+}
+
+SOLVER_NAMES = ("auto",) + tuple(SOLVERS)
+
+_BLOCK_ELEMENTS = 1 << 22
+
+
+def row_blocks(n_rows, n_cols, block_elements=_BLOCK_ELEMENTS):
+    """Yield ``slice`` objects that cover ``range(n_rows)`` in blocks.
+
+    Each block holds about ``block_elements`` entries of a row-major
+    ``(n_rows, n_cols)`` array, so a temporary of one block stays small.
+
+    Parameters
+    ----------
+    n_rows, n_cols : int
+        Shape of the array to traverse.
+    block_elements : int, optional
+        Target number of entries per block.
+
+    Yields
+    ------
+    slice
+
+    Examples
+    --------
+    >>> [s.stop for s in row_blocks(10, 4, block_elements=12)]
+    [3, 6, 9, 10]
+    """
+    step = max(1, block_elements // max(1, n_cols))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
+
+
+def loss_to_beta(loss):
+    """Return the β of the β-divergence named by ``loss``.
+
+    Parameters
+    ----------
+    loss : str or float
+        ``"frobenius"``, ``"kullback-leibler"`` (``"kl"``),
+        ``"itakura-saito"`` (``"is"``) or a real β.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> loss_to_beta("kl")
+    1.0
+    >>> loss_to_beta(0.5)
+    0.5
+    """
+    if isinstance(loss, str):
+        key = loss.lower()
+        if key not in LOSSES:
+            raise ValueError(
+                f"Unknown loss {loss!r}. Valid losses are "
+                f"{', '.join(repr(name) for name in LOSSES)}, or a real β of the "
+                "β-divergence (2 = Frobenius, 1 = Kullback-Leibler, 0 = Itakura-Saito)."
+            )
+        return LOSSES[key]
+    if isinstance(loss, numbers.Real) and not isinstance(loss, bool) and np.isfinite(loss):
+        return float(loss)
+    raise ValueError(
+        f"`loss` must be a loss name or a real β, not {loss!r}. Valid names are "
+        f"{', '.join(repr(name) for name in LOSSES)}."
+    )
+
+
+def resolve_solver(solver, beta):
+    """Return the concrete solver name for ``solver`` and the loss ``beta``.
+
+    ``"auto"`` picks HALS for the Frobenius loss and multiplicative updates
+    otherwise.
+
+    Parameters
+    ----------
+    solver : str
+        One of ``SOLVER_NAMES``.
+    beta : float
+        β of the loss.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> resolve_solver("auto", 1.0)
+    'mu'
+    >>> resolve_solver("auto", 2.0)
+    'hals'
+    """
+    if not isinstance(solver, str) or solver.lower() not in SOLVER_NAMES:
+        raise ValueError(
+            f"Unknown solver {solver!r}. Valid solvers are "
+            f"{', '.join(repr(name) for name in SOLVER_NAMES)}."
+        )
+    solver = solver.lower()
+    if solver == "auto":
+        return "hals" if beta == 2.0 else "mu"
+    supported = SOLVERS[solver]
+    if supported is not None and beta not in supported:
+        raise ValueError(
+            f"solver={solver!r} minimises the Frobenius loss only, but the loss has "
+            f"β={beta:g}. Use solver='mu' (multiplicative updates) for the "
+            "Kullback-Leibler and other β-divergences, or loss='frobenius'."
+        )
+    return solver
+
+
+def check_rank(n_components, shape=None):
+    """Check that ``n_components`` is a positive integer.
+
+    Parameters
+    ----------
+    n_components : int
+        Requested number of components.
+    shape : tuple of int, optional
+        Unused by the check itself; kept for messages that name the data size.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> check_rank(3)
+    3
+    """
+    if (
+        isinstance(n_components, bool)
+        or not isinstance(n_components, numbers.Integral)
+        or n_components < 1
+    ):
+        size = f" for data of shape {shape}" if shape is not None else ""
+        raise ValueError(
+            f"The number of components must be an integer ≥ 1{size}, "
+            f"got {n_components!r}."
+        )
+    return int(n_components)
+
+
+def data_values(X):
+    """Return the stored values of ``X`` (dense array or the nonzeros of sparse).
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix
+
+    Returns
+    -------
+    ndarray
+        A view, never a copy, for dense and CSR/CSC input.
+
+    Examples
+    --------
+    >>> data_values(np.ones((2, 2))).shape
+    (2, 2)
+    """
+    return X.data if sp.issparse(X) else X
+
+
+def check_finite(X, name="X"):
+    """Raise ``ValueError`` if ``X`` holds NaN or infinite values.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix
+    name : str
+        How to call the data in the message.
+
+    Examples
+    --------
+    >>> check_finite(np.ones(3))
+    """
+    values = data_values(X)
+    total = np.sum(values, dtype=np.float64)
+    if np.isfinite(total):
+        return
+    n_nan = int(np.count_nonzero(np.isnan(values)))
+    n_inf = int(np.count_nonzero(np.isinf(values)))
+    if n_nan == 0 and n_inf == 0:
+        return
+    raise ValueError(
+        f"{name} contains NaN or infinity ({n_nan} NaN, {n_inf} infinite values): "
+        "NMF needs finite data. Replace them (e.g. with 0 or a local mean), or "
+        "exclude the affected pixels with `navigation_mask`/`signal_mask`."
+    )
+
+
+def check_nonnegative(X, name="X", where="NMF"):
+    """Raise ``ValueError`` if ``X`` has negative entries, saying how many.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix
+    name : str
+        How to call the data in the message.
+    where : str
+        The caller, for the message (``"HNMF.fit"``, ...).
+
+    Examples
+    --------
+    >>> check_nonnegative(np.zeros((2, 2)))
+    """
+    values = data_values(X)
+    if values.size == 0:
+        return
+    minimum = values.min()
+    if minimum >= 0:
+        return
+    count = int(np.count_nonzero(values < 0))
+    raise ValueError(
+        f"Negative values in data passed to {where}: {name} has {count} negative "
+        f"entries (minimum {float(minimum):.6g}). NMF needs nonnegative data. "
+        f"Add an offset (e.g. subtract the minimum, {-float(minimum):.6g}), or, if the "
+        "negative values are noise around zero (e.g. after background subtraction), "
+        "pass clip_negative=True to set them to zero with a warning."
+    )
+
+
+def check_not_all_zero(X, name="X"):
+    """Raise ``ValueError`` if every entry of ``X`` is zero.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix
+    name : str
+        How to call the data in the message.
+
+    Examples
+    --------
+    >>> check_not_all_zero(np.eye(2))
+    """
+    values = data_values(X)
+    if values.size and values.max() > 0:
+        return
+    raise ValueError(
+        f"{name} is all zeros: there is nothing to factorize. Check that the data "
+        "were loaded correctly and that the masks do not exclude every nonzero pixel."
+    )
+
+
+def check_factor(array, shape, name, dtype):
+    """Validate a user-supplied factor and return it as a writable array.
+
+    Parameters
+    ----------
+    array : array-like
+        The user's factor.
+    shape : tuple of int
+        Expected shape.
+    name : str
+        Name used in messages (``"W"``, ``"H"``).
+    dtype : numpy dtype
+        dtype of the data, which the factor takes.
+
+    Returns
+    -------
+    ndarray
+        A C-contiguous copy of the factor, of ``dtype``.
+
+    Examples
+    --------
+    >>> check_factor([[1, 2]], (1, 2), "H", np.float32).dtype
+    dtype('float32')
+    """
+    factor = np.array(array, dtype=dtype, order="C", copy=True)
+    if factor.shape != tuple(shape):
+        raise ValueError(
+            f"The initial {name} has shape {factor.shape}, but the data need "
+            f"shape {tuple(shape)}."
+        )
+    if not np.all(np.isfinite(factor)):
+        raise ValueError(f"The initial {name} contains NaN or infinite values.")
+    if factor.min(initial=0) < 0:
+        raise ValueError(f"The initial {name} has negative entries; NMF factors are ≥ 0.")
+    return factor

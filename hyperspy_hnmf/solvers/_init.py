@@ -1,0 +1,226 @@
+"""Initial factors for NMF: NNDSVD variants, SPA, random, or user arrays.
+
+References
+----------
+C. Boutsidis and E. Gallopoulos, "SVD based initialization: a head start for
+nonnegative matrix factorization", Pattern Recognition 41 (2008) 1350.
+N. Gillis and S. A. Vavasis, "Fast and robust recursive algorithms for
+separable nonnegative matrix factorization", IEEE TPAMI 36 (2014) 698.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._checks import check_factor
+from ._linalg import randomized_svd
+
+INIT_METHODS = ("nndsvd", "nndsvda", "nndsvdar", "spa", "random")
+
+
+def check_init(init):
+    """Raise ``ValueError`` unless ``init`` names a method or is a ``(W, H)`` tuple.
+
+    Examples
+    --------
+    >>> check_init("spa")
+    """
+    if isinstance(init, tuple) or (isinstance(init, str) and init in INIT_METHODS):
+        return
+    raise ValueError(
+        f"Unknown init {init!r}. Valid values are "
+        f"{', '.join(repr(name) for name in INIT_METHODS)}, or a tuple (W, H) "
+        "of initial arrays."
+    )
+
+
+def data_mean(X):
+    """Mean of all entries of ``X`` (dense or sparse) in float64.
+
+    Examples
+    --------
+    >>> data_mean(np.ones((2, 3), dtype=np.float32))
+    1.0
+    """
+    return float(X.sum(dtype=np.float64)) / (X.shape[0] * X.shape[1])
+
+
+def _nndsvd(X, k, rng, fill):
+    n, m = X.shape
+    U, S, Vt = randomized_svd(X, k, rng)
+    W = np.zeros((n, k), dtype=np.float64)
+    H = np.zeros((k, m), dtype=np.float64)
+    # The leading singular pair of a nonnegative matrix can be chosen >= 0.
+    W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])
+    H[0] = np.sqrt(S[0]) * np.abs(Vt[0])
+    for j in range(1, len(S)):
+        u, v = U[:, j].astype(np.float64), Vt[j].astype(np.float64)
+        up, un = np.maximum(u, 0), np.maximum(-u, 0)
+        vp, vn = np.maximum(v, 0), np.maximum(-v, 0)
+        nup, nun = np.linalg.norm(up), np.linalg.norm(un)
+        nvp, nvn = np.linalg.norm(vp), np.linalg.norm(vn)
+        if nup * nvp >= nun * nvn:
+            a, b, scale = up / max(nup, 1e-300), vp / max(nvp, 1e-300), nup * nvp
+        else:
+            a, b, scale = un / max(nun, 1e-300), vn / max(nvn, 1e-300), nun * nvn
+        weight = np.sqrt(S[j] * scale)
+        W[:, j] = weight * a
+        H[j] = weight * b
+    tiny = 1e-6 * max(W.max(), H.max(), 1e-300)
+    W[W < tiny] = 0
+    H[H < tiny] = 0
+    if fill == "mean":
+        average = data_mean(X)
+        W[W == 0] = average
+        H[H == 0] = average
+    elif fill == "random":
+        average = data_mean(X)
+        W[W == 0] = average * rng.random(np.count_nonzero(W == 0)) / 100
+        H[H == 0] = average * rng.random(np.count_nonzero(H == 0)) / 100
+    return W, H
+
+
+def _least_squares_loadings(X, H):
+    """Nonnegative projection of the least-squares maps for fixed components."""
+    gram = H @ H.T
+    gram[np.diag_indices_from(gram)] += 1e-12 * max(np.trace(gram), 1e-300)
+    rhs = np.asarray(X @ H.T.astype(X.dtype, copy=False), dtype=np.float64)
+    W = np.linalg.solve(gram, rhs.T).T
+    return np.maximum(W, 0)
+
+
+def spa_rows(X, k, rng):
+    """Indices of ``k`` rows of ``X`` chosen by the successive projection algorithm.
+
+    The rows are first normalized to unit sum, so that pure rows are the
+    vertices of the simplex that contains all rows, then compressed onto the
+    dominant ``k``-dimensional subspace; SPA repeatedly picks the row of largest
+    residual norm and projects it out.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix, shape (n, m), nonnegative
+    k : int
+    rng : numpy.random.Generator
+        Used by the randomized SVD of the compression step.
+
+    Returns
+    -------
+    ndarray of int, shape (k,)
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> H = np.eye(3, 6)
+    >>> W = np.vstack([np.eye(3), rng.dirichlet(np.ones(3), 20)])
+    >>> sorted(spa_rows(W @ H, 3, rng).tolist())
+    [0, 1, 2]
+    """
+    U, S, Vt = randomized_svd(X, k, rng)
+    row_sums = np.asarray(X.sum(axis=1, dtype=np.float64)).ravel()
+    reduced = (U * S).astype(np.float64)
+    valid = row_sums > 0
+    reduced[valid] /= row_sums[valid, None]
+    reduced[~valid] = 0
+    residual = reduced.copy()
+    chosen = []
+    for _ in range(k):
+        norms = np.einsum("ij,ij->i", residual, residual)
+        norms[chosen] = -1
+        index = int(np.argmax(norms))
+        chosen.append(index)
+        direction = residual[index]
+        length = np.dot(direction, direction)
+        if length <= 0:
+            break
+        residual -= np.outer(residual @ direction / length, direction)
+    if len(chosen) < k:
+        remaining = np.setdiff1d(np.arange(X.shape[0]), chosen)
+        chosen.extend(rng.choice(remaining, k - len(chosen), replace=False))
+    return np.asarray(chosen[:k])
+
+
+def _spa(X, k, rng):
+    rows = spa_rows(X, k, rng)
+    H = X[rows]
+    H = H.toarray() if sp.issparse(H) else np.array(H, dtype=np.float64)
+    W = _least_squares_loadings(X, H.astype(np.float64))
+    # A component that the projection leaves unused would stay at zero.
+    dead = W.sum(axis=0) == 0
+    W[:, dead] = data_mean(X) / max(k, 1)
+    return W, H.astype(np.float64)
+
+
+def _random(X, k, rng):
+    n, m = X.shape
+    scale = np.sqrt(max(data_mean(X), 0) / k)
+    W = scale * np.abs(rng.standard_normal((n, k)))
+    H = scale * np.abs(rng.standard_normal((k, m)))
+    return W, H
+
+
+def initialize(X, k, init, rng):
+    """Initial nonnegative factors ``W`` (n×k) and ``H`` (k×m), of ``X``'s dtype.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix, shape (n, m), nonnegative
+    k : int
+        Number of components.
+    init : str or tuple
+        One of ``INIT_METHODS``:
+
+        - ``"nndsvd"``: nonnegative double SVD; zeros stay (good for HALS,
+          sparse results);
+        - ``"nndsvda"``: zeros filled with the data mean (good for all solvers);
+        - ``"nndsvdar"``: zeros filled with small random values;
+        - ``"spa"``: the ``k`` purest rows of ``X`` (successive projection
+          algorithm) as components, maps by nonnegative least squares;
+        - ``"random"``: scaled absolute Gaussian entries.
+
+        Or a tuple ``(W, H)`` of user arrays; either may be ``None`` (not
+        both), in which case it is computed from the other by nonnegative
+        least squares.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    W : ndarray, shape (n, k)
+    H : ndarray, shape (k, m)
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((20, 3)) @ rng.random((3, 10))
+    >>> W, H = initialize(X, 3, "nndsvda", rng)
+    >>> W.shape, H.shape, bool(W.min() >= 0 and H.min() >= 0)
+    ((20, 3), (3, 10), True)
+    """
+    n, m = X.shape
+    dtype = X.dtype
+    if isinstance(init, tuple):
+        if len(init) != 2 or (init[0] is None and init[1] is None):
+            raise ValueError(
+                "A user initialization must be a tuple (W, H) of arrays of shapes "
+                f"({n}, {k}) and ({k}, {m}); one of them may be None."
+            )
+        W0, H0 = init
+        H = None if H0 is None else check_factor(H0, (k, m), "H", dtype)
+        W = None if W0 is None else check_factor(W0, (n, k), "W", dtype)
+        if W is None:
+            W = _least_squares_loadings(X, H.astype(np.float64)).astype(dtype)
+        if H is None:
+            H = _least_squares_loadings(X.T, W.astype(np.float64)).T.astype(dtype)
+        return np.ascontiguousarray(W), np.ascontiguousarray(H)
+    if init in ("nndsvd", "nndsvda", "nndsvdar"):
+        fill = {"nndsvd": None, "nndsvda": "mean", "nndsvdar": "random"}[init]
+        W, H = _nndsvd(X, k, rng, fill)
+    elif init == "spa":
+        W, H = _spa(X, k, rng)
+    elif init == "random":
+        W, H = _random(X, k, rng)
+    else:
+        check_init(init)
+    return (
+        np.ascontiguousarray(W, dtype=dtype),
+        np.ascontiguousarray(H, dtype=dtype),
+    )

@@ -1,0 +1,184 @@
+"""Small linear-algebra helpers shared by the solvers."""
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from ._checks import row_blocks
+
+
+def as_generator(random_state):
+    """Return a :class:`numpy.random.Generator` for ``random_state``.
+
+    Parameters
+    ----------
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        ``None`` gives fresh entropy; an int seeds a new generator; a
+        ``RandomState`` is turned into a generator seeded from it, so the same
+        ``RandomState`` state gives the same results.
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Examples
+    --------
+    >>> as_generator(0).integers(10) == as_generator(0).integers(10)
+    True
+    """
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    return np.random.default_rng(random_state)
+
+
+def randomized_range(X, rank, rng, n_oversamples=10, n_power_iter=4):
+    """Orthonormal basis ``Q`` of the dominant column space of ``X``.
+
+    Halko, Martinsson & Tropp (SIAM Review 53, 2011), algorithm 4.4 with QR
+    re-orthonormalization between power iterations. Costs
+    ``2 * n_power_iter + 1`` products with ``X``; ``X`` is never copied.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix, shape (n, m)
+    rank : int
+        Target rank.
+    rng : numpy.random.Generator
+    n_oversamples : int
+        Extra columns of the sketch.
+    n_power_iter : int
+        Number of power iterations (each reads ``X`` twice).
+
+    Returns
+    -------
+    ndarray, shape (n, rank + n_oversamples) or smaller
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((50, 3)) @ rng.random((3, 40))
+    >>> Q = randomized_range(X, 3, rng)
+    >>> bool(np.allclose(Q @ (Q.T @ X), X))
+    True
+    """
+    n, m = X.shape
+    width = min(rank + n_oversamples, n, m)
+    dtype = np.result_type(X.dtype, np.float32)
+    sketch = rng.standard_normal((m, width)).astype(dtype, copy=False)
+    Q = np.linalg.qr(np.asarray(X @ sketch))[0]
+    for _ in range(n_power_iter):
+        Z = np.linalg.qr(np.asarray(X.T @ Q))[0]
+        Q = np.linalg.qr(np.asarray(X @ Z))[0]
+    return Q
+
+
+def randomized_svd(X, rank, rng, n_oversamples=10, n_power_iter=4):
+    """Truncated SVD ``X ≈ U diag(S) Vt`` by random projection.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix, shape (n, m)
+    rank : int
+    rng : numpy.random.Generator
+    n_oversamples, n_power_iter : int
+        See :func:`randomized_range`.
+
+    Returns
+    -------
+    U : ndarray, shape (n, rank)
+    S : ndarray, shape (rank,)
+    Vt : ndarray, shape (rank, m)
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((30, 2)) @ rng.random((2, 20))
+    >>> U, S, Vt = randomized_svd(X, 2, rng)
+    >>> bool(np.allclose(U * S @ Vt, X))
+    True
+    """
+    Q = randomized_range(X, rank, rng, n_oversamples, n_power_iter)
+    B = np.asarray((X.T @ Q).T)
+    Ub, S, Vt = scipy.linalg.svd(B, full_matrices=False, check_finite=False)
+    U = Q @ Ub
+    return U[:, :rank], S[:rank], Vt[:rank]
+
+
+def squared_norm(X):
+    """``sum(X**2)`` in float64, reading ``X`` in blocks (no full-size copy).
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> squared_norm(np.full((3, 3), 2, dtype=np.float32))
+    36.0
+    """
+    if sp.issparse(X):
+        values = X.data
+        return float(np.dot(values.astype(np.float64), values.astype(np.float64)))
+    total = 0.0
+    rows = X.reshape(X.shape[0], -1) if X.ndim > 1 else X.reshape(1, -1)
+    for block in row_blocks(*rows.shape):
+        part = rows[block].astype(np.float64).ravel()
+        total += float(np.dot(part, part))
+    return total
+
+
+def to_csr(X):
+    """CSR copy of a dense array, built block by block.
+
+    Only the nonzeros are stored: for counted data that are mostly zeros this
+    is a small fraction of the dense size, and no dense temporary larger than
+    one block is made.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, m)
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+
+    Examples
+    --------
+    >>> to_csr(np.eye(3, dtype=np.float32)).nnz
+    3
+    """
+    if sp.issparse(X):
+        return X.tocsr()
+    blocks = [sp.csr_matrix(X[rows]) for rows in row_blocks(*X.shape)]
+    return sp.vstack(blocks, format="csr")
+
+
+def density(X):
+    """Fraction of nonzero entries of ``X`` (counted in blocks for dense data).
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> density(np.eye(4))
+    0.25
+    """
+    size = X.shape[0] * X.shape[1]
+    if size == 0:
+        return 0.0
+    if sp.issparse(X):
+        return X.count_nonzero() / size
+    nonzero = sum(int(np.count_nonzero(X[rows])) for rows in row_blocks(*X.shape))
+    return nonzero / size

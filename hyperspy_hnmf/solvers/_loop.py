@@ -1,0 +1,159 @@
+"""The alternating loop shared by every solver, and the final ordering."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FitResult:
+    """Outcome of one NMF run.
+
+    Attributes
+    ----------
+    W : ndarray, shape (n, k)
+        Maps (HyperSpy's loadings).
+    H : ndarray, shape (k, m)
+        Components (HyperSpy's factors, transposed).
+    objective : ndarray
+        Objective after initialization (entry 0) and after every iteration.
+    n_iter : int
+        Number of iterations run.
+    converged : bool
+        Whether the relative decrease fell below ``tol`` before ``max_iter``.
+    restart_objectives : list of float
+        Final objective of every restart (one entry without restarts).
+    """
+
+    W: np.ndarray
+    H: np.ndarray
+    objective: np.ndarray
+    n_iter: int
+    converged: bool
+    restart_objectives: list = field(default_factory=list)
+
+    @property
+    def final_objective(self):
+        """Objective at the returned factors."""
+        return float(self.objective[-1])
+
+
+def _balance(W, Ht):
+    """Rescale columns of ``W`` and ``Ht`` to equal norms (their product is unchanged)."""
+    norm_w = np.linalg.norm(W, axis=0)
+    norm_h = np.linalg.norm(Ht, axis=0)
+    usable = (norm_w > 0) & (norm_h > 0)
+    scale = np.ones_like(norm_w)
+    scale[usable] = np.sqrt(norm_h[usable] / norm_w[usable])
+    W *= scale.astype(W.dtype)
+    Ht /= scale.astype(Ht.dtype)
+
+
+def alternate(X, W, H, update, *, max_iter, tol, update_W=True, update_H=True,
+              callback=None):
+    """Alternate the half-steps of ``update`` until the objective stalls.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix, shape (n, m)
+    W : ndarray, shape (n, k)
+        Initial maps; updated in place when ``update_W``.
+    H : ndarray, shape (k, m)
+        Initial components; a contiguous transposed copy is updated.
+    update : Update
+        The solver's half-step (see :mod:`._updates`).
+    max_iter : int
+        Maximum number of iterations (one iteration updates both factors).
+    tol : float
+        Stop when the relative change of the objective over one iteration,
+        ``|f_prev - f| / f_prev``, is below ``tol``; 0 runs ``max_iter``. (The
+        absolute value lets a non-monotone solver such as ALS go on after an
+        increase.)
+    update_W, update_H : bool
+        Which factors to update (``transform`` keeps ``H`` fixed).
+    callback : callable, optional
+        Called as ``callback(iteration, objective)`` after every iteration.
+
+    Returns
+    -------
+    FitResult
+
+    Examples
+    --------
+    >>> from hyperspy_hnmf.solvers._updates import HALSUpdate
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((30, 2)) @ rng.random((2, 20))
+    >>> result = alternate(X, rng.random((30, 2)), rng.random((2, 20)),
+    ...                    HALSUpdate(), max_iter=50, tol=0)
+    >>> bool(np.all(np.diff(result.objective) <= 1e-12))
+    True
+    """
+    Xw, Xh = update.prepare(X)
+    W = np.ascontiguousarray(W)
+    Ht = np.ascontiguousarray(H.T)
+    history = [update.objective(Xw, W, Ht)]
+    converged = False
+    iteration = 0
+    for iteration in range(1, max_iter + 1):
+        objective = None
+        if update_H:
+            objective = update.step(Xh, Ht, W, want_objective=not update_W)
+        if update_W:
+            objective = update.step(Xw, W, Ht, want_objective=True)
+        if update.balance and update_W and update_H:
+            _balance(W, Ht)
+        if objective is None:
+            objective = update.objective(Xw, W, Ht)
+        history.append(objective)
+        if callback is not None:
+            callback(iteration, objective)
+        previous = history[-2]
+        if objective <= 0 or (previous > 0 and abs(previous - objective) / previous < tol):
+            converged = True
+            break
+    return FitResult(
+        W=W,
+        H=np.ascontiguousarray(Ht.T),
+        objective=np.asarray(history, dtype=np.float64),
+        n_iter=iteration,
+        converged=converged,
+        restart_objectives=[float(history[-1])],
+    )
+
+
+def canonical_order(W, H):
+    """Scale and sort components into the package's documented order.
+
+    Each component (row of ``H``) is scaled to sum to 1, its map (column of
+    ``W``) carries the intensity, so a map reads directly as the counts (or
+    intensity) in that component at each position. Components are sorted by
+    decreasing total intensity ``W[:, j].sum()``; ties keep their order. A
+    component that is all zero stays zero and goes last.
+
+    Parameters
+    ----------
+    W : ndarray, shape (n, k)
+    H : ndarray, shape (k, m)
+
+    Returns
+    -------
+    W, H : ndarray
+        New arrays; ``W @ H`` is unchanged up to rounding.
+    order : ndarray of int
+        The permutation applied (``new[j] = old[order[j]]``).
+
+    Examples
+    --------
+    >>> W = np.array([[1.0, 4.0], [1.0, 4.0]])
+    >>> H = np.array([[2.0, 2.0], [0.5, 0.5]])
+    >>> W2, H2, order = canonical_order(W, H)
+    >>> H2.sum(axis=1).tolist(), order.tolist()
+    [[1.0, 1.0], [0, 1]]
+    """
+    sums = H.sum(axis=1, dtype=np.float64)
+    scale = np.where(sums > 0, sums, 1.0)
+    W = W * scale.astype(W.dtype)
+    H = H / scale[:, None].astype(H.dtype)
+    total = W.sum(axis=0, dtype=np.float64)
+    order = np.argsort(-total, kind="stable")
+    return np.ascontiguousarray(W[:, order]), np.ascontiguousarray(H[order]), order

@@ -1,0 +1,223 @@
+"""Half-step updates of the alternating NMF loop, one class per solver.
+
+Each update class changes one factor ``A`` of the model ``Y ≈ A @ B.T`` in
+place; the loop in :mod:`._loop` calls it with ``(X, W, H.T)`` for the maps and
+``(X.T, H.T, W)`` for the components, so every solver is written once for both
+sides. A step can return the objective at the new point when it gets it for
+free (or nearly) from the products it already computed.
+"""
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from . import _kernels
+from ._checks import row_blocks
+from ._linalg import density, squared_norm, to_csr
+from ._objective import (
+    MODEL_FLOOR,
+    elementwise_beta_divergence,
+    frobenius_from_products,
+    kl_divergence_csr,
+)
+
+#: Lower bound of factor entries in multiplicative updates: a zero entry could
+#: never grow again ("zero-locking").
+MU_FLOOR = 1e-16
+
+#: Counted data with at most this fraction of nonzeros take the sparse KL path.
+SPARSE_KL_DENSITY = 0.3
+
+
+class Update:
+    """Base class: data preparation and the objective of a solver.
+
+    Subclasses implement :meth:`step`. ``prepare`` returns the data for the
+    map step and for the component step (the transpose).
+    """
+
+    #: Rescale the columns of W and H to equal norms after each iteration.
+    balance = False
+
+    def prepare(self, X):
+        """Return ``(X, X.T)`` in the layouts :meth:`step` works on."""
+        self.norm_X2 = None
+        return X, X.T
+
+    def step(self, Y, A, B, want_objective):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def objective(self, Y, A, B):
+        """Objective at ``Y ≈ A @ B.T`` (a full evaluation)."""
+        if self.norm_X2 is None:
+            self.norm_X2 = squared_norm(Y)
+        return frobenius_from_products(self.norm_X2, Y @ B, A, B.T @ B)
+
+
+class HALSUpdate(Update):
+    """Hierarchical alternating least squares for the Frobenius loss.
+
+    Uses the acceleration of Gillis & Glineur (Neural Computation 24, 2012):
+    the products ``Y B`` and ``B^T B`` are computed once per half-step and
+    reused for several cheap inner sweeps, until a sweep changes ``A`` by less
+    than ``inner_tol`` times the first sweep's change or the inner budget
+    ``1 + alpha * rho`` is spent (``rho`` = cost of the products / cost of a
+    sweep).
+
+    Parameters
+    ----------
+    alpha : float
+        Inner budget factor (0 = one sweep, plain HALS).
+    inner_tol : float
+        Relative change that ends the inner sweeps.
+    """
+
+    balance = True
+
+    def __init__(self, alpha=0.5, inner_tol=0.1):
+        self.alpha = alpha
+        self.inner_tol = inner_tol
+
+    def prepare(self, X):
+        Xw, Xh = super().prepare(X)
+        self.norm_X2 = squared_norm(X)
+        return Xw, Xh
+
+    def step(self, Y, A, B, want_objective):
+        n, k = A.shape
+        m = B.shape[0]
+        YB = np.asarray(Y @ B)
+        BtB = B.T @ B
+        rho = 1.0 + (n * m * k + m * k * k) / (n * k * (k + 1))
+        n_inner = 1 + int(self.alpha * rho)
+        first = None
+        for inner in range(n_inner):
+            change = _kernels.hals_sweep(A, YB, BtB, 0.0)
+            if first is None:
+                first = change
+            elif change <= (self.inner_tol**2) * first:
+                break
+        if want_objective:
+            return frobenius_from_products(self.norm_X2, YB, A, BtB)
+        return None
+
+
+class ALSUpdate(Update):
+    """Projected alternating least squares for the Frobenius loss.
+
+    ``A <- max(0, (Y B)(B^T B)^+)``, as used for 4D-STEM by Uesugi et al.
+    (Ultramicroscopy 2021). Fast per iteration but not monotone; use it with
+    restarts (``n_restarts``) and keep the best, as the authors do.
+    """
+
+    balance = True
+
+    def prepare(self, X):
+        Xw, Xh = super().prepare(X)
+        self.norm_X2 = squared_norm(X)
+        return Xw, Xh
+
+    def step(self, Y, A, B, want_objective):
+        YB = np.asarray(Y @ B)
+        BtB = B.T @ B
+        solution = scipy.linalg.lstsq(
+            BtB.astype(np.float64), YB.T.astype(np.float64), check_finite=False
+        )[0]
+        np.maximum(solution.T, 0, out=A, casting="unsafe")
+        if want_objective:
+            return frobenius_from_products(self.norm_X2, YB, A, BtB)
+        return None
+
+
+def _mu_exponent(beta):
+    """Exponent that makes the β multiplicative update monotone (Févotte & Idier 2011)."""
+    if beta < 1:
+        return 1.0 / (2.0 - beta)
+    if beta > 2:
+        return 1.0 / (beta - 1.0)
+    return 1.0
+
+
+class MUUpdate(Update):
+    """Multiplicative updates for the β-divergence (Lee & Seung; Févotte & Idier).
+
+    - β = 2: ``A <- A * (Y B) / (A B^T B)``, two GEMMs per step.
+    - β = 1 (KL) on sparse or mostly-zero data: the ratio ``Y / (A B^T)`` is
+      needed only at the nonzeros of ``Y``; a numba kernel computes the
+      numerator there, the denominator is a column sum of ``B``. The data are
+      held as CSR (and its transpose); the dense model is never formed.
+    - other β, and KL on dense data: row blocks of the model, so temporaries
+      stay at one block.
+
+    Entries are kept ≥ ``MU_FLOOR`` so that none is locked at zero, and model
+    values ≥ ``MODEL_FLOOR`` so that no division by zero occurs.
+
+    Parameters
+    ----------
+    beta : float
+        β of the divergence.
+    """
+
+    def __init__(self, beta):
+        self.beta = float(beta)
+        self.gamma = _mu_exponent(self.beta)
+        self.sparse_kl = False
+
+    def prepare(self, X):
+        self.norm_X2 = None
+        self.sum_X = float(X.sum(dtype=np.float64))
+        if self.beta == 2:
+            self.norm_X2 = squared_norm(X)
+            return X, X.T
+        if self.beta == 1 and (sp.issparse(X) or density(X) <= SPARSE_KL_DENSITY):
+            self.sparse_kl = True
+            Xw = to_csr(X)
+            Xw.sum_duplicates()
+            return Xw, Xw.T.tocsr()
+        return X, X.T
+
+    def _apply(self, A, numerator, denominator):
+        ratio = numerator / np.maximum(denominator, np.finfo(A.dtype).tiny)
+        if self.gamma != 1:
+            ratio **= self.gamma
+        A *= ratio
+        np.maximum(A, MU_FLOOR, out=A)
+
+    def step(self, Y, A, B, want_objective):
+        if self.beta == 2:
+            YB = np.asarray(Y @ B)
+            BtB = B.T @ B
+            self._apply(A, YB, A @ BtB)
+            return frobenius_from_products(self.norm_X2, YB, A, BtB) if want_objective else None
+        if self.sparse_kl:
+            numerator = _kernels.kl_numerator_csr(
+                Y.indptr, Y.indices, Y.data, A, B, MODEL_FLOOR
+            )
+            self._apply(A, numerator, B.sum(axis=0)[None, :])
+            return kl_divergence_csr(Y, A, B, self.sum_X) if want_objective else None
+        total = 0.0
+        Bt = B.T
+        for rows in row_blocks(*Y.shape):
+            block = Y[rows].toarray() if sp.issparse(Y) else Y[rows]
+            model = np.maximum(A[rows] @ Bt, MODEL_FLOOR)
+            if self.beta == 1:
+                numerator = (block / model) @ B
+                denominator = B.sum(axis=0)[None, :]
+            else:
+                numerator = (block * model ** (self.beta - 2)) @ B
+                denominator = model ** (self.beta - 1) @ B
+            self._apply(A[rows], numerator, denominator)
+            if want_objective:
+                total += elementwise_beta_divergence(block, A[rows] @ Bt, self.beta)
+        return total if want_objective else None
+
+    def objective(self, Y, A, B):
+        if self.beta == 2:
+            return super().objective(Y, A, B)
+        if self.sparse_kl:
+            return kl_divergence_csr(Y, A, B, self.sum_X)
+        total = 0.0
+        for rows in row_blocks(*Y.shape):
+            block = Y[rows].toarray() if sp.issparse(Y) else Y[rows]
+            total += elementwise_beta_divergence(block, A[rows] @ B.T, self.beta)
+        return total
