@@ -4,8 +4,11 @@ Importing the package registers ``algorithm="hnmf"`` for
 ``decomposition`` on every HyperSpy signal.
 """
 
-from . import solvers
+from . import data, solvers
 from .estimators import HNMF, NotFittedError
+from .integration import register, unregister
 
-__all__ = ["HNMF", "NotFittedError", "solvers"]
+register()
+
+__all__ = ["HNMF", "NotFittedError", "data", "register", "solvers", "unregister"]
 __version__ = "0.1.0"

@@ -1,0 +1,355 @@
+"""The only module that touches HyperSpy internals.
+
+HyperSpy has no registry of decomposition algorithms, so ``algorithm="hnmf"``
+works by wrapping ``decomposition`` of HyperSpy's ``MVA`` mixin (and of
+``LazySignal``): calls whose algorithm is not ours go to HyperSpy untouched;
+ours are validated here, before anything is modified, then handed to
+HyperSpy's own scikit-learn path with an :class:`~hyperspy_hnmf.HNMF`
+estimator, so masks, Poisson normalization and result storage stay
+HyperSpy's. A failed or interrupted fit restores the previous
+``learning_results``.
+"""
+
+import functools
+import inspect
+import warnings
+
+import numpy as np
+
+from .estimators import HNMF
+from .solvers import canonical_order
+from .solvers._checks import check_finite, check_nonnegative, check_not_all_zero, row_blocks
+
+#: The name to pass as ``algorithm`` to ``decomposition``.
+ALGORITHM_NAME = "hnmf"
+
+#: Keyword options of ``decomposition(algorithm="hnmf", ...)`` that go to :class:`HNMF`.
+ESTIMATOR_OPTIONS = tuple(
+    name for name in inspect.signature(HNMF).parameters if name != "n_components"
+)
+
+_DOC_NOTE = """
+    Notes (added by hyperspy_hnmf)
+    ------------------------------
+    ``algorithm="hnmf"`` (or an :class:`hyperspy_hnmf.HNMF` instance) runs the
+    nonnegative matrix factorization of hyperspy_hnmf. It needs
+    ``output_dimension`` and takes the options of :class:`hyperspy_hnmf.HNMF`
+    as keywords: ``loss``, ``solver``, ``init``, ``max_iter``, ``tol``,
+    ``random_state``, ``n_restarts``, ``clip_negative`` and
+    ``show_progressbar`` (None follows HyperSpy's preferences). Components
+    sum to one and are sorted by decreasing total intensity; fit details are
+    stored in ``learning_results.hnmf``.
+"""
+
+
+def is_hnmf_algorithm(algorithm):
+    """Whether ``algorithm`` asks for this package's NMF.
+
+    Parameters
+    ----------
+    algorithm : object
+        The ``algorithm`` argument of ``decomposition``.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_hnmf_algorithm("HNMF"), is_hnmf_algorithm("NMF")
+    (True, False)
+    """
+    if isinstance(algorithm, HNMF):
+        return True
+    return isinstance(algorithm, str) and algorithm.lower() == ALGORITHM_NAME
+
+
+def _show_progressbar(value):
+    if value is not None:
+        return bool(value)
+    from hyperspy.defaults_parser import preferences
+
+    return bool(preferences.General.show_progressbar)
+
+
+def _build_estimator(algorithm, output_dimension, options):
+    """The estimator for this call, with every option validated."""
+    options = dict(options)
+    show_progressbar = _show_progressbar(options.pop("show_progressbar", None))
+    if isinstance(algorithm, HNMF):
+        if options:
+            raise TypeError(
+                f"Options {sorted(options)} were given with an HNMF instance as "
+                "algorithm; set them on the instance instead, e.g. "
+                "HNMF(n_components=4, loss='kl')."
+            )
+        estimator = algorithm
+        if output_dimension is None:
+            output_dimension = estimator.n_components
+        elif estimator.n_components not in (None, output_dimension):
+            raise ValueError(
+                f"output_dimension={output_dimension} disagrees with the HNMF "
+                f"instance's n_components={estimator.n_components}; give one of them."
+            )
+        estimator.set_params(n_components=output_dimension)
+    else:
+        unknown = sorted(set(options) - set(ESTIMATOR_OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"Unknown option(s) {unknown} for algorithm='hnmf'. Valid options are "
+                f"{', '.join(ESTIMATOR_OPTIONS)}."
+            )
+        estimator = HNMF(n_components=output_dimension, **options)
+    estimator.set_params(show_progressbar=show_progressbar)
+    estimator._validate_params()
+    return estimator
+
+
+def _kept(mask, size):
+    """Boolean array of kept positions (HyperSpy masks are True where excluded)."""
+    return np.ones(size, dtype=bool) if mask is None else ~mask
+
+
+def _flat_masks(signal, navigation_mask, signal_mask):
+    """Masks flattened exactly as HyperSpy's decomposition flattens them."""
+    from hyperspy.learn._mva import _to_flat_bool
+    from hyperspy.signal import BaseSignal
+
+    signal._check_navigation_mask(navigation_mask)
+    signal._check_signal_mask(signal_mask)
+    if navigation_mask is not None and not isinstance(navigation_mask, BaseSignal):
+        navigation_mask = np.asarray(navigation_mask).T
+    return _to_flat_bool(navigation_mask), _to_flat_bool(signal_mask)
+
+
+def _check_signal_data(signal, nav_keep, sig_keep, clip_negative):
+    """Finite, nonnegative, not all zero: checked in blocks over the kept data."""
+    am = signal.axes_manager
+    n_nav, n_sig = am.navigation_size, am.signal_size
+    if am.axes_are_aligned_with_data:
+        rows = signal.data.reshape(n_nav, n_sig)
+    else:
+        # Masks follow the navigation-first layout; check every element instead.
+        rows = signal.data.reshape(1, -1)
+        nav_keep, sig_keep = np.ones(1, dtype=bool), np.ones(rows.shape[1], dtype=bool)
+    every_column = bool(sig_keep.all())
+    maximum = 0.0
+    for block in row_blocks(*rows.shape):
+        keep = nav_keep[block]
+        if not keep.any():
+            continue
+        values = rows[block] if keep.all() else rows[block][keep]
+        if not every_column:
+            values = values[:, sig_keep]
+        check_finite(values, name="The data")
+        if not clip_negative:
+            check_nonnegative(values, name="the signal", where="decomposition(algorithm='hnmf')")
+        maximum = max(maximum, float(values.max(initial=0)))
+    if maximum <= 0:
+        check_not_all_zero(np.zeros(1), name="The (unmasked) data")
+
+
+def _validate_call(signal, arguments, estimator):
+    """Every check on the signal and HyperSpy keywords, before any change."""
+    output_dimension = estimator.n_components
+    signal._validate_decomposition_inputs(
+        output_dimension, arguments["centre"], arguments["reproject"]
+    )
+    if output_dimension is None:
+        raise ValueError(
+            "algorithm='hnmf' needs the number of components: pass "
+            "output_dimension=k (e.g. s.decomposition(algorithm='hnmf', "
+            "output_dimension=4))."
+        )
+    if arguments["centre"] is not None:
+        raise ValueError(
+            f"centre={arguments['centre']!r} is not possible with algorithm='hnmf': "
+            "centring makes the data negative, and NMF needs nonnegative data. "
+            "Use centre=None."
+        )
+    nav_mask, sig_mask = _flat_masks(
+        signal, arguments["navigation_mask"], arguments["signal_mask"]
+    )
+    nav_keep = _kept(nav_mask, signal.axes_manager.navigation_size)
+    sig_keep = _kept(sig_mask, signal.axes_manager.signal_size)
+    n_nav, n_sig = int(nav_keep.sum()), int(sig_keep.sum())
+    if n_nav == 0 or n_sig == 0:
+        raise ValueError("All the data are masked, change the mask.")
+    limit = min(n_nav, n_sig)
+    if output_dimension >= limit:
+        raise ValueError(
+            f"output_dimension={output_dimension} is too large: it must be smaller "
+            f"than min(navigation size, signal size) = min({n_nav}, {n_sig}) = {limit} "
+            "(after masking)."
+        )
+    _check_signal_data(signal, nav_keep, sig_keep, estimator.clip_negative)
+    return nav_mask, sig_mask
+
+
+def _reorder_results(results, nav_mask, sig_mask):
+    """Put HyperSpy's rescaled results back into the package's canonical order."""
+    rows_nav = slice(None) if nav_mask is None else ~nav_mask
+    rows_sig = slice(None) if sig_mask is None else ~sig_mask
+    loadings, factors = results.loadings, results.factors
+    W, H, order = canonical_order(loadings[rows_nav], factors[rows_sig].T)
+    loadings = loadings[:, order]
+    factors = factors[:, order]
+    loadings[rows_nav] = W
+    factors[rows_sig] = H.T
+    results.loadings, results.factors = loadings, factors
+
+
+def _fit_info(estimator):
+    """What to store with the results: simple types only, so save/load keeps it."""
+    init = estimator.init if isinstance(estimator.init, str) else "user arrays"
+    random_state = estimator.random_state
+    return {
+        "loss": estimator.loss if isinstance(estimator.loss, str) else float(estimator.loss),
+        "beta": float(estimator._beta),
+        "solver": estimator._solver,
+        "init": init,
+        "max_iter": int(estimator.max_iter),
+        "tol": float(estimator.tol),
+        "random_state": random_state if isinstance(random_state, int) else repr(random_state),
+        "n_restarts": int(estimator.n_restarts),
+        "n_iter": int(estimator.n_iter_),
+        "converged": bool(estimator.converged_),
+        "reconstruction_error": float(estimator.reconstruction_err_),
+        "objective_history": np.asarray(estimator.objective_history_),
+        "restart_objectives": np.asarray(estimator.restart_objectives_),
+    }
+
+
+def _hnmf_decomposition(signal, original, arguments, options):
+    if signal._lazy:
+        gib = signal.data.nbytes / 2**30
+        raise NotImplementedError(
+            "algorithm='hnmf' does not run on lazy signals yet, and it will not load "
+            f"the data ({gib:.2f} GiB) silently. If they fit in memory, load them "
+            "first with s.compute() (or hs.load(..., lazy=False)), or decompose a "
+            "cropped/binned copy (s.inav[...] / s.rebin(...)) and then s.compute()."
+        )
+    estimator = _build_estimator(arguments["algorithm"], arguments["output_dimension"], options)
+    nav_mask, sig_mask = _validate_call(signal, arguments, estimator)
+    normalize = arguments["normalize_poissonian_noise"]
+    if normalize and loss_is_poisson(estimator):
+        warnings.warn(
+            "The Kullback-Leibler loss already models Poisson noise; "
+            "normalize_poissonian_noise=True would distort it and is ignored.",
+            UserWarning,
+            stacklevel=4,
+        )
+        normalize = False
+    previous = dict(signal.learning_results.__dict__)
+    try:
+        original(
+            signal,
+            normalize_poissonian_noise=normalize,
+            algorithm=estimator,
+            output_dimension=estimator.n_components,
+            navigation_mask=arguments["navigation_mask"],
+            signal_mask=arguments["signal_mask"],
+            reproject=arguments["reproject"],
+            return_info=True,
+            print_info=False,
+        )
+        results = signal.learning_results
+        if normalize:
+            _reorder_results(results, nav_mask, sig_mask)
+        results.decomposition_algorithm = ALGORITHM_NAME
+        results.hnmf = _fit_info(estimator)
+    except BaseException:
+        signal.learning_results.__dict__.clear()
+        signal.learning_results.__dict__.update(previous)
+        raise
+    if arguments["print_info"]:
+        info = results.hnmf
+        print(
+            "\n".join(
+                [
+                    "Decomposition info:",
+                    f"  normalize_poissonian_noise={normalize}",
+                    f"  algorithm={ALGORITHM_NAME}",
+                    f"  output_dimension={estimator.n_components}",
+                    f"  loss={info['loss']} (beta={info['beta']:g}), solver={info['solver']}, "
+                    f"init={info['init']}",
+                    f"  iterations={info['n_iter']} (converged={info['converged']}), "
+                    f"reconstruction error={info['reconstruction_error']:.6g}",
+                ]
+            )
+        )
+    return estimator if arguments["return_info"] else None
+
+
+def loss_is_poisson(estimator):
+    """Whether the estimator's loss is the KL divergence (β = 1).
+
+    Examples
+    --------
+    >>> loss_is_poisson(HNMF(loss="kl")), loss_is_poisson(HNMF())
+    (True, False)
+    """
+    from .solvers._checks import loss_to_beta
+
+    return loss_to_beta(estimator.loss) == 1.0
+
+
+def _wrap_decomposition(original):
+    """``decomposition`` that handles ``algorithm="hnmf"`` and delegates the rest."""
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def decomposition(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        if not is_hnmf_algorithm(arguments["algorithm"]):
+            return original(self, *args, **kwargs)
+        options = arguments.pop("kwargs", {})
+        return _hnmf_decomposition(self, original, arguments, options)
+
+    decomposition._hnmf_original = original
+    decomposition.__doc__ = (original.__doc__ or "") + _DOC_NOTE
+    return decomposition
+
+
+def _signal_classes():
+    from hyperspy._signals.lazy import LazySignal
+    from hyperspy.learn._mva import MVA
+
+    return (MVA, LazySignal)
+
+
+def register():
+    """Make ``algorithm="hnmf"`` available in ``decomposition`` (idempotent).
+
+    Called on ``import hyperspy_hnmf``; calling it again changes nothing.
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> register()
+    >>> hasattr(hs.signals.Signal1D.decomposition, "_hnmf_original")
+    True
+    """
+    for cls in _signal_classes():
+        current = cls.__dict__["decomposition"]
+        if not hasattr(current, "_hnmf_original"):
+            cls.decomposition = _wrap_decomposition(current)
+
+
+def unregister():
+    """Restore HyperSpy's own ``decomposition`` (the inverse of :func:`register`).
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> unregister()
+    >>> hasattr(hs.signals.Signal1D.decomposition, "_hnmf_original")
+    False
+    >>> register()
+    """
+    for cls in _signal_classes():
+        current = cls.__dict__["decomposition"]
+        if hasattr(current, "_hnmf_original"):
+            cls.decomposition = current._hnmf_original
