@@ -338,7 +338,7 @@ class HNMF:
         self.n_features_in_ = X.shape[1]
         self.n_iter_ = result.n_iter
         self.objective_history_ = result.objective
-        self.reconstruction_err_ = float(np.sqrt(2.0 * result.final_objective))
+        self.reconstruction_err_ = float(np.sqrt(2.0 * max(result.divergence, 0.0)))
         self.converged_ = result.converged
         self.restart_objectives_ = np.asarray(result.restart_objectives)
         self._beta, self._solver = beta, solver

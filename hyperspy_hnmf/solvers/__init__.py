@@ -201,6 +201,7 @@ def nmf(
             best = result
     best.W, best.H, _ = canonical_order(best.W, best.H)
     best.restart_objectives = all_objectives
+    best.divergence = beta_divergence(X, best.W, best.H, beta)
     return best
 
 

@@ -23,6 +23,11 @@ class FitResult:
         Whether the relative decrease fell below ``tol`` before ``max_iter``.
     restart_objectives : list of float
         Final objective of every restart (one entry without restarts).
+    divergence : float or None
+        The final β-divergence evaluated directly (:func:`beta_divergence`),
+        set by :func:`~hyperspy_hnmf.solvers.nmf`. The history is computed
+        from small products during the iterations, which loses precision
+        when float32 data are fitted almost exactly.
     """
 
     W: np.ndarray
@@ -31,6 +36,7 @@ class FitResult:
     n_iter: int
     converged: bool
     restart_objectives: list = field(default_factory=list)
+    divergence: float = None
 
     @property
     def final_objective(self):

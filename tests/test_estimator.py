@@ -1,0 +1,122 @@
+"""The HNMF estimator: scikit-learn's own checks and the estimator protocol."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from hyperspy_hnmf import HNMF, NotFittedError
+
+# Every check of scikit-learn's suite applies to a nonnegative model once the
+# estimator declares ``positive_only`` in its tags (the checks then feed
+# nonnegative data and verify the "Negative values in data passed to" error),
+# so none is skipped. The array-API check is skipped by scikit-learn itself
+# unless SCIPY_ARRAY_API is set; HNMF does not claim array-API support.
+
+
+@parametrize_with_checks(
+    [HNMF(), HNMF(loss="kl", max_iter=3000, tol=1e-10), HNMF(solver="als", n_restarts=2)]
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+def data(seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.random((60, 3)) @ rng.random((3, 40))).astype(np.float32)
+
+
+def test_params_roundtrip_and_clone():
+    model = HNMF(5, loss="kl", init="spa", random_state=3)
+    params = model.get_params()
+    assert params["n_components"] == 5 and params["init"] == "spa"
+    copy = clone(model)
+    assert copy.get_params() == params
+    with pytest.raises(ValueError, match="Invalid parameter 'alpha' for estimator"):
+        model.set_params(alpha=1)
+    assert repr(model) == "HNMF(init='spa', loss='kl', n_components=5, random_state=3)"
+
+
+def test_fitted_attributes():
+    X = data()
+    model = HNMF(3, random_state=0, max_iter=500, tol=1e-9)
+    W = model.fit_transform(X)
+    assert model.components_.shape == (3, 40) and W.dtype == np.float32
+    assert model.n_features_in_ == 40 and model.n_components_ == 3
+    assert model.n_iter_ == len(model.objective_history_) - 1
+    residual = np.linalg.norm(X - W @ model.components_)
+    assert model.reconstruction_err_ == pytest.approx(residual, rel=1e-3, abs=1e-4)
+    np.testing.assert_allclose(model.inverse_transform(W), W @ model.components_)
+
+
+def test_transform_matches_fit_transform():
+    X = data()
+    for loss in ("frobenius", "kl"):
+        model = HNMF(3, loss=loss, random_state=0, max_iter=1000, tol=1e-8)
+        W = model.fit_transform(X)
+        W2 = model.transform(X)
+        assert np.linalg.norm(W2 @ model.components_ - W @ model.components_) <= (
+            1e-2 * np.linalg.norm(X)
+        )
+
+
+def test_not_fitted_and_feature_mismatch():
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        HNMF(2).transform(data())
+    model = HNMF(2).fit(data())
+    with pytest.raises(ValueError, match="X has 5 features, but HNMF is expecting 40 features"):
+        model.transform(np.ones((3, 5)))
+
+
+def test_clip_negative_opt_in():
+    X = data()
+    X[0, 0] = -0.5
+    with pytest.raises(ValueError, match="pass clip_negative=True"):
+        HNMF(2).fit(X)
+    with pytest.warns(UserWarning, match="1 negative entries .* were set to zero"):
+        HNMF(2, clip_negative=True).fit(X)
+    assert X[0, 0] == -0.5  # the caller's data are untouched
+
+
+def test_sparse_input():
+    X = sp.random(80, 50, density=0.1, random_state=0, format="csr", dtype=np.float32)
+    W = HNMF(3, loss="kl", random_state=0).fit_transform(X)
+    assert W.shape == (80, 3) and np.isfinite(W).all() and W.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        (dict(max_iter=0), r"`max_iter` must be an integer ≥ 1, got 0"),
+        (dict(tol=-1.0), r"`tol` must be a real number ≥ 0, got -1.0"),
+        (dict(n_components=0), r"integer ≥ 1, got 0"),
+        (dict(loss="l1"), r"Unknown loss 'l1'"),
+    ],
+)
+def test_bad_parameters(params, message):
+    with pytest.raises(ValueError, match=message):
+        HNMF(**params).fit(data())
+
+
+def test_progress_callback_reports_every_iteration(monkeypatch):
+    updates = []
+
+    class FakeBar:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+        def update(self, n):
+            updates.append(n)
+
+        def set_postfix(self, **kwargs):
+            assert "objective" in kwargs
+
+        def close(self):
+            updates.append("closed")
+
+    import tqdm.auto
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", lambda **kw: FakeBar(**kw))
+    model = HNMF(2, show_progressbar=True, max_iter=7, tol=0).fit(data())
+    assert updates == [1] * model.n_iter_ + ["closed"]

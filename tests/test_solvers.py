@@ -1,0 +1,248 @@
+"""Array-level solvers: recovery, monotonicity, dtypes, sparsity, bad input."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from hyperspy_hnmf import solvers
+from hyperspy_hnmf.solvers import _updates, beta_divergence, nmf, solve_loadings
+from hyperspy_hnmf.solvers._init import initialize, spa_rows
+
+SOLVER_LOSSES = [("hals", "frobenius"), ("als", "frobenius"), ("mu", "frobenius"),
+                 ("mu", "kl"), ("mu", "is"), ("mu", 0.5)]
+
+
+def low_rank(n=120, m=80, k=4, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    W = rng.random((n, k))
+    H = rng.random((k, m))
+    return (W @ H).astype(dtype), W, H
+
+
+def counts(n=200, m=150, k=3, scale=0.3, seed=1):
+    rng = np.random.default_rng(seed)
+    W = rng.gamma(0.5, 1.0, (n, k))
+    H = rng.gamma(0.3, 1.0, (k, m))
+    return rng.poisson(scale * W @ H).astype(np.float32)
+
+
+def relative_error(X, result):
+    return np.linalg.norm(X - result.W @ result.H) / np.linalg.norm(X)
+
+
+@pytest.mark.parametrize("init", ["nndsvda", "random"])
+def test_hals_recovers_exact_low_rank_product(init):
+    X, _, _ = low_rank()
+    result = nmf(X, 4, init=init, max_iter=5000, tol=0, random_state=0)
+    assert relative_error(X, result) < 1e-5
+
+
+def test_mu_kl_and_als_fit_exact_low_rank_product_closely():
+    X, _, _ = low_rank()
+    for solver, loss in [("mu", "kl"), ("als", "frobenius")]:
+        result = nmf(X, 4, loss=loss, solver=solver, init="random", max_iter=3000,
+                     tol=0, random_state=0)
+        assert relative_error(X, result) < 5e-3, (solver, loss)
+
+
+@pytest.mark.parametrize("solver,loss", [s for s in SOLVER_LOSSES if s[0] != "als"])
+def test_objective_is_monotone(solver, loss):
+    X, _, _ = low_rank(seed=3)
+    X += 0.01  # β ≤ 0 needs positive data
+    result = nmf(X, 3, loss=loss, solver=solver, init="random", max_iter=150, tol=0,
+                 random_state=0)
+    steps = np.diff(result.objective)
+    assert np.all(steps <= 1e-10 * result.objective[:-1]), steps.max()
+    assert result.objective[-1] < 0.5 * result.objective[0]
+
+
+def test_sparse_kl_path_is_monotone_on_counts():
+    X = counts()
+    result = nmf(X, 3, loss="kl", init="random", max_iter=100, tol=0, random_state=0)
+    assert np.all(np.diff(result.objective) <= 1e-6 * result.objective[:-1])
+
+
+def test_recorded_objective_matches_direct_evaluation():
+    X = counts().astype(np.float64)
+    for solver, loss in [("hals", "frobenius"), ("mu", "kl"), ("mu", 0.5), ("als", "frobenius")]:
+        beta = solvers._checks.loss_to_beta(loss)
+        result = nmf(X + (beta <= 0), 3, loss=loss, solver=solver, max_iter=30,
+                     random_state=0)
+        model = result.W @ result.H
+        direct = solvers._objective.elementwise_beta_divergence(X + (beta <= 0), model, beta)
+        assert result.final_objective == pytest.approx(direct, rel=1e-6), solver
+
+
+def test_sparse_kl_equals_dense_kl_path(monkeypatch):
+    X = counts()
+    sparse_run = nmf(X, 3, loss="kl", max_iter=40, tol=0, random_state=0)
+    monkeypatch.setattr(_updates, "SPARSE_KL_DENSITY", -1.0)
+    dense_run = nmf(X, 3, loss="kl", max_iter=40, tol=0, random_state=0)
+    np.testing.assert_allclose(sparse_run.objective, dense_run.objective, rtol=1e-4)
+    np.testing.assert_allclose(sparse_run.W @ sparse_run.H, dense_run.W @ dense_run.H,
+                               rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("solver,loss", [("hals", "frobenius"), ("mu", "kl"), ("als", "frobenius")])
+def test_scipy_sparse_input_gives_dense_result(solver, loss):
+    X = counts()
+    dense = nmf(X, 3, loss=loss, solver=solver, max_iter=30, tol=0, random_state=0)
+    sparse = nmf(sp.csr_matrix(X), 3, loss=loss, solver=solver, max_iter=30, tol=0,
+                 random_state=0)
+    np.testing.assert_allclose(sparse.objective, dense.objective, rtol=1e-4)
+
+
+def test_kl_on_sparse_data_never_builds_dense_model():
+    # 20000 x 20000: a dense model would take 1.6 GB in float32.
+    n = 20000
+    rng = np.random.default_rng(0)
+    nnz = 60000
+    X = sp.csr_matrix(
+        (rng.poisson(3.0, nnz).astype(np.float32) + 1,
+         (rng.integers(0, n, nnz), rng.integers(0, n, nnz))),
+        shape=(n, n),
+    )
+    nmf(X, 2, loss="kl", init="random", max_iter=2, random_state=0)  # compile
+    tracemalloc.start()
+    result = nmf(X, 2, loss="kl", init="random", max_iter=5, tol=0, random_state=0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50e6, peak
+    assert np.all(np.diff(result.objective) <= 1e-6 * result.objective[:-1])
+
+
+@pytest.mark.parametrize("solver,loss", SOLVER_LOSSES)
+def test_float32_in_float32_out(solver, loss):
+    X = low_rank(dtype=np.float32)[0] + np.float32(0.01)
+    result = nmf(X, 3, loss=loss, solver=solver, max_iter=5, random_state=0)
+    assert result.W.dtype == np.float32 and result.H.dtype == np.float32
+    W = solve_loadings(X, result.H, loss=loss, solver=solver, max_iter=5)
+    assert W.dtype == np.float32
+
+
+@pytest.mark.parametrize("init", ["nndsvd", "nndsvda", "nndsvdar", "spa", "random"])
+def test_same_seed_same_result_and_every_init_is_valid(init):
+    X = counts()
+    first = nmf(X, 3, init=init, max_iter=20, random_state=7)
+    second = nmf(X, 3, init=init, max_iter=20, random_state=7)
+    np.testing.assert_array_equal(first.W, second.W)
+    np.testing.assert_array_equal(first.H, second.H)
+    assert first.W.min() >= 0 and first.H.min() >= 0
+
+
+def test_different_seeds_give_different_random_starts():
+    X = counts()
+    a = nmf(X, 3, init="random", max_iter=3, random_state=1)
+    b = nmf(X, 3, init="random", max_iter=3, random_state=2)
+    assert not np.allclose(a.W, b.W)
+
+
+def test_initializations_shapes_and_nonnegativity():
+    X = counts()
+    rng = np.random.default_rng(0)
+    for init in solvers.INIT_METHODS:
+        W, H = initialize(X, 4, init, rng)
+        assert W.shape == (X.shape[0], 4) and H.shape == (4, X.shape[1])
+        assert W.dtype == X.dtype and W.min() >= 0 and H.min() >= 0
+    W, H = initialize(X, 4, "nndsvd", rng)
+    assert (W == 0).any()
+    W, H = initialize(X, 4, "nndsvda", rng)
+    assert (W > 0).all() and (H > 0).all()
+
+
+def test_spa_finds_the_pure_rows():
+    rng = np.random.default_rng(0)
+    H = rng.random((4, 30))
+    W = np.vstack([np.eye(4) * 3, rng.dirichlet(np.ones(4), 60)])
+    order = rng.permutation(len(W))
+    rows = spa_rows(W[order] @ H, 4, rng)
+    assert sorted(order[rows].tolist()) == [0, 1, 2, 3]
+
+
+def test_user_initialization_arrays():
+    X, W0, H0 = low_rank()
+    result = nmf(X, 4, init=(W0, H0), max_iter=1, tol=0)
+    assert relative_error(X, result) < 1e-10
+    result = nmf(X, 4, init=(None, H0), max_iter=200, random_state=0)
+    assert relative_error(X, result) < 1e-3
+    with pytest.raises(ValueError, match=r"initial H has shape \(3, 80\), but the data need shape \(4, 80\)"):
+        nmf(X, 4, init=(W0, H0[:3]))
+    with pytest.raises(ValueError, match="initial W has negative entries"):
+        nmf(X, 4, init=(-W0, H0))
+
+
+def test_restarts_keep_the_lowest_objective():
+    X = counts()
+    result = nmf(X, 3, solver="als", n_restarts=4, max_iter=30, random_state=0)
+    assert len(result.restart_objectives) == 4
+    assert result.final_objective == pytest.approx(min(result.restart_objectives))
+
+
+def test_canonical_order_sums_to_one_and_sorts_by_intensity():
+    X = counts()
+    result = nmf(X, 3, loss="kl", max_iter=30, random_state=0)
+    np.testing.assert_allclose(result.H.sum(axis=1), 1, rtol=1e-5)
+    totals = result.W.sum(axis=0)
+    assert np.all(np.diff(totals) <= 0)
+
+
+@pytest.mark.parametrize("solver,loss", [s for s in SOLVER_LOSSES if s[1] not in ("is", 0.5)])
+def test_zero_rows_and_columns_give_no_nan(solver, loss):
+    X = counts()
+    X[5] = 0
+    X[:, 7] = 0
+    result = nmf(X, 3, loss=loss, solver=solver, max_iter=30, random_state=0)
+    assert np.all(np.isfinite(result.W)) and np.all(np.isfinite(result.H))
+    assert np.all(np.isfinite(result.objective))
+    assert np.abs(result.W[5] @ result.H).max() < 1e-3
+
+
+def test_beta_divergence_matches_direct_formula():
+    rng = np.random.default_rng(0)
+    X = rng.random((30, 20)) + 0.1
+    W, H = rng.random((30, 2)), rng.random((2, 20))
+    model = W @ H
+    expected = {
+        2.0: 0.5 * np.sum((X - model) ** 2),
+        1.0: np.sum(X * np.log(X / model) - X + model),
+        0.0: np.sum(X / model - np.log(X / model) - 1),
+    }
+    for beta, value in expected.items():
+        assert beta_divergence(X, W, H, beta) == pytest.approx(value, rel=1e-10)
+        assert beta_divergence(sp.csr_matrix(X), W, H, beta) == pytest.approx(value, rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(loss="poisson"), r"Unknown loss 'poisson'. Valid losses are 'frobenius', 'kullback-leibler'"),
+        (dict(solver="cd"), r"Unknown solver 'cd'. Valid solvers are 'auto', 'hals', 'als', 'mu'"),
+        (dict(init="svd"), r"Unknown init 'svd'. Valid values are 'nndsvd', 'nndsvda', 'nndsvdar', 'spa', 'random'"),
+        (dict(solver="hals", loss="kl"), r"solver='hals' minimises the Frobenius loss only"),
+        (dict(n_restarts=0), r"n_restarts must be an integer ≥ 1, got 0"),
+    ],
+)
+def test_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        nmf(counts(), 2, **kwargs)
+
+
+def test_bad_data_messages():
+    X = counts()
+    negative = X.copy()
+    negative[0, :3] = [-1, -2, -0.5]
+    with pytest.raises(ValueError, match=r"3 negative entries \(minimum -2\)"):
+        nmf(negative, 2)
+    bad = X.copy()
+    bad[1, 1] = np.nan
+    bad[2, 2] = np.inf
+    with pytest.raises(ValueError, match=r"NaN or infinity \(1 NaN, 1 infinite values\)"):
+        nmf(bad, 2)
+    with pytest.raises(ValueError, match="all zeros"):
+        nmf(np.zeros((5, 4)), 2)
+    with pytest.raises(ValueError, match=r"integer ≥ 1 for data of shape \(200, 150\), got 0"):
+        nmf(X, 0)
+    with pytest.raises(ValueError, match="β=0 is undefined where the data are zero"):
+        nmf(X, 2, loss="is")
