@@ -1,0 +1,268 @@
+"""decomposition(algorithm="hnmf") on HyperSpy signals."""
+
+import numpy as np
+import pytest
+import hyperspy.api as hs
+import matplotlib
+
+import hyperspy_hnmf
+from hyperspy_hnmf import HNMF, integration
+
+matplotlib.use("Agg")
+
+
+def low_rank_signal(kind="2d", k=3, seed=0, dtype="float32"):
+    rng = np.random.default_rng(seed)
+    if kind == "2d":
+        W = rng.gamma(1.0, 1.0, (12 * 10, k))
+        H = rng.gamma(0.5, 1.0, (k, 16 * 16))
+        data = rng.poisson(5 * W @ H).astype(dtype).reshape(12, 10, 16, 16)
+        return hs.signals.Signal2D(data)
+    W = rng.gamma(1.0, 1.0, (15 * 8, k))
+    H = rng.gamma(0.5, 1.0, (k, 64))
+    return hs.signals.Signal1D(rng.poisson(5 * W @ H).astype(dtype).reshape(15, 8, 64))
+
+
+def fitted(kind="2d", **kwargs):
+    s = low_rank_signal(kind)
+    options = dict(output_dimension=3, random_state=0, print_info=False)
+    options.update(kwargs)
+    s.decomposition(algorithm="hnmf", **options)
+    return s
+
+
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+@pytest.mark.parametrize("loss,solver", [("frobenius", "hals"), ("kl", "mu"), ("frobenius", "als")])
+def test_results_fill_learning_results(kind, loss, solver):
+    s = fitted(kind, loss=loss, solver=solver)
+    lr = s.learning_results
+    n_nav, n_sig = s.axes_manager.navigation_size, s.axes_manager.signal_size
+    assert lr.factors.shape == (n_sig, 3) and lr.loadings.shape == (n_nav, 3)
+    assert lr.factors.dtype == np.float32 and lr.loadings.dtype == np.float32
+    assert lr.decomposition_algorithm == "hnmf" and lr.output_dimension == 3
+    np.testing.assert_allclose(lr.factors.sum(axis=0), 1, rtol=1e-4)
+    assert np.all(np.diff(lr.loadings.sum(axis=0)) <= 0)
+    assert lr.hnmf["solver"] == solver and lr.hnmf["n_iter"] >= 1
+    model = s.get_decomposition_model()
+    data = s.data.reshape(n_nav, n_sig)
+    fit_error = np.linalg.norm(model.data.reshape(n_nav, n_sig) - data) / np.linalg.norm(data)
+    assert fit_error < 0.5  # Poisson noise at ~5 counts per pixel
+    assert lr.hnmf["reconstruction_error"] > 0
+
+
+def test_same_random_state_gives_identical_results():
+    a = fitted(init="random", random_state=4)
+    b = fitted(init="random", random_state=4)
+    np.testing.assert_array_equal(a.learning_results.factors, b.learning_results.factors)
+    np.testing.assert_array_equal(a.learning_results.loadings, b.learning_results.loadings)
+
+
+def test_estimator_instance_and_return_info():
+    s = low_rank_signal()
+    model = HNMF(3, loss="kl", random_state=0)
+    returned = s.decomposition(algorithm=model, return_info=True, print_info=False)
+    assert returned is model
+    np.testing.assert_allclose(s.learning_results.factors, model.components_.T)
+    assert s.learning_results.decomposition_algorithm == "hnmf"
+
+
+def test_print_info(capsys):
+    fitted(print_info=True, loss="kl")
+    out = capsys.readouterr().out
+    assert "algorithm=hnmf" in out and "loss=kl (beta=1), solver=mu" in out
+
+
+def test_masks_and_nan_in_masked_pixels():
+    s = low_rank_signal()
+    s.data[0, 0] = np.nan
+    s.data[:, :, 3, 4] = np.nan
+    nav_mask = np.zeros(s.axes_manager.navigation_shape, dtype=bool)
+    nav_mask[0, 0] = True  # navigation_shape is (x, y) = (10, 12)
+    sig_mask = np.zeros(s.axes_manager.signal_shape, dtype=bool)
+    sig_mask[3, 4] = True  # HyperSpy reads signal masks in array order
+    s.decomposition(algorithm="hnmf", output_dimension=3, navigation_mask=nav_mask,
+                    signal_mask=sig_mask, print_info=False)
+    lr = s.learning_results
+    assert np.isnan(lr.loadings[0]).all() and np.isfinite(lr.loadings[1:]).all()
+    assert np.isnan(lr.factors[3 * 16 + 4]).all()
+    assert np.isfinite(np.delete(lr.factors, 3 * 16 + 4, axis=0)).all()
+
+
+def test_normalize_poissonian_noise():
+    s = low_rank_signal()
+    before = s.data.copy()
+    s.decomposition(algorithm="hnmf", output_dimension=3, normalize_poissonian_noise=True,
+                    print_info=False)
+    np.testing.assert_allclose(s.data, before, rtol=1e-5)
+    lr = s.learning_results
+    assert lr.poissonian_noise_normalized
+    np.testing.assert_allclose(lr.factors.sum(axis=0), 1, rtol=1e-4)
+    with pytest.warns(UserWarning, match="Kullback-Leibler loss already models Poisson noise"):
+        s.decomposition(algorithm="hnmf", output_dimension=3, loss="kl",
+                        normalize_poissonian_noise=True, print_info=False)
+    assert not s.learning_results.poissonian_noise_normalized
+
+
+@pytest.mark.parametrize("extension", ["hspy", "zspy"])
+def test_save_load_roundtrip(tmp_path, extension):
+    s = fitted(loss="kl")
+    path = tmp_path / f"scan.{extension}"
+    s.save(path)
+    loaded = hs.load(path)
+    lr, lr2 = s.learning_results, loaded.learning_results
+    np.testing.assert_array_equal(lr.factors, lr2.factors)
+    np.testing.assert_array_equal(lr.loadings, lr2.loadings)
+    assert lr2.decomposition_algorithm == "hnmf"
+    assert lr2.hnmf["loss"] == "kl" and lr2.hnmf["n_iter"] == lr.hnmf["n_iter"]
+    np.testing.assert_array_equal(lr2.hnmf["objective_history"], lr.hnmf["objective_history"])
+    model = loaded.get_decomposition_model()
+    np.testing.assert_allclose(model.data, s.get_decomposition_model().data, rtol=1e-6)
+
+
+def test_hyperspy_viewers_and_bss_work():
+    s = fitted()
+    s.plot_decomposition_results()
+    s.plot_decomposition_factors()
+    s.plot_decomposition_loadings()
+    factors = s.get_decomposition_factors()
+    assert factors.axes_manager.signal_shape == (16, 16)
+    s.blind_source_separation(2, print_info=False)
+    assert s.learning_results.bss_factors.shape == (256, 2)
+    matplotlib.pyplot.close("all")
+
+
+def test_zero_rows_and_columns_give_no_nan():
+    s = low_rank_signal()
+    s.data[2, 3] = 0
+    s.data[:, :, 5, :] = 0
+    s.decomposition(algorithm="hnmf", output_dimension=3, loss="kl", print_info=False)
+    assert np.isfinite(s.learning_results.factors).all()
+    assert np.isfinite(s.learning_results.loadings).all()
+
+
+def previous_results():
+    s = fitted()
+    return s, dict(s.learning_results.__dict__)
+
+
+def assert_unchanged(s, snapshot):
+    assert s.learning_results.__dict__.keys() == snapshot.keys()
+    for key, value in snapshot.items():
+        assert s.learning_results.__dict__[key] is value, key
+
+
+@pytest.mark.parametrize(
+    "change,kwargs,error,message",
+    [
+        ("negative", {}, ValueError,
+         r"Negative values in data passed to decomposition\(algorithm='hnmf'\): the signal "
+         r"has 2 negative entries \(minimum -3\)"),
+        ("nan", {}, ValueError, r"The data contains NaN or infinity \(1 NaN, 0 infinite"),
+        ("zero", {}, ValueError, "The \\(unmasked\\) data is all zeros"),
+        (None, dict(output_dimension=None), ValueError,
+         "algorithm='hnmf' needs the number of components: pass output_dimension=k"),
+        (None, dict(output_dimension=0), ValueError,
+         "The number of components must be an integer ≥ 1, got 0"),
+        (None, dict(output_dimension=120), ValueError,
+         r"output_dimension=120 is too large: it must be smaller than min\(navigation size, "
+         r"signal size\) = min\(120, 256\) = 120"),
+        (None, dict(loss="poisson"), ValueError, "Unknown loss 'poisson'. Valid losses are"),
+        (None, dict(solver="cd"), ValueError, "Unknown solver 'cd'. Valid solvers are"),
+        (None, dict(init="pca"), ValueError, "Unknown init 'pca'. Valid values are"),
+        (None, dict(solver="hals", loss="kl"), ValueError, "minimises the Frobenius loss only"),
+        (None, dict(alpha=0.1), TypeError, r"Unknown option\(s\) \['alpha'\] for algorithm='hnmf'"),
+        (None, dict(centre="signal"), ValueError, "centring makes the data negative"),
+        ("int", {}, TypeError, "the data must be of the floating-point"),
+    ],
+)
+def test_bad_input_leaves_previous_results(change, kwargs, error, message):
+    s, snapshot = previous_results()
+    before = s.data.copy()
+    if change == "negative":
+        s.data[1, 1, 0, :2] = [-3, -1]
+    elif change == "nan":
+        s.data[1, 1, 0, 0] = np.nan
+    elif change == "zero":
+        s.data[:] = 0
+    elif change == "int":
+        s.change_dtype("int32")
+    if change is not None:
+        before = s.data.copy()
+    options = dict(output_dimension=3, print_info=False)
+    options.update(kwargs)
+    with pytest.raises(error, match=message):
+        s.decomposition(algorithm="hnmf", **options)
+    assert_unchanged(s, snapshot)
+    np.testing.assert_array_equal(s.data, before)
+
+
+def test_instance_with_conflicting_options():
+    s, snapshot = previous_results()
+    with pytest.raises(ValueError, match="output_dimension=2 disagrees with the HNMF"):
+        s.decomposition(algorithm=HNMF(3), output_dimension=2)
+    with pytest.raises(TypeError, match=r"Options \['loss'\] were given with an HNMF instance"):
+        s.decomposition(algorithm=HNMF(3), loss="kl")
+    assert_unchanged(s, snapshot)
+
+
+def test_keyboard_interrupt_keeps_previous_results(monkeypatch):
+    s, snapshot = previous_results()
+    before = s.data.copy()
+
+    def interrupted(*args, **kwargs):
+        kwargs["callback"](1, 1.0)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hyperspy_hnmf.estimators.solvers, "nmf", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        s.decomposition(algorithm="hnmf", output_dimension=3, normalize_poissonian_noise=True,
+                        show_progressbar=True)
+    assert_unchanged(s, snapshot)
+    # HyperSpy undoes its in-place Poisson weighting arithmetically: exact up to rounding.
+    np.testing.assert_allclose(s.data, before, rtol=1e-6)
+    assert s.axes_manager.navigation_dimension == 2  # folded back
+
+
+def test_lazy_signal_raises_clear_error():
+    s = low_rank_signal().as_lazy()
+    with pytest.raises(NotImplementedError, match=r"does not run on lazy signals yet.*s.compute\(\)"):
+        s.decomposition(algorithm="hnmf", output_dimension=3)
+
+
+def test_show_progressbar_follows_preferences(monkeypatch):
+    monkeypatch.setattr(hs.preferences.General, "show_progressbar", False)
+    s = low_rank_signal()
+    model = s.decomposition(algorithm="hnmf", output_dimension=3, return_info=True,
+                            print_info=False)
+    assert model.show_progressbar is False
+    model = s.decomposition(algorithm="hnmf", output_dimension=3, return_info=True,
+                            print_info=False, show_progressbar=True)
+    assert model.show_progressbar is True
+
+
+def test_register_is_idempotent_and_other_algorithms_untouched():
+    wrapped = hs.signals.Signal1D.decomposition
+    integration.register()
+    assert hs.signals.Signal1D.decomposition is wrapped
+    assert "algorithm" in str(__import__("inspect").signature(wrapped))
+    assert "algorithm=\"hnmf\"" in wrapped.__doc__
+    s = low_rank_signal()
+    s.decomposition(algorithm="SVD", output_dimension=3, print_info=False)
+    assert s.learning_results.decomposition_algorithm == "SVD"
+    s.decomposition(algorithm="NMF", output_dimension=3, print_info=False, max_iter=50)
+    assert s.learning_results.decomposition_algorithm == "NMF"
+
+
+def test_pyxem_diffraction2d():
+    pxm = pytest.importorskip("pyxem")
+    s = pxm.signals.Diffraction2D(low_rank_signal().data)
+    s.decomposition(algorithm="hnmf", output_dimension=3, print_info=False)
+    assert s.learning_results.factors.shape == (256, 3)
+
+
+def test_extension_is_listed_by_hyperspy():
+    from hyperspy.extensions import ALL_EXTENSIONS  # noqa: F401
+    import importlib.metadata
+
+    names = [ep.name for ep in importlib.metadata.entry_points(group="hyperspy.extensions")]
+    assert "hyperspy_hnmf" in names
