@@ -1,62 +1,16 @@
-"""Numba kernels for the inner loops that BLAS cannot express.
+"""Numba kernels for the loops that BLAS cannot express: KL on the nonzeros.
 
-Every kernel works on one *half-step* of the alternating scheme: it updates a
-factor ``A`` (rows independent of each other) in the model ``Y ≈ A @ B.T``.
-Updating the maps uses ``Y = X``, ``A = W``, ``B = H.T``; updating the
-components uses ``Y = X.T``, ``A = H.T``, ``B = W``. Rows of ``A`` are
-independent in both HALS and the KL multiplicative update, so each kernel runs
-in parallel over rows, deterministically (no shared accumulators).
+Each kernel serves one *half-step* of the alternating scheme for the model
+``Y ≈ A @ B.T`` with ``Y`` sparse (CSR). Updating the maps uses ``Y = X``,
+``A = W``, ``B = H.T``; updating the components uses ``Y = X.T`` (as CSR),
+``A = H.T``, ``B = W``. Rows of ``Y`` are independent, so the kernels run in
+parallel over rows, deterministically (no shared accumulators).
 """
 
 import numba
 import numpy as np
 
 _OPTIONS = dict(nogil=True, cache=True, fastmath=False)
-
-
-@numba.njit(parallel=True, **_OPTIONS)
-def hals_sweep(A, YB, BtB, floor):
-    """One HALS sweep over the columns of ``A`` in place.
-
-    For each row ``i`` and column ``j`` in order::
-
-        A[i, j] <- max(floor, A[i, j] + (YB[i, j] - A[i] @ BtB[:, j]) / BtB[j, j])
-
-    Parameters
-    ----------
-    A : ndarray, shape (n, k)
-        Factor to update, C-contiguous.
-    YB : ndarray, shape (n, k)
-        ``Y @ B`` for the current ``B``.
-    BtB : ndarray, shape (k, k)
-        ``B.T @ B``.
-    floor : float
-        Lower bound of the updated entries (0 for plain projection).
-
-    Returns
-    -------
-    float
-        Squared Frobenius norm of the change of ``A``.
-    """
-    n, k = A.shape
-    change = np.zeros(n, dtype=np.float64)
-    for i in numba.prange(n):
-        acc = 0.0
-        for j in range(k):
-            hess = BtB[j, j]
-            if hess <= 0.0:
-                continue
-            grad = YB[i, j]
-            for q in range(k):
-                grad -= A[i, q] * BtB[q, j]
-            new = A[i, j] + grad / hess
-            if new < floor:
-                new = floor
-            delta = new - A[i, j]
-            acc += delta * delta
-            A[i, j] = new
-        change[i] = acc
-    return change.sum()
 
 
 @numba.njit(parallel=True, **_OPTIONS)
