@@ -40,7 +40,7 @@ def as_generator(random_state):
 
     Examples
     --------
-    >>> as_generator(0).integers(10) == as_generator(0).integers(10)
+    >>> int(as_generator(0).integers(10)) == int(as_generator(0).integers(10))
     True
     """
     if isinstance(random_state, np.random.Generator):

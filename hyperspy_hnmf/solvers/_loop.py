@@ -28,6 +28,13 @@ class FitResult:
         set by :func:`~hyperspy_hnmf.solvers.nmf`. The history is computed
         from small products during the iterations, which loses precision
         when float32 data are fitted almost exactly.
+
+    Examples
+    --------
+    >>> from hyperspy_hnmf.solvers import nmf
+    >>> result = nmf(np.eye(3) + 1, 2, random_state=0)
+    >>> result.W.shape, bool(result.objective[0] >= result.final_objective)
+    ((3, 2), True)
     """
 
     W: np.ndarray
@@ -160,7 +167,7 @@ def canonical_order(W, H):
     >>> H = np.array([[2.0, 2.0], [0.5, 0.5]])
     >>> W2, H2, order = canonical_order(W, H)
     >>> H2.sum(axis=1).tolist(), order.tolist()
-    [[1.0, 1.0], [0, 1]]
+    ([1.0, 1.0], [0, 1])
     """
     sums = H.sum(axis=1, dtype=np.float64)
     scale = np.where(sums > 0, sums, 1.0)
