@@ -14,40 +14,69 @@ _OPTIONS = dict(nogil=True, cache=True, fastmath=False)
 
 
 @numba.njit(parallel=True, **_OPTIONS)
-def kl_numerator_csr(indptr, indices, data, A, B, floor):
-    """Numerator of the KL multiplicative update, on the nonzeros only.
+def kl_update_csr(indptr, indices, data, A, B, B_sums, floor, model_floor, with_objective):
+    """KL multiplicative update of ``A`` in place, on the nonzeros of ``Y`` only.
 
-    Computes ``N = (Y / (A @ B.T)) @ B`` where ``Y`` is given in CSR form;
-    the ratio is needed only where ``Y`` is nonzero, so the dense product
-    ``A @ B.T`` is never formed.
+    For every row ``i``::
+
+        A[i] <- max(floor, A[i] * ((Y[i] / (A[i] @ B.T)) @ B) / B.sum(0))
+
+    where the ratio is needed only where ``Y`` is nonzero, so the dense
+    product ``A @ B.T`` is never formed. Optionally the data term of the KL
+    divergence at the *updated* ``A``, ``sum(Y * log(Y / (A @ B.T)))``, is
+    accumulated in the same pass over the row, while it is in cache.
 
     Parameters
     ----------
     indptr, indices, data : ndarray
         CSR structure of ``Y`` (shape (n, m)).
     A : ndarray, shape (n, k)
+        Updated in place.
     B : ndarray, shape (m, k)
+    B_sums : ndarray, shape (k,)
+        ``B.sum(axis=0)`` (the denominator).
     floor : float
-        Lower bound of the model value at a nonzero (guards division by zero).
+        Lower bound of the entries of ``A`` (against zero-locking).
+    model_floor : float
+        Lower bound of a model value (against division by zero).
+    with_objective : bool
+        Whether to compute the data term.
 
     Returns
     -------
-    ndarray, shape (n, k)
+    float
+        The data term at the updated ``A`` (0 if not requested).
     """
     n, k = A.shape
-    out = np.zeros((n, k), dtype=A.dtype)
+    per_row = np.zeros(n, dtype=np.float64)
+    numerator = np.zeros((n, k), dtype=np.float64)
     for i in numba.prange(n):
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
             model = 0.0
             for q in range(k):
                 model += A[i, q] * B[j, q]
-            if model < floor:
-                model = floor
+            if model < model_floor:
+                model = model_floor
             ratio = data[p] / model
             for q in range(k):
-                out[i, q] += ratio * B[j, q]
-    return out
+                numerator[i, q] += ratio * B[j, q]
+        for q in range(k):
+            if B_sums[q] > 0:
+                value = A[i, q] * numerator[i, q] / B_sums[q]
+                A[i, q] = value if value > floor else floor
+        if with_objective:
+            acc = 0.0
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                model = 0.0
+                for q in range(k):
+                    model += A[i, q] * B[j, q]
+                if model < model_floor:
+                    model = model_floor
+                acc += data[p] * np.log(data[p] / model)
+            per_row[i] = acc
+    return per_row.sum()
 
 
 @numba.njit(parallel=True, **_OPTIONS)

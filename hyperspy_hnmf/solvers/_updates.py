@@ -241,11 +241,15 @@ class MUUpdate(Update):
             self._apply(A, YB, A @ BtB)
             return frobenius_from_products(self.norm_X2, YB, A, BtB) if want_objective else None
         if self.sparse_kl:
-            numerator = _kernels.kl_numerator_csr(
-                Y.indptr, Y.indices, Y.data, A, B, MODEL_FLOOR
+            B_sums = B.sum(axis=0, dtype=np.float64)
+            data_term = _kernels.kl_update_csr(
+                Y.indptr, Y.indices, Y.data, A, B, B_sums, MU_FLOOR, MODEL_FLOOR,
+                want_objective,
             )
-            self._apply(A, numerator, B.sum(axis=0)[None, :])
-            return kl_divergence_csr(Y, A, B, self.sum_X) if want_objective else None
+            if not want_objective:
+                return None
+            model_total = float(A.sum(axis=0, dtype=np.float64) @ B_sums)
+            return data_term - self.sum_X + model_total
         total = 0.0
         Bt = B.T
         for rows in row_blocks(*Y.shape):

@@ -1,0 +1,202 @@
+"""Flat NMF against scikit-learn on the built-in synthetic 4D-STEM data.
+
+Measures, in one run on the same data (128 x 128 scan x 64 x 64 detector,
+float32, about 200 electrons per pattern, k = the true number of components):
+
+- Frobenius: HALS against ``sklearn NMF(solver="cd", init="nndsvda")``: the
+  time HALS takes to reach scikit-learn's final loss, the time per HALS
+  iteration against the two-GEMM floor (``X @ H.T`` and ``W.T @ X``, timed
+  here), and the peak memory of each fit (separate processes) relative to the
+  data size;
+- KL: multiplicative updates against ``sklearn NMF(solver="mu",
+  beta_loss="kullback-leibler")``: time to reach scikit-learn's final KL;
+- ground-truth recovery (mean pattern and map correlation after Hungarian
+  matching) of every solver and peer.
+
+Usage::
+
+    python benchmarks/bench_flat.py                 # full size (about 4 minutes)
+    python benchmarks/bench_flat.py --scan 64       # quicker
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+from hyperspy_hnmf import solvers
+from hyperspy_hnmf.data import get_ground_truth, score_decomposition, synthetic_4dstem
+
+
+def make_data(scan, detector, dose):
+    s = synthetic_4dstem(scan_shape=(scan, scan), detector_shape=(detector, detector),
+                         dose=dose, random_state=0)
+    X = s.data.reshape(scan * scan, detector * detector)
+    return X, get_ground_truth(s)
+
+
+def recovery(W, H, truth):
+    score = score_decomposition(H.T, W, truth.factors, truth.loadings)
+    return score.mean_pattern_correlation, score.mean_map_correlation
+
+
+def gemm_floor(X, k, repeats=7):
+    rng = np.random.default_rng(0)
+    W = rng.random((X.shape[0], k)).astype(X.dtype)
+    Ht = rng.random((X.shape[1], k)).astype(X.dtype)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        X @ Ht
+        W.T @ X
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[1:]))
+
+
+def run_sklearn(X, k, loss):
+    from sklearn.decomposition import NMF
+
+    if loss == "frobenius":
+        model = NMF(n_components=k, solver="cd", init="nndsvda", random_state=0)
+    else:
+        model = NMF(n_components=k, solver="mu", beta_loss="kullback-leibler",
+                    init="nndsvda", random_state=0)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        W = model.fit_transform(X)
+    elapsed = time.perf_counter() - start
+    final_loss = 0.5 * model.reconstruction_err_**2
+    return dict(W=W, H=model.components_, time=elapsed, loss=final_loss, n_iter=model.n_iter_)
+
+
+def run_ours(X, k, loss, solver, max_iter=200, tol=1e-4, n_restarts=1):
+    stamps, objectives = [], []
+
+    def record(iteration, objective):
+        stamps.append(time.perf_counter())
+        objectives.append(objective)
+
+    start = time.perf_counter()
+    result = solvers.nmf(X, k, loss=loss, solver=solver, max_iter=max_iter, tol=tol,
+                         random_state=0, n_restarts=n_restarts, callback=record)
+    elapsed = time.perf_counter() - start
+    steps = np.diff(stamps) if len(stamps) > 1 else np.array([np.nan])
+    return dict(W=result.W, H=result.H, time=elapsed, loss=result.divergence,
+                n_iter=result.n_iter, stamps=np.asarray(stamps) - start,
+                objectives=np.asarray(objectives), per_iter=float(np.median(steps)))
+
+
+def time_to_reach(run, target):
+    reached = np.flatnonzero(run["objectives"] <= target)
+    return float(run["stamps"][reached[0]]) if reached.size else float("nan")
+
+
+def peak_memory_child(path, k, method):
+    """Run one fit on the data saved at ``path``; print the peak RSS increase."""
+    X = np.load(path)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if method == "sklearn-cd":
+        from sklearn.decomposition import NMF
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            NMF(n_components=k, solver="cd", init="nndsvda", random_state=0).fit_transform(X)
+    else:
+        solver, loss = method.split("-")
+        solvers.nmf(X, k, loss=loss, solver=solver, random_state=0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"extra": peak - baseline, "data": X.nbytes}))
+
+
+def peak_memory(X, k, method):
+    """Peak memory of a fit as a multiple of the data size (data included)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "X.npy")
+        np.save(path, X)
+        output = subprocess.run(
+            [sys.executable, __file__, "--memory-child", path, str(k), method],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    values = json.loads(output.strip().splitlines()[-1])
+    return (values["data"] + values["extra"]) / values["data"]
+
+
+def main(scan, detector, dose, with_sklearn_kl=True):
+    X, truth = make_data(scan, detector, dose)
+    k = truth.n_components
+    density = np.count_nonzero(X) / X.size
+    print(f"data: {X.shape[0]} patterns x {X.shape[1]} pixels, float32, "
+          f"{X.nbytes / 2**20:.0f} MiB, {X.sum(axis=1).mean():.0f} counts/pattern, "
+          f"{100 * density:.1f} % nonzero, k = {k}\n")
+    solvers.nmf(X[:200], k, max_iter=2)  # compile the numba kernels outside the timings
+    solvers.nmf(X[:200], k, loss="kl", max_iter=2)
+    floor = gemm_floor(X, k)
+
+    rows = []
+    sk_frob = run_sklearn(X, k, "frobenius")
+    hals = run_ours(X, k, "frobenius", "hals")
+    hals_trace = run_ours(X, k, "frobenius", "hals", max_iter=400, tol=0)
+    als = run_ours(X, k, "frobenius", "als", n_restarts=5)
+    mu_kl = run_ours(X, k, "kl", "mu")
+    mu_kl_trace = run_ours(X, k, "kl", "mu", max_iter=400, tol=0)
+    sk_kl = run_sklearn(X, k, "kl") if with_sklearn_kl else None
+
+    def add(name, run, loss_name):
+        pattern, maps = recovery(run["W"], run["H"], truth)
+        rows.append((name, run["time"], run["n_iter"], loss_name, run["loss"], pattern, maps))
+
+    add("sklearn NMF cd (nndsvda)", sk_frob, "Frobenius")
+    add("hnmf HALS (nndsvda)", hals, "Frobenius")
+    add("hnmf ALS, 5 restarts", als, "Frobenius")
+    if sk_kl is not None:
+        add("sklearn NMF mu KL (nndsvda)", sk_kl, "KL")
+    add("hnmf MU KL (nndsvda)", mu_kl, "KL")
+
+    print("| method | time (s) | iterations | loss | final loss | pattern r | map r |")
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
+    for name, seconds, iterations, loss_name, value, pattern, maps in rows:
+        print(f"| {name} | {seconds:.1f} | {iterations} | {loss_name} | {value:.6g} | "
+              f"{pattern:.3f} | {maps:.3f} |")
+
+    reach_frob = time_to_reach(hals_trace, sk_frob["loss"])
+    print("\n| target | peer time (s) | hnmf time to peer's loss (s) | ratio | goal |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    print(f"| Frobenius: sklearn cd final loss | {sk_frob['time']:.1f} | {reach_frob:.2f} | "
+          f"{reach_frob / sk_frob['time']:.3f} | ≤ 0.333 |")
+    if sk_kl is not None:
+        reach_kl = time_to_reach(mu_kl_trace, sk_kl["loss"])
+        print(f"| KL: sklearn mu final KL | {sk_kl['time']:.1f} | {reach_kl:.2f} | "
+              f"{reach_kl / sk_kl['time']:.3f} | ≤ 0.100 |")
+
+    per_iter = hals_trace["per_iter"]
+    print(f"\nHALS time per iteration: {1e3 * per_iter:.1f} ms; two-GEMM floor "
+          f"{1e3 * floor:.1f} ms; ratio {per_iter / floor:.2f} (goal ≤ 1.3)")
+    print(f"MU-KL time per iteration: {1e3 * mu_kl_trace['per_iter']:.1f} ms")
+
+    print("\n| peak memory / data size (data included) | value | goal |")
+    print("| --- | ---: | --- |")
+    for method, goal in (("hals-frobenius", "≤ 1.5"), ("sklearn-cd", "(peer)"),
+                         ("mu-kl", "")):
+        print(f"| {method} | {peak_memory(X, k, method):.2f} | {goal} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
+        peak_memory_child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scan", type=int, default=128)
+    parser.add_argument("--detector", type=int, default=64)
+    parser.add_argument("--dose", type=float, default=200.0)
+    parser.add_argument("--no-sklearn-kl", action="store_true",
+                        help="skip scikit-learn's slow KL fit")
+    arguments = parser.parse_args()
+    main(arguments.scan, arguments.detector, arguments.dose, not arguments.no_sklearn_kl)
