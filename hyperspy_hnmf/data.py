@@ -103,7 +103,7 @@ _SI_PHASES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GroundTruth:
     """True decomposition of a synthetic signal, in HyperSpy's layout.
 
@@ -124,6 +124,13 @@ class GroundTruth:
         apply (halo, background, spectra).
     navigation_shape, signal_shape : tuple of int
         Shapes, in array order, to which ``loadings`` and ``factors`` unfold.
+
+    Examples
+    --------
+    >>> s = synthetic_4dstem(scan_shape=(8, 8), detector_shape=(16, 16), n_phases=1)
+    >>> truth = get_ground_truth(s)
+    >>> truth.n_components, truth.factors.shape, truth.loadings.shape
+    (3, (256, 3), (64, 3))
     """
 
     factors: np.ndarray
@@ -140,7 +147,7 @@ class GroundTruth:
         return self.factors.shape[1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DecompositionScore:
     """Agreement between a learned decomposition and the ground truth.
 
@@ -162,6 +169,13 @@ class DecompositionScore:
         Learned components left without a partner (when ``k_learned > k_true``).
     names : tuple of str
         Names of the true components.
+
+    Examples
+    --------
+    >>> truth = np.eye(4)[:, :2]
+    >>> score = score_decomposition(truth[:, ::-1], truth[:, ::-1], truth, truth)
+    >>> score.matched.tolist(), score.score
+    ([1, 0], 1.0)
     """
 
     pairs: tuple
@@ -294,7 +308,7 @@ def synthetic_4dstem(
 
     Notes
     -----
-    Peak memory is the output array plus about 100 MB: the expectation is formed
+    Peak memory is the output array plus about 120 MB: the expectation is formed
     and sampled in chunks of probe positions. The ground truth describes the
     whole scan; slicing the signal does not slice ``metadata.Ground_truth``.
 
@@ -734,7 +748,8 @@ def score_signal(signal, truth=None):
     >>> from hyperspy_hnmf.data import synthetic_4dstem, score_signal
     >>> s = synthetic_4dstem(scan_shape=(16, 16), detector_shape=(32, 32),
     ...                      n_phases=1, n_rotations=2, dose=2000, noise=False)
-    >>> s.decomposition(algorithm="NMF", output_dimension=3, print_info=False,
+    >>> import hyperspy_hnmf
+    >>> s.decomposition(algorithm="hnmf", output_dimension=3, print_info=False,
     ...                 max_iter=2000, random_state=0)
     >>> result = score_signal(s)
     >>> result.names
@@ -980,6 +995,7 @@ def _seed_for_metadata(random_state):
 
 def _finish_signal(signal, title, noise, factors, loadings, names, phase, rotation, dose,
                    parameters, extra):
+    n_nav_dims = signal.axes_manager.navigation_dimension
     signal.metadata.General.title = title
     signal.metadata.set_item("Signal.quantity",
                              "Counts" if noise else "Expected counts")
@@ -995,8 +1011,8 @@ def _finish_signal(signal, title, noise, factors, loadings, names, phase, rotati
         "phase": np.asarray(phase, dtype=int),
         "rotation_deg": np.asarray(rotation, dtype=float),
         "dose": dose,
-        "navigation_shape": np.asarray(loadings_shape(signal)[0]),
-        "signal_shape": np.asarray(loadings_shape(signal)[1]),
+        "navigation_shape": np.asarray(signal.data.shape[:n_nav_dims]),
+        "signal_shape": np.asarray(signal.data.shape[n_nav_dims:]),
         "Parameters": {key: (list(value) if isinstance(value, tuple) else value)
                        for key, value in parameters.items()},
     }
