@@ -22,11 +22,28 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import hyperspy.api as hs  # noqa: E402
+import numpy as np  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 import hyperspy_hnmf  # noqa: E402,F401  (registers algorithm="hnmf")
 from hyperspy_hnmf.data import get_ground_truth, score_signal, synthetic_4dstem  # noqa: E402
+
+
+def save_grid(images, label, cmap, path, title):
+    """Write a row of images with their indices."""
+    n = len(images)
+    columns = min(n, 4)
+    rows = -(-n // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows))
+    for i, axis in enumerate(np.ravel(axes)):
+        axis.axis("off")
+        if i < n:
+            axis.imshow(images[i], cmap=cmap)
+            axis.set_title(f"{label} {i}", fontsize=10)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
 
 
 def main(scan=128, dose=200.0, output="examples/output"):
@@ -48,13 +65,10 @@ def main(scan=128, dose=200.0, output="examples/output"):
 
     factors = s.get_decomposition_factors()
     loadings = s.get_decomposition_loadings()
-    hs.plot.plot_images(factors, cmap="inferno", per_row=k, axes_decor="off",
-                        label=[f"component {i}" for i in range(k)], colorbar=None)
-    plt.gcf().savefig(output / "quickstart_components.png", dpi=80)
-    hs.plot.plot_images(loadings, cmap="viridis", per_row=k, axes_decor="off",
-                        label=[f"map {i}" for i in range(k)], colorbar=None)
-    plt.gcf().savefig(output / "quickstart_maps.png", dpi=80)
-    plt.close("all")
+    save_grid(np.sqrt(factors.data), "component", "inferno",
+              output / "quickstart_components.png", "components (square root of intensity)")
+    save_grid(loadings.data, "map", "viridis", output / "quickstart_maps.png",
+              "maps (counts per probe position)")
     print(f"\nfigures written to {output}/quickstart_components.png and quickstart_maps.png")
     return s
 

@@ -30,10 +30,10 @@ from ._checks import (
     resolve_solver,
 )
 from ._init import INIT_METHODS, check_init, initialize
-from ._linalg import as_generator
+from ._linalg import as_generator, density, to_csr
 from ._loop import FitResult, alternate, canonical_order
 from ._objective import beta_divergence
-from ._updates import ALSUpdate, HALSUpdate, MUUpdate
+from ._updates import SPARSE_KL_DENSITY, ALSUpdate, HALSUpdate, MUUpdate
 
 __all__ = [
     "INIT_METHODS",
@@ -146,7 +146,10 @@ def nmf(
         ``"auto"``: HALS for Frobenius, multiplicative updates otherwise.
     init : str or tuple, default "nndsvda"
         ``"nndsvd"``, ``"nndsvda"``, ``"nndsvdar"``, ``"spa"``, ``"random"``
-        or a tuple ``(W, H)`` of initial arrays (one may be ``None``).
+        or a tuple ``(W, H)`` of initial arrays (one may be ``None``). For
+        losses with β < 2 (KL, counted data) the SVD and SPA initializations
+        are computed from Poisson-weighted data (see
+        :func:`~hyperspy_hnmf.solvers._init.poisson_scales`).
     max_iter : int, default 200
         Maximum number of iterations per run.
     tol : float, default 1e-4
@@ -187,11 +190,13 @@ def nmf(
     if isinstance(n_restarts, bool) or not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1:
         raise ValueError(f"n_restarts must be an integer ≥ 1, got {n_restarts!r}.")
     rng = as_generator(random_state)
+    if beta == 1 and not sp.issparse(X) and density(X) <= SPARSE_KL_DENSITY:
+        X = to_csr(X)  # once, for the initialization and every restart
     best = None
     all_objectives = []
     for restart in range(n_restarts):
         start = init if restart == 0 else "random"
-        W, H = initialize(X, k, start, rng)
+        W, H = initialize(X, k, start, rng, poisson_weighted=beta < 2)
         result = alternate(
             X, W, H, make_update(solver, beta),
             max_iter=max_iter, tol=tol, callback=callback,

@@ -11,7 +11,7 @@ separable nonnegative matrix factorization", IEEE TPAMI 36 (2014) 698.
 import numpy as np
 import scipy.sparse as sp
 
-from ._checks import check_factor
+from ._checks import check_factor, row_blocks
 from ._linalg import randomized_svd
 
 INIT_METHODS = ("nndsvd", "nndsvda", "nndsvdar", "spa", "random")
@@ -158,7 +158,52 @@ def _random(X, k, rng):
     return W, H
 
 
-def initialize(X, k, init, rng):
+def poisson_scales(X):
+    """Square roots of the row and column sums of ``X`` (1 where a sum is 0).
+
+    Dividing ``X`` by ``outer(a, b)`` is the weighting of Keenan & Kotula
+    (Surf. Interface Anal. 36 (2004) 203) that makes Poisson noise roughly
+    uniform, as HyperSpy's ``normalize_poissonian_noise`` does.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix, shape (n, m)
+
+    Returns
+    -------
+    a : ndarray, shape (n,)
+    b : ndarray, shape (m,)
+
+    Examples
+    --------
+    >>> a, b = poisson_scales(np.array([[4.0, 0.0], [0.0, 0.0]]))
+    >>> a.tolist(), b.tolist()
+    ([2.0, 1.0], [2.0, 1.0])
+    """
+    a = np.sqrt(np.asarray(X.sum(axis=1, dtype=np.float64)).ravel())
+    b = np.sqrt(np.asarray(X.sum(axis=0, dtype=np.float64)).ravel())
+    a[a == 0] = 1
+    b[b == 0] = 1
+    return a, b
+
+
+def _poisson_weighted(X):
+    """``X / outer(a, b)``: a scaled CSR copy for sparse data (small), else dense in blocks."""
+    a, b = poisson_scales(X)
+    inverse_a, inverse_b = (1 / a).astype(X.dtype), (1 / b).astype(X.dtype)
+    if sp.issparse(X):
+        scaled = X.tocsr(copy=True)
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(scaled.indptr))
+        scaled.data *= inverse_a[rows] * inverse_b[scaled.indices]
+        return scaled, a, b
+    scaled = np.empty(X.shape, dtype=X.dtype)
+    for rows in row_blocks(*X.shape):
+        np.multiply(X[rows], inverse_a[rows, None], out=scaled[rows])
+        scaled[rows] *= inverse_b
+    return scaled, a, b
+
+
+def initialize(X, k, init, rng, poisson_weighted=False):
     """Initial nonnegative factors ``W`` (n×k) and ``H`` (k×m), of ``X``'s dtype.
 
     Parameters
@@ -181,6 +226,12 @@ def initialize(X, k, init, rng):
         both), in which case it is computed from the other by nonnegative
         least squares.
     rng : numpy.random.Generator
+    poisson_weighted : bool, default False
+        Compute the SVD-based and SPA initializations from the data weighted
+        by :func:`poisson_scales` and scale the factors back. For counted
+        data fitted with the KL loss this keeps the few bright pixels (the
+        direct beam) from dominating the singular vectors, and starts the
+        multiplicative updates near a much better optimum.
 
     Returns
     -------
@@ -211,7 +262,12 @@ def initialize(X, k, init, rng):
         if H is None:
             H = _least_squares_loadings(X.T, W.astype(np.float64)).T.astype(dtype)
         return np.ascontiguousarray(W), np.ascontiguousarray(H)
-    if init in ("nndsvd", "nndsvda", "nndsvdar"):
+    if init in ("nndsvd", "nndsvda", "nndsvdar", "spa") and poisson_weighted:
+        scaled, a, b = _poisson_weighted(X)
+        W, H = initialize(scaled, k, init, rng)
+        W = W * a[:, None].astype(dtype)
+        H = H * b[None, :].astype(dtype)
+    elif init in ("nndsvd", "nndsvda", "nndsvdar"):
         fill = {"nndsvd": None, "nndsvda": "mean", "nndsvdar": "random"}[init]
         W, H = _nndsvd(X, k, rng, fill)
     elif init == "spa":
