@@ -266,3 +266,17 @@ def test_extension_is_listed_by_hyperspy():
 
     names = [ep.name for ep in importlib.metadata.entry_points(group="hyperspy.extensions")]
     assert "hyperspy_hnmf" in names
+
+
+def test_reproject_navigation_fills_masked_positions():
+    s = low_rank_signal()
+    nav_mask = np.zeros(s.axes_manager.navigation_shape, dtype=bool)
+    nav_mask[:3] = True
+    s.decomposition(algorithm="hnmf", output_dimension=3, navigation_mask=nav_mask,
+                    reproject="navigation", print_info=False, random_state=0)
+    loadings = s.learning_results.loadings
+    assert np.isfinite(loadings).all() and loadings.min() >= 0
+    masked_rows = np.flatnonzero(nav_mask.T.ravel())
+    model = loadings[masked_rows] @ s.learning_results.factors.T
+    data = s.data.reshape(120, 256)[masked_rows]
+    assert np.linalg.norm(model - data) < 0.5 * np.linalg.norm(data)

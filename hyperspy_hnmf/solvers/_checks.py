@@ -27,7 +27,7 @@ SOLVERS = {
 
 SOLVER_NAMES = ("auto",) + tuple(SOLVERS)
 
-_BLOCK_ELEMENTS = 1 << 22
+_BLOCK_ELEMENTS = 1 << 20
 
 
 def row_blocks(n_rows, n_cols, block_elements=_BLOCK_ELEMENTS):
