@@ -75,7 +75,6 @@ def _show_progressbar(value):
 def _build_estimator(algorithm, output_dimension, options):
     """The estimator for this call, with every option validated."""
     options = dict(options)
-    show_progressbar = _show_progressbar(options.pop("show_progressbar", None))
     if isinstance(algorithm, HNMF):
         if options:
             raise TypeError(
@@ -91,16 +90,18 @@ def _build_estimator(algorithm, output_dimension, options):
                 f"output_dimension={output_dimension} disagrees with the HNMF "
                 f"instance's n_components={estimator.n_components}; give one of them."
             )
-        estimator.set_params(n_components=output_dimension)
+        if estimator.n_components is None:
+            estimator.set_params(n_components=output_dimension)
     else:
+        show_progressbar = _show_progressbar(options.pop("show_progressbar", None))
         unknown = sorted(set(options) - set(ESTIMATOR_OPTIONS))
         if unknown:
             raise TypeError(
                 f"Unknown option(s) {unknown} for algorithm='hnmf'. Valid options are "
                 f"{', '.join(ESTIMATOR_OPTIONS)}."
             )
-        estimator = HNMF(n_components=output_dimension, **options)
-    estimator.set_params(show_progressbar=show_progressbar)
+        estimator = HNMF(n_components=output_dimension, show_progressbar=show_progressbar,
+                         **options)
     estimator._validate_params()
     return estimator
 

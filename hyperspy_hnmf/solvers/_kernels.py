@@ -13,6 +13,15 @@ import numpy as np
 _OPTIONS = dict(nogil=True, cache=True, fastmath=False)
 
 
+@numba.njit(inline="always", **_OPTIONS)
+def _model_value(A, i, B, j, floor):
+    """``max(floor, A[i] @ B[j])``: the model at one entry, in float64."""
+    model = 0.0
+    for q in range(A.shape[1]):
+        model += A[i, q] * B[j, q]
+    return model if model > floor else floor
+
+
 @numba.njit(parallel=True, **_OPTIONS)
 def kl_update_csr(indptr, indices, data, A, B, B_sums, floor, model_floor, with_objective):
     """KL multiplicative update of ``A`` in place, on the nonzeros of ``Y`` only.
@@ -53,12 +62,7 @@ def kl_update_csr(indptr, indices, data, A, B, B_sums, floor, model_floor, with_
     for i in numba.prange(n):
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
-            model = 0.0
-            for q in range(k):
-                model += A[i, q] * B[j, q]
-            if model < model_floor:
-                model = model_floor
-            ratio = data[p] / model
+            ratio = data[p] / _model_value(A, i, B, j, model_floor)
             for q in range(k):
                 numerator[i, q] += ratio * B[j, q]
         for q in range(k):
@@ -68,12 +72,7 @@ def kl_update_csr(indptr, indices, data, A, B, B_sums, floor, model_floor, with_
         if with_objective:
             acc = 0.0
             for p in range(indptr[i], indptr[i + 1]):
-                j = indices[p]
-                model = 0.0
-                for q in range(k):
-                    model += A[i, q] * B[j, q]
-                if model < model_floor:
-                    model = model_floor
+                model = _model_value(A, i, B, indices[p], model_floor)
                 acc += data[p] * np.log(data[p] / model)
             per_row[i] = acc
     return per_row.sum()
@@ -96,18 +95,12 @@ def kl_data_term_csr(indptr, indices, data, A, B, floor):
     -------
     float
     """
-    n, k = A.shape
+    n = A.shape[0]
     per_row = np.zeros(n, dtype=np.float64)
     for i in numba.prange(n):
         acc = 0.0
         for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            model = 0.0
-            for q in range(k):
-                model += A[i, q] * B[j, q]
-            if model < floor:
-                model = floor
             y = data[p]
-            acc += y * np.log(y / model)
+            acc += y * np.log(y / _model_value(A, i, B, indices[p], floor))
         per_row[i] = acc
     return per_row.sum()
