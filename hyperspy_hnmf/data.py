@@ -242,6 +242,7 @@ def synthetic_4dstem(
     random_state=0,
     dtype="float32",
     noise=True,
+    mixed_rotations=False,
 ):
     """Synthetic 4D-STEM scan of crystalline precipitates in an amorphous film.
 
@@ -286,6 +287,14 @@ def synthetic_4dstem(
     noise : bool
         Poisson-sample the counts; if False the data are the expectation
         ``loadings @ factors.T``.
+    mixed_rotations : bool
+        Plant a two-level structure: every particle of a phase holds all of
+        its rotations, as stripe domains about two particle radii wide
+        (along a random direction per phase), instead of one rotation per
+        particle. The rotations of a phase then co-occur spatially: the
+        fine components (phase × rotation) group into coarse ones (phases),
+        given by ``Ground_truth.phase``. ``particles_per_component`` then
+        counts particles per phase.
 
     Returns
     -------
@@ -377,10 +386,19 @@ def synthetic_4dstem(
             rotation.append(angle)
     factors = np.stack([pattern.ravel() for pattern in patterns], axis=1)
 
-    crystal = _particle_maps(
-        rng, scan_shape, n_phases * n_rotations, particles_per_component,
-        particle_radius,
-    )
+    if mixed_rotations:
+        phases = _particle_maps(rng, scan_shape, n_phases, particles_per_component,
+                                particle_radius)
+        crystal = np.concatenate(
+            [phase_map * _domain_fractions(rng, scan_shape, n_rotations,
+                                           period=4.0 * particle_radius)
+             for phase_map in phases]
+        )
+    else:
+        crystal = _particle_maps(
+            rng, scan_shape, n_phases * n_rotations, particles_per_component,
+            particle_radius,
+        )
     maps = [_thickness(rng, scan_shape) * (1.0 - 0.7 * crystal.sum(axis=0))] if halo else []
     maps.extend(crystal)
     loadings = _blur_and_scale(maps, probe_fwhm, dose)
@@ -402,6 +420,7 @@ def synthetic_4dstem(
         dose=dose, halo=halo, probe_fwhm=probe_fwhm,
         particle_radius=particle_radius,
         particles_per_component=particles_per_component,
+        mixed_rotations=bool(mixed_rotations),
         random_state=_seed_for_metadata(random_state), dtype=dtype.name, noise=noise,
     )
     signal = Signal2D(data, axes=axes)
@@ -937,6 +956,23 @@ def _particle_maps(rng, scan_shape, n_maps, n_particles, radius):
     total = maps.sum(axis=0)
     maps /= np.maximum(total, 1.0)
     return maps
+
+
+def _domain_fractions(rng, scan_shape, n_domains, period):
+    """Fractions (summing to 1) of ``n_domains`` domains in stripes of ``period`` pixels.
+
+    Returns an array of shape ``(n_domains, ny, nx)``: along a random
+    direction the domains take turns smoothly (Gaussian bumps on a periodic
+    phase), so every particle wider than about half a period holds several.
+    """
+    rows, cols = np.mgrid[0:scan_shape[0], 0:scan_shape[1]].astype(float)
+    angle = rng.uniform(0.0, 2.0 * math.pi)
+    phase = (math.cos(angle) * cols + math.sin(angle) * rows) / period
+    phase = phase + rng.uniform(0.0, 1.0)
+    centres = np.arange(n_domains) / n_domains
+    distance = (phase[None] - centres[:, None, None] + 0.5) % 1.0 - 0.5
+    bumps = np.exp(-0.5 * (distance * n_domains / 0.5) ** 2)
+    return bumps / bumps.sum(axis=0)
 
 
 def _thickness(rng, scan_shape):

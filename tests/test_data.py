@@ -455,3 +455,22 @@ def test_docstring_examples_run():
     results = doctest.testmod(data, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert results.attempted > 0
     assert results.failed == 0
+
+
+def test_mixed_rotations_plant_co_occurring_rotation_domains():
+    s = synthetic_4dstem(scan_shape=(48, 48), detector_shape=(32, 32), n_phases=2,
+                         n_rotations=2, mixed_rotations=True, noise=False, random_state=3)
+    truth = get_ground_truth(s)
+    maps = truth.loadings.T
+    for phase in (0, 1):
+        first, second = maps[truth.phase == phase]
+        inside = (first + second) > 0.2 * (first + second).max()
+        # both rotation domains occupy a real share of the same particles ...
+        assert (first[inside] > second[inside]).mean() > 0.2
+        assert (second[inside] > first[inside]).mean() > 0.2
+    # ... while the two phases occupy different particles
+    phase0 = maps[truth.phase == 0].sum(axis=0)
+    phase1 = maps[truth.phase == 1].sum(axis=0)
+    assert np.corrcoef(phase0, phase1)[0, 1] < 0.3
+    assert get_ground_truth(s).names == ["halo", "phase0_rot0", "phase0_rot1",
+                                         "phase1_rot0", "phase1_rot1"]
