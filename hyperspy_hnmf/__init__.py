@@ -6,9 +6,29 @@ Importing the package registers ``algorithm="hnmf"`` for
 
 from . import data, solvers
 from .estimators import HNMF, NotFittedError
-from .integration import register, unregister
+from .integration import (
+    get_cluster_labels,
+    get_hierarchy_level,
+    get_mixing_matrices,
+    get_split_tree,
+    register,
+    unregister,
+)
+from .plotting import plot_hierarchy
 
 register()
 
-__all__ = ["HNMF", "NotFittedError", "data", "register", "solvers", "unregister"]
+__all__ = [
+    "HNMF",
+    "NotFittedError",
+    "data",
+    "get_cluster_labels",
+    "get_hierarchy_level",
+    "get_mixing_matrices",
+    "get_split_tree",
+    "plot_hierarchy",
+    "register",
+    "solvers",
+    "unregister",
+]
 __version__ = "0.1.0"

@@ -15,7 +15,12 @@ import scipy.sparse as sp
 
 from . import solvers
 from .solvers._checks import check_nonnegative, loss_to_beta, resolve_solver
-from .solvers._init import check_init
+from .hierarchy.multilayer import _check_ranks, _check_weights
+from .solvers._init import _poisson_weighted, check_init
+
+
+def _is_sequence(value):
+    return isinstance(value, (list, tuple, np.ndarray))
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -74,8 +79,11 @@ class HNMF:
 
     Parameters
     ----------
-    n_components : int or None, default None
-        Number of components; ``None`` uses ``min(n_samples, n_features)``.
+    n_components : int, sequence of int, or None, default None
+        Number of components; ``None`` uses ``min(n_samples, n_features)``. A
+        strictly decreasing sequence such as ``[12, 6, 3]`` fits a multi-layer
+        (hierarchical) NMF, finest level first; with ``hierarchy="tree"`` the
+        number of leaves of the rank-2 splitting tree.
     loss : str or float, default "frobenius"
         ``"frobenius"``, ``"kullback-leibler"`` (``"kl"``, the Poisson
         maximum-likelihood loss for counted electrons), ``"itakura-saito"``
@@ -104,6 +112,32 @@ class HNMF:
     show_progressbar : bool, default False
         Show a progress bar with the current objective; it appears only for
         fits that last more than two seconds.
+    hierarchy : {None, "layers", "tree"}, default None
+        ``None``: flat NMF, or multi-layer NMF when ``n_components`` is a
+        sequence (same as ``"layers"``). ``"tree"``: hierarchical rank-2
+        splitting of the samples (probe positions) into ``n_components``
+        leaves (:func:`~hyperspy_hnmf.hierarchy.tree.rank2_tree`); the leaves
+        are the components, in the tree's leaf order. For losses with β < 2
+        (KL: counted data) the rows are split after Poisson weighting (see
+        :func:`~hyperspy_hnmf.solvers._init.poisson_scales`), then the maps
+        are fitted to the raw data with the loss.
+    level : int or None, default None
+        Multi-layer only: the level whose components and maps the estimator
+        exposes (1 = finest, the default).
+    fine_tune : bool, default True
+        Multi-layer only: after the greedy layer-by-layer pass, lower the
+        total error of all layers jointly.
+    fine_tune_iter : int, default 100
+        Multi-layer only: maximum number of fine-tuning iterations.
+    layer_weights : sequence of float or None, default None
+        Multi-layer only: weights of each level's error in the fine-tuning
+        objective; ``None`` weights only the deepest level (the total error).
+    min_leaf_size : int, default 1
+        Tree only: leaves with fewer samples are not split.
+    max_depth : int or None, default None
+        Tree only: maximum depth of a leaf (the root has depth 0).
+    score_threshold : float or None, default None
+        Tree only: leaves whose split score is below it are not split.
 
     Attributes
     ----------
@@ -125,6 +159,9 @@ class HNMF:
         Whether the kept run stopped on ``tol``.
     restart_objectives_ : ndarray
         Final objective of each restart.
+    hierarchy_ : MultiLayerResult, SplitTree or None
+        The whole hierarchy of a hierarchical fit (every level, the mixing
+        matrices, or the tree); ``None`` for a flat fit.
 
     See Also
     --------
@@ -161,6 +198,14 @@ class HNMF:
         n_restarts=1,
         clip_negative=False,
         show_progressbar=False,
+        hierarchy=None,
+        level=None,
+        fine_tune=True,
+        fine_tune_iter=100,
+        layer_weights=None,
+        min_leaf_size=1,
+        max_depth=None,
+        score_threshold=None,
     ):
         self.n_components = n_components
         self.loss = loss
@@ -172,6 +217,14 @@ class HNMF:
         self.n_restarts = n_restarts
         self.clip_negative = clip_negative
         self.show_progressbar = show_progressbar
+        self.hierarchy = hierarchy
+        self.level = level
+        self.fine_tune = fine_tune
+        self.fine_tune_iter = fine_tune_iter
+        self.layer_weights = layer_weights
+        self.min_leaf_size = min_leaf_size
+        self.max_depth = max_depth
+        self.score_threshold = score_threshold
 
     # -- estimator protocol ------------------------------------------------
     @classmethod
@@ -226,7 +279,9 @@ class HNMF:
         for name in self._get_param_names():
             value = getattr(self, name)
             default = defaults[name].default
-            if isinstance(value, (np.ndarray, tuple)) or value is not default and value != default:
+            if isinstance(value, (np.ndarray, tuple, list)) or (
+                value is not default and value != default
+            ):
                 shown = "(W, H)" if isinstance(value, tuple) else repr(value)
                 changed.append(f"{name}={shown}")
         return f"{type(self).__name__}({', '.join(changed)})"
@@ -247,8 +302,7 @@ class HNMF:
         beta = loss_to_beta(self.loss)
         solver = resolve_solver(self.solver, beta)
         check_init(self.init)
-        if self.n_components is not None:
-            solvers._checks.check_rank(self.n_components)
+        self._validate_hierarchy()
         for name, minimum in (("max_iter", 1), ("n_restarts", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
@@ -256,6 +310,67 @@ class HNMF:
         if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
             raise ValueError(f"`tol` must be a real number ≥ 0, got {self.tol!r}.")
         return beta, solver
+
+    @property
+    def _kind(self):
+        """``"flat"``, ``"layers"`` or ``"tree"``."""
+        if self.hierarchy == "tree":
+            return "tree"
+        if self.hierarchy == "layers" or _is_sequence(self.n_components):
+            return "layers"
+        return "flat"
+
+    def _validate_hierarchy(self):
+        if self.hierarchy not in (None, "layers", "tree"):
+            raise ValueError(
+                f"Unknown hierarchy {self.hierarchy!r}. Valid values are None (flat, "
+                "or layers when n_components is a list), 'layers' and 'tree'."
+            )
+        kind = self._kind
+        if kind == "layers":
+            ranks = _check_ranks(self.n_components)
+            if self.level is not None and not (
+                isinstance(self.level, numbers.Integral) and 1 <= self.level <= len(ranks)
+            ):
+                raise ValueError(
+                    f"level must be an integer from 1 (finest) to {len(ranks)} "
+                    f"(coarsest), got {self.level!r}."
+                )
+            _check_weights(self.layer_weights, len(ranks))
+            if not isinstance(self.fine_tune_iter, numbers.Integral) or self.fine_tune_iter < 0:
+                raise ValueError(
+                    f"`fine_tune_iter` must be an integer ≥ 0, got {self.fine_tune_iter!r}."
+                )
+        elif _is_sequence(self.n_components):
+            raise ValueError(
+                f"hierarchy={self.hierarchy!r} takes one number of components, but "
+                f"n_components is {list(self.n_components)}; a list of ranks asks for "
+                "hierarchy='layers'."
+            )
+        elif self.n_components is not None:
+            solvers._checks.check_rank(self.n_components)
+        if kind != "layers":
+            for name in ("level", "layer_weights"):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"`{name}` applies to multi-layer NMF only (a list of ranks as "
+                        f"n_components), not to hierarchy={self.hierarchy!r}."
+                    )
+        if kind != "tree":
+            for name, default in (("min_leaf_size", 1), ("max_depth", None),
+                                  ("score_threshold", None)):
+                if getattr(self, name) != default:
+                    raise ValueError(
+                        f"`{name}` applies to hierarchy='tree' only; set "
+                        "hierarchy='tree' to build a splitting tree."
+                    )
+        if kind == "tree" and self._solver_name(loss_to_beta(self.loss)) == "als":
+            raise ValueError(
+                "solver='als' cannot compute the tree's maps; use 'hals' or 'mu'."
+            )
+
+    def _solver_name(self, beta):
+        return resolve_solver(self.solver, beta)
 
     def _prepare_data(self, X, where):
         X = _validate_array(X, where)
@@ -315,34 +430,89 @@ class HNMF:
         """
         beta, solver = self._validate_params()
         X = self._prepare_data(X, f"{type(self).__name__}.fit")
-        k = self.n_components if self.n_components is not None else min(X.shape)
-        bar, callback = self._progress(self.max_iter * self.n_restarts)
+        kind = self._kind
+        if kind == "flat":
+            k = self.n_components if self.n_components is not None else min(X.shape)
+            total = self.max_iter * self.n_restarts
+        elif kind == "layers":
+            total = self.max_iter * len(self.n_components) + self.fine_tune_iter
+        else:
+            total = None
+        bar, callback = self._progress(total)
         try:
-            result = solvers.nmf(
-                X,
-                k,
-                loss=beta,
-                solver=solver,
-                init=self.init,
-                max_iter=self.max_iter,
-                tol=self.tol,
-                random_state=self.random_state,
-                n_restarts=self.n_restarts,
-                callback=callback,
-            )
+            if kind == "flat":
+                W, H, details = self._fit_flat(X, k, beta, solver, callback)
+            elif kind == "layers":
+                W, H, details = self._fit_layers(X, beta, solver, callback)
+            else:
+                W, H, details = self._fit_tree(X, beta, solver)
         finally:
             if bar is not None:
                 bar.close()
-        self.components_ = result.H
-        self.n_components_ = k
+        self.components_ = H
+        self.n_components_ = H.shape[0]
         self.n_features_in_ = X.shape[1]
-        self.n_iter_ = result.n_iter
-        self.objective_history_ = result.objective
-        self.reconstruction_err_ = float(np.sqrt(2.0 * max(result.divergence, 0.0)))
-        self.converged_ = result.converged
-        self.restart_objectives_ = np.asarray(result.restart_objectives)
+        self.n_iter_ = details["n_iter"]
+        self.objective_history_ = details["objective"]
+        self.reconstruction_err_ = float(np.sqrt(2.0 * max(details["divergence"], 0.0)))
+        self.converged_ = details["converged"]
+        self.restart_objectives_ = np.asarray(details.get("restarts", [details["divergence"]]))
+        self.hierarchy_ = details.get("hierarchy")
         self._beta, self._solver = beta, solver
-        return result.W
+        return W
+
+    def _fit_flat(self, X, k, beta, solver, callback):
+        result = solvers.nmf(
+            X, k, loss=beta, solver=solver, init=self.init, max_iter=self.max_iter,
+            tol=self.tol, random_state=self.random_state, n_restarts=self.n_restarts,
+            callback=callback,
+        )
+        details = dict(n_iter=result.n_iter, objective=result.objective,
+                       divergence=result.divergence, converged=result.converged,
+                       restarts=result.restart_objectives)
+        return result.W, result.H, details
+
+    def _fit_layers(self, X, beta, solver, callback):
+        from .hierarchy.multilayer import multilayer_nmf
+
+        result = multilayer_nmf(
+            X, self.n_components, loss=beta, solver=solver, init=self.init,
+            max_iter=self.max_iter, tol=self.tol, random_state=self.random_state,
+            fine_tune=self.fine_tune, fine_tune_iter=self.fine_tune_iter,
+            layer_weights=self.layer_weights,
+            callback=None if callback is None else (lambda stage, it, obj: callback(it, obj)),
+        )
+        chosen = result.level(self.level or 1)
+        history = (result.fine_tune_objective if len(result.fine_tune_objective)
+                   else result.layer_objectives[0])
+        details = dict(n_iter=result.fine_tune_n_iter, objective=np.asarray(history),
+                       divergence=chosen.error, converged=True, hierarchy=result)
+        return chosen.W, chosen.H, details
+
+    def _fit_tree(self, X, beta, solver):
+        from .hierarchy.tree import rank2_tree
+
+        data, column_scales = X, None
+        if beta < 2:
+            # Counted data: split the Poisson-weighted rows, as the flat
+            # initialization does; on raw counts the bright direct beam
+            # dominates every rank-2 split.
+            data, _, column_scales = _poisson_weighted(X)
+        tree = rank2_tree(
+            data, self.n_components if self.n_components is not None else min(X.shape),
+            min_leaf_size=self.min_leaf_size, max_depth=self.max_depth,
+            score_threshold=self.score_threshold, random_state=self.random_state,
+        )
+        if column_scales is not None:
+            for node in tree.nodes:
+                component = node.component * column_scales
+                node.component = component / max(component.sum(), np.finfo(float).tiny)
+        H = tree.components.astype(X.dtype, copy=False)
+        W = tree.maps(X, loss=beta, solver=solver, max_iter=self.max_iter, tol=self.tol)
+        divergence = solvers.beta_divergence(X, W, H, beta)
+        details = dict(n_iter=len(tree.nodes), objective=np.asarray([divergence]),
+                       divergence=divergence, converged=True, hierarchy=tree)
+        return W, H, details
 
     def fit(self, X, y=None):
         """Fit the model to ``X``.

@@ -106,6 +106,20 @@ def _build_estimator(algorithm, output_dimension, options):
     return estimator
 
 
+def exposed_rank(estimator):
+    """Number of components the estimator puts in ``learning_results`` (None if unknown).
+
+    Examples
+    --------
+    >>> exposed_rank(HNMF([12, 6, 3], level=2)), exposed_rank(HNMF(4))
+    (6, 4)
+    """
+    k = estimator.n_components
+    if estimator._kind == "layers":
+        return int(k[(estimator.level or 1) - 1])
+    return k
+
+
 def _kept(mask, size):
     """Boolean array of kept positions (HyperSpy masks are True where excluded)."""
     return np.ones(size, dtype=bool) if mask is None else ~mask
@@ -153,8 +167,9 @@ def _check_signal_data(signal, nav_keep, sig_keep, clip_negative):
 def _validate_call(signal, arguments, estimator):
     """Every check on the signal and HyperSpy keywords, before any change."""
     output_dimension = estimator.n_components
+    kind = estimator._kind
     signal._validate_decomposition_inputs(
-        output_dimension, arguments["centre"], arguments["reproject"]
+        exposed_rank(estimator), arguments["centre"], arguments["reproject"]
     )
     if output_dimension is None:
         raise ValueError(
@@ -176,12 +191,27 @@ def _validate_call(signal, arguments, estimator):
     n_nav, n_sig = int(nav_keep.sum()), int(sig_keep.sum())
     if n_nav == 0 or n_sig == 0:
         raise ValueError("All the data are masked, change the mask.")
-    limit = min(n_nav, n_sig)
-    if output_dimension >= limit:
+    if kind == "tree":
+        if output_dimension > n_nav:
+            raise ValueError(
+                f"A tree with {output_dimension} leaves needs at least as many probe "
+                f"positions, but there are {n_nav} (after masking). Ask for at most "
+                f"{n_nav} leaves."
+            )
+    else:
+        largest = output_dimension[0] if kind == "layers" else output_dimension
+        limit = min(n_nav, n_sig)
+        if largest >= limit:
+            raise ValueError(
+                f"output_dimension={largest} is too large: it must be smaller than "
+                f"min(navigation size, signal size) = min({n_nav}, {n_sig}) = {limit} "
+                "(after masking)."
+            )
+    if kind != "flat" and arguments["normalize_poissonian_noise"]:
         raise ValueError(
-            f"output_dimension={output_dimension} is too large: it must be smaller "
-            f"than min(navigation size, signal size) = min({n_nav}, {n_sig}) = {limit} "
-            "(after masking)."
+            "normalize_poissonian_noise=True is not supported with hierarchical "
+            "decompositions: the levels would be weighted inconsistently. For counted "
+            "data use loss='kl' instead."
         )
     _check_signal_data(signal, nav_keep, sig_keep, estimator.clip_negative)
     return nav_mask, sig_mask
@@ -218,6 +248,28 @@ def _fit_info(estimator):
         "reconstruction_error": float(estimator.reconstruction_err_),
         "objective_history": np.asarray(estimator.objective_history_),
         "restart_objectives": np.asarray(estimator.restart_objectives_),
+        "hierarchy": _hierarchy_info(estimator),
+    }
+
+
+def _hierarchy_info(estimator):
+    """The hierarchy as nested dicts of arrays and numbers (saved with the signal)."""
+    kind = estimator._kind
+    if kind == "flat":
+        return {"kind": "flat"}
+    if kind == "tree":
+        return {"kind": "tree", "tree": estimator.hierarchy_.to_dict()}
+    result = estimator.hierarchy_
+    return {
+        "kind": "layers",
+        "ranks": np.asarray(result.ranks),
+        "level": int(estimator.level or 1),
+        "maps": {str(i + 1): W for i, W in enumerate(result.W)},
+        "components": {str(i + 1): H for i, H in enumerate(result.H)},
+        "mixing": {str(i + 2): M for i, M in enumerate(result.M)},
+        "errors": np.asarray(result.errors),
+        "greedy_errors": np.asarray(result.greedy_errors),
+        "fine_tune_objective": np.asarray(result.fine_tune_objective),
     }
 
 
@@ -247,7 +299,7 @@ def _hnmf_decomposition(signal, original, arguments, options):
             signal,
             normalize_poissonian_noise=normalize,
             algorithm=estimator,
-            output_dimension=estimator.n_components,
+            output_dimension=exposed_rank(estimator),
             navigation_mask=arguments["navigation_mask"],
             signal_mask=arguments["signal_mask"],
             reproject=arguments["reproject"],
@@ -258,6 +310,7 @@ def _hnmf_decomposition(signal, original, arguments, options):
         if normalize:
             _reorder_results(results, nav_mask, sig_mask)
         results.decomposition_algorithm = ALGORITHM_NAME
+        results.output_dimension = int(estimator.n_components_)
         results.hnmf = _fit_info(estimator)
     except BaseException:
         signal.learning_results.__dict__.clear()
@@ -354,3 +407,178 @@ def unregister():
         current = cls.__dict__["decomposition"]
         if hasattr(current, "_hnmf_original"):
             cls.decomposition = current._hnmf_original
+
+
+def _hierarchy(signal, kind=None):
+    info = getattr(signal.learning_results, "hnmf", None)
+    hierarchy = info.get("hierarchy") if isinstance(info, dict) else None
+    if not hierarchy or hierarchy.get("kind") == "flat":
+        raise ValueError(
+            "This signal has no hierarchical decomposition: run "
+            "s.decomposition(algorithm='hnmf', output_dimension=[k1, k2, ...]) or "
+            "s.decomposition(algorithm='hnmf', hierarchy='tree', output_dimension=n) first."
+        )
+    if kind is not None and hierarchy["kind"] != kind:
+        raise ValueError(
+            f"This signal's hierarchy is a {hierarchy['kind']!r} hierarchy, not {kind!r}."
+        )
+    return hierarchy
+
+
+def _expand_navigation(signal, array):
+    """Rows of masked probe positions come back as NaN, as in ``learning_results``."""
+    from hyperspy.learn._mva import _nan_expand_rows
+
+    mask = signal.learning_results.navigation_mask
+    if mask is None:
+        return array
+    return _nan_expand_rows(array, np.asarray(mask).ravel(), mask.size)
+
+
+def _expand_signal(signal, array):
+    from hyperspy.learn._mva import _nan_expand_rows
+
+    mask = signal.learning_results.signal_mask
+    if mask is None:
+        return array
+    return _nan_expand_rows(array, np.asarray(mask).ravel(), mask.size)
+
+
+def get_hierarchy_level(signal, level):
+    """Components and maps of one level of a hierarchical decomposition.
+
+    Parameters
+    ----------
+    signal : hyperspy.signals.BaseSignal
+        A signal decomposed with ``algorithm="hnmf"`` and a list of ranks
+        (multi-layer) or ``hierarchy="tree"`` (then only level 1, the leaves,
+        exists here; use :func:`get_split_tree` for the inner nodes).
+    level : int
+        1 = finest; ``len(ranks)`` = coarsest.
+
+    Returns
+    -------
+    factors, loadings : hyperspy signals
+        Like ``get_decomposition_factors()`` / ``get_decomposition_loadings()``.
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> rng = np.random.default_rng(0)
+    >>> s = hs.signals.Signal1D(rng.poisson(rng.random((20, 4)) @ rng.random((4, 30)) * 9)
+    ...                          .astype("float32"))
+    >>> s.decomposition(algorithm="hnmf", output_dimension=[4, 2], print_info=False,
+    ...                 random_state=0)
+    >>> factors, loadings = get_hierarchy_level(s, 2)
+    >>> factors.data.shape, loadings.data.shape
+    ((2, 30), (2, 20))
+    """
+    hierarchy = _hierarchy(signal)
+    if hierarchy["kind"] == "tree":
+        if level != 1:
+            raise ValueError("A tree's leaves are level 1; use get_split_tree for the nodes.")
+        factors, loadings = signal.learning_results.factors, signal.learning_results.loadings
+    else:
+        n_levels = len(hierarchy["ranks"])
+        if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not (
+            1 <= level <= n_levels
+        ):
+            raise ValueError(
+                f"level must be an integer from 1 (finest) to {n_levels} (coarsest), "
+                f"got {level!r}."
+            )
+        factors = _expand_signal(signal, hierarchy["components"][str(level)].T)
+        loadings = _expand_navigation(signal, hierarchy["maps"][str(level)])
+    return signal._get_factors(factors), signal._get_loadings(loadings)
+
+
+def get_mixing_matrices(signal):
+    """Mixing matrices of a multi-layer decomposition, finest to coarsest.
+
+    ``M[ℓ]`` (k_ℓ × k_{ℓ-1}) expresses each component of level ℓ as a
+    nonnegative mixture of the components of level ℓ-1; rows sum to 1.
+
+    Parameters
+    ----------
+    signal : hyperspy.signals.BaseSignal
+
+    Returns
+    -------
+    dict of int to ndarray
+        ``{2: M2, 3: M3, ...}``.
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> rng = np.random.default_rng(0)
+    >>> s = hs.signals.Signal1D(rng.random((20, 30)).astype("float32"))
+    >>> s.decomposition(algorithm="hnmf", output_dimension=[4, 2], print_info=False)
+    >>> get_mixing_matrices(s)[2].shape
+    (2, 4)
+    """
+    hierarchy = _hierarchy(signal, "layers")
+    return {int(key): value for key, value in sorted(hierarchy["mixing"].items())}
+
+
+def get_split_tree(signal):
+    """The rank-2 splitting tree of ``decomposition(hierarchy="tree")``.
+
+    Parameters
+    ----------
+    signal : hyperspy.signals.BaseSignal
+
+    Returns
+    -------
+    hyperspy_hnmf.hierarchy.tree.SplitTree
+        Every node with its member probe positions (indices into the unmasked
+        positions, in HyperSpy's unfolded order), component and split score.
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> rng = np.random.default_rng(0)
+    >>> s = hs.signals.Signal1D(rng.random((20, 30)).astype("float32"))
+    >>> s.decomposition(algorithm="hnmf", hierarchy="tree", output_dimension=3,
+    ...                 print_info=False)
+    >>> get_split_tree(s).n_leaves
+    3
+    """
+    from .hierarchy.tree import SplitTree
+
+    return SplitTree.from_dict(_hierarchy(signal, "tree")["tree"])
+
+
+def get_cluster_labels(signal):
+    """Map of the tree leaf (cluster) of every probe position, as a signal.
+
+    Masked positions get the label -1.
+
+    Parameters
+    ----------
+    signal : hyperspy.signals.BaseSignal
+
+    Returns
+    -------
+    hyperspy signal
+        Integer image (or line) with the navigation shape and axes of ``signal``.
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> rng = np.random.default_rng(0)
+    >>> s = hs.signals.Signal1D(rng.random((4, 5, 30)).astype("float32"))
+    >>> s.decomposition(algorithm="hnmf", hierarchy="tree", output_dimension=2,
+    ...                 print_info=False)
+    >>> get_cluster_labels(s).data.shape
+    (4, 5)
+    """
+    labels = get_split_tree(signal).labels().astype(np.int64)
+    mask = signal.learning_results.navigation_mask
+    if mask is not None:
+        full = np.full(mask.size, -1, dtype=np.int64)
+        full[~np.asarray(mask).ravel()] = labels
+        labels = full
+    shape = signal.axes_manager._navigation_shape_in_array
+    result = signal._get_navigation_signal(labels.reshape(shape))
+    result.metadata.General.title = "tree leaf of each probe position"
+    return result
