@@ -12,7 +12,10 @@ float32, 200 counts per pattern), in one run:
   and the adjusted Rand index of the tree's leaves against the dominant true
   component of every probe position;
 - the grouping of fine into coarse components on the planted two-level data
-  (``synthetic_4dstem(mixed_rotations=True)``) at several doses.
+  (``synthetic_4dstem(mixed_rotations=True)``) at several doses: a fine
+  component belongs to the coarse component that mixes it with the largest
+  weight (``MultiLayerResult.groups``); the grouping is right when the
+  rotations of every phase, and only they, share a parent.
 
 Usage::
 

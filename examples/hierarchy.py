@@ -41,7 +41,7 @@ def main(scan=64, output="examples/output"):
     hyperspy_hnmf.plot_hierarchy(s).savefig(output / "hierarchy_layers.png", dpi=80)
 
     s.decomposition(algorithm="hnmf", hierarchy="tree", output_dimension=k, loss="kl",
-                    random_state=0, print_info=False)
+                    min_leaf_size=20, random_state=0, print_info=False)
     tree = hyperspy_hnmf.get_split_tree(s)
     print(tree)
     hyperspy_hnmf.plot_hierarchy(s).savefig(output / "hierarchy_tree.png", dpi=80)

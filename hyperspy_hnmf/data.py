@@ -293,8 +293,9 @@ def synthetic_4dstem(
         (along a random direction per phase), instead of one rotation per
         particle. The rotations of a phase then co-occur spatially: the
         fine components (phase × rotation) group into coarse ones (phases),
-        given by ``Ground_truth.phase``. ``particles_per_component`` then
-        counts particles per phase.
+        given by ``Ground_truth.phase``. Each phase gets
+        ``particles_per_component * n_rotations`` particles, so a rotation
+        covers about as much of the scan as without mixing.
 
     Returns
     -------
@@ -387,8 +388,8 @@ def synthetic_4dstem(
     factors = np.stack([pattern.ravel() for pattern in patterns], axis=1)
 
     if mixed_rotations:
-        phases = _particle_maps(rng, scan_shape, n_phases, particles_per_component,
-                                particle_radius)
+        phases = _particle_maps(rng, scan_shape, n_phases,
+                                particles_per_component * n_rotations, particle_radius)
         crystal = np.concatenate(
             [phase_map * _domain_fractions(rng, scan_shape, n_rotations,
                                            period=4.0 * particle_radius)

@@ -161,3 +161,20 @@ def test_bad_hierarchy_input_leaves_results_unchanged(layered, kwargs, message):
 
 def test_plugin_exports():
     assert hyperspy_hnmf.plot_hierarchy is plot_hierarchy
+
+
+def test_planted_phases_group_their_rotations_at_the_default_dose():
+    """synthetic_4dstem(mixed_rotations=True): rotations of a phase share a coarse parent."""
+    from hyperspy_hnmf.data import get_ground_truth, score_signal, synthetic_4dstem
+
+    s = synthetic_4dstem(detector_shape=(32, 32), mixed_rotations=True, random_state=0)
+    truth = get_ground_truth(s)
+    s.decomposition(algorithm="hnmf", output_dimension=[truth.n_components, 4], loss="kl",
+                    random_state=0, print_info=False)
+    score = score_signal(s)
+    groups = np.argmax(get_mixing_matrices(s)[2], axis=0)
+    parents = {}
+    for true_index, learned in enumerate(score.matched):
+        parents.setdefault(int(truth.phase[true_index]), set()).add(int(groups[learned]))
+    assert all(len(parent) == 1 for parent in parents.values())
+    assert len(set.union(*parents.values())) == len(parents)

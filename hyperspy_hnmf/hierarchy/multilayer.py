@@ -213,16 +213,21 @@ class MultiLayerResult:
             error=float(self.errors[index]),
         )
 
-    def groups(self, level=2):
-        """For each finest component, the component of ``level`` holding most of it.
+    def groups(self, level=2, by="weight"):
+        """For each finest component, the component of ``level`` it belongs to.
 
-        The share of finest component ``q`` carried by component ``p`` of
-        ``level`` is ``W_ℓ[:, p].sum() · P[p, q]`` with ``P = M_ℓ ⋯ M₂``: the
-        intensity that the coarse maps pass on to ``q``.
+        With ``P = M_ℓ ⋯ M₂`` (rows: components of ``level``, columns:
+        finest components), ``by="weight"`` picks for finest component ``q``
+        the coarse component ``p`` that mixes it with the largest weight
+        ``P[p, q]`` (the edges of :func:`~hyperspy_hnmf.plot_hierarchy`);
+        ``by="intensity"`` the one that carries most of its counts,
+        ``W_ℓ[:, p].sum() · P[p, q]``, which favours intense coarse
+        components such as a background.
 
         Parameters
         ----------
         level : int, default 2
+        by : {"weight", "intensity"}, default "weight"
 
         Returns
         -------
@@ -234,12 +239,15 @@ class MultiLayerResult:
         >>> multilayer_nmf(X, [4, 2], random_state=0).groups(2).shape
         (4,)
         """
+        if by not in ("weight", "intensity"):
+            raise ValueError(f"by must be 'weight' or 'intensity', got {by!r}.")
         index = self._index(level)
         P = np.eye(self.ranks[0])
         for M in self.M[:index]:
             P = M.astype(np.float64) @ P
-        share = self.W[index].sum(axis=0, dtype=np.float64)[:, None] * P
-        return np.argmax(share, axis=0)
+        if by == "intensity":
+            P = self.W[index].sum(axis=0, dtype=np.float64)[:, None] * P
+        return np.argmax(P, axis=0)
 
     def _index(self, level):
         if (
