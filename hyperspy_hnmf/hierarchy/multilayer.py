@@ -601,21 +601,18 @@ class _KLData:
 
     def right(self, U, V, C, with_objective=False):
         """``(X ⊘ U Vᵀ) @ C`` (n × c) and the data term ``Σ x log(x / model)``."""
-        if self.sparse:
-            Y = self.rows
-            return _ratio_times_csr(
-                Y.indptr, Y.indices, Y.data, _f64(U), _f64(V), _f64(C),
-                MODEL_FLOOR, with_objective)
-        return self._dense(U, V, C, with_objective, transpose=False)
+        return self._ratio_times(U, V, C, with_objective, transpose=False)
 
     def left(self, U, V, C, with_objective=False):
         """``(X ⊘ U Vᵀ)ᵀ @ C`` (m × c) and the data term."""
-        if self.sparse:
-            Y = self.cols
-            return _ratio_times_csr(
-                Y.indptr, Y.indices, Y.data, _f64(V), _f64(U), _f64(C),
-                MODEL_FLOOR, with_objective)
-        return self._dense(U, V, C, with_objective, transpose=True)
+        return self._ratio_times(U, V, C, with_objective, transpose=True)
+
+    def _ratio_times(self, U, V, C, with_objective, transpose):
+        if not self.sparse:
+            return self._dense(U, V, C, with_objective, transpose)
+        Y, A, B = (self.cols, V, U) if transpose else (self.rows, U, V)
+        return _ratio_times_csr(Y.indptr, Y.indices, Y.data, _f64(A), _f64(B), _f64(C),
+                                MODEL_FLOOR, with_objective)
 
     def _dense(self, U, V, C, with_objective, transpose):
         X = self.X
