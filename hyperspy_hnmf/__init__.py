@@ -4,7 +4,7 @@ Importing the package registers ``algorithm="hnmf"`` for
 ``decomposition`` on every HyperSpy signal.
 """
 
-from . import data, solvers
+from . import data, polar, solvers
 from .estimators import HNMF, NotFittedError
 from .integration import (
     get_cluster_labels,
@@ -15,8 +15,10 @@ from .integration import (
     unregister,
 )
 from .plotting import plot_hierarchy
+from .polar import signal_methods as _polar_methods
 
 register()
+_polar_methods.register()
 
 __all__ = [
     "HNMF",
@@ -27,6 +29,7 @@ __all__ = [
     "get_mixing_matrices",
     "get_split_tree",
     "plot_hierarchy",
+    "polar",
     "register",
     "solvers",
     "unregister",

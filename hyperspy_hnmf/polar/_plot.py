@@ -1,0 +1,104 @@
+"""Dendrogram of clustered components with a thumbnail of every pattern."""
+
+import numpy as np
+from scipy.cluster import hierarchy
+
+__all__ = ["plot_component_dendrogram"]
+
+
+def _display(pattern):
+    """Square-root intensities scaled to [0, 1] (the direct beam would hide the rest)."""
+    values = np.sqrt(np.clip(pattern, 0.0, None))
+    top = np.percentile(values, 99.5)
+    return np.clip(values / top, 0.0, 1.0) if top > 0 else values
+
+
+def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.9,
+                              cmap="viridis"):
+    """Plot the dendrogram of :func:`cluster_components` with pattern thumbnails.
+
+    Leaves are coloured by cluster; under every leaf, the component's pattern
+    (square-root intensity), its index and its rotation relative to its
+    cluster's reference. The cut (threshold) is drawn as a dashed line.
+
+    Parameters
+    ----------
+    clusters : ComponentClusters
+    ax : matplotlib.axes.Axes, optional
+        Axes for the dendrogram; a new figure by default.
+    figsize : tuple of float, optional
+        Figure size when a new figure is made; default grows with the number
+        of components.
+    thumbnail_size : float
+        Thumbnail width as a fraction of the spacing between leaves.
+    cmap : str
+        Colour map of the thumbnails.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from hyperspy_hnmf.polar import cluster_components
+    >>> rng = np.random.default_rng(0)
+    >>> result = cluster_components(rng.random((4, 16, 16)), n_clusters=2, center=(7.5, 7.5))
+    >>> figure = plot_component_dendrogram(result)
+    >>> len(figure.axes)
+    5
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+
+    k = len(clusters.labels)
+    if ax is None:
+        if figsize is None:
+            figsize = (max(4.0, 0.9 * k + 1.0), 4.0)
+        figure, ax = plt.subplots(figsize=figsize)
+        figure.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.32)
+    else:
+        figure = ax.figure
+    palette = colormaps["tab10"]
+    colors = [palette(c % 10) for c in range(clusters.n_clusters)]
+    leaf_color = {i: colors[clusters.labels[i]] for i in range(k)}
+
+    def link_color(node):
+        if node < k:
+            return _hex(leaf_color[node])
+        left, right = (int(n) for n in clusters.linkage[node - k, :2])
+        a, b = link_color(left), link_color(right)
+        return a if a == b else "#808080"
+
+    tree = hierarchy.dendrogram(
+        clusters.linkage, ax=ax, no_labels=True, link_color_func=link_color,
+    )
+    if clusters.cut_distance is not None:
+        ax.axhline(clusters.cut_distance, color="0.3", linestyle="--", linewidth=1)
+    ax.set_ylabel("1 - similarity")
+    ax.set_title(f"{k} components in {clusters.n_clusters} clusters (φ cross-correlation)")
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    figure.canvas.draw()
+    box = ax.get_position()
+    spacing = box.width / k
+    size = thumbnail_size * spacing
+    height = size * figure.get_figwidth() / figure.get_figheight()
+    for position, leaf in enumerate(tree["leaves"]):
+        left = box.x0 + (position + 0.5) * spacing - size / 2
+        thumb = figure.add_axes([left, box.y0 - height - 0.02, size, height])
+        thumb.imshow(_display(clusters.components[leaf]), cmap=cmap, interpolation="nearest")
+        thumb.set_xticks([])
+        thumb.set_yticks([])
+        for spine in thumb.spines.values():
+            spine.set_color(leaf_color[leaf])
+            spine.set_linewidth(2)
+        angle = clusters.angles_deg[leaf]
+        thumb.set_xlabel(f"#{leaf}\n{angle:+.0f}°", fontsize=8, color=leaf_color[leaf])
+    return figure
+
+
+def _hex(color):
+    from matplotlib.colors import to_hex
+
+    return to_hex(color)
