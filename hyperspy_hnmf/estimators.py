@@ -138,6 +138,24 @@ class HNMF:
         Tree only: maximum depth of a leaf (the root has depth 0).
     score_threshold : float or None, default None
         Tree only: leaves whose split score is below it are not split.
+    constraints : Constraint, list of Constraint or None, default None
+        Domain constraints from :mod:`hyperspy_hnmf.constraints`:
+        :class:`~hyperspy_hnmf.constraints.MapResolution`,
+        :class:`~hyperspy_hnmf.constraints.ContinuousIntensity`,
+        :class:`~hyperspy_hnmf.constraints.Penalty`,
+        :class:`~hyperspy_hnmf.constraints.Projection`. They act in every
+        solver. Multi-layer: on the finest level (and global map
+        constraints on every level); tree: projections of the leaf
+        components and map constraints in the final maps fit.
+    groups : dict of str to list of int, optional
+        Named disjoint sets of components (e.g. ``{"background": [0],
+        "target": [1, 2, 3]}``) that constraints can name. Components keep
+        their positions: the final sort by intensity happens among
+        components that share the same constraints and group.
+    navigation_grid, signal_grid : Grid or tuple of int, optional
+        Shape (and calibration) of one map and of one component, needed by
+        constraints that reshape them; set from the axes by
+        ``decomposition``.
 
     Attributes
     ----------
@@ -162,6 +180,11 @@ class HNMF:
     hierarchy_ : MultiLayerResult, SplitTree or None
         The whole hierarchy of a hierarchical fit (every level, the mixing
         matrices, or the tree); ``None`` for a flat fit.
+    constraint_metrics_ : dict
+        What the constraints did: ``dip_score`` of every component (with the
+        width of the first ContinuousIntensity), ``out_of_band_fraction`` of
+        every map (with the first MapResolution) and
+        ``reconstruction_error``; empty without constraints.
 
     See Also
     --------
@@ -206,6 +229,10 @@ class HNMF:
         min_leaf_size=1,
         max_depth=None,
         score_threshold=None,
+        constraints=None,
+        groups=None,
+        navigation_grid=None,
+        signal_grid=None,
     ):
         self.n_components = n_components
         self.loss = loss
@@ -225,6 +252,10 @@ class HNMF:
         self.min_leaf_size = min_leaf_size
         self.max_depth = max_depth
         self.score_threshold = score_threshold
+        self.constraints = constraints
+        self.groups = groups
+        self.navigation_grid = navigation_grid
+        self.signal_grid = signal_grid
 
     # -- estimator protocol ------------------------------------------------
     @classmethod
@@ -309,7 +340,36 @@ class HNMF:
                 raise ValueError(f"`{name}` must be an integer ≥ {minimum}, got {value!r}.")
         if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
             raise ValueError(f"`tol` must be a real number ≥ 0, got {self.tol!r}.")
+        if self.constraints is not None or self.groups is not None:
+            k = self.n_components
+            k = k[0] if _is_sequence(k) else k
+            if k is not None:
+                self._constraint_plan(k, None)
         return beta, solver
+
+    def _constraint_plan(self, k, shape):
+        """The resolved constraints for ``k`` components (None if unconstrained).
+
+        ``shape`` is the data's; ``None`` (no data yet) checks the grids
+        against themselves.
+        """
+        if self.constraints is None and self.groups is None:
+            return None
+        from .constraints import Grid, Penalty
+        from .solvers import _constraint_plan
+
+        grids = [grid if grid is None or isinstance(grid, Grid) else Grid(tuple(grid))
+                 for grid in (self.navigation_grid, self.signal_grid)]
+        if shape is None:
+            shape = tuple(grid.size if grid is not None else 1 for grid in grids)
+        plan = _constraint_plan(self.constraints, k, self.groups, grids[0], grids[1], shape)
+        if plan is not None and self._kind == "tree" and plan.components.has_penalty:
+            bad = [c for c in plan.constraints if isinstance(c, Penalty) and c.on == "components"]
+            raise ValueError(
+                f"{bad[0]!r}: penalties on components are not supported with "
+                "hierarchy='tree', whose components come from rank-2 splits; use it with a "
+                "flat or multi-layer fit, or constrain the tree's components by a projection.")
+        return plan
 
     @property
     def _kind(self):
@@ -431,8 +491,9 @@ class HNMF:
         beta, solver = self._validate_params()
         X = self._prepare_data(X, f"{type(self).__name__}.fit")
         kind = self._kind
+        k = self.n_components if self.n_components is not None else min(X.shape)
+        plan = self._constraint_plan(k[0] if _is_sequence(k) else k, X.shape)
         if kind == "flat":
-            k = self.n_components if self.n_components is not None else min(X.shape)
             total = self.max_iter * self.n_restarts
         elif kind == "layers":
             total = self.max_iter * len(self.n_components) + self.fine_tune_iter
@@ -441,11 +502,11 @@ class HNMF:
         bar, callback = self._progress(total)
         try:
             if kind == "flat":
-                W, H, details = self._fit_flat(X, k, beta, solver, callback)
+                W, H, details = self._fit_flat(X, k, beta, solver, callback, plan)
             elif kind == "layers":
-                W, H, details = self._fit_layers(X, beta, solver, callback)
+                W, H, details = self._fit_layers(X, beta, solver, callback, plan)
             else:
-                W, H, details = self._fit_tree(X, beta, solver)
+                W, H, details = self._fit_tree(X, beta, solver, plan)
         finally:
             if bar is not None:
                 bar.close()
@@ -458,21 +519,39 @@ class HNMF:
         self.converged_ = details["converged"]
         self.restart_objectives_ = np.asarray(details.get("restarts", [details["divergence"]]))
         self.hierarchy_ = details.get("hierarchy")
+        self.constraint_metrics_ = self._metrics(W, H, plan)
         self._beta, self._solver = beta, solver
         return W
 
-    def _fit_flat(self, X, k, beta, solver, callback):
+    def _metrics(self, W, H, plan):
+        if plan is None:
+            return {}
+        from .constraints import dip_score, out_of_band_fraction
+
+        metrics = {"reconstruction_error": self.reconstruction_err_,
+                   "constraints": plan.summary()}
+        if plan.dip_width is not None:
+            stack = H.reshape((H.shape[0],) + plan.components.grid.shape)
+            metrics["dip_width_pixels"] = plan.dip_width
+            metrics["dip_score"] = dip_score(stack, plan.dip_width)
+        if plan.map_resolution is not None:
+            stack = np.ascontiguousarray(W.T).reshape((W.shape[1],) + plan.maps.grid.shape)
+            metrics["map_resolution_pixels"] = plan.map_resolution
+            metrics["out_of_band_fraction"] = out_of_band_fraction(stack, plan.map_resolution)
+        return metrics
+
+    def _fit_flat(self, X, k, beta, solver, callback, plan):
         result = solvers.nmf(
             X, k, loss=beta, solver=solver, init=self.init, max_iter=self.max_iter,
             tol=self.tol, random_state=self.random_state, n_restarts=self.n_restarts,
-            callback=callback,
+            callback=callback, constraints=plan,
         )
         details = dict(n_iter=result.n_iter, objective=result.objective,
                        divergence=result.divergence, converged=result.converged,
                        restarts=result.restart_objectives)
         return result.W, result.H, details
 
-    def _fit_layers(self, X, beta, solver, callback):
+    def _fit_layers(self, X, beta, solver, callback, plan):
         from .hierarchy.multilayer import multilayer_nmf
 
         result = multilayer_nmf(
@@ -481,6 +560,7 @@ class HNMF:
             fine_tune=self.fine_tune, fine_tune_iter=self.fine_tune_iter,
             layer_weights=self.layer_weights,
             callback=None if callback is None else (lambda stage, it, obj: callback(it, obj)),
+            constraints=plan,
         )
         chosen = result.level(self.level or 1)
         history = (result.fine_tune_objective if len(result.fine_tune_objective)
@@ -489,7 +569,7 @@ class HNMF:
                        divergence=chosen.error, converged=True, hierarchy=result)
         return chosen.W, chosen.H, details
 
-    def _fit_tree(self, X, beta, solver):
+    def _fit_tree(self, X, beta, solver, plan):
         from .hierarchy.tree import rank2_tree
 
         data, column_scales = X, None
@@ -507,8 +587,14 @@ class HNMF:
             for node in tree.nodes:
                 component = node.component * column_scales
                 node.component = component / max(component.sum(), np.finfo(float).tiny)
+        if plan is not None and plan.components.projections:
+            Ht = np.ascontiguousarray(tree.components.T)
+            plan.components.project(Ht)
+            for leaf, component in zip(tree.leaves, Ht.T):
+                leaf.component = component / max(component.sum(), np.finfo(float).tiny)
         H = tree.components.astype(X.dtype, copy=False)
-        W = tree.maps(X, loss=beta, solver=solver, max_iter=self.max_iter, tol=self.tol)
+        W = tree.maps(X, loss=beta, solver=solver, max_iter=self.max_iter, tol=self.tol,
+                      constraints=plan)
         divergence = solvers.beta_divergence(X, W, H, beta)
         details = dict(n_iter=len(tree.nodes), objective=np.asarray([divergence]),
                        divergence=divergence, converged=True, hierarchy=tree)

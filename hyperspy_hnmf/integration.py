@@ -72,8 +72,12 @@ def _show_progressbar(value):
     return bool(preferences.General.show_progressbar)
 
 
-def _build_estimator(algorithm, output_dimension, options):
-    """The estimator for this call, with every option validated."""
+def _build_estimator(algorithm, output_dimension, options, signal=None):
+    """The estimator for this call, with every option validated.
+
+    Constraints that reshape maps or components get their grids from the
+    signal's axes (unless given).
+    """
     options = dict(options)
     if isinstance(algorithm, HNMF):
         if options:
@@ -102,8 +106,43 @@ def _build_estimator(algorithm, output_dimension, options):
             )
         estimator = HNMF(n_components=output_dimension, show_progressbar=show_progressbar,
                          **options)
+    if signal is not None and (estimator.constraints is not None or estimator.groups is not None):
+        from .constraints import signal_grids
+
+        navigation, sig = signal_grids(signal)
+        if estimator.navigation_grid is None:
+            estimator.navigation_grid = navigation
+        if estimator.signal_grid is None:
+            estimator.signal_grid = sig
     estimator._validate_params()
     return estimator
+
+
+def _check_constraint_combinations(estimator, arguments):
+    """Refuse HyperSpy options that would break the constraints' geometry."""
+    if estimator.constraints is None and estimator.groups is None:
+        return
+    if arguments["normalize_poissonian_noise"]:
+        raise ValueError(
+            "normalize_poissonian_noise=True cannot be combined with constraints: the "
+            "weighting would reshape the maps and components the constraints act on. For "
+            "counted data use loss='kl' instead.")
+    plan = estimator._constraint_plan(_finest_rank(estimator), None)
+    if plan is None:
+        return
+    for mask, side, name in (("navigation_mask", plan.maps, "maps"),
+                             ("signal_mask", plan.components, "components")):
+        if arguments[mask] is not None and side.projections:
+            raise ValueError(
+                f"{mask} cannot be combined with constraints that reshape the {name} "
+                f"({', '.join(label for _, _, label in side.projections)}): the masked "
+                f"{name} would no longer fill the grid. Crop the signal instead "
+                "(s.inav[...] / s.isig[...]).")
+
+
+def _finest_rank(estimator):
+    k = estimator.n_components
+    return int(k[0]) if isinstance(k, (list, tuple, np.ndarray)) else int(k)
 
 
 def exposed_rank(estimator):
@@ -249,7 +288,35 @@ def _fit_info(estimator):
         "objective_history": np.asarray(estimator.objective_history_),
         "restart_objectives": np.asarray(estimator.restart_objectives_),
         "hierarchy": _hierarchy_info(estimator),
+        "constraints": _constraint_info(estimator),
     }
+
+
+def _constraint_info(estimator):
+    """The constraints' summary and metrics (numbers and arrays only)."""
+    metrics = dict(getattr(estimator, "constraint_metrics_", {}))
+    summary = metrics.pop("constraints", [])
+    info = {"summary": "\n".join(summary)}
+    info.update({name: np.asarray(value) if isinstance(value, np.ndarray) else float(value)
+                 for name, value in metrics.items()})
+    return info
+
+
+def _constraint_lines(info):
+    """print_info lines for the constraints and their metrics."""
+    constraints = info.get("constraints") or {}
+    if not constraints.get("summary"):
+        return []
+    lines = ["  constraints:"] + [f"    {line}" for line in constraints["summary"].split("\n")]
+    if "dip_score" in constraints:
+        scores = ", ".join(f"{v:.3f}" for v in np.atleast_1d(constraints["dip_score"]))
+        lines.append(f"  dip score per component (width "
+                     f"{constraints['dip_width_pixels']:.3g} px): {scores}")
+    if "out_of_band_fraction" in constraints:
+        fractions = ", ".join(f"{v:.2e}" for v in np.atleast_1d(constraints["out_of_band_fraction"]))
+        lines.append(f"  map energy beyond the resolution "
+                     f"({constraints['map_resolution_pixels']:.3g} px) per map: {fractions}")
+    return lines
 
 
 def _hierarchy_info(estimator):
@@ -282,8 +349,10 @@ def _hnmf_decomposition(signal, original, arguments, options):
             "first with s.compute() (or hs.load(..., lazy=False)), or decompose a "
             "cropped/binned copy (s.inav[...] / s.rebin(...)) and then s.compute()."
         )
-    estimator = _build_estimator(arguments["algorithm"], arguments["output_dimension"], options)
+    estimator = _build_estimator(arguments["algorithm"], arguments["output_dimension"], options,
+                                 signal)
     nav_mask, sig_mask = _validate_call(signal, arguments, estimator)
+    _check_constraint_combinations(estimator, arguments)
     normalize = arguments["normalize_poissonian_noise"]
     if normalize and loss_is_poisson(estimator):
         warnings.warn(
@@ -330,6 +399,7 @@ def _hnmf_decomposition(signal, original, arguments, options):
                     f"  iterations={info['n_iter']} (converged={info['converged']}), "
                     f"reconstruction error={info['reconstruction_error']:.6g}",
                 ]
+                + _constraint_lines(info)
             )
         )
     return estimator if arguments["return_info"] else None

@@ -96,6 +96,7 @@ from ..solvers._checks import loss_to_beta, resolve_solver, row_blocks
 from ..solvers._init import check_init
 from ..solvers._linalg import as_generator, density, squared_norm, times, to_csr
 from ..solvers._objective import MODEL_FLOOR, beta_divergence, frobenius_from_products
+from ..solvers._loop import intensity_order
 from ..solvers._updates import MU_FLOOR, SPARSE_KL_DENSITY, hals_sweep
 
 __all__ = ["MultiLayerResult", "multilayer_nmf"]
@@ -371,17 +372,24 @@ def _partial_chain(Ms, top, bottom):
     return Q
 
 
-def _hals_inner(A, YB, BtB, n_cols_data):
-    """Several HALS sweeps on ``A`` with fixed products (the flat solver's budget)."""
+def _hals_inner(A, YB, BtB, n_cols_data, side=None):
+    """Several HALS sweeps on ``A`` with fixed products (the flat solver's budget).
+
+    ``side`` (FactorConstraints or None) adds its penalties to the sweeps and
+    its projections after them.
+    """
     k = A.shape[1]
     n_inner = 1 + int(_HALS_ALPHA * n_cols_data / (5.0 * k))
+    l1, l2 = (side.l1, side.l2) if side is not None and side.has_penalty else (None, None)
     first = None
     for _ in range(n_inner):
-        change = hals_sweep(A, YB, BtB)
+        change = hals_sweep(A, YB, BtB, l1, l2)
         if first is None:
             first = change
         elif change <= _HALS_INNER_TOL**2 * first:
             break
+    if side is not None:
+        side.project(A)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -419,7 +427,7 @@ def _quadratic_cd(M, F, G, R, max_sweeps):
             break
 
 
-def _normalize(Ws, Ht, Ms, sort):
+def _normalize(Ws, Ht, Ms, sort, blocks=None):
     """Rescale (and optionally sort) in place to the documented conventions.
 
     Every level's product ``W_ℓ H_ℓ`` is unchanged. Returns the new
@@ -433,7 +441,7 @@ def _normalize(Ws, Ht, Ms, sort):
     if L > 1:
         Ms[0] *= scale[None, :]
     if sort:
-        order = np.argsort(-Ws[0].sum(axis=0, dtype=np.float64), kind="stable")
+        order = intensity_order(Ws[0].sum(axis=0, dtype=np.float64), blocks)
         Ws[0] = np.ascontiguousarray(Ws[0][:, order])
         Ht = np.ascontiguousarray(Ht[:, order])
         if L > 1:
@@ -467,11 +475,11 @@ def _small_objective(norm_X2, XHt, G, Ws, P, weights):
     )
 
 
-def _update_maps(W, XHt, G, Pj, m):
+def _update_maps(W, XHt, G, Pj, m, side=None):
     """HALS sweeps on the maps of one level: ``X H_jᵀ = X H₁ᵀ P_jᵀ``, ``H_j H_jᵀ = P_j G P_jᵀ``."""
     YB = (XHt @ Pj.T).astype(W.dtype)
     BtB = (Pj @ G @ Pj.T).astype(W.dtype)
-    _hals_inner(W, YB, BtB, m)
+    _hals_inner(W, YB, BtB, m, side)
 
 
 def _update_mixing(level, Ws, Ms, XHt, G, P, weights):
@@ -491,7 +499,7 @@ def _update_mixing(level, Ws, Ms, XHt, G, P, weights):
     _quadratic_cd(M, F, Pb @ G @ Pb.T, R, _MIXING_SWEEPS)
 
 
-def _fine_tune_frobenius(X, Ws, Ht, Ms, weights, max_iter, tol, callback):
+def _fine_tune_frobenius(X, Ws, Ht, Ms, weights, max_iter, tol, callback, sides):
     """Block coordinate descent on ``Σ λ_ℓ ½‖X − W_ℓ P_ℓ H₁‖²``; two products with X per iteration."""
     dtype = Ht.dtype
     n, m = X.shape
@@ -511,14 +519,14 @@ def _fine_tune_frobenius(X, Ws, Ht, Ms, weights, max_iter, tol, callback):
         # Maps of unweighted levels: once, to follow their components.
         for j in range(L):
             if weights[j] == 0:
-                _update_maps(Ws[j], XHt, G, P[j], m)
+                _update_maps(Ws[j], XHt, G, P[j], m, sides[j])
         # With H₁ fixed, the maps and mixing matrices see the data only
         # through X H₁ᵀ: alternate them for several rounds on this product.
         before = history[-1]
         first = None
         for _ in range(1 + int(_ROUNDS_ALPHA * m / (5.0 * k1))):
             for j in weighted:
-                _update_maps(Ws[j], XHt, G, P[j], m)
+                _update_maps(Ws[j], XHt, G, P[j], m, sides[j])
             for level in range(2, L + 1):
                 _update_mixing(level, Ws, Ms, XHt, G, P, weights)
                 P = _chains(Ms, k1)
@@ -538,7 +546,7 @@ def _fine_tune_frobenius(X, Ws, Ht, Ms, weights, max_iter, tol, callback):
             F += weights[j] * (Cj.T @ Cj)
         XtC = times(XT, C.astype(dtype))  # product 2: Xᵀ C (m × k₁)
         F = F.astype(dtype)
-        _hals_inner(Ht, XtC, F, n)
+        _hals_inner(Ht, XtC, F, n, sides[-1])
         objective = frobenius_from_products(
             float(weights.sum()) * norm_X2, XtC, Ht, F)
         Ws, Ht, Ms = _normalize(Ws, Ht, Ms, sort=False)
@@ -641,14 +649,22 @@ def _f64(array):
     return np.ascontiguousarray(array, dtype=np.float64)
 
 
-def _mu(A, numerator, denominator):
-    """``A ← max(MU_FLOOR, A ⊙ numerator ⊘ denominator)`` in place."""
+def _mu(A, numerator, denominator, side=None):
+    """``A ← max(MU_FLOOR, A ⊙ numerator ⊘ denominator)`` in place.
+
+    ``side`` (FactorConstraints or None) adds its penalties to the
+    denominator and its projections after the update.
+    """
+    if side is not None and side.has_penalty:
+        denominator = denominator + side.l1 + side.l2 * A
     ratio = numerator / np.maximum(denominator, np.finfo(np.float64).tiny)
     A *= ratio.astype(A.dtype, copy=False)
     np.maximum(A, MU_FLOOR, out=A)
+    if side is not None:
+        side.project(A)
 
 
-def _fine_tune_kl(X, Ws, Ht, Ms, weights, max_iter, tol, callback):
+def _fine_tune_kl(X, Ws, Ht, Ms, weights, max_iter, tol, callback, sides):
     """Multiplicative updates on ``Σ λ_ℓ KL(X | W_ℓ P_ℓ H₁)``, block by block."""
     data = _KLData(X)
     k1 = Ht.shape[1]
@@ -690,7 +706,7 @@ def _fine_tune_kl(X, Ws, Ht, Ms, weights, max_iter, tol, callback):
             break
         iteration += 1
         for j in range(L):
-            _mu(Ws[j], numerators[j], Hts[j].sum(axis=0)[None, :])
+            _mu(Ws[j], numerators[j], Hts[j].sum(axis=0)[None, :], sides[j])
         # Mixing matrices: tri-factor updates with A_j = W_j M_j ⋯ M_{ℓ+1}, B = H_{ℓ-1}.
         for level in range(2, L + 1):
             Bt = Ht @ P[level - 2].T  # H_{ℓ-1}ᵀ, m × k_{ℓ-1}
@@ -714,7 +730,7 @@ def _fine_tune_kl(X, Ws, Ht, Ms, weights, max_iter, tol, callback):
             N, _ = data.left(Ws[j], Ht @ P[j].T, Cj)
             numerator += weights[j] * N
             denominator += weights[j] * Cj.sum(axis=0)
-        _mu(Ht, numerator, denominator[None, :])
+        _mu(Ht, numerator, denominator[None, :], sides[-1])
         Ws, Ht, Ms = _normalize(Ws, Ht, Ms, sort=False)
     return Ws, Ht, Ms, np.asarray(history), iteration
 
@@ -737,6 +753,7 @@ def multilayer_nmf(
     fine_tune_iter=100,
     layer_weights=None,
     callback=None,
+    constraints=None,
 ):
     """Multi-layer NMF: nested factorizations, coarser at each level, tuned jointly.
 
@@ -782,6 +799,12 @@ def multilayer_nmf(
         ``callback(stage, iteration, objective)`` after every iteration, with
         ``stage`` ``"layer 1"``, ``"layer 2"``, … for the greedy layers and
         ``"fine_tune"``.
+    constraints : ConstraintPlan, optional
+        Constraints of the finest level (:func:`~hyperspy_hnmf.constraints.build_plan`
+        with ``ranks[0]`` components); they act in its greedy fit and in the
+        fine-tuning. Map constraints that apply to all components also act
+        on the maps of every coarser level (component-specific ones cannot:
+        coarse components mix the fine ones).
 
     Returns
     -------
@@ -844,6 +867,8 @@ def multilayer_nmf(
         X = to_csr(X)  # once, for every layer-1 iteration and the fine-tuning
     rng = as_generator(random_state)
 
+    level_plans = _level_plans(constraints, ranks)
+
     # Greedy pass.
     Ws, Hs, Ms, layer_objectives = [], [], [], []
     data, layer_init = X, init
@@ -855,6 +880,7 @@ def multilayer_nmf(
         result = nmf(
             data, rank, loss=beta, solver=solver, init=layer_init, max_iter=max_iter,
             tol=tol, random_state=rng, callback=layer_callback,
+            constraints=level_plans[position],
         )
         layer_objectives.append(result.objective)
         if position == 0:
@@ -876,9 +902,12 @@ def multilayer_nmf(
         Ht = np.ascontiguousarray(Hs[0].T)
         Ws = [W.copy() for W in Ws]
         tuner = _fine_tune_frobenius if beta == 2 else _fine_tune_kl
+        sides = [None if plan is None else plan.maps for plan in level_plans]
+        sides.append(None if level_plans[0] is None else level_plans[0].components)
         Ws, Ht, Ms, fine_tune_objective, n_iter = tuner(
-            X, Ws, Ht, [M.copy() for M in Ms], weights, fine_tune_iter, tol, callback)
-        Ws, Ht, Ms = _normalize(Ws, Ht, Ms, sort=True)
+            X, Ws, Ht, [M.copy() for M in Ms], weights, fine_tune_iter, tol, callback, sides)
+        Ws, Ht, Ms = _normalize(Ws, Ht, Ms, sort=True,
+                                blocks=None if level_plans[0] is None else level_plans[0].blocks)
         Hs = [np.ascontiguousarray(Ht.T)]
         for M in Ms:
             Hs.append(M @ Hs[-1].astype(np.float64))
@@ -898,6 +927,21 @@ def multilayer_nmf(
         fine_tune_objective=np.asarray(fine_tune_objective, dtype=np.float64),
         fine_tune_n_iter=n_iter,
     )
+
+
+def _level_plans(plan, ranks):
+    """Constraint plans per level: the given one for level 1, its global map constraints above."""
+    if plan is None or not plan.active:
+        return [None] * len(ranks)
+    from ..constraints import build_plan
+
+    shared = [c for c, columns in plan._resolved
+              if c.on == "maps" and c.components is None]
+    plans = [plan]
+    for rank in ranks[1:]:
+        coarse = build_plan(shared, rank, map_grid=plan.maps.grid) if shared else None
+        plans.append(coarse if coarse is not None and coarse.active else None)
+    return plans
 
 
 def _level_errors(X, Ws, Hs, beta, known=None):

@@ -263,7 +263,8 @@ class SplitTree:
         """Leaf components, shape (n_leaves, n_columns), each row summing to 1."""
         return np.vstack([leaf.component for leaf in self.leaves])
 
-    def maps(self, X, *, loss="frobenius", solver="auto", max_iter=200, tol=1e-4):
+    def maps(self, X, *, loss="frobenius", solver="auto", max_iter=200, tol=1e-4,
+             constraints=None):
         """Maps of all rows on the leaf components (components fixed).
 
         Parameters
@@ -273,6 +274,8 @@ class SplitTree:
         loss, solver, max_iter, tol
             As in :func:`~hyperspy_hnmf.solvers.solve_loadings`; e.g.
             ``loss="kl"`` for counted electrons.
+        constraints : ConstraintPlan, optional
+            Map penalties and projections to apply (the components are fixed).
 
         Returns
         -------
@@ -293,7 +296,7 @@ class SplitTree:
                 f"({self.n_rows}, {self.n_columns})."
             )
         return solve_loadings(X, self.components, loss=loss, solver=solver,
-                              max_iter=max_iter, tol=tol)
+                              max_iter=max_iter, tol=tol, constraints=constraints)
 
     def edges(self, weight="intensity"):
         """Parent-child pairs and their weights.

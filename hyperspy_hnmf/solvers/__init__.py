@@ -129,8 +129,12 @@ def nmf(
     random_state=None,
     n_restarts=1,
     callback=None,
+    constraints=None,
+    groups=None,
+    map_grid=None,
+    component_grid=None,
 ):
-    """Nonnegative matrix factorization ``X ≈ W @ H``.
+    """Nonnegative matrix factorization ``X ≈ W @ H``, optionally constrained.
 
     Parameters
     ----------
@@ -164,12 +168,23 @@ def nmf(
         al.'s protocol for projected ALS; usable with any solver).
     callback : callable, optional
         ``callback(iteration, objective)`` after every iteration.
+    constraints : Constraint, list of Constraint, ConstraintPlan or None
+        Domain constraints (:mod:`hyperspy_hnmf.constraints`): map
+        resolution, continuous intensity, L1/L2 penalties, user projections.
+    groups : dict of str to list of int, optional
+        Named disjoint sets of components that constraints refer to.
+    map_grid, component_grid : Grid or tuple of int, optional
+        Shape (and calibration) of one map (the ``n`` rows, e.g. the scan)
+        and of one component (the ``m`` columns, e.g. the detector), for the
+        constraints that reshape them.
 
     Returns
     -------
     FitResult
-        ``W``, ``H`` in :func:`canonical_order`, the objective history
-        (β-divergence; Frobenius as ``0.5 * ||X - WH||^2``), ``n_iter``.
+        ``W``, ``H`` in :func:`canonical_order` (within the blocks of
+        components that share constraints), the objective history
+        (β-divergence, plus the penalties; Frobenius as
+        ``0.5 * ||X - WH||^2``), ``n_iter``.
 
     Examples
     --------
@@ -180,12 +195,21 @@ def nmf(
     (dtype('float32'), (3, 30))
     >>> bool(np.linalg.norm(X - result.W @ result.H) / np.linalg.norm(X) < 1e-3)
     True
+
+    Constrained: maps of a 10 × 8 scan no finer than 4 pixels.
+
+    >>> from hyperspy_hnmf.constraints import MapResolution, out_of_band_fraction
+    >>> result = nmf(X + 0.1 * rng.random(X.shape, dtype=np.float32), 3,
+    ...              constraints=[MapResolution(4)], map_grid=(10, 4), random_state=0)
+    >>> float(out_of_band_fraction(result.W.T.reshape(3, 10, 4), 4).max()) < 1e-3
+    True
     """
     beta = loss_to_beta(loss)
     solver = resolve_solver(solver, beta)
     X = _as_float_data(X)
     check_data(X, beta=beta)
     k = check_rank(n_components, X.shape)
+    plan = _constraint_plan(constraints, k, groups, map_grid, component_grid, X.shape)
     check_init(init)
     if isinstance(n_restarts, bool) or not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1:
         raise ValueError(f"n_restarts must be an integer ≥ 1, got {n_restarts!r}.")
@@ -199,18 +223,41 @@ def nmf(
         W, H = initialize(X, k, start, rng, poisson_weighted=beta < 2)
         result = alternate(
             X, W, H, make_update(solver, beta),
-            max_iter=max_iter, tol=tol, callback=callback,
+            max_iter=max_iter, tol=tol, callback=callback, constraints=plan,
         )
         all_objectives.append(result.final_objective)
         if best is None or result.final_objective < best.final_objective:
             best = result
-    best.W, best.H, _ = canonical_order(best.W, best.H)
+    best.W, best.H, _ = canonical_order(best.W, best.H, plan.blocks if plan else None)
     best.restart_objectives = all_objectives
     best.divergence = beta_divergence(X, best.W, best.H, beta)
     return best
 
 
-def solve_loadings(X, H, *, loss="frobenius", solver="auto", max_iter=200, tol=1e-4):
+def _constraint_plan(constraints, k, groups, map_grid, component_grid, shape):
+    """The :class:`ConstraintPlan` of a call, or None when nothing is constrained."""
+    from ..constraints import ConstraintPlan, Grid, build_plan
+
+    if isinstance(constraints, ConstraintPlan):
+        return constraints if constraints.active else None
+    if constraints is None and groups is None:
+        return None
+    grids = []
+    for name, grid, size in (("map_grid", map_grid, shape[0]),
+                             ("component_grid", component_grid, shape[1])):
+        if grid is not None:
+            grid = grid if isinstance(grid, Grid) else Grid(tuple(grid))
+            if grid.size != size:
+                raise ValueError(
+                    f"{name} has shape {grid.shape} ({grid.size} pixels), but the data have "
+                    f"{size} {'rows' if name == 'map_grid' else 'columns'}.")
+        grids.append(grid)
+    plan = build_plan(constraints, k, groups=groups, map_grid=grids[0], component_grid=grids[1])
+    return plan if plan.active or groups else None
+
+
+def solve_loadings(X, H, *, loss="frobenius", solver="auto", max_iter=200, tol=1e-4,
+                   constraints=None):
     """Maps ``W ≥ 0`` that best explain ``X`` with the components ``H`` fixed.
 
     Parameters
@@ -220,6 +267,8 @@ def solve_loadings(X, H, *, loss="frobenius", solver="auto", max_iter=200, tol=1
         Fixed components.
     loss, solver, max_iter, tol
         As in :func:`nmf`.
+    constraints : ConstraintPlan, optional
+        Its map penalties and projections apply (the components are fixed).
 
     Returns
     -------
@@ -244,6 +293,6 @@ def solve_loadings(X, H, *, loss="frobenius", solver="auto", max_iter=200, tol=1
         W = np.maximum(W, max(float(np.mean(W)), 1e-6) * 1e-3).astype(X.dtype)
     result = alternate(
         X, W, H, make_update(solver, beta),
-        max_iter=max_iter, tol=tol, update_H=False,
+        max_iter=max_iter, tol=tol, update_H=False, constraints=constraints,
     )
     return result.W

@@ -23,12 +23,13 @@ def _model_value(A, i, B, j, floor):
 
 
 @numba.njit(parallel=True, **_OPTIONS)
-def kl_update_csr(indptr, indices, data, A, B, B_sums, floor, model_floor, with_objective):
+def kl_update_csr(indptr, indices, data, A, B, B_sums, l1, l2, floor, model_floor,
+                  with_objective):
     """KL multiplicative update of ``A`` in place, on the nonzeros of ``Y`` only.
 
     For every row ``i``::
 
-        A[i] <- max(floor, A[i] * ((Y[i] / (A[i] @ B.T)) @ B) / B.sum(0))
+        A[i] <- max(floor, A[i] * ((Y[i] / (A[i] @ B.T)) @ B) / (B.sum(0) + l1 + l2 * A[i]))
 
     where the ratio is needed only where ``Y`` is nonzero, so the dense
     product ``A @ B.T`` is never formed. Optionally the data term of the KL
@@ -44,6 +45,8 @@ def kl_update_csr(indptr, indices, data, A, B, B_sums, floor, model_floor, with_
     B : ndarray, shape (m, k)
     B_sums : ndarray, shape (k,)
         ``B.sum(axis=0)`` (the denominator).
+    l1, l2 : ndarray, shape (k,)
+        L1 and L2 penalty weights per column of ``A`` (zeros: no penalty).
     floor : float
         Lower bound of the entries of ``A`` (against zero-locking).
     model_floor : float
@@ -66,8 +69,9 @@ def kl_update_csr(indptr, indices, data, A, B, B_sums, floor, model_floor, with_
             for q in range(k):
                 numerator[i, q] += ratio * B[j, q]
         for q in range(k):
-            if B_sums[q] > 0:
-                value = A[i, q] * numerator[i, q] / B_sums[q]
+            denominator = B_sums[q] + l1[q] + l2[q] * A[i, q]
+            if denominator > 0:
+                value = A[i, q] * numerator[i, q] / denominator
                 A[i, q] = value if value > floor else floor
         if with_objective:
             acc = 0.0

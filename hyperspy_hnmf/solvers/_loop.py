@@ -69,7 +69,7 @@ def _balance(W, Ht):
 
 
 def alternate(X, W, H, update, *, max_iter, tol, update_W=True, update_H=True,
-              callback=None):
+              callback=None, constraints=None):
     """Alternate the half-steps of ``update`` until the objective stalls.
 
     Parameters
@@ -92,6 +92,11 @@ def alternate(X, W, H, update, *, max_iter, tol, update_W=True, update_H=True,
         Which factors to update (``transform`` keeps ``H`` fixed).
     callback : callable, optional
         Called as ``callback(iteration, objective)`` after every iteration.
+    constraints : ConstraintPlan, optional
+        Penalties and projections of the maps and components
+        (:func:`~hyperspy_hnmf.constraints.build_plan`). The objective then
+        includes the penalty terms. While only one factor is penalized, the
+        other is renormalized after each iteration (instead of balancing).
 
     Returns
     -------
@@ -110,19 +115,39 @@ def alternate(X, W, H, update, *, max_iter, tol, update_W=True, update_H=True,
     Xw, Xh = update.prepare(X)
     W = np.ascontiguousarray(W)
     Ht = np.ascontiguousarray(H.T)
-    history = [update.objective(Xw, W, Ht)]
+    on_maps = constraints.maps if constraints is not None else None
+    on_components = constraints.components if constraints is not None else None
+
+    if constraints is not None:
+        # Start from projected factors, so that a faulty user projection
+        # fails before the first iteration and the history starts feasible.
+        if update_H:
+            on_components.project(Ht)
+        if update_W:
+            on_maps.project(W)
+
+    def penalties():
+        if constraints is None:
+            return 0.0
+        return on_maps.penalty_value(W) + on_components.penalty_value(Ht)
+
+    history = [update.objective(Xw, W, Ht) + penalties()]
     converged = False
     iteration = 0
     for iteration in range(1, max_iter + 1):
         objective = None
         if update_H:
-            objective = update.step(Xh, Ht, W, want_objective=not update_W)
+            objective = update.step(Xh, Ht, W, want_objective=not update_W, side=on_components)
         if update_W:
-            objective = update.step(Xw, W, Ht, want_objective=True)
-        if update.balance and update_W and update_H:
-            _balance(W, Ht)
+            objective = update.step(Xw, W, Ht, want_objective=True, side=on_maps)
+        if update_W and update_H:
+            if constraints is not None and (on_maps.has_penalty or on_components.has_penalty):
+                constraints.normalize(W, Ht)  # nothing when both are penalized
+            elif update.balance:
+                _balance(W, Ht)
         if objective is None:
             objective = update.objective(Xw, W, Ht)
+        objective += penalties()
         history.append(objective)
         if callback is not None:
             callback(iteration, objective)
@@ -140,7 +165,34 @@ def alternate(X, W, H, update, *, max_iter, tol, update_W=True, update_H=True,
     )
 
 
-def canonical_order(W, H):
+def intensity_order(total, blocks=None):
+    """Permutation sorting ``total`` in decreasing order, within each block of positions.
+
+    Parameters
+    ----------
+    total : ndarray, shape (k,)
+    blocks : list of array of int, optional
+        Disjoint sets of positions covering ``range(k)``; ``None``: one block.
+
+    Returns
+    -------
+    ndarray of int
+
+    Examples
+    --------
+    >>> intensity_order(np.array([1.0, 3.0, 2.0])).tolist()
+    [1, 2, 0]
+    >>> intensity_order(np.array([1.0, 3.0, 2.0]), blocks=[[0], [1, 2]]).tolist()
+    [0, 1, 2]
+    """
+    order = np.arange(len(total))
+    for block in blocks if blocks is not None else [order.copy()]:
+        block = np.asarray(block)
+        order[block] = block[np.argsort(-total[block], kind="stable")]
+    return order
+
+
+def canonical_order(W, H, blocks=None):
     """Scale and sort components into the package's documented order.
 
     Each component (row of ``H``) is scaled to sum to 1, its map (column of
@@ -153,6 +205,10 @@ def canonical_order(W, H):
     ----------
     W : ndarray, shape (n, k)
     H : ndarray, shape (k, m)
+    blocks : list of array of int, optional
+        Sort only within each block of positions (components with their own
+        constraints keep the positions the constraints name; see
+        :attr:`~hyperspy_hnmf.constraints.ConstraintPlan.blocks`).
 
     Returns
     -------
@@ -168,11 +224,13 @@ def canonical_order(W, H):
     >>> W2, H2, order = canonical_order(W, H)
     >>> H2.sum(axis=1).tolist(), order.tolist()
     ([1.0, 1.0], [0, 1])
+    >>> H = np.array([[1.0, 1.0], [3.0, 3.0]])               # component 1 is brighter
+    >>> canonical_order(W, H)[2].tolist(), canonical_order(W, H, blocks=[[0], [1]])[2].tolist()
+    ([1, 0], [0, 1])
     """
     sums = H.sum(axis=1, dtype=np.float64)
     scale = np.where(sums > 0, sums, 1.0)
     W = W * scale.astype(W.dtype)
     H = H / scale[:, None].astype(H.dtype)
-    total = W.sum(axis=0, dtype=np.float64)
-    order = np.argsort(-total, kind="stable")
+    order = intensity_order(W.sum(axis=0, dtype=np.float64), blocks)
     return np.ascontiguousarray(W[:, order]), np.ascontiguousarray(H[order]), order

@@ -34,6 +34,12 @@ class Update:
 
     Subclasses implement :meth:`step`. ``prepare`` returns the data for the
     map step and for the component step (the transpose).
+
+    A step takes the constraints of the factor it updates (``side``, a
+    :class:`~hyperspy_hnmf.constraints.plan.FactorConstraints` or None): the
+    L1/L2 penalty weights enter the update itself, the projections are
+    applied after it, and the returned objective (the data term only) is
+    evaluated at the projected factor.
     """
 
     #: Rescale the columns of W and H to equal norms after each iteration.
@@ -44,7 +50,7 @@ class Update:
         self.norm_X2 = None
         return X, X.T
 
-    def step(self, Y, A, B, want_objective):  # pragma: no cover - interface
+    def step(self, Y, A, B, want_objective, side=None):  # pragma: no cover - interface
         raise NotImplementedError
 
     def objective(self, Y, A, B):
@@ -54,14 +60,29 @@ class Update:
         return frobenius_from_products(self.norm_X2, times(Y, B), A, B.T @ B)
 
 
-def hals_sweep(A, YB, BtB):
+def _penalties(side):
+    """``(l1, l2)`` weight arrays of a factor's constraints, or ``(None, None)``."""
+    if side is None or not side.has_penalty:
+        return None, None
+    return side.l1, side.l2
+
+
+def _project(side, A):
+    """Apply the projections of ``side`` to ``A``; whether there were any."""
+    if side is None or not side.projections:
+        return False
+    side.project(A)
+    return True
+
+
+def hals_sweep(A, YB, BtB, l1=None, l2=None):
     """One HALS sweep over the columns of ``A``, in place.
 
     Column ``j`` of ``A`` is replaced, in order, by
-    ``max(0, A[:, j] + (YB[:, j] - A @ BtB[:, j]) / BtB[j, j])`` (with
-    subnormal values set to zero): the exact
-    minimizer of ``||Y - A B^T||`` over that column with the others fixed.
-    Each column costs one matrix-vector product (BLAS).
+    ``max(0, A[:, j] + (YB[:, j] - A @ BtB[:, j] - l1[j] - l2[j] A[:, j]) / (BtB[j, j] + l2[j]))``
+    (with subnormal values set to zero): the exact minimizer of
+    ``½||Y - A B^T||² + l1[j] Σ a + ½ l2[j] Σ a²`` over that column with the
+    others fixed. Each column costs one matrix-vector product (BLAS).
 
     Parameters
     ----------
@@ -70,6 +91,8 @@ def hals_sweep(A, YB, BtB):
         ``Y @ B``.
     BtB : ndarray, shape (k, k)
         ``B.T @ B``.
+    l1, l2 : ndarray, shape (k,), optional
+        Penalty weights per column.
 
     Returns
     -------
@@ -89,9 +112,13 @@ def hals_sweep(A, YB, BtB):
     smallest_normal = np.finfo(A.dtype).tiny
     for j in range(A.shape[1]):
         hess = BtB[j, j]
+        gradient = A @ BtB[:, j] - YB[:, j]
+        if l1 is not None:
+            hess = hess + l2[j]
+            gradient += l1[j] + l2[j] * A[:, j]
         if hess <= 0:
             continue
-        column = A[:, j] + (YB[:, j] - A @ BtB[:, j]) / hess
+        column = A[:, j] - gradient / hess
         # Projection onto >= 0; subnormal values are flushed to zero too, as
         # they would slow every later product down by an order of magnitude.
         column[column < smallest_normal] = 0
@@ -134,20 +161,22 @@ class HALSUpdate(Update):
         self.norm_X2 = squared_norm(X)
         return Xw, Xh
 
-    def step(self, Y, A, B, want_objective):
+    def step(self, Y, A, B, want_objective, side=None):
         n, k = A.shape
         m = B.shape[0]
         YB = times(Y, B)
         BtB = B.T @ B
+        l1, l2 = _penalties(side)
         rho = m / (5.0 * k)
         n_inner = 1 + int(self.alpha * rho)
         first = None
         for inner in range(n_inner):
-            change = hals_sweep(A, YB, BtB)
+            change = hals_sweep(A, YB, BtB, l1, l2)
             if first is None:
                 first = change
             elif change <= (self.inner_tol**2) * first:
                 break
+        _project(side, A)
         if want_objective:
             return frobenius_from_products(self.norm_X2, YB, A, BtB)
         return None
@@ -168,13 +197,17 @@ class ALSUpdate(Update):
         self.norm_X2 = squared_norm(X)
         return Xw, Xh
 
-    def step(self, Y, A, B, want_objective):
+    def step(self, Y, A, B, want_objective, side=None):
         YB = times(Y, B)
         BtB = B.T @ B
-        solution = scipy.linalg.lstsq(
-            BtB.astype(np.float64), YB.T.astype(np.float64), check_finite=False
-        )[0]
+        gram, right = BtB.astype(np.float64), YB.T.astype(np.float64)
+        l1, l2 = _penalties(side)
+        if l1 is not None:
+            gram[np.diag_indices_from(gram)] += l2
+            right -= l1[:, None]
+        solution = scipy.linalg.lstsq(gram, right, check_finite=False)[0]
         np.maximum(solution.T, 0, out=A, casting="unsafe")
+        _project(side, A)
         if want_objective:
             return frobenius_from_products(self.norm_X2, YB, A, BtB)
         return None
@@ -227,29 +260,39 @@ class MUUpdate(Update):
             return Xw, Xw.T.tocsr()
         return X, X.T
 
-    def _apply(self, A, numerator, denominator):
+    def _apply(self, A, numerator, denominator, l1=None, l2=None):
+        if l1 is not None:
+            denominator = denominator + l1 + l2 * A
         ratio = numerator / np.maximum(denominator, np.finfo(A.dtype).tiny)
         if self.gamma != 1:
             ratio **= self.gamma
         A *= ratio
         np.maximum(A, MU_FLOOR, out=A)
 
-    def step(self, Y, A, B, want_objective):
+    def step(self, Y, A, B, want_objective, side=None):
+        l1, l2 = _penalties(side)
+        projected = side is not None and bool(side.projections)
         if self.beta == 2:
             YB = times(Y, B)
             BtB = B.T @ B
-            self._apply(A, YB, A @ BtB)
+            self._apply(A, YB, A @ BtB, l1, l2)
+            _project(side, A)
             return frobenius_from_products(self.norm_X2, YB, A, BtB) if want_objective else None
         if self.sparse_kl:
             B_sums = B.sum(axis=0, dtype=np.float64)
+            k = A.shape[1]
             data_term = _kernels.kl_update_csr(
-                Y.indptr, Y.indices, Y.data, A, B, B_sums, MU_FLOOR, MODEL_FLOOR,
-                want_objective,
+                Y.indptr, Y.indices, Y.data, A, B, B_sums,
+                np.zeros(k) if l1 is None else l1, np.zeros(k) if l2 is None else l2,
+                MU_FLOOR, MODEL_FLOOR, want_objective and not projected,
             )
+            if _project(side, A):
+                return self.objective(Y, A, B) if want_objective else None
             if not want_objective:
                 return None
             model_total = float(A.sum(axis=0, dtype=np.float64) @ B_sums)
             return data_term - self.sum_X + model_total
+        want_objective_here = want_objective and not projected
         total = 0.0
         Bt = B.T
         for rows in row_blocks(*Y.shape):
@@ -261,9 +304,11 @@ class MUUpdate(Update):
             else:
                 numerator = (block * model ** (self.beta - 2)) @ B
                 denominator = model ** (self.beta - 1) @ B
-            self._apply(A[rows], numerator, denominator)
-            if want_objective:
+            self._apply(A[rows], numerator, denominator, l1, l2)
+            if want_objective_here:
                 total += elementwise_beta_divergence(block, A[rows] @ Bt, self.beta)
+        if _project(side, A):
+            return self.objective(Y, A, B) if want_objective else None
         return total if want_objective else None
 
     def objective(self, Y, A, B):
