@@ -77,6 +77,7 @@ def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.
     ax.set_ylabel("1 - similarity")
     ax.set_title(f"{k} components in {clusters.n_clusters} clusters (φ cross-correlation)")
     ax.set_xticks([])
+    ax.yaxis.set_ticks_position("left")
     for side in ("top", "right", "bottom"):
         ax.spines[side].set_visible(False)
     figure.canvas.draw()
