@@ -327,6 +327,12 @@ def test_pixel_clustering_through_hyperspy_cluster_analysis(scan):
     assert accuracy(classes, labels) >= 0.95
     assert estimator.cluster_centers_.shape[0] == 4
     assert estimator.similarity_.shape == (48 * 48,)
+    # Cluster 0, the largest, is the amorphous film; the lattices repeat every
+    # 60° (hexagonal), 90° (square) and 180° (rectangular).
+    assert sorted(estimator.symmetry_deg_[1:]) == [60, 90, 180]
+    for c in range(1, 4):
+        half = estimator.symmetry_deg_[c] / 2
+        assert np.abs(estimator.rotation_deg_[estimator.labels_ == c]).max() <= half
 
 
 def test_pixel_orientation_map_follows_the_true_rotations():

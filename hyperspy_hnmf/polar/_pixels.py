@@ -22,6 +22,7 @@ from scipy.cluster import vq
 
 from ._components import default_radial_range
 from ._transform import PolarTransform, find_direct_beam
+from ._xcorr import shift_phi
 
 __all__ = ["PolarKMeans"]
 
@@ -92,7 +93,13 @@ class PolarKMeans:
         each normalized to unit L2 norm first).
     rotation_deg_ : ndarray, shape (n_samples,)
         Rotation of every pattern relative to its centre (degrees,
-        counter-clockwise as displayed).
+        counter-clockwise as displayed), reduced to
+        ``(-symmetry / 2, symmetry / 2]`` of its cluster's symmetry.
+    symmetry_deg_ : ndarray, shape (n_clusters,)
+        Smallest rotation (360 / n, n = 12, 6, 4, 3, 2 or 1) that maps each
+        centre onto itself with a normalized correlation of at least 0.8:
+        rotations are only defined modulo it (diffraction patterns are
+        centrosymmetric, so usually 180° or less).
     similarity_ : ndarray, shape (n_samples,)
         Normalized φ cross-correlation of every pattern with its centre.
     n_iter_ : int
@@ -241,8 +248,10 @@ class PolarKMeans:
         self.labels_ = rank[labels]
         self.cluster_centers_ = centers[order].astype(polar.dtype, copy=False)
         n_phi = polar.shape[-1]
+        self.symmetry_deg_ = np.array([_symmetry(c) for c in self.cluster_centers_])
+        period = self.symmetry_deg_[self.labels_]
         angle = shift * (360.0 / n_phi)
-        self.rotation_deg_ = (angle + 180.0) % 360.0 - 180.0
+        self.rotation_deg_ = -((-angle + period / 2) % period - period / 2)
         self.similarity_ = similarity
         return self
 
@@ -274,6 +283,24 @@ class PolarKMeans:
         for c in np.flatnonzero(np.bincount(best, minlength=n_clusters) == 0):
             best[rng.integers(best.size)] = c  # an empty cluster gets one pattern
         return best
+
+
+# Candidate rotational symmetries (degrees), the finest first, and the
+# normalized correlation of a centre with itself rotated that marks one.
+_SYMMETRIES = (30.0, 60.0, 90.0, 120.0, 180.0, 360.0)
+_SYMMETRY_CORRELATION = 0.8
+
+
+def _symmetry(centre):
+    """Smallest candidate rotation that maps a polar pattern onto itself."""
+    centred = centre - centre.mean()
+    norm = (centred**2).sum()
+    if norm <= 0:
+        return _SYMMETRIES[0]
+    for period in _SYMMETRIES[:-1]:
+        if (centred * shift_phi(centred, period)).sum() / norm >= _SYMMETRY_CORRELATION:
+            return period
+    return _SYMMETRIES[-1]
 
 
 def _unit_spectra(polar):
