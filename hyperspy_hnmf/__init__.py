@@ -4,7 +4,7 @@ Importing the package registers ``algorithm="hnmf"`` for
 ``decomposition`` on every HyperSpy signal.
 """
 
-from . import data, polar, solvers
+from . import constraints, data, polar, solvers
 from .estimators import HNMF, NotFittedError
 from .integration import (
     get_cluster_labels,
@@ -23,6 +23,7 @@ _polar_methods.register()
 __all__ = [
     "HNMF",
     "NotFittedError",
+    "constraints",
     "data",
     "get_cluster_labels",
     "get_hierarchy_level",

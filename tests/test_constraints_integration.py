@@ -41,7 +41,7 @@ def test_calibrated_lengths_come_from_the_axes(scan):
     assert out_of_band_fraction(maps, 4.0).max() < 1e-3
     components = lr.factors.T.reshape(3, 32, 32)
     np.testing.assert_allclose(info["dip_score"], dip_score(components, 1.0 / scale), atol=1e-6)
-    assert "MapResolution on maps [0, 1, 2]: 2 (fourier)" in info["summary"]
+    assert "MapResolution on maps [0, 1, 2]: 2 nm = 4 px (fourier)" in info["summary"]
 
 
 def test_print_info_shows_the_metrics(scan, capsys):

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from .grid import Grid
-from .specs import Constraint, Penalty, Projection
+from .specs import Constraint, ContinuousIntensity, MapResolution, Penalty, Projection
 
 __all__ = ["ConstraintPlan", "FactorConstraints", "build_plan"]
 
@@ -177,18 +177,9 @@ class ConstraintPlan:
         >>> build_plan([Penalty(l1=1.0, components=[0])], 2).summary()
         ['Penalty on maps [0]: l1=1, l2=0']
         """
-        lines = []
-        for constraint, columns in self._resolved:
-            details = {
-                "MapResolution": lambda c: f"{c.resolution:g} {c.units or ''} ({c.method})",
-                "ContinuousIntensity": lambda c: f"width {c.width:g} {c.units or ''}, "
-                                                 f"tolerance {c.tolerance:g}",
-                "Penalty": lambda c: f"l1={c.l1:g}, l2={c.l2:g}",
-            }.get(type(constraint).__name__, lambda c: "user function")(constraint)
-            details = " ".join(details.split())
-            lines.append(f"{constraint._describe()} on {constraint.on} "
-                         f"{columns.tolist()}: {details}")
-        return lines
+        return [f"{constraint._describe()} on {constraint.on} {columns.tolist()}: {detail}"
+                for constraint, columns, detail in self._resolved]
+
 
 
 def _as_constraint_list(constraints):
@@ -331,6 +322,7 @@ def build_plan(constraints, k, *, groups=None, map_grid=None, component_grid=Non
                 taken[index] = constraint
         if isinstance(constraint, Penalty):
             side.add_penalty(columns, *constraint.penalties())
+            detail = f"l1={constraint.l1:g}, l2={constraint.l2:g}"
         else:
             if side.grid is None and not isinstance(constraint, Projection):
                 raise ValueError(
@@ -340,11 +332,20 @@ def build_plan(constraints, k, *, groups=None, map_grid=None, component_grid=Non
                     "scale, units) to HNMF.")
             function = constraint.projection(side.grid)
             side.projections.append((columns, function, constraint._describe()))
-            if type(constraint).__name__ == "MapResolution" and plan.map_resolution is None:
-                plan.map_resolution = constraint.resolution_pixels(side.grid)
-            if type(constraint).__name__ == "ContinuousIntensity" and plan.dip_width is None:
-                plan.dip_width = constraint.width_pixels(side.grid)
-        plan._resolved.append((constraint, columns))
+            detail = "user function"
+            if isinstance(constraint, MapResolution):
+                pixels = constraint.resolution_pixels(side.grid)
+                detail = (f"{constraint.resolution:g} {constraint.units or side.grid.units} "
+                          f"= {pixels:.3g} px ({constraint.method})")
+                if plan.map_resolution is None:
+                    plan.map_resolution = pixels
+            elif isinstance(constraint, ContinuousIntensity):
+                pixels = constraint.width_pixels(side.grid)
+                detail = (f"width {constraint.width:g} {constraint.units or side.grid.units} "
+                          f"= {pixels:.3g} px, tolerance {constraint.tolerance:g}")
+                if plan.dip_width is None:
+                    plan.dip_width = pixels
+        plan._resolved.append((constraint, columns, detail))
     plan.blocks = _blocks(k, plan._resolved, groups)
     return plan
 
@@ -352,7 +353,7 @@ def build_plan(constraints, k, *, groups=None, map_grid=None, component_grid=Non
 def _blocks(k, resolved, groups):
     """Components with identical constraints and group, as index arrays in order."""
     signature = [[] for _ in range(k)]
-    for position, (_, columns) in enumerate(resolved):
+    for position, (_, columns, _) in enumerate(resolved):
         for index in columns.tolist():
             signature[index].append(position)
     for name, members in groups.items():
