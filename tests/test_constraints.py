@@ -24,7 +24,7 @@ from hyperspy_hnmf.constraints.filters import (
 from hyperspy_hnmf.data import get_ground_truth, get_ground_truth_model, synthetic_4dstem
 from hyperspy_hnmf.solvers import nmf
 
-SOLVERS = [("frobenius", "hals"), ("frobenius", "als"), ("frobenius", "mu"), ("kl", "mu")]
+SOLVERS = [("frobenius", "hals"), ("frobenius", "als"), ("frobenius", "mu"), ("kl", "mu"), (1.5, "mu")]
 
 
 @pytest.fixture(scope="module")
