@@ -402,6 +402,8 @@ def test_pixel_orientation_map_follows_the_true_rotations():
          "polar_shape (samples are polar patterns)."),
         (lambda: PolarKMeans(2, pattern_shape=(4, 5)).fit(np.ones((4, 16))),
          "Each row of X must hold 4 x 5 = 20 values, got 16."),
+        (lambda: PolarKMeans(2, polar_shape=(4, 4), tol=1).fit(np.ones((4, 16))),
+         "tol must be a number from 0 to less than 1, got 1."),
         (lambda: PolarKMeans(5, polar_shape=(4, 4)).fit(np.ones((4, 16))),
          "n_clusters=5 is more than the 4 samples."),
         (lambda: PolarKMeans(2, pattern_shape=(8, 8), center=(9, 3)).fit(np.ones((4, 64))),

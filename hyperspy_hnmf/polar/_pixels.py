@@ -79,6 +79,9 @@ class PolarKMeans:
         Harmonics along φ in the rotation-invariant descriptors.
     max_iter : int
         Most iterations of the rotation-aware refinement (0 skips it).
+    tol : float
+        Stop the refinement once at most this fraction of the patterns
+        changes cluster in an iteration.
     n_init : int
         k-means++ starts on the descriptors.
     random_state : int, numpy.random.Generator or None
@@ -123,7 +126,7 @@ class PolarKMeans:
 
     def __init__(self, n_clusters=8, pattern_shape=None, polar_shape=None, center=None,
                  radial_range=None, n_r=None, n_phi=180, n_harmonics=12, max_iter=20,
-                 n_init=4, random_state=None):
+                 tol=1e-3, n_init=4, random_state=None):
         self.n_clusters = n_clusters
         self.pattern_shape = pattern_shape
         self.polar_shape = polar_shape
@@ -133,6 +136,7 @@ class PolarKMeans:
         self.n_phi = n_phi
         self.n_harmonics = n_harmonics
         self.max_iter = max_iter
+        self.tol = tol
         self.n_init = n_init
         self.random_state = random_state
 
@@ -146,7 +150,7 @@ class PolarKMeans:
         """
         return {name: getattr(self, name) for name in (
             "n_clusters", "pattern_shape", "polar_shape", "center", "radial_range", "n_r",
-            "n_phi", "n_harmonics", "max_iter", "n_init", "random_state")}
+            "n_phi", "n_harmonics", "max_iter", "tol", "n_init", "random_state")}
 
     def set_params(self, **params):
         """Set parameters, as scikit-learn's ``set_params``.
@@ -233,6 +237,12 @@ class PolarKMeans:
         n_harmonics = _check_int("n_harmonics", self.n_harmonics, 0)
         max_iter = _check_int("max_iter", self.max_iter, 0)
         n_init = _check_int("n_init", self.n_init, 1)
+        try:
+            tol = float(self.tol)
+        except (TypeError, ValueError):
+            tol = np.nan
+        if not 0 <= tol < 1:
+            raise ValueError(f"tol must be a number from 0 to less than 1, got {self.tol!r}.")
         polar = self._polar(X)
         n = polar.shape[0]
         if n < n_clusters:
@@ -240,7 +250,7 @@ class PolarKMeans:
         spectra = _unit_spectra(polar)
         labels = self._descriptor_kmeans(spectra, n_clusters, n_harmonics, n_init)
         labels, centers, similarity, shift, self.n_iter_ = _refine(
-            polar.shape[-1], spectra, labels, n_clusters, max_iter)
+            polar.shape[-1], spectra, labels, n_clusters, max_iter, tol)
         sizes = np.bincount(labels, minlength=n_clusters)
         order = np.argsort(-sizes, kind="stable")
         rank = np.empty_like(order)
@@ -267,8 +277,8 @@ class PolarKMeans:
         return self.fit(X).labels_
 
     def _descriptor_kmeans(self, spectra, n_clusters, n_harmonics, n_init):
-        keep = min(n_harmonics + 1, spectra.shape[-1])
-        descriptors = np.abs(spectra[..., :keep]).reshape(spectra.shape[0], -1)
+        keep = min(n_harmonics + 1, spectra.shape[0])
+        descriptors = np.abs(spectra[:keep]).transpose(1, 0, 2).reshape(spectra.shape[1], -1)
         descriptors = descriptors.astype(np.float64)
         rng = np.random.default_rng(self.random_state)
         best, best_distortion = None, np.inf
@@ -304,11 +314,16 @@ def _symmetry(centre):
 
 
 def _unit_spectra(polar):
-    """FFT along φ of the mean-free, unit-norm polar patterns."""
+    """FFT along φ of the mean-free, unit-norm polar patterns, laid out (n_k, n, n_r).
+
+    Frequency first, so that correlating with the centres is one matrix
+    product per frequency over contiguous memory.
+    """
     centred = polar - polar.mean(axis=(1, 2), keepdims=True)
     norms = np.sqrt(np.einsum("ijk,ijk->i", centred, centred))
     centred /= np.where(norms > 0, norms, 1.0)[:, None, None].astype(centred.dtype)
-    return fft.rfft(centred, axis=-1, workers=-1)
+    spectra = fft.rfft(centred, axis=-1, workers=-1)
+    return np.ascontiguousarray(spectra.transpose(2, 0, 1))
 
 
 def _rotation_weights(n_phi):
@@ -320,20 +335,21 @@ def _rotation_weights(n_phi):
     return weights
 
 
-def _correlate(spectra, center_spectra, n_phi):
+def _correlate(spectra, centres, n_phi):
     """Best normalized correlation of every pattern with every centre, and its shift (bins).
 
-    The shift ``s`` is the rotation taking the centre onto the pattern:
+    ``spectra`` (n_k, n, n_r) and ``centres`` (n_k, n_clusters, n_r). The
+    shift ``s`` is the rotation taking the centre onto the pattern:
     ``pattern(φ) ≈ centre(φ - s)``.
     """
-    n, k = spectra.shape[0], center_spectra.shape[0]
+    n, k = spectra.shape[1], centres.shape[1]
     similarity = np.empty((n, k))
     shift = np.empty((n, k))
-    right = np.ascontiguousarray(np.conj(center_spectra).transpose(2, 1, 0))
+    right = np.conj(centres).transpose(0, 2, 1)
     for start in range(0, n, _BLOCK):
         rows = slice(start, start + _BLOCK)
-        left = np.ascontiguousarray(spectra[rows].transpose(2, 0, 1))
-        correlation = fft.irfft(np.matmul(left, right), n=n_phi, axis=0, workers=-1)
+        correlation = fft.irfft(np.matmul(spectra[:, rows], right), n=n_phi, axis=0,
+                                workers=-1)
         best = np.argmax(correlation, axis=0)
         similarity[rows] = np.take_along_axis(correlation, best[None], axis=0)[0]
         shift[rows] = best
@@ -341,35 +357,37 @@ def _correlate(spectra, center_spectra, n_phi):
 
 
 def _centres(spectra, labels, shift, n_clusters, n_phi, previous):
-    """Mean of the members rotated back onto their centre, unit norm, as spectra."""
-    k = np.arange(spectra.shape[-1])
-    phase = np.exp(2j * np.pi * k[None, :] * shift[:, None] / n_phi).astype(spectra.dtype)
-    centres = np.empty((n_clusters,) + spectra.shape[1:], dtype=spectra.dtype)
-    weights = _rotation_weights(n_phi)
-    for c in range(n_clusters):
-        members = labels == c
-        if not members.any():
-            centres[c] = previous[c]
-            continue
-        total = np.einsum("nrk,nk->rk", spectra[members], phase[members])
-        norm = np.sqrt((weights * np.abs(total) ** 2).sum() / n_phi)
-        centres[c] = total / norm if norm > 0 else total
+    """Mean of the members rotated back onto their centre, unit norm: (n_k, n_clusters, n_r)."""
+    n_k, n = spectra.shape[:2]
+    frequencies = np.arange(n_k)
+    phase = np.exp(2j * np.pi * frequencies[:, None] * shift[None, :] / n_phi)
+    members = np.zeros((n, n_clusters), dtype=spectra.dtype)
+    members[np.arange(n), labels] = 1
+    weights = phase.astype(spectra.dtype)[:, :, None] * members[None]
+    centres = np.matmul(weights.transpose(0, 2, 1), spectra)
+    power = np.einsum("k,kcr->c", _rotation_weights(n_phi), np.abs(centres) ** 2) / n_phi
+    norms = np.sqrt(power)
+    empty = members.sum(axis=0) == 0
+    centres /= np.where(norms > 0, norms, 1.0)[None, :, None].astype(centres.real.dtype)
+    if empty.any():
+        centres[:, empty] = previous[:, empty]
     return centres
 
 
-def _refine(n_phi, spectra, labels, n_clusters, max_iter):
+def _refine(n_phi, spectra, labels, n_clusters, max_iter, tol):
     """k-means with rotation, started from the descriptor labels.
 
-    Returns labels, polar centres, and every pattern's similarity with its
-    centre and shift (bins) from it, and the number of iterations.
+    Returns labels, polar centres (n_clusters, n_r, n_phi), every pattern's
+    similarity with its centre and shift (bins) from it, and the number of
+    iterations.
     """
     # First centres: each cluster's members rotated onto one of them and averaged.
-    centres = np.empty((n_clusters,) + spectra.shape[1:], dtype=spectra.dtype)
+    centres = np.empty((spectra.shape[0], n_clusters, spectra.shape[2]), dtype=spectra.dtype)
     for c in range(n_clusters):
-        members = np.flatnonzero(labels == c)
-        _, shift = _correlate(spectra[members], spectra[members[:1]], n_phi)
-        centres[c] = _centres(spectra[members], np.zeros(members.size, dtype=np.int64),
-                              shift[:, 0], 1, n_phi, None)[0]
+        members = spectra[:, labels == c]
+        _, shift = _correlate(members, members[:, :1], n_phi)
+        centres[:, c] = _centres(members, np.zeros(members.shape[1], dtype=np.int64),
+                                 shift[:, 0], 1, n_phi, None)[:, 0]
     n_iter = 0
     while True:
         similarity, shift = _correlate(spectra, centres, n_phi)
@@ -377,7 +395,7 @@ def _refine(n_phi, spectra, labels, n_clusters, max_iter):
             break
         new_labels = np.argmax(similarity, axis=1)
         n_iter += 1
-        changed = bool((new_labels != labels).any())
+        changed = np.count_nonzero(new_labels != labels) > tol * labels.size
         labels = new_labels
         best_shift = np.take_along_axis(shift, labels[:, None], axis=1)[:, 0]
         centres = _centres(spectra, labels, best_shift, n_clusters, n_phi, centres)
@@ -386,4 +404,5 @@ def _refine(n_phi, spectra, labels, n_clusters, max_iter):
             break
     similarity = np.take_along_axis(similarity, labels[:, None], axis=1)[:, 0]
     shift = np.take_along_axis(shift, labels[:, None], axis=1)[:, 0]
-    return labels, fft.irfft(centres, n=n_phi, axis=-1), similarity, shift, n_iter
+    polar_centres = fft.irfft(centres, n=n_phi, axis=0).transpose(1, 2, 0)
+    return labels, polar_centres, similarity, shift, n_iter

@@ -119,22 +119,23 @@ def _polar_block(block, transform, parallel):
 
 
 def _apply(transform, data, lazy):
-    """The polar transform of every pattern: one dask ``map_blocks`` path for both kinds."""
-    import dask.array as da
+    """The polar transform of every pattern, by one block function for both kinds of data.
 
+    Lazy data: ``dask.array.map_blocks`` over navigation chunks (the signal
+    axes made whole), each block with the serial kernel in dask's threads.
+    In-memory data: the whole array is that one block, transformed by all
+    numba threads; wrapping it in dask would copy and hash it first, which
+    costs more than the transform itself.
+    """
+    if not lazy:
+        return _polar_block(data, transform, True)
     n_lead = data.ndim - 2
-    if lazy:
-        source = data.rechunk({data.ndim - 2: -1, data.ndim - 1: -1})
-    else:
-        source = da.from_array(data, chunks=data.shape)
-    result = source.map_blocks(
-        _polar_block, transform, not lazy,
+    source = data.rechunk({n_lead: -1, n_lead + 1: -1})
+    return source.map_blocks(
+        _polar_block, transform, False,
         chunks=source.chunks[:n_lead] + ((transform.n_r,), (transform.n_phi,)),
         dtype=np.float64 if data.dtype == np.float64 else np.float32,
     )
-    # An in-memory signal is one block, transformed by all numba threads at once;
-    # lazy blocks run in dask's threads, each with the serial kernel.
-    return result if lazy else result.compute(scheduler="synchronous")
 
 
 def _polar_signal(signal, data, transform, scale, center_px):
@@ -159,9 +160,9 @@ def _polar_signal(signal, data, transform, scale, center_px):
 def polar_transform(self, center=None, radial_range=None, n_r=None, n_phi=360):
     """Transform every pattern to polar coordinates ``(r, φ)`` about the direct beam.
 
-    Bilinear interpolation, precomputed once for all patterns; lazy signals
-    stay lazy (the same ``dask.array.map_blocks`` code runs in-memory data as
-    a single block).
+    Bilinear interpolation, precomputed once for all patterns and applied by
+    a compiled gather; lazy signals stay lazy (the same block function runs
+    in ``dask.array.map_blocks``; in-memory data are one block).
 
     Parameters
     ----------
@@ -392,7 +393,7 @@ def restore_decomposition_components(self):
 
 @_method
 def polar_cluster_analysis(self, n_clusters, center=None, radial_range=None, n_r=None,
-                           n_phi=180, n_harmonics=12, max_iter=20, n_init=4,
+                           n_phi=180, n_harmonics=12, max_iter=20, tol=1e-3, n_init=4,
                            random_state=None):
     """Cluster every probe position's pattern into phases, whatever its in-plane rotation.
 
@@ -413,7 +414,7 @@ def polar_cluster_analysis(self, n_clusters, center=None, radial_range=None, n_r
     radial_range : tuple of float, optional
         ``(r_min, r_max)`` in signal-axis units; default leaves out the direct
         beam.
-    n_r, n_phi, n_harmonics, max_iter, n_init, random_state
+    n_r, n_phi, n_harmonics, max_iter, tol, n_init, random_state
         See :class:`~hyperspy_hnmf.polar.PolarKMeans`.
 
     Returns
@@ -439,8 +440,8 @@ def polar_cluster_analysis(self, n_clusters, center=None, radial_range=None, n_r
     transform = PolarTransform(self.axes_manager._signal_shape_in_array, center_px, radial_px,
                                n_r, n_phi)
     estimator = PolarKMeans(n_clusters, polar_shape=transform.output_shape,
-                            n_harmonics=n_harmonics, max_iter=max_iter, n_init=n_init,
-                            random_state=random_state)
+                            n_harmonics=n_harmonics, max_iter=max_iter, tol=tol,
+                            n_init=n_init, random_state=random_state)
     polar = _apply(transform, self.data, self._lazy)
     if self._lazy:
         polar = polar.compute()
