@@ -122,6 +122,13 @@ def test_find_direct_beam_on_the_mean_pattern(scan):
     assert default_radial_range(scan.data.mean(axis=(0, 1)), center)[0] > 3
 
 
+def test_lazy_pixel_clustering_agrees_with_in_memory(scan):
+    s = scan.inav[:16, :16]
+    labels, _, _ = s.polar_cluster_analysis(3, random_state=0)
+    labels_lazy, _, _ = s.as_lazy().polar_cluster_analysis(3, random_state=0)
+    np.testing.assert_array_equal(labels_lazy.data, labels.data)
+
+
 def test_signal_polar_transform_axes_and_lazy_path_agree(scan):
     s = scan.inav[:6, :5]
     polar = s.polar_transform(radial_range=(1.0, 7.0), n_r=24, n_phi=180)
@@ -427,7 +434,8 @@ def test_signal_errors_leave_the_results_untouched(decomposed):
          "y -7.83333 to 7.83333 1/nm."),
         (dict(n_clusters=3, center=(0.0, 0.0), radial_range=(1.0, 12.0)),
          "radial_range (3, 36) pixels goes beyond the pattern: circles about the centre "
-         "stay inside it up to r = 23.5 pixels."),
+         "stay inside it up to r = 23.5 pixels. (Radii are in pixels there: 1 pixel = "
+         "0.333333 1/nm on the signal axes.)"),
         (dict(n_clusters=3, number_of_components=1),
          "Clustering needs at least two components; got 1."),
         (dict(), "Give exactly one of n_clusters (the number of clusters) and threshold "
@@ -456,7 +464,8 @@ def test_signal_errors_without_a_decomposition():
         s.polar_transform(center=(0, 0), radial_range=(0, 9))
     assert str(info.value) == (
         "radial_range (0, 18) pixels goes beyond the pattern: circles about the centre "
-        "stay inside it up to r = 15.5 pixels."
+        "stay inside it up to r = 15.5 pixels. (Radii are in pixels there: 1 pixel = 0.5 "
+        "1/nm on the signal axes.)"
     )
 
 

@@ -105,6 +105,20 @@ def _geometry(signal, center, radial_range, exclude_beam):
     return center_px, None, scale
 
 
+def _in_pixels(signal, call, *args, **kwargs):
+    """Run ``call``; a radial-range error gets the pixel size in the signal's units."""
+    try:
+        return call(*args, **kwargs)
+    except ValueError as error:
+        if not str(error).startswith("radial_range"):
+            raise
+        x = signal.axes_manager.signal_axes[0]
+        raise ValueError(
+            f"{error} (Radii are in pixels there: 1 pixel = {abs(x.scale):g} "
+            f"{x.units or 'units'} on the signal axes.)"
+        ) from None
+
+
 def _polar_axes(signal, transform, scale):
     r_axis = dict(name="r", units=signal.axes_manager.signal_axes[0].units,
                   scale=transform.radial_step * scale,
@@ -200,8 +214,8 @@ def polar_transform(self, center=None, radial_range=None, n_r=None, n_phi=360):
     [('phi', 'deg'), ('r', '1/nm')]
     """
     center_px, radial_px, scale = _geometry(self, center, radial_range, exclude_beam=False)
-    transform = PolarTransform(self.axes_manager._signal_shape_in_array, center_px, radial_px,
-                               n_r, n_phi)
+    transform = _in_pixels(self, PolarTransform, self.axes_manager._signal_shape_in_array,
+                           center_px, radial_px, n_r, n_phi)
     data = _apply(transform, self.data, self._lazy)
     return _polar_signal(self, data, transform, scale, center_px)
 
@@ -320,13 +334,13 @@ def cluster_decomposition_components(self, method="polar_xcorr", n_clusters=None
             raise ValueError(
                 f"radial_range must be two numbers (r_min, r_max), got {radial_range!r}."
             ) from None
-    clusters = cluster_components(patterns, maps, n_clusters=n_clusters, threshold=threshold,
-                                  linkage=linkage, center=center_px, radial_range=radial_px,
-                                  n_r=n_r, n_phi=n_phi)
+    clusters = _in_pixels(self, cluster_components, patterns, maps, n_clusters=n_clusters,
+                          threshold=threshold, linkage=linkage, center=center_px,
+                          radial_range=radial_px, n_r=n_r, n_phi=n_phi)
+    previous_factors = np.asarray(self.learning_results.factors)
     factors = clusters.patterns.reshape(clusters.n_clusters, -1).T
-    masked = np.isnan(np.asarray(self.learning_results.factors)[:, :k]).any(axis=1)
-    factors = factors.astype(np.float64)
-    factors[masked] = np.nan
+    factors = factors.astype(np.result_type(previous_factors.dtype, np.float32))
+    factors[np.isnan(previous_factors[:, :k]).any(axis=1)] = np.nan
     clusters.factors = self._get_factors(factors)
     clusters.loadings = self._get_loadings(clusters.maps)
     clusters.factors.metadata.General.title = "Merged components (polar_xcorr clusters)"
@@ -437,8 +451,8 @@ def polar_cluster_analysis(self, n_clusters, center=None, radial_range=None, n_r
     ((16, 16), 3, (16, 16))
     """
     center_px, radial_px, scale = _geometry(self, center, radial_range, exclude_beam=True)
-    transform = PolarTransform(self.axes_manager._signal_shape_in_array, center_px, radial_px,
-                               n_r, n_phi)
+    transform = _in_pixels(self, PolarTransform, self.axes_manager._signal_shape_in_array,
+                           center_px, radial_px, n_r, n_phi)
     estimator = PolarKMeans(n_clusters, polar_shape=transform.output_shape,
                             n_harmonics=n_harmonics, max_iter=max_iter, tol=tol,
                             n_init=n_init, random_state=random_state)
