@@ -6,6 +6,7 @@ Importing the package registers ``algorithm="hnmf"`` for
 
 from . import constraints, data, polar, solvers
 from .estimators import HNMF, NotFittedError
+from .hierarchy.hnmfk import hnmfk, hnmfk_decomposition
 from .integration import (
     get_cluster_labels,
     get_hierarchy_level,
@@ -16,6 +17,7 @@ from .integration import (
 )
 from .plotting import plot_hierarchy
 from .polar import signal_methods as _polar_methods
+from .rank_selection import estimate_rank, stability
 
 register()
 _polar_methods.register()
@@ -25,14 +27,19 @@ __all__ = [
     "NotFittedError",
     "constraints",
     "data",
+    "estimate_rank",
     "get_cluster_labels",
     "get_hierarchy_level",
     "get_mixing_matrices",
     "get_split_tree",
+    "hnmfk",
+    "hnmfk_decomposition",
     "plot_hierarchy",
     "polar",
+    "rank_selection",
     "register",
     "solvers",
+    "stability",
     "unregister",
 ]
 __version__ = "0.1.0"

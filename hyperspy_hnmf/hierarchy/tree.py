@@ -66,9 +66,11 @@ SPLIT_SCORES = ("error", "relative")
 #: child with fewer than ``min_leaf_size`` rows, e.g. all rows alike),
 #: ``"below_threshold"`` (score under ``score_threshold``), ``"not_evaluated"``
 #: (no split was needed: ``n_leaves=1``), ``"no_gain"`` (the split would not
-#: lower the error beyond rounding).
+#: lower the error beyond rounding), ``"single_cluster"`` (HNMFk,
+#: :func:`~hyperspy_hnmf.hierarchy.hnmfk`: the rank criterion finds one
+#: cluster only).
 STATUSES = ("split", "candidate", "max_depth", "too_small", "small_child",
-            "below_threshold", "not_evaluated", "no_gain")
+            "below_threshold", "not_evaluated", "no_gain", "single_cluster")
 
 _FORMAT = "hyperspy_hnmf.rank2_tree"
 _VERSION = 1
@@ -105,16 +107,17 @@ class SplitNode:
     intensity : float
         Sum of ``X[rows]``.
     children : tuple of int
-        Ids of the two children (empty for a leaf), the first child taking the
-        rank-2 component of larger total intensity.
+        Ids of the children (empty for a leaf): two in a rank-2 tree, the
+        first child taking the rank-2 component of larger total intensity;
+        any number in an HNMFk tree (:func:`~hyperspy_hnmf.hierarchy.hnmfk`).
     status : str
         One of :data:`STATUSES`.
     score : float
         Split score (see the module notes); NaN if no valid split was found.
-    child_sizes : ndarray of int64, shape (2,)
+    child_sizes : ndarray of int64, shape (max(2, n_children),)
         Rows that the (tentative) rank-2 split gives each child; -1 if not
         evaluated.
-    coefficient_sums : ndarray, shape (2,)
+    coefficient_sums : ndarray, shape (max(2, n_children),)
         Summary of the rank-2 coefficients: total intensity of the rows in each
         of the two rank-2 components (which sum to 1); NaN if not evaluated.
     purity : float
@@ -161,7 +164,10 @@ class SplitNode:
 
 
 class SplitTree:
-    """Binary tree of row clusters built by :func:`rank2_tree`.
+    """Tree of row clusters: binary from :func:`rank2_tree`, n-ary from HNMFk.
+
+    :func:`~hyperspy_hnmf.hierarchy.hnmfk` builds the same class with any
+    number of children per node; every method works on both.
 
     Attributes
     ----------
@@ -312,7 +318,7 @@ class SplitTree:
         pairs : ndarray of int64, shape (n_nodes - 1, 2)
             ``(parent id, child id)``, ordered by child id.
         weights : ndarray, shape (n_nodes - 1,)
-            The two children of a node have weights adding up to 1.
+            The children of a node have weights adding up to 1.
 
         Examples
         --------
@@ -358,7 +364,10 @@ class SplitTree:
         nodes = self.nodes
         offsets = np.zeros(len(nodes) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum([node.size for node in nodes])
-        children = np.full((len(nodes), 2), -1, dtype=np.int64)
+        # 2 columns for a binary tree; as many as the most children for n-ary trees.
+        width = max([2] + [len(node.children) for node in nodes]
+                    + [len(node.child_sizes) for node in nodes])
+        children = np.full((len(nodes), width), -1, dtype=np.int64)
         for node in nodes:
             children[node.id, :len(node.children)] = node.children
         table = {
@@ -373,8 +382,10 @@ class SplitTree:
             "status": np.array([STATUSES.index(node.status) for node in nodes],
                                dtype=np.int64),
             "score": np.array([node.score for node in nodes], dtype=np.float64),
-            "child_sizes": np.vstack([node.child_sizes for node in nodes]).astype(np.int64),
-            "coefficient_sums": np.vstack([node.coefficient_sums for node in nodes]),
+            "child_sizes": np.vstack([_padded(node.child_sizes, width, -1)
+                                      for node in nodes]).astype(np.int64),
+            "coefficient_sums": np.vstack([_padded(node.coefficient_sums, width, np.nan)
+                                           for node in nodes]),
             "purity": np.array([node.purity for node in nodes], dtype=np.float64),
             "rank2_error": np.array([node.rank2_error for node in nodes], dtype=np.float64),
         }
@@ -421,6 +432,7 @@ class SplitTree:
         nodes = []
         for i in range(len(table["parent"])):
             children = tuple(int(c) for c in table["children"][i] if c >= 0)
+            n_entries = max(2, len(children))
             nodes.append(SplitNode(
                 id=i,
                 parent=int(table["parent"][i]),
@@ -432,13 +444,21 @@ class SplitTree:
                 children=children,
                 status=statuses[int(table["status"][i])],
                 score=float(table["score"][i]),
-                child_sizes=np.array(table["child_sizes"][i], dtype=np.int64),
-                coefficient_sums=np.array(table["coefficient_sums"][i], dtype=np.float64),
+                child_sizes=np.array(table["child_sizes"][i][:n_entries], dtype=np.int64),
+                coefficient_sums=np.array(table["coefficient_sums"][i][:n_entries],
+                                          dtype=np.float64),
                 purity=float(table["purity"][i]),
                 rank2_error=float(table["rank2_error"][i]),
             ))
         return cls(nodes, d["n_rows"], d["n_columns"], d["root_error"],
                    dict(d["parameters"]), d["stop_reason"])
+
+
+def _padded(values, width, fill):
+    values = np.asarray(values)
+    out = np.full(width, fill, dtype=np.result_type(values.dtype, type(fill)))
+    out[:values.size] = values
+    return out
 
 
 def _group_rank1(data, rows, groups, V, reassign=False):

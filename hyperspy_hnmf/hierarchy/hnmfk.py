@@ -1,0 +1,233 @@
+"""HNMFk: recursive NMF that picks the number of clusters at every node.
+
+Starting with all rows (probe positions), each node runs
+:func:`~hyperspy_hnmf.rank_selection.estimate_rank` on its rows; if a rank
+``k`` is recommended and stable, the node's rows are fitted on the ``k``
+consensus components and each row goes to the component with the largest
+coefficient (its intensity, components summing to 1). Children smaller than
+``min_cluster_size`` are dissolved into the others. Recursion stops at
+``max_depth``, at nodes under ``2 * min_cluster_size`` rows, and where no rank
+is stable or only one cluster is left (status ``"single_cluster"``).
+
+The result is a :class:`~hyperspy_hnmf.hierarchy.tree.SplitTree` with any
+number of children per node: ``labels()``, ``components``, ``maps()``,
+``edges()``, ``to_dict()`` work as for the rank-2 tree, and
+:func:`hnmfk_decomposition` stores it in a signal's ``learning_results`` so
+that :func:`~hyperspy_hnmf.plot_hierarchy`,
+:func:`~hyperspy_hnmf.get_split_tree` and
+:func:`~hyperspy_hnmf.get_cluster_labels` work.
+
+References
+----------
+LANL's HNMFk (TELF / pyDNMFk): M. E. Eren, M. Bhattarai, et al.,
+"Semantic hierarchical NMF ... with automatic model determination", and
+the NMFk rank selection of Alexandrov, Vesselinov et al.
+"""
+
+import numbers
+
+import numpy as np
+
+from .. import solvers
+from .tree import SplitNode, SplitTree
+
+__all__ = ["hnmfk", "hnmfk_decomposition"]
+
+_POWER_ITER = 50
+
+
+def _rank1(X):
+    """Nonnegative leading singular pair: component (sum 1), error, intensity."""
+    v = np.asarray(X.sum(axis=0), dtype=np.float64).ravel()
+    norm2 = float(np.square(X, dtype=np.float64).sum())
+    if not v.any():
+        return np.full(X.shape[1], 1.0 / X.shape[1]), norm2, 0.0
+    v /= np.linalg.norm(v)
+    for _ in range(_POWER_ITER):
+        u = X @ v
+        w = np.asarray(X.T @ u, dtype=np.float64)
+        w /= max(np.linalg.norm(w), 1e-300)
+        if np.allclose(w, v, rtol=0, atol=1e-9):
+            v = w
+            break
+        v = w
+    sigma2 = float(np.square(X @ v, dtype=np.float64).sum())
+    v = np.abs(v)
+    return v / v.sum(), max(norm2 - sigma2, 0.0), float(X.sum(dtype=np.float64))
+
+
+def _split_rows(W, min_size):
+    """Largest coefficient of each row; clusters under ``min_size`` dissolved."""
+    keep = np.ones(W.shape[1], dtype=bool)
+    while True:
+        labels = np.argmax(np.where(keep, W, -np.inf), axis=1)
+        sizes = np.bincount(labels, minlength=W.shape[1])
+        small = keep & (sizes < min_size)
+        if not small.any() or keep.sum() == 1:
+            return labels, keep
+        smallest = np.flatnonzero(small)[np.argmin(sizes[small])]
+        keep[smallest] = False
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+    return int(value)
+
+
+def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=3,
+          random_state=0, **estimate_options):
+    """Hierarchical NMF with the rank chosen at every node (HNMFk).
+
+    Parameters
+    ----------
+    s : hyperspy signal or array-like, shape (n, m)
+        Not lazy; rows are probe positions.
+    ranks : iterable of int, default range(2, 7)
+        Candidate numbers of children per node (clipped to the node's size).
+    n_restarts : int, default 6
+        Restarts of :func:`~hyperspy_hnmf.rank_selection.estimate_rank` per node.
+    min_cluster_size : int, default 10
+        Smallest cluster (rows); smaller children are merged into the others
+        and nodes under twice this size are not split.
+    max_depth : int, default 3
+        Depth of the deepest leaves (the root is depth 0).
+    random_state : int, default 0
+    **estimate_options
+        Other arguments of ``estimate_rank`` (``perturbation``,
+        ``silhouette_threshold``, ``loss``...).
+
+    Returns
+    -------
+    SplitTree
+        Node ``score``: the smallest cluster silhouette of the chosen rank
+        (NaN where none was evaluated). ``tree.reports`` maps node ids to
+        their :class:`~hyperspy_hnmf.rank_selection.RankEstimate`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> patterns = rng.random((4, 30)) ** 6
+    >>> X = rng.poisson(patterns[np.repeat(np.arange(4), 25)] * 40).astype("float32")
+    >>> tree = hnmfk(X, ranks=range(2, 6), n_restarts=4, min_cluster_size=5)
+    >>> tree.n_leaves, len(tree.root.children)
+    (4, 4)
+    >>> np.bincount(tree.labels()).tolist()
+    [25, 25, 25, 25]
+    """
+    from ..rank_selection._estimate import check_restarts, estimate_rank, signal_matrix
+
+    X = signal_matrix(s, where="hnmfk")
+    ranks = sorted({int(k) for k in ranks})
+    if not ranks or ranks[0] < 2:
+        raise ValueError(f"hnmfk ranks must be integers >= 2 (candidate numbers of children), "
+                         f"got {ranks}.")
+    check_restarts(n_restarts)
+    min_cluster_size = _check_int("min_cluster_size", min_cluster_size, 1)
+    max_depth = _check_int("max_depth", max_depth, 0)
+    seeds = iter(np.random.SeedSequence(random_state).generate_state(10_000))
+    nodes, reports, queue = [], {}, [(-1, 0, np.arange(X.shape[0], dtype=np.int64))]
+
+    def new_node(parent, depth, rows):
+        component, error, intensity = _rank1(X[rows])
+        node = SplitNode(id=len(nodes), parent=parent, depth=depth, rows=rows,
+                         component=component.astype(X.dtype), rank1_error=error,
+                         intensity=intensity)
+        nodes.append(node)
+        return node
+
+    root = new_node(-1, 0, np.arange(X.shape[0], dtype=np.int64))
+    queue = [root]
+    while queue:
+        node = queue.pop(0)
+        if node.depth >= max_depth:
+            node.status = "max_depth"
+            continue
+        node_ranks = [k for k in ranks if k <= min(node.size, X.shape[1])]
+        if node.size < 2 * min_cluster_size or not node_ranks:
+            node.status = "too_small"
+            continue
+        Xn = X[node.rows]
+        estimate = estimate_rank(Xn, node_ranks, n_restarts, random_state=int(next(seeds)),
+                                 **estimate_options)
+        reports[node.id] = estimate
+        k = estimate.rank
+        scores = estimate[k]
+        node.score = float(scores.silhouettes.min())
+        if node.score < estimate.silhouette_threshold:
+            node.status = "single_cluster"
+            continue
+        components = estimate.stability(k).components.astype(X.dtype)
+        W = solvers.solve_loadings(Xn, components)
+        labels, keep = _split_rows(W, min_cluster_size)
+        if keep.sum() < 2:
+            node.status = "single_cluster"
+            continue
+        kept = np.flatnonzero(keep)
+        node.status = "split"
+        node.child_sizes = np.array([np.sum(labels == j) for j in kept], dtype=np.int64)
+        node.coefficient_sums = W.sum(axis=0)[kept].astype(np.float64)
+        node.purity = float(np.mean(W.max(axis=1) / np.maximum(W.sum(axis=1), 1e-300)))
+        children = [new_node(node.id, node.depth + 1, node.rows[labels == j]) for j in kept]
+        node.children = tuple(child.id for child in children)
+        queue.extend(children)
+    parameters = {"method": "hnmfk", "ranks": np.asarray(ranks, dtype=np.int64),
+                  "n_restarts": int(n_restarts), "min_cluster_size": min_cluster_size,
+                  "max_depth": max_depth,
+                  "random_state": random_state if isinstance(random_state, int) else -1}
+    counts = {}
+    for node in nodes:
+        if node.is_leaf:
+            counts[node.status] = counts.get(node.status, 0) + 1
+    reason = "no leaf can be split: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    total = float(np.square(X, dtype=np.float64).sum())
+    tree = SplitTree(nodes, X.shape[0], X.shape[1], root.rank1_error or total, parameters,
+                     reason)
+    tree.reports = reports
+    return tree
+
+
+def hnmfk_decomposition(s, ranks=range(2, 7), **options):
+    """Run :func:`hnmfk` on a signal and store the tree in ``learning_results``.
+
+    ``factors`` are the leaf components (summing to 1), ``loadings`` their
+    maps (all probe positions fitted on the leaf components), and
+    ``learning_results.hnmf["hierarchy"]`` the tree, as for
+    ``decomposition(algorithm="hnmf", hierarchy="tree")``: use
+    :func:`~hyperspy_hnmf.plot_hierarchy`, :func:`~hyperspy_hnmf.get_split_tree`
+    and :func:`~hyperspy_hnmf.get_cluster_labels`. If anything fails, the
+    previous results stay unchanged.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.BaseSignal
+    ranks : iterable of int
+    **options
+        Other arguments of :func:`hnmfk`.
+
+    Returns
+    -------
+    SplitTree
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> import hyperspy_hnmf
+    >>> rng = np.random.default_rng(0)
+    >>> patterns = rng.random((3, 30)) ** 6
+    >>> X = rng.poisson(patterns[np.repeat(np.arange(3), 30)] * 40).astype("float32")
+    >>> s = hs.signals.Signal1D(X.reshape(9, 10, 30))
+    >>> tree = hnmfk_decomposition(s, ranks=range(2, 5), n_restarts=4, min_cluster_size=5)
+    >>> hyperspy_hnmf.get_cluster_labels(s).data.shape, s.learning_results.output_dimension
+    ((9, 10), 3)
+    """
+    from ..rank_selection._estimate import signal_matrix
+    from ..rank_selection._stability import write_learning_results
+
+    tree = hnmfk(s, ranks, **options)
+    X = signal_matrix(s, where="hnmfk_decomposition")
+    loadings = tree.maps(X)
+    factors = np.ascontiguousarray(tree.components.T.astype(X.dtype))
+    info = {"loss": "frobenius", "hierarchy": {"kind": "tree", "tree": tree.to_dict()}}
+    write_learning_results(s, factors, loadings.astype(X.dtype), "hnmfk", info)
+    return tree

@@ -1,0 +1,150 @@
+"""The ensemble of NMF runs behind rank selection: perturbation, Poisson
+normalization, randomized compression and compressed HALS.
+
+Arrays only (no HyperSpy). The fast path fits ``Y ≈ W H`` with the exact HALS
+updates of Frobenius NMF on a rank-``l`` randomized approximation
+``Y ≈ Q B`` (Erichson et al., 2018): the products ``Y Hᵀ = Q (B Hᵀ)`` and
+``Wᵀ Y = (Wᵀ Q) B`` cost ``O((n + m) l k)`` instead of ``O(n m k)``.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import solvers
+from ._kernels import hals_sweep
+
+PERTURBATIONS = ("none", "uniform", "poisson")
+# Columns of the randomized range beyond the largest rank, and power iterations.
+_OVERSAMPLES = 10
+_POWER_ITER = 2
+
+
+@dataclass
+class Run:
+    """Components and maps of one fit, in the space the fit was made in."""
+
+    W: np.ndarray
+    H: np.ndarray
+    error: float
+    n_iter: int
+
+
+def perturb(X, kind, level, rng):
+    """A perturbed copy of ``X`` (or ``X`` itself for ``"none"``)."""
+    if kind == "none":
+        return X
+    if kind == "uniform":
+        noise = rng.random(X.shape, dtype=X.dtype)
+        noise *= 2 * level
+        noise += 1 - level
+        noise *= X
+        return noise
+    return rng.poisson(X).astype(X.dtype)
+
+
+def poisson_scales(X):
+    """``sqrt`` of the row and column sums (1 where a sum is zero)."""
+    rows = np.asarray(X.sum(axis=1), dtype=np.float64)
+    cols = np.asarray(X.sum(axis=0), dtype=np.float64)
+    rows = np.sqrt(np.where(rows > 0, rows / max(rows.mean(), 1e-300), 1.0))
+    cols = np.sqrt(np.where(cols > 0, cols / max(cols.mean(), 1e-300), 1.0))
+    return rows.astype(X.dtype), cols.astype(X.dtype)
+
+
+def compress(Y, rank, rng):
+    """Randomized range finder: ``Y ≈ Q @ B`` with orthonormal ``Q`` (n × rank)."""
+    n, m = Y.shape
+    omega = rng.standard_normal((m, rank)).astype(Y.dtype)
+    Q, _ = np.linalg.qr(Y @ omega)
+    for _ in range(_POWER_ITER):
+        P, _ = np.linalg.qr(Y.T @ Q)
+        Q, _ = np.linalg.qr(Y @ P)
+    return Q, Q.T @ Y
+
+
+N_INIT = 4
+
+
+def fit_compressed(Q, B, norm2, k, rng, max_iter, tol, n_init=None):
+    """Best (lowest error) of ``n_init`` HALS fits of ``Q @ B``: one from SPA, the
+    others from random starts."""
+    starts = ["spa"] + ["random"] * ((n_init or N_INIT) - 1)
+    runs = [_fit_compressed(Q, B, norm2, k, rng, max_iter, tol, start) for start in starts]
+    return min(runs, key=lambda run: run.error)
+
+
+def _spa_rows(Q, B, k):
+    """Successive projection on the rows of ``Q B`` projected to rank ``k``."""
+    U, S, _ = np.linalg.svd(B, full_matrices=False)
+    Z = Q @ (U[:, :k] * S[:k])
+    sums = Q @ B.sum(axis=1)
+    Z = Z / np.where(sums > 0, sums, np.inf)[:, None]
+    chosen = []
+    for _ in range(k):
+        norms = np.einsum("ij,ij->i", Z, Z)
+        norms[chosen] = -1
+        i = int(np.argmax(norms))
+        chosen.append(i)
+        u = Z[i] / max(np.linalg.norm(Z[i]), 1e-300)
+        Z = Z - np.outer(Z @ u, u)
+    return np.array(chosen)
+
+
+def _fit_compressed(Q, B, norm2, k, rng, max_iter, tol, start="random"):
+    """Frobenius NMF of ``Q @ B`` by HALS from a random start.
+
+    ``norm2`` is ``||Y||²`` of the uncompressed data; the returned error is
+    ``||Y - W H|| / ||Y||`` with ``Y`` replaced by ``Q B`` in the cross term.
+    Noise dominates the error of low-dose data, so the run stops when one
+    iteration lowers the error by less than ``tol`` times the decrease since
+    the first iteration (not times the error itself).
+    """
+    n, m = Q.shape[0], B.shape[1]
+    dtype = Q.dtype
+    mean = max(float(Q.sum(axis=0) @ B.sum(axis=1)) / (n * m), 1e-12)
+    scale = np.sqrt(mean / k)
+    W = (rng.random((n, k)) * scale).astype(dtype)
+    if start == "random":
+        Ht = (rng.random((m, k)) * scale).astype(dtype)
+    else:
+        Ht = np.ascontiguousarray(np.maximum(Q[_spa_rows(Q, B, k)] @ B, 0).T)
+        Ht += 1e-3 * Ht.mean()
+        hals_sweep(W, Q @ (B @ Ht), Ht.T @ Ht)
+    previous = np.inf
+    error = np.inf
+    it = 0
+    for it in range(1, max_iter + 1):
+        HtH = Ht.T @ Ht
+        hals_sweep(W, Q @ (B @ Ht), HtH)
+        WtW = W.T @ W
+        YtW = B.T @ (Q.T @ W)
+        hals_sweep(Ht, YtW, WtW)
+        norms = np.sqrt((Ht * Ht).sum(axis=0))
+        norms[norms == 0] = 1
+        Ht /= norms
+        W *= norms
+        WtW = W.T @ W
+        HtH = Ht.T @ Ht
+        cross = float(np.einsum("ij,ij->", Ht, YtW, dtype=np.float64))
+        quad = float(np.einsum("ij,ij->", WtW, HtH, dtype=np.float64))
+        residual = norm2 - 2 * cross + quad
+        error = np.sqrt(max(residual, 0.0) / norm2)
+        if it == 1:
+            first = error
+        elif previous - error <= tol * (first - error):
+            break
+        previous = error
+    return Run(W=W, H=np.ascontiguousarray(Ht.T), error=float(error), n_iter=it)
+
+
+def fit_exact(Y, k, seed, max_iter, tol, options):
+    """One run of :func:`hyperspy_hnmf.solvers.nmf` from a random start."""
+    result = solvers.nmf(Y, k, init="random", random_state=seed, max_iter=max_iter, tol=tol,
+                         **options)
+    if solvers.loss_to_beta(options.get("loss", "frobenius")) == 2.0:
+        norm2 = float(np.square(Y, dtype=np.float64).sum())
+        error = np.sqrt(2 * result.final_objective / norm2)
+    else:
+        error = float(result.final_objective)
+    return Run(W=result.W, H=result.H, error=float(error), n_iter=int(result.n_iter))

@@ -1,0 +1,111 @@
+"""HNMFk: recursive NMF with the rank picked per node (issue 7)."""
+
+import hyperspy.api as hs
+import numpy as np
+import pytest
+
+import hyperspy_hnmf
+from hyperspy_hnmf.hierarchy import SplitTree, hnmfk, hnmfk_decomposition, rank2_tree
+
+
+def two_level(seed=0, per_leaf=30, m=48, scale=60.0):
+    """3 groups of patterns; group 0 holds 3 sub-patterns, the others 1."""
+    rng = np.random.default_rng(seed)
+    groups = rng.random((3, m)) ** 8
+    subs = [groups[0] + rng.random(m) ** 8 * 1.5 for _ in range(3)] + list(groups[1:])
+    patterns = np.array(subs)
+    patterns /= patterns.sum(axis=1, keepdims=True)
+    truth = np.repeat(np.arange(len(patterns)), per_leaf)
+    X = rng.poisson(patterns[truth] * scale * m / 4).astype("float32")
+    return X, truth
+
+
+@pytest.fixture(scope="module")
+def tree_and_truth():
+    X, truth = two_level()
+    return X, truth, hnmfk(X, ranks=range(2, 6), n_restarts=4, min_cluster_size=8)
+
+
+def _purity(labels, truth):
+    return sum(np.bincount(truth[labels == c]).max() for c in np.unique(labels)) / truth.size
+
+
+def test_recovers_the_planted_clusters(tree_and_truth):
+    X, truth, tree = tree_and_truth
+    assert tree.n_leaves == 5
+    assert _purity(tree.labels(), truth) == 1.0
+    assert np.bincount(tree.labels()).tolist() == [30] * 5
+    # The root picks its own number of children (not a binary split).
+    assert len(tree.root.children) >= 3
+    assert tree.parameters["method"] == "hnmfk"
+    assert all(node.status in ("split", "single_cluster", "too_small", "max_depth")
+               for node in tree.nodes)
+    assert set(tree.reports) == {n.id for n in tree.nodes if n.status in ("split",
+                                                                           "single_cluster")}
+
+
+def test_rows_partition_at_every_level(tree_and_truth):
+    _, _, tree = tree_and_truth
+    for node in tree.nodes:
+        if node.children:
+            rows = np.concatenate([tree.nodes[c].rows for c in node.children])
+            assert np.array_equal(np.sort(rows), node.rows)
+            assert node.child_sizes.tolist() == [tree.nodes[c].size for c in node.children]
+    pairs, weights = tree.edges()
+    for parent in {int(p) for p in pairs[:, 0]}:
+        assert weights[pairs[:, 0] == parent].sum() == pytest.approx(1.0)
+
+
+def test_nary_tree_survives_to_dict(tree_and_truth):
+    X, _, tree = tree_and_truth
+    restored = SplitTree.from_dict(tree.to_dict())
+    assert np.array_equal(restored.labels(), tree.labels())
+    assert [n.children for n in restored.nodes] == [n.children for n in tree.nodes]
+    assert [n.child_sizes.tolist() for n in restored.nodes] == [
+        n.child_sizes.tolist() for n in tree.nodes]
+    assert restored.maps(X).shape == (X.shape[0], tree.n_leaves)
+
+
+def test_binary_trees_keep_two_columns():
+    X, _ = two_level()
+    d = rank2_tree(X, 3).to_dict()
+    assert d["nodes"]["children"].shape[1] == 2
+    assert d["nodes"]["child_sizes"].shape[1] == 2
+
+
+def test_stopping_rules():
+    X, _ = two_level()
+    shallow = hnmfk(X, ranks=range(2, 6), n_restarts=3, max_depth=0)
+    assert shallow.n_leaves == 1 and shallow.root.status == "max_depth"
+    big = hnmfk(X, ranks=range(2, 6), n_restarts=3, min_cluster_size=80)
+    assert big.n_leaves == 1 and big.root.status == "too_small"
+    one = hnmfk(X[:30], ranks=[2, 3], n_restarts=4, min_cluster_size=5)
+    assert all(leaf.status in ("single_cluster", "too_small") for leaf in one.leaves)
+    for leaf in hnmfk(X, ranks=range(2, 6), n_restarts=3, min_cluster_size=25).leaves:
+        assert leaf.size >= 25
+
+
+def test_bad_arguments():
+    X, _ = two_level()
+    with pytest.raises(ValueError, match=r"hnmfk ranks must be integers >= 2"):
+        hnmfk(X, ranks=[1, 2])
+    with pytest.raises(ValueError, match="n_restarts must be at least 2"):
+        hnmfk(X, n_restarts=1)
+    with pytest.raises(ValueError, match="min_cluster_size must be an integer >= 1"):
+        hnmfk(X, min_cluster_size=0)
+
+
+def test_signal_results_plot_like_the_rank2_tree():
+    X, truth = two_level()
+    s = hs.signals.Signal1D(X.reshape(10, 15, -1))
+    tree = hnmfk_decomposition(s, ranks=range(2, 6), n_restarts=4, min_cluster_size=8)
+    assert s.learning_results.decomposition_algorithm == "hnmfk"
+    assert s.learning_results.output_dimension == tree.n_leaves
+    labels = hyperspy_hnmf.get_cluster_labels(s).data
+    assert labels.shape == (10, 15)
+    assert np.array_equal(labels.ravel(), tree.labels())
+    assert hyperspy_hnmf.get_split_tree(s).n_leaves == tree.n_leaves
+    figure = hyperspy_hnmf.plot_hierarchy(s)
+    assert len(figure.axes) > tree.n_leaves
+    model = s.get_decomposition_model().data.reshape(X.shape)
+    assert np.linalg.norm(model - X) / np.linalg.norm(X) < 0.3

@@ -1,0 +1,230 @@
+"""Rank selection, stability and consensus components (issue 7)."""
+
+import dask.array as da
+import hyperspy.api as hs
+import numpy as np
+import pytest
+
+import hyperspy_hnmf
+from hyperspy_hnmf.rank_selection import (
+    cluster_components,
+    cluster_silhouettes,
+    consensus_matrix,
+    cophenetic_correlation,
+    estimate_rank,
+    iq_index,
+    knee,
+    stability,
+)
+
+
+def planted(k=4, n=240, m=60, scale=60.0, seed=0, dtype="float32"):
+    """Poisson counts of k sparse patterns with sparse, overlapping maps."""
+    rng = np.random.default_rng(seed)
+    H = rng.random((k, m)) ** 6
+    H /= H.sum(axis=1, keepdims=True)
+    W = rng.random((n, k)) ** 3
+    W[np.arange(n), rng.integers(k, size=n)] += 1.0
+    X = rng.poisson(W @ H * scale * m / 4).astype(dtype)
+    return X, H
+
+
+@pytest.fixture(scope="module")
+def planted_result():
+    X, H = planted()
+    return X, H, estimate_rank(X, ranks=range(2, 8), n_restarts=6, random_state=1)
+
+
+# -- bad input ----------------------------------------------------------------
+
+def test_empty_ranks():
+    with pytest.raises(ValueError, match=r"^ranks is empty: give the candidate numbers of "
+                                         r"components, e\.g\. ranks=range\(2, 11\)\.$"):
+        estimate_rank(np.ones((10, 8)), ranks=[])
+
+
+def test_unsorted_ranks():
+    with pytest.raises(ValueError, match=r"^ranks must be strictly increasing, got \[3, 2\]; "
+                                         r"use sorted\(set\(ranks\)\) = \[2, 3\]\.$"):
+        estimate_rank(np.ones((10, 8)), ranks=[3, 2])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        estimate_rank(np.ones((10, 8)), ranks=[2, 2, 3])
+
+
+def test_ranks_beyond_data_size():
+    with pytest.raises(ValueError, match=r"^rank 9 exceeds the data size: data of shape "
+                                         r"\(10, 8\) \(probe positions × signal pixels\) allow "
+                                         r"at most 8 components\.$"):
+        estimate_rank(np.ones((10, 8)), ranks=[2, 9])
+
+
+def test_nonpositive_ranks():
+    with pytest.raises(ValueError, match=r"ranks must be positive integers, got 0"):
+        estimate_rank(np.ones((10, 8)), ranks=[0, 2])
+
+
+@pytest.mark.parametrize("n_restarts", [1, 0])
+def test_too_few_restarts(n_restarts):
+    with pytest.raises(ValueError, match=rf"^n_restarts must be at least 2, got {n_restarts}: "
+                                         r"stability compares the components of several runs "
+                                         r"\(10 or more recommended\)\.$"):
+        estimate_rank(np.ones((10, 8)), ranks=[2], n_restarts=n_restarts)
+
+
+def test_bad_perturbation():
+    with pytest.raises(ValueError, match="perturbation must be one of"):
+        estimate_rank(np.ones((10, 8)), ranks=[2], perturbation="jitter")
+    with pytest.raises(ValueError, match="not integers"):
+        estimate_rank(np.full((10, 8), 0.5), ranks=[2], perturbation="poisson")
+
+
+def test_lazy_signal_says_what_to_do():
+    s = hs.signals.Signal1D(da.ones((6, 5, 8), chunks=(3, 5, 8))).as_lazy()
+    with pytest.raises(NotImplementedError, match=r"does not run on lazy signals yet.*"
+                                                  r"s\.compute\(\)"):
+        estimate_rank(s, ranks=[2])
+    with pytest.raises(NotImplementedError, match="lazy"):
+        hyperspy_hnmf.hnmfk(s)
+
+
+def test_negative_data():
+    with pytest.raises(ValueError, match="negative"):
+        estimate_rank(-np.ones((10, 8)), ranks=[2])
+
+
+# -- scores ---------------------------------------------------------------------
+
+def test_clustering_undoes_the_permutations_of_the_runs():
+    rng = np.random.default_rng(0)
+    base = rng.random((4, 30)) ** 6
+    perms = [rng.permutation(4) for _ in range(5)]
+    runs = np.stack([base[p] + 0.01 * rng.random((4, 30)) for p in perms])
+    labels, centroids = cluster_components(runs)
+    # Components from the same base pattern share a label in every run.
+    for r, p in enumerate(perms):
+        assert np.array_equal(labels[r][np.argsort(p)], labels[0][np.argsort(perms[0])])
+    assert np.all(np.sort(labels, axis=1) == np.arange(4))
+    assert cluster_silhouettes(runs, labels).min() > 0.9
+    assert iq_index(runs, labels).min() > 0.5
+
+
+def test_random_components_score_low():
+    runs = np.random.default_rng(1).random((6, 4, 30))
+    labels, _ = cluster_components(runs)
+    assert cluster_silhouettes(runs, labels).max() < 0.3
+    assert iq_index(runs, labels).max() < 0.1
+
+
+def test_cophenetic_correlation_falls_with_disagreement():
+    agree = consensus_matrix(np.array([[0, 0, 1, 1, 2, 2]] * 4))
+    rng = np.random.default_rng(0)
+    disagree = consensus_matrix(rng.integers(3, size=(4, 6)))
+    assert cophenetic_correlation(agree) == pytest.approx(1.0)
+    assert cophenetic_correlation(disagree) < 0.95
+    assert np.isnan(cophenetic_correlation(np.ones((4, 4))))
+
+
+def test_knee_is_unit_invariant():
+    x = np.arange(2, 11)
+    y = np.r_[100.0, 60, 30, 10, 9, 8.5, 8.2, 8.0, 7.9]
+    assert x[knee(x, y)] == 5
+    assert knee(x * 7, y * 1e-3 + 5) == knee(x, y)
+    assert knee([1, 2], [2.0, 1.0]) == 0
+
+
+# -- estimate_rank ----------------------------------------------------------------
+
+def test_recommends_the_planted_rank(planted_result):
+    X, H, result = planted_result
+    assert result.rank == 4
+    assert "k=4" in result.reason
+    assert result.ranks == [2, 3, 4, 5, 6, 7]
+    errors = result.errors
+    assert errors[0] > errors[1] > errors[2]           # falls to the true rank...
+    assert np.ptp(errors[2:]) < 0.1 * (errors[0] - errors[2])   # ...then flattens
+    assert result.knee_rank == 4
+    assert result[4].silhouettes.min() > 0.9
+    assert result[6].silhouettes.min() < result[4].silhouettes.min()
+
+
+def test_consensus_components_match_the_truth(planted_result):
+    X, H, result = planted_result
+    st = result.stability(4)
+    assert st.components.dtype == np.float32
+    assert np.allclose(st.components.sum(axis=1), 1, atol=1e-5)
+    similarity = (st.components / np.linalg.norm(st.components, axis=1, keepdims=True)) @ (
+        H / np.linalg.norm(H, axis=1, keepdims=True)).T
+    assert np.all(similarity.max(axis=0) > 0.97)
+    assert np.all(np.diff(st.intensities) <= 0)    # canonical order
+    assert st.stability_index.min() > 0.5
+
+
+def test_true_clusters_have_higher_iq_when_k_is_overestimated(planted_result):
+    X, H, result = planted_result
+    scores = result[7]
+    C = scores.consensus_components()
+    similarity = (C / np.linalg.norm(C, axis=1, keepdims=True)) @ (
+        H / np.linalg.norm(H, axis=1, keepdims=True)).T
+    true = np.zeros(7, dtype=bool)
+    true[similarity.argmax(axis=0)] = True
+    assert true.sum() == 4
+    assert scores.iq[true].min() > scores.iq[~true].max()
+
+
+def test_reproducible_and_independent_of_threads():
+    X, _ = planted(k=3, n=80, m=30)
+    a = estimate_rank(X, ranks=[2, 3, 4], n_restarts=3, n_jobs=1, random_state=5)
+    b = estimate_rank(X, ranks=[2, 3, 4], n_restarts=3, n_jobs=3, random_state=5)
+    assert np.array_equal(a.errors, b.errors)
+    assert np.array_equal(a[3].components, b[3].components)
+
+
+def test_signal_input_and_exact_kl_path():
+    X, H = planted(k=3, n=90, m=40)
+    s = hs.signals.Signal1D(X.reshape(9, 10, 40))
+    fast = estimate_rank(s, ranks=[2, 3, 4], n_restarts=3)
+    assert fast.settings["compressed"] and fast.rank == 3
+    kl = estimate_rank(s, ranks=[2, 3, 4], n_restarts=3, loss="kl", max_iter=300)
+    assert not kl.settings["compressed"] and not kl.settings["normalized"]
+    assert kl.rank == 3
+    with pytest.raises(ValueError, match="compression=True needs the Frobenius loss"):
+        estimate_rank(s, ranks=[2], n_restarts=2, compression=True, loss="kl")
+
+
+def test_table_and_str(planted_result):
+    _, _, result = planted_result
+    assert len(result.table()) == 7
+    assert "recommended rank 4" in str(result)
+
+
+# -- writing the consensus ----------------------------------------------------------
+
+def test_consensus_to_learning_results():
+    X, H = planted(k=3, n=90, m=40)
+    s = hs.signals.Signal1D(X.reshape(9, 10, 40))
+    st = stability(s, 3, n_restarts=4)
+    st.to_learning_results(s)
+    results = s.learning_results
+    assert results.decomposition_algorithm == "hnmf_consensus"
+    assert results.factors.shape == (40, 3) and results.loadings.shape == (90, 3)
+    assert results.factors.dtype == np.float32
+    model = s.get_decomposition_model().data.reshape(90, 40)
+    assert np.linalg.norm(model - X) / np.linalg.norm(X) < 0.3
+    assert np.allclose(results.hnmf["stability"]["stability_index"], st.stability_index)
+
+
+def test_failed_write_keeps_previous_results():
+    X, H = planted(k=3, n=90, m=40)
+    s = hs.signals.Signal1D(X.reshape(9, 10, 40))
+    s.decomposition(algorithm="hnmf", output_dimension=2, print_info=False)
+    before = s.learning_results.factors.copy()
+    other = stability(X[:, :30], 3, n_restarts=2)
+    with pytest.raises(ValueError, match="30"):
+        other.to_learning_results(s)
+    assert s.learning_results.decomposition_algorithm == "hnmf"
+    assert np.array_equal(s.learning_results.factors, before)
+
+
+@pytest.mark.mpl_image_compare(baseline_dir="baseline", tolerance=5)
+def test_plot_rank_estimate(planted_result):
+    return planted_result[2].plot(figsize=(8, 6))
