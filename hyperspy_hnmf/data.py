@@ -243,6 +243,7 @@ def synthetic_4dstem(
     dtype="float32",
     noise=True,
     mixed_rotations=False,
+    lazy=False,
 ):
     """Synthetic 4D-STEM scan of crystalline precipitates in an amorphous film.
 
@@ -296,6 +297,14 @@ def synthetic_4dstem(
         given by ``Ground_truth.phase``. Each phase gets
         ``particles_per_component * n_rotations`` particles, so a rotation
         covers about as much of the scan as without mixing.
+    lazy : bool
+        Return a lazy signal whose counts are drawn chunk by chunk when they
+        are read (rows of the scan, about 64 MB of float32 each): the data
+        never sit in memory as a whole, so scans larger than memory can be
+        made and saved (``s.save("big.zspy")`` writes chunk by chunk). The
+        ground truth is the same as with ``lazy=False``; the Poisson noise
+        is another realization (each chunk has its own seed, derived from
+        ``random_state``), identical between reads.
 
     Returns
     -------
@@ -404,7 +413,10 @@ def synthetic_4dstem(
     maps.extend(crystal)
     loadings = _blur_and_scale(maps, probe_fwhm, dose)
 
-    data = _sample(loadings, factors, scan_shape + detector_shape, dtype, noise, rng)
+    if lazy:
+        data = _lazy_sample(loadings, factors, scan_shape + detector_shape, dtype, noise, rng)
+    else:
+        data = _sample(loadings, factors, scan_shape + detector_shape, dtype, noise, rng)
     axes = [
         _axis("y", "nm", _SCAN_STEP_NM, 0.0, scan_shape[0], True),
         _axis("x", "nm", _SCAN_STEP_NM, 0.0, scan_shape[1], True),
@@ -425,6 +437,8 @@ def synthetic_4dstem(
         random_state=_seed_for_metadata(random_state), dtype=dtype.name, noise=noise,
     )
     signal = Signal2D(data, axes=axes)
+    if lazy:
+        signal = signal.as_lazy()
     _finish_signal(
         signal, title, noise, factors, loadings, names, phase, rotation, dose,
         parameters, {"lattice": lattice},
@@ -1016,6 +1030,46 @@ def _sample(loadings, factors, shape, dtype, noise, rng):
         else:
             out[start:start + step] = expected
     return out.reshape(shape)
+
+
+#: Float32 bytes per chunk of a lazy synthetic signal.
+_LAZY_CHUNK_BYTES = 64 * 2**20
+
+
+def _sample_rows(loadings, factors_t, n_sig, dtype, noise, seed):
+    """Counts (or expectations) of a block of rows, drawn with the block's own seed."""
+    expected = loadings @ factors_t
+    if not noise:
+        return expected.astype(dtype)
+    counts = np.random.default_rng(seed).poisson(expected)
+    if dtype.kind in "iu" and counts.size and counts.max() > np.iinfo(dtype).max:
+        raise ValueError(f"counts up to {counts.max()} overflow dtype {dtype.name}; use a "
+                         "wider dtype or a lower dose")
+    return counts.astype(dtype)
+
+
+def _lazy_sample(loadings, factors, shape, dtype, noise, rng):
+    """Like :func:`_sample`, as a dask array drawn chunk by chunk (rows of the scan)."""
+    import dask
+    import dask.array as da
+
+    scan_shape, signal_shape = shape[:2], shape[2:]
+    n_sig = factors.shape[0]
+    work = np.float64 if dtype == np.float64 else np.float32
+    factors_t = dask.delayed(np.ascontiguousarray(factors.T, dtype=work), pure=True)
+    per_row = scan_shape[1] * n_sig * 4
+    scan_rows = max(1, min(scan_shape[0], _LAZY_CHUNK_BYTES // per_row))
+    seeds = rng.integers(0, 2**63, size=-(-scan_shape[0] // scan_rows))
+    blocks = []
+    for index, start in enumerate(range(0, scan_shape[0], scan_rows)):
+        stop = min(start + scan_rows, scan_shape[0])
+        rows = slice(start * scan_shape[1], stop * scan_shape[1])
+        block = dask.delayed(_sample_rows, pure=True)(
+            np.ascontiguousarray(loadings[rows], dtype=work), factors_t, n_sig, dtype, noise,
+            int(seeds[index]))
+        blocks.append(da.from_delayed(block, ((stop - start) * scan_shape[1], n_sig), dtype))
+    flat = da.concatenate(blocks, axis=0)
+    return flat.reshape(scan_shape + signal_shape, merge_chunks=False)
 
 
 def _axis(name, units, scale, offset, size, navigate):

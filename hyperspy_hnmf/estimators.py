@@ -19,6 +19,11 @@ from .hierarchy.multilayer import _check_ranks, _check_weights
 from .solvers._init import _poisson_weighted, check_init
 
 
+def _is_dask(X):
+    """Whether ``X`` is a dask array (read in passes), without importing dask."""
+    return type(X).__module__.startswith("dask.")
+
+
 def _is_sequence(value):
     return isinstance(value, (list, tuple, np.ndarray))
 
@@ -71,7 +76,9 @@ class HNMF:
     Factorizes nonnegative data ``X`` (n_samples × n_features; for HyperSpy,
     probe positions × detector pixels or channels) as ``X ≈ W @ H`` with
     ``W = fit_transform(X)`` (the maps) and ``H = components_`` (the patterns
-    or spectra).
+    or spectra). ``X`` may be a dask array chunked along rows: it is then
+    read chunk by chunk, one pass per iteration, and never held in memory
+    (:mod:`hyperspy_hnmf.streaming`; flat fits, Frobenius or KL).
 
     Components come in a fixed order: each row of ``components_`` sums to 1
     and the maps carry the intensity; components are sorted by decreasing
@@ -88,11 +95,13 @@ class HNMF:
         ``"frobenius"``, ``"kullback-leibler"`` (``"kl"``, the Poisson
         maximum-likelihood loss for counted electrons), ``"itakura-saito"``
         (``"is"``) or a real β of the β-divergence.
-    solver : {"auto", "hals", "mu", "als"}, default "auto"
+    solver : {"auto", "hals", "mu", "als", "randomized"}, default "auto"
         ``"hals"``: accelerated HALS (Frobenius); ``"mu"``: multiplicative
         updates (any β, sparse-aware for KL); ``"als"``: projected ALS
-        (Frobenius, use with ``n_restarts``); ``"auto"``: HALS for Frobenius,
-        MU otherwise.
+        (Frobenius, use with ``n_restarts``); ``"randomized"``: HALS on a
+        randomized compression of the data, then five exact HALS passes
+        (Frobenius; few passes over data larger than memory); ``"auto"``:
+        HALS for Frobenius, MU otherwise.
     init : str or tuple, default "nndsvda"
         ``"nndsvd"``, ``"nndsvda"``, ``"nndsvdar"``, ``"spa"``, ``"random"``,
         or a tuple ``(W, H)`` of initial arrays (one may be ``None``).
@@ -489,6 +498,8 @@ class HNMF:
                [2., 1.]])
         """
         beta, solver = self._validate_params()
+        if _is_dask(X):
+            return self._fit_streaming(X, beta, solver)
         X = self._prepare_data(X, f"{type(self).__name__}.fit")
         kind = self._kind
         k = self.n_components if self.n_components is not None else min(X.shape)
@@ -510,9 +521,12 @@ class HNMF:
         finally:
             if bar is not None:
                 bar.close()
+        return self._set_fitted(W, H, details, plan, X.shape[1], beta, solver)
+
+    def _set_fitted(self, W, H, details, plan, n_features, beta, solver):
         self.components_ = H
         self.n_components_ = H.shape[0]
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = n_features
         self.n_iter_ = details["n_iter"]
         self.objective_history_ = details["objective"]
         self.reconstruction_err_ = float(np.sqrt(2.0 * max(details["divergence"], 0.0)))
@@ -522,6 +536,49 @@ class HNMF:
         self.constraint_metrics_ = self._metrics(W, H, plan)
         self._beta, self._solver = beta, solver
         return W
+
+    def _fit_streaming(self, X, beta, solver):
+        """Fit a dask array read chunk by chunk (:mod:`hyperspy_hnmf.streaming`)."""
+        from .streaming import StreamedMatrix, randomized_nmf, streaming_nmf
+
+        if self._kind != "flat":
+            raise NotImplementedError(
+                f"hierarchy={self.hierarchy!r} (or a list of ranks) is not available for data "
+                "read in passes (dask arrays, lazy signals) yet. Fit a flat decomposition, or "
+                "load the data (s.compute()) if they fit in memory.")
+        if X.ndim != 2:
+            raise ValueError(f"Expected a 2D dask array (samples × features), got {X.ndim}D.")
+        Xs = StreamedMatrix(X)
+        k = self.n_components if self.n_components is not None else min(Xs.shape)
+        solvers._checks.check_rank(k, Xs.shape)
+        plan = self._constraint_plan(k, Xs.shape)
+        bar, callback = self._progress(self.max_iter * self.n_restarts)
+        rng = solvers._linalg.as_generator(self.random_state)
+        try:
+            if solver == "randomized":
+                if self.n_restarts != 1:
+                    raise ValueError("solver='randomized' makes one run: use n_restarts=1.")
+                best = randomized_nmf(Xs, k, init=self.init, max_iter=self.max_iter,
+                                      tol=self.tol, random_state=rng, callback=callback,
+                                      constraints=plan)
+                restarts = [best.divergence]
+            else:
+                best, restarts = None, []
+                for restart in range(self.n_restarts):
+                    result = streaming_nmf(
+                        Xs, k, loss=beta, solver=solver,
+                        init=self.init if restart == 0 else "random", max_iter=self.max_iter,
+                        tol=self.tol, random_state=rng, callback=callback, constraints=plan)
+                    restarts.append(result.final_objective)
+                    if best is None or result.final_objective < best.final_objective:
+                        best = result
+        finally:
+            if bar is not None:
+                bar.close()
+        details = dict(n_iter=best.n_iter, objective=best.objective,
+                       divergence=best.divergence, converged=best.converged, restarts=restarts)
+        self.passes_ = Xs.passes
+        return self._set_fitted(best.W, best.H, details, plan, Xs.shape[1], beta, solver)
 
     def _metrics(self, W, H, plan):
         if plan is None:
@@ -652,6 +709,8 @@ class HNMF:
         array([[6.]])
         """
         self._check_fitted()
+        if _is_dask(X):
+            return self._transform_streaming(X)
         X = self._prepare_data(X, f"{type(self).__name__}.transform")
         self._check_features(X.shape[1])
         return solvers.solve_loadings(
@@ -662,6 +721,16 @@ class HNMF:
             max_iter=max(self.max_iter, 200),
             tol=min(self.tol, 1e-6),
         )
+
+    def _transform_streaming(self, X):
+        from .streaming import StreamedMatrix
+
+        Xs = StreamedMatrix(X)
+        self._check_features(Xs.shape[1])
+        H = self.components_.astype(Xs.dtype, copy=False)
+        options = dict(loss=self._beta, solver=self._solver, max_iter=max(self.max_iter, 200),
+                       tol=min(self.tol, 1e-6))
+        return np.concatenate(Xs.map_chunks(_chunk_loadings, shared=(H, options)))
 
     def inverse_transform(self, X):
         """Data reconstructed from maps: ``X @ components_``.
@@ -700,3 +769,8 @@ class HNMF:
         """
         self._check_fitted()
         return np.asarray([f"hnmf{i}" for i in range(self.n_components_)], dtype=object)
+
+
+def _chunk_loadings(block, start, H, options):
+    """Maps of one chunk of rows for fixed components (rows are independent)."""
+    return solvers.solve_loadings(block, H, **options)

@@ -10,6 +10,7 @@ HyperSpy's. A failed or interrupted fit restores the previous
 ``learning_results``.
 """
 
+import contextlib
 import functools
 import inspect
 import warnings
@@ -216,12 +217,7 @@ def _validate_call(signal, arguments, estimator):
             "output_dimension=k (e.g. s.decomposition(algorithm='hnmf', "
             "output_dimension=4))."
         )
-    if arguments["centre"] is not None:
-        raise ValueError(
-            f"centre={arguments['centre']!r} is not possible with algorithm='hnmf': "
-            "centring makes the data negative, and NMF needs nonnegative data. "
-            "Use centre=None."
-        )
+    _check_centre(arguments)
     nav_mask, sig_mask = _flat_masks(
         signal, arguments["navigation_mask"], arguments["signal_mask"]
     )
@@ -340,17 +336,32 @@ def _hierarchy_info(estimator):
     }
 
 
-def _hnmf_decomposition(signal, original, arguments, options):
-    if signal._lazy:
-        gib = signal.data.nbytes / 2**30
-        raise NotImplementedError(
-            "algorithm='hnmf' does not run on lazy signals yet, and it will not load "
-            f"the data ({gib:.2f} GiB) silently. If they fit in memory, load them "
-            "first with s.compute() (or hs.load(..., lazy=False)), or decompose a "
-            "cropped/binned copy (s.inav[...] / s.rebin(...)) and then s.compute()."
+@contextlib.contextmanager
+def _keeping_previous_results(signal):
+    """Restore ``learning_results`` as they were if the body fails or is interrupted."""
+    previous = dict(signal.learning_results.__dict__)
+    try:
+        yield
+    except BaseException:
+        signal.learning_results.__dict__.clear()
+        signal.learning_results.__dict__.update(previous)
+        raise
+
+
+def _check_centre(arguments):
+    if arguments["centre"] is not None:
+        raise ValueError(
+            f"centre={arguments['centre']!r} is not possible with algorithm='hnmf': "
+            "centring makes the data negative, and NMF needs nonnegative data. "
+            "Use centre=None."
         )
+
+
+def _hnmf_decomposition(signal, original, arguments, options):
     estimator = _build_estimator(arguments["algorithm"], arguments["output_dimension"], options,
                                  signal)
+    if signal._lazy:
+        return _lazy_decomposition(signal, estimator, arguments)
     nav_mask, sig_mask = _validate_call(signal, arguments, estimator)
     _check_constraint_combinations(estimator, arguments)
     normalize = arguments["normalize_poissonian_noise"]
@@ -362,8 +373,7 @@ def _hnmf_decomposition(signal, original, arguments, options):
             stacklevel=4,
         )
         normalize = False
-    previous = dict(signal.learning_results.__dict__)
-    try:
+    with _keeping_previous_results(signal):
         original(
             signal,
             normalize_poissonian_noise=normalize,
@@ -381,28 +391,81 @@ def _hnmf_decomposition(signal, original, arguments, options):
         results.decomposition_algorithm = ALGORITHM_NAME
         results.output_dimension = int(estimator.n_components_)
         results.hnmf = _fit_info(estimator)
-    except BaseException:
-        signal.learning_results.__dict__.clear()
-        signal.learning_results.__dict__.update(previous)
-        raise
     if arguments["print_info"]:
-        info = results.hnmf
-        print(
-            "\n".join(
-                [
-                    "Decomposition info:",
-                    f"  normalize_poissonian_noise={normalize}",
-                    f"  algorithm={ALGORITHM_NAME}",
-                    f"  output_dimension={estimator.n_components}",
-                    f"  loss={info['loss']} (beta={info['beta']:g}), solver={info['solver']}, "
-                    f"init={info['init']}",
-                    f"  iterations={info['n_iter']} (converged={info['converged']}), "
-                    f"reconstruction error={info['reconstruction_error']:.6g}",
-                ]
-                + _constraint_lines(info)
-            )
-        )
+        _print_info(results.hnmf, normalize, estimator)
     return estimator if arguments["return_info"] else None
+
+
+def _lazy_decomposition(signal, estimator, arguments):
+    """Decompose a lazy signal chunk by chunk; results land in ``learning_results``.
+
+    Everything that can be checked without reading the data is checked
+    first; bad values found while streaming raise before anything is stored.
+    """
+    from .streaming import as_row_chunks
+
+    _check_centre(arguments)
+    unsupported = [name for name in ("navigation_mask", "signal_mask")
+                   if arguments[name] is not None]
+    if arguments["normalize_poissonian_noise"]:
+        unsupported.append("normalize_poissonian_noise=True")
+    if arguments["reproject"] not in (None, False):
+        unsupported.append(f"reproject={arguments['reproject']!r}")
+    if unsupported:
+        raise ValueError(
+            f"{', '.join(unsupported)} is not supported with algorithm='hnmf' on lazy signals. "
+            "Crop the signal (s.inav[...], s.isig[...]) instead of masking; for counted data "
+            "use loss='kl' instead of Poisson normalization.")
+    if not signal.axes_manager.axes_are_aligned_with_data:
+        raise ValueError("The signal's axes are not in data order; call s.transpose() so that "
+                         "the navigation axes come first.")
+    _check_constraint_combinations(estimator, arguments)
+    n_nav = signal.axes_manager.navigation_size
+    n_sig = signal.axes_manager.signal_size
+    k = exposed_rank(estimator)
+    if k >= min(n_nav, n_sig):
+        raise ValueError(
+            f"output_dimension={k} is too large: it must be smaller than min(navigation size, "
+            f"signal size) = min({n_nav}, {n_sig}).")
+    data = as_row_chunks(signal.data, signal.axes_manager.signal_dimension)
+    with _keeping_previous_results(signal):
+        loadings = estimator.fit_transform(data)
+        results = signal.learning_results
+        results.factors = np.ascontiguousarray(estimator.components_.T)
+        results.loadings = loadings
+        results.decomposition_algorithm = ALGORITHM_NAME
+        results.output_dimension = int(estimator.n_components_)
+        results.poissonian_noise_normalized = False
+        results.explained_variance = None
+        results.explained_variance_ratio = None
+        results.number_significant_components = None
+        results.centre = None
+        results.mean = None
+        results.navigation_mask = None
+        results.signal_mask = None
+        results.unmixing_matrix = None
+        results.bss_algorithm = None
+        results.hnmf = _fit_info(estimator)
+        results.hnmf["passes"] = int(estimator.passes_)
+    if arguments["print_info"]:
+        _print_info(results.hnmf, False, estimator)
+    return estimator if arguments["return_info"] else None
+
+
+def _print_info(info, normalize, estimator):
+    lines = [
+        "Decomposition info:",
+        f"  normalize_poissonian_noise={normalize}",
+        f"  algorithm={ALGORITHM_NAME}",
+        f"  output_dimension={estimator.n_components}",
+        f"  loss={info['loss']} (beta={info['beta']:g}), solver={info['solver']}, "
+        f"init={info['init']}",
+        f"  iterations={info['n_iter']} (converged={info['converged']}), "
+        f"reconstruction error={info['reconstruction_error']:.6g}",
+    ]
+    if "passes" in info:
+        lines.append(f"  passes over the lazy data={info['passes']}")
+    print("\n".join(lines + _constraint_lines(info)))
 
 
 def loss_is_poisson(estimator):

@@ -223,10 +223,12 @@ def test_keyboard_interrupt_keeps_previous_results(monkeypatch):
     assert s.axes_manager.navigation_dimension == 2  # folded back
 
 
-def test_lazy_signal_raises_clear_error():
+def test_lazy_signal_with_masks_raises_clear_error():
     s = low_rank_signal().as_lazy()
-    with pytest.raises(NotImplementedError, match=r"does not run on lazy signals yet.*s.compute\(\)"):
-        s.decomposition(algorithm="hnmf", output_dimension=3)
+    with pytest.raises(ValueError, match=r"navigation_mask is not supported with algorithm='hnmf' "
+                                         r"on lazy signals\. Crop the signal"):
+        s.decomposition(algorithm="hnmf", output_dimension=3,
+                        navigation_mask=np.zeros((12, 10), dtype=bool))
 
 
 def test_show_progressbar_follows_preferences(monkeypatch):

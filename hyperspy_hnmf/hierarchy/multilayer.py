@@ -97,6 +97,7 @@ from ..solvers._init import check_init
 from ..solvers._linalg import as_generator, density, squared_norm, times, to_csr
 from ..solvers._objective import MODEL_FLOOR, beta_divergence, frobenius_from_products
 from ..solvers._loop import intensity_order
+from ..solvers._ratio import KLData
 from ..solvers._updates import MU_FLOOR, SPARSE_KL_DENSITY, hals_sweep
 
 __all__ = ["MultiLayerResult", "multilayer_nmf"]
@@ -563,92 +564,6 @@ def _fine_tune_frobenius(X, Ws, Ht, Ms, weights, max_iter, tol, callback, sides)
 # Fine-tuning, Kullback-Leibler
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
-def _ratio_times_csr(indptr, indices, data, U, V, C, floor, with_objective):
-    """``(Y ⊘ U Vᵀ) @ C`` for CSR ``Y``, the model evaluated at the nonzeros only.
-
-    Also returns ``Σ y log(y / model)`` over the nonzeros when asked. Rows are
-    independent (parallel, deterministic).
-    """
-    n = indptr.shape[0] - 1
-    r = U.shape[1]
-    c = C.shape[1]
-    out = np.zeros((n, c))
-    per_row = np.zeros(n)
-    for i in numba.prange(n):
-        acc = 0.0
-        for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            model = 0.0
-            for q in range(r):
-                model += U[i, q] * V[j, q]
-            if model < floor:
-                model = floor
-            ratio = data[p] / model
-            for q in range(c):
-                out[i, q] += ratio * C[j, q]
-            if with_objective:
-                acc += data[p] * np.log(ratio)
-        per_row[i] = acc
-    return out, per_row.sum()
-
-
-class _KLData:
-    """The data for KL ratio products: CSR and its transpose, or dense row blocks."""
-
-    def __init__(self, X):
-        self.shape = X.shape
-        self.sum = float(X.sum(dtype=np.float64))
-        self.sparse = sp.issparse(X) or density(X) <= SPARSE_KL_DENSITY
-        if self.sparse:
-            self.rows = to_csr(X)
-            self.rows.sum_duplicates()
-            self.cols = self.rows.T.tocsr()
-        else:
-            self.X = X
-
-    def right(self, U, V, C, with_objective=False):
-        """``(X ⊘ U Vᵀ) @ C`` (n × c) and the data term ``Σ x log(x / model)``."""
-        return self._ratio_times(U, V, C, with_objective, transpose=False)
-
-    def left(self, U, V, C, with_objective=False):
-        """``(X ⊘ U Vᵀ)ᵀ @ C`` (m × c) and the data term."""
-        return self._ratio_times(U, V, C, with_objective, transpose=True)
-
-    def _ratio_times(self, U, V, C, with_objective, transpose):
-        if not self.sparse:
-            return self._dense(U, V, C, with_objective, transpose)
-        Y, A, B = (self.cols, V, U) if transpose else (self.rows, U, V)
-        return _ratio_times_csr(Y.indptr, Y.indices, Y.data, _f64(A), _f64(B), _f64(C),
-                                MODEL_FLOOR, with_objective)
-
-    def _dense(self, U, V, C, with_objective, transpose):
-        X = self.X
-        dtype = X.dtype
-        n, m = X.shape
-        U, Vt, C = U.astype(dtype), np.ascontiguousarray(V.T, dtype=dtype), C.astype(dtype)
-        out = np.zeros((m if transpose else n, C.shape[1]))
-        data_term = 0.0
-        for rows in row_blocks(n, m):
-            block = X[rows]
-            model = np.maximum(U[rows] @ Vt, MODEL_FLOOR)
-            ratio = block / model
-            if transpose:
-                out += ratio.T @ C[rows]
-            else:
-                out[rows] = ratio @ C
-            if with_objective:
-                positive = block > 0
-                data_term += float(np.sum(
-                    block[positive].astype(np.float64)
-                    * np.log(ratio[positive].astype(np.float64))))
-        return out, data_term
-
-
-def _f64(array):
-    return np.ascontiguousarray(array, dtype=np.float64)
-
-
 def _mu(A, numerator, denominator, side=None):
     """``A ← max(MU_FLOOR, A ⊙ numerator ⊘ denominator)`` in place.
 
@@ -666,7 +581,7 @@ def _mu(A, numerator, denominator, side=None):
 
 def _fine_tune_kl(X, Ws, Ht, Ms, weights, max_iter, tol, callback, sides):
     """Multiplicative updates on ``Σ λ_ℓ KL(X | W_ℓ P_ℓ H₁)``, block by block."""
-    data = _KLData(X)
+    data = KLData(X)
     k1 = Ht.shape[1]
     L = len(Ws)
     weighted = [level for level in range(L) if weights[level] > 0]

@@ -14,6 +14,10 @@ Solvers
     counted data only.
 ``"als"``
     Projected alternating least squares with restarts (Frobenius loss).
+``"randomized"``
+    HALS on a randomized compression of the data, refined by exact HALS
+    iterations (Frobenius loss; :func:`hyperspy_hnmf.streaming.randomized_nmf`),
+    for data read in passes.
 """
 
 import numpy as np
@@ -54,7 +58,8 @@ def make_update(solver, beta):
 
     Parameters
     ----------
-    solver : {"hals", "mu", "als"}
+    solver : {"hals", "mu", "als", "randomized"}
+        ``"randomized"`` refines with HALS, so its half-step is HALS.
     beta : float
 
     Returns
@@ -66,7 +71,7 @@ def make_update(solver, beta):
     >>> type(make_update("mu", 1.0)).__name__
     'MUUpdate'
     """
-    if solver == "hals":
+    if solver in ("hals", "randomized"):
         return HALSUpdate()
     if solver == "als":
         return ALSUpdate()
@@ -146,8 +151,11 @@ def nmf(
         ``"frobenius"``, ``"kullback-leibler"`` (``"kl"``, the Poisson
         maximum-likelihood loss for counted electrons), ``"itakura-saito"``
         (``"is"``) or a real β.
-    solver : {"auto", "hals", "mu", "als"}, default "auto"
+    solver : {"auto", "hals", "mu", "als", "randomized"}, default "auto"
         ``"auto"``: HALS for Frobenius, multiplicative updates otherwise.
+        ``"randomized"`` (Frobenius): HALS on a randomized compression, then
+        five exact HALS iterations (:func:`hyperspy_hnmf.streaming.randomized_nmf`;
+        ``max_iter`` and ``tol`` apply to the compressed solve).
     init : str or tuple, default "nndsvda"
         ``"nndsvd"``, ``"nndsvda"``, ``"nndsvdar"``, ``"spa"``, ``"random"``
         or a tuple ``(W, H)`` of initial arrays (one may be ``None``). For
@@ -214,6 +222,18 @@ def nmf(
     if isinstance(n_restarts, bool) or not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1:
         raise ValueError(f"n_restarts must be an integer ≥ 1, got {n_restarts!r}.")
     rng = as_generator(random_state)
+    if solver == "randomized":
+        if n_restarts != 1 or isinstance(init, tuple):
+            raise ValueError("solver='randomized' makes one run from the compressed data: "
+                             "use n_restarts=1 and a named init.")
+        from ..streaming import randomized_nmf
+
+        if sp.issparse(X):
+            X = X.toarray()
+        result = randomized_nmf(X, k, init=init, max_iter=max_iter, tol=tol,
+                                random_state=rng, callback=callback, constraints=plan)
+        result.divergence = beta_divergence(X, result.W, result.H, beta)
+        return result
     if beta == 1 and not sp.issparse(X) and density(X) <= SPARSE_KL_DENSITY:
         X = to_csr(X)  # once, for the initialization and every restart
     best = None

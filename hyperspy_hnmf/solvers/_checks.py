@@ -23,6 +23,7 @@ SOLVERS = {
     "hals": (2.0,),
     "als": (2.0,),
     "mu": None,
+    "randomized": (2.0,),
 }
 
 SOLVER_NAMES = ("auto",) + tuple(SOLVERS)

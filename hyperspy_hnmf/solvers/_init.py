@@ -45,8 +45,39 @@ def data_mean(X):
 
 
 def _nndsvd(X, k, rng, fill):
-    n, m = X.shape
     U, S, Vt = randomized_svd(X, k, rng)
+    return nndsvd_factors(U, S, Vt, fill, data_mean(X) if fill else 0.0, rng)
+
+
+def nndsvd_factors(U, S, Vt, fill, mean, rng):
+    """NNDSVD factors from a truncated SVD ``U diag(S) Vt`` (Boutsidis & Gallopoulos).
+
+    Parameters
+    ----------
+    U : ndarray, shape (n, k)
+    S : ndarray, shape (k,)
+    Vt : ndarray, shape (k, m)
+    fill : {None, "mean", "random"}
+        What replaces the zeros: nothing (NNDSVD), the data mean (NNDSVDa) or
+        small random values (NNDSVDar).
+    mean : float
+        The data mean, for ``fill``.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    W : ndarray, shape (n, k)
+    H : ndarray, shape (k, m)
+
+    Examples
+    --------
+    >>> U = np.array([[0.6], [0.8]]); Vt = np.array([[1.0, 0.0]])
+    >>> W, H = nndsvd_factors(U, np.array([4.0]), Vt, "mean", 0.5, None)
+    >>> W.ravel().tolist(), H.ravel().tolist()
+    ([1.2, 1.6], [2.0, 0.5])
+    """
+    n, m = U.shape[0], Vt.shape[1]
+    k = len(S)
     W = np.zeros((n, k), dtype=np.float64)
     H = np.zeros((k, m), dtype=np.float64)
     # The leading singular pair of a nonnegative matrix can be chosen >= 0.
@@ -69,13 +100,11 @@ def _nndsvd(X, k, rng, fill):
     W[W < tiny] = 0
     H[H < tiny] = 0
     if fill == "mean":
-        average = data_mean(X)
-        W[W == 0] = average
-        H[H == 0] = average
+        W[W == 0] = mean
+        H[H == 0] = mean
     elif fill == "random":
-        average = data_mean(X)
-        W[W == 0] = average * rng.random(np.count_nonzero(W == 0)) / 100
-        H[H == 0] = average * rng.random(np.count_nonzero(H == 0)) / 100
+        W[W == 0] = mean * rng.random(np.count_nonzero(W == 0)) / 100
+        H[H == 0] = mean * rng.random(np.count_nonzero(H == 0)) / 100
     return W, H
 
 
@@ -190,6 +219,8 @@ def poisson_scales(X):
 def _poisson_weighted(X):
     """``X / outer(a, b)``: a scaled CSR copy for sparse data (small), else dense in blocks."""
     a, b = poisson_scales(X)
+    if hasattr(X, "scaled"):  # data read in passes: scale each chunk as it is read
+        return X.scaled(a, b), a, b
     inverse_a, inverse_b = (1 / a).astype(X.dtype), (1 / b).astype(X.dtype)
     if sp.issparse(X):
         scaled = X.tocsr(copy=True)

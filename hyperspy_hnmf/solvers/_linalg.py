@@ -91,7 +91,7 @@ def randomized_range(X, rank, rng, n_oversamples=10, n_power_iter=4):
     return Q
 
 
-def randomized_svd(X, rank, rng, n_oversamples=10, n_power_iter=4):
+def randomized_svd(X, rank, rng, n_oversamples=10, n_power_iter=None):
     """Truncated SVD ``X ≈ U diag(S) Vt`` by random projection.
 
     Parameters
@@ -100,7 +100,9 @@ def randomized_svd(X, rank, rng, n_oversamples=10, n_power_iter=4):
     rank : int
     rng : numpy.random.Generator
     n_oversamples, n_power_iter : int
-        See :func:`randomized_range`.
+        See :func:`randomized_range`; ``n_power_iter=None`` uses
+        ``X.power_iterations`` when ``X`` defines it (data read in passes),
+        else 4.
 
     Returns
     -------
@@ -116,6 +118,8 @@ def randomized_svd(X, rank, rng, n_oversamples=10, n_power_iter=4):
     >>> bool(np.allclose(U * S @ Vt, X))
     True
     """
+    if n_power_iter is None:
+        n_power_iter = getattr(X, "power_iterations", 4)
     Q = randomized_range(X, rank, rng, n_oversamples, n_power_iter)
     B = times(X.T, Q).T
     Ub, S, Vt = scipy.linalg.svd(B, full_matrices=False, check_finite=False)

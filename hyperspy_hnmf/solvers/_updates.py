@@ -163,13 +163,22 @@ class HALSUpdate(Update):
         return Xw, Xh
 
     def step(self, Y, A, B, want_objective, side=None):
-        n, k = A.shape
-        m = B.shape[0]
         YB = times(Y, B)
         BtB = B.T @ B
+        self.apply_products(A, YB, BtB, B.shape[0], side)
+        if want_objective:
+            return frobenius_from_products(self.norm_X2, YB, A, BtB)
+        return None
+
+    def apply_products(self, A, YB, BtB, n_data_columns, side=None):
+        """Update ``A`` from the products ``Y @ B`` and ``B.T @ B`` (no data needed).
+
+        ``n_data_columns`` is ``B.shape[0]``, for the inner-sweep budget.
+        The streaming solver calls this with products summed over chunks.
+        """
+        k = A.shape[1]
         l1, l2 = _penalties(side)
-        rho = m / (5.0 * k)
-        n_inner = 1 + int(self.alpha * rho)
+        n_inner = 1 + int(self.alpha * n_data_columns / (5.0 * k))
         first = None
         for inner in range(n_inner):
             change = hals_sweep(A, YB, BtB, l1, l2)
@@ -178,9 +187,6 @@ class HALSUpdate(Update):
             elif change <= (self.inner_tol**2) * first:
                 break
         _project(side, A)
-        if want_objective:
-            return frobenius_from_products(self.norm_X2, YB, A, BtB)
-        return None
 
 
 class ALSUpdate(Update):
@@ -201,6 +207,13 @@ class ALSUpdate(Update):
     def step(self, Y, A, B, want_objective, side=None):
         YB = times(Y, B)
         BtB = B.T @ B
+        self.apply_products(A, YB, BtB, B.shape[0], side)
+        if want_objective:
+            return frobenius_from_products(self.norm_X2, YB, A, BtB)
+        return None
+
+    def apply_products(self, A, YB, BtB, n_data_columns=None, side=None):
+        """Update ``A`` from the products ``Y @ B`` and ``B.T @ B`` (no data needed)."""
         gram, right = BtB.astype(np.float64), YB.T.astype(np.float64)
         l1, l2 = _penalties(side)
         if l1 is not None:
@@ -209,9 +222,6 @@ class ALSUpdate(Update):
         solution = scipy.linalg.lstsq(gram, right, check_finite=False)[0]
         np.maximum(solution.T, 0, out=A, casting="unsafe")
         _project(side, A)
-        if want_objective:
-            return frobenius_from_products(self.norm_X2, YB, A, BtB)
-        return None
 
 
 def _mu_exponent(beta):
@@ -265,6 +275,16 @@ class MUUpdate(Update):
             return Xw, Xw.T.tocsr()
         return X, X.T
 
+    def apply_products(self, A, YB, BtB, n_data_columns=None, side=None):
+        """β = 2: update ``A`` from the products ``Y @ B`` and ``B.T @ B``."""
+        self._apply(A, YB, A @ BtB, *_penalties(side))
+        _project(side, A)
+
+    def apply_ratio(self, A, numerator, denominator, side=None):
+        """Multiplicative update from a ratio product and its denominator, then projections."""
+        self._apply(A, numerator, denominator, *_penalties(side))
+        _project(side, A)
+
     def _apply(self, A, numerator, denominator, l1=None, l2=None):
         if l1 is not None:
             denominator = denominator + l1 + l2 * A
@@ -280,8 +300,7 @@ class MUUpdate(Update):
         if self.beta == 2:
             YB = times(Y, B)
             BtB = B.T @ B
-            self._apply(A, YB, A @ BtB, l1, l2)
-            _project(side, A)
+            self.apply_products(A, YB, BtB, side=side)
             return frobenius_from_products(self.norm_X2, YB, A, BtB) if want_objective else None
         if self.sparse_kl:
             B_sums = B.sum(axis=0, dtype=np.float64)

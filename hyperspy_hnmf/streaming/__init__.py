@@ -1,0 +1,19 @@
+"""NMF of data larger than memory: dask arrays read chunk by chunk.
+
+- :func:`streaming_nmf`: exact NMF (Frobenius or Kullback-Leibler), one pass
+  over the data per iteration, the same iterates as the in-memory solver;
+- :func:`randomized_nmf`: Frobenius NMF of a randomized compression of the
+  data (a few passes), refined by exact passes;
+- :class:`StreamedMatrix`: the data as a row-chunked dask array, with the
+  one-pass products the solvers need.
+
+Only the maps and components (small) are held in memory. The same code runs
+with dask's local schedulers and under a ``dask.distributed`` client.
+"""
+
+from .exact import streaming_nmf
+from .matrix import StreamedMatrix, as_row_chunks, compute_dtype
+from .randomized import randomized_nmf
+
+__all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype", "randomized_nmf",
+           "streaming_nmf"]

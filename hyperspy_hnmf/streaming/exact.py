@@ -1,0 +1,218 @@
+"""Exact NMF of data read chunk by chunk: one pass over the data per iteration.
+
+The maps ``W`` (positions × k) and components ``H`` (k × pixels) are small
+and stay in memory; the data ``X`` are read in row chunks. Every pass
+updates the maps of each chunk with the current components (the map update
+of every solver is separable over rows) and accumulates, from the same
+chunk, the statistics that the component update needs:
+
+- Frobenius: ``Xᵀ W`` and ``Wᵀ W``, which also give the objective;
+- Kullback-Leibler: ``(X ⊘ W H)ᵀ W``, the column sums of ``W`` and the data
+  term ``Σ x log(x / (W H))``.
+
+After the pass the components are updated from the statistics. The sequence
+of iterates is the one of the in-memory solver (:func:`~hyperspy_hnmf.solvers.nmf`):
+pass 0 evaluates the initialization, pass ``p`` finishes iteration ``p``.
+"""
+
+import numpy as np
+
+from ..solvers import canonical_order, make_update
+from ..solvers._checks import loss_to_beta, resolve_solver
+from ..solvers._init import check_init, initialize
+from ..solvers._linalg import as_generator
+from ..solvers._loop import FitResult
+from ..solvers._ratio import KLData
+from .matrix import StreamedMatrix
+
+__all__ = ["streaming_nmf"]
+
+
+class _Penalties:
+    """The map penalties of a constraint plan, without its (unpicklable) projections."""
+
+    projections = ()
+
+    def __init__(self, side):
+        self.has_penalty = side is not None and side.has_penalty
+        self.l1 = side.l1 if self.has_penalty else None
+        self.l2 = side.l2 if self.has_penalty else None
+
+    def project(self, A):  # pragma: no cover - never called: no projections
+        pass
+
+
+def _chunk_pass(block, start, W_chunk, Ht, beta, solver, penalties, update_maps, first):
+    """Update one chunk's maps (optional) and return them with the component statistics."""
+    if update_maps:
+        W_chunk = W_chunk.copy()
+        if beta == 2:
+            make_update(solver, 2.0).step(block, W_chunk, Ht, False, side=penalties)
+        else:
+            data = KLData(block)
+            numerator, _ = data.right(W_chunk, Ht, Ht)
+            make_update("mu", 1.0).apply_ratio(
+                W_chunk, numerator, Ht.sum(axis=0, dtype=np.float64)[None, :], side=penalties)
+    statistics = {"WtW": W_chunk.T.astype(np.float64) @ W_chunk,
+                  "W_sums": W_chunk.sum(axis=0, dtype=np.float64)}
+    if beta == 2:
+        statistics["XtW"] = (W_chunk.T @ block).T.astype(np.float64)
+        if first:
+            flat = block.ravel().astype(np.float64)
+            statistics["norm_X2"] = float(flat @ flat)
+    else:
+        if not update_maps:
+            data = KLData(block)
+        statistics["N"], statistics["data_term"] = data.left(W_chunk, Ht, W_chunk, True)
+        if first:
+            statistics["sum_X"] = data.sum
+    return W_chunk, statistics
+
+
+def _objective(beta, statistics, totals, Ht):
+    if beta == 2:
+        cross = float(np.sum(statistics["XtW"] * Ht))
+        gram = float(np.sum(statistics["WtW"] * (Ht.T.astype(np.float64) @ Ht)))
+        return 0.5 * (totals["norm_X2"] - 2.0 * cross + gram)
+    model_total = float(statistics["W_sums"] @ Ht.sum(axis=0, dtype=np.float64))
+    return statistics["data_term"] - totals["sum_X"] + model_total
+
+
+def _rescale_statistics(statistics, scale):
+    """Statistics of ``W * scale`` from those of ``W`` (columns scaled)."""
+    statistics["WtW"] = statistics["WtW"] * np.outer(scale, scale)
+    statistics["W_sums"] = statistics["W_sums"] * scale
+    for name in ("XtW", "N"):
+        if name in statistics:
+            statistics[name] = statistics[name] * scale[None, :]
+
+
+def _column_scale(before, after):
+    a = before.sum(axis=0, dtype=np.float64)
+    b = after.sum(axis=0, dtype=np.float64)
+    return np.where(a > 0, b / np.where(a > 0, a, 1.0), 1.0)
+
+
+def streaming_nmf(X, n_components, *, loss="frobenius", solver="auto", init="nndsvda",
+                  max_iter=200, tol=1e-4, random_state=None, callback=None,
+                  constraints=None, W=None, H=None):
+    """Exact NMF ``X ≈ W H`` of a dask array, one pass over the data per iteration.
+
+    Parameters
+    ----------
+    X : dask.array.Array or StreamedMatrix, shape (n, m)
+        Nonnegative data chunked along rows (any dtype; integer counts are
+        converted chunk by chunk). NaN, infinite or negative values raise a
+        ``ValueError`` naming the rows, before any result is returned.
+    n_components : int
+    loss : {"frobenius", "kl"} or {2, 1}
+    solver : {"auto", "hals", "mu", "als"}
+        As in :func:`~hyperspy_hnmf.solvers.nmf` (KL: ``"mu"``).
+    init : str or tuple
+        ``"nndsvd"``, ``"nndsvda"``, ``"nndsvdar"``, ``"random"`` (from a
+        randomized SVD computed in passes) or ``(W, H)``.
+    max_iter, tol, random_state, callback
+        As in :func:`~hyperspy_hnmf.solvers.nmf`; an iteration is one pass.
+    constraints : ConstraintPlan, optional
+        Penalties act exactly. Component projections act exactly; map
+        projections act on the whole maps after each pass, and the component
+        statistics of that pass were accumulated just before them.
+    W, H : ndarray, optional
+        Start from these factors instead of ``init`` (used by the randomized
+        solver's refinement).
+
+    Returns
+    -------
+    FitResult
+        As :func:`~hyperspy_hnmf.solvers.nmf`; ``divergence`` is the data
+        term at the returned factors (from the last pass).
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> rng = np.random.default_rng(0)
+    >>> X = (rng.random((60, 3)) @ rng.random((3, 40))).astype(np.float32)
+    >>> lazy = da.from_array(X, chunks=(16, 40))
+    >>> result = streaming_nmf(lazy, 3, max_iter=300, tol=1e-8, random_state=0)
+    >>> bool(np.linalg.norm(X - result.W @ result.H) / np.linalg.norm(X) < 1e-2)
+    True
+    """
+    beta = loss_to_beta(loss)
+    if beta not in (1.0, 2.0):
+        raise ValueError(
+            f"Data read in passes (lazy signals) support the Frobenius and Kullback-Leibler "
+            f"losses, got β={beta:g}. Use loss='frobenius' or loss='kl', or load the data.")
+    solver = resolve_solver(solver, beta)
+    check_init(init)
+    if init == "spa" and W is None:
+        raise ValueError("init='spa' is not available for data read in passes; use "
+                         "'nndsvda' (the default) or give (W, H).")
+    Xs = X if isinstance(X, StreamedMatrix) else StreamedMatrix(X)
+    k = int(n_components)
+    if W is None or H is None:
+        W, H = initialize(Xs, k, init, as_generator(random_state), poisson_weighted=beta < 2)
+    W = np.ascontiguousarray(W, dtype=Xs.dtype)
+    Ht = np.ascontiguousarray(np.asarray(H, dtype=Xs.dtype).T)
+    update = make_update(solver, beta)
+    maps_side = constraints.maps if constraints is not None else None
+    components_side = constraints.components if constraints is not None else None
+    penalties = _Penalties(maps_side)
+    if components_side is not None:
+        components_side.project(Ht)
+    if maps_side is not None:
+        maps_side.project(W)
+
+    def run_pass(update_maps, first=False):
+        per_chunk = [(W[Xs.rows(i)],) for i in range(Xs.n_chunks)]
+        chunks, statistics = Xs.map_chunks(
+            _chunk_pass, per_chunk=per_chunk,
+            shared=(Ht, beta, solver, penalties, update_maps, first), reduce="second")
+        return np.concatenate(chunks), statistics
+
+    def penalty_value():
+        if constraints is None:
+            return 0.0
+        return maps_side.penalty_value(W) + components_side.penalty_value(Ht)
+
+    _, statistics = run_pass(update_maps=False, first=True)
+    totals = {name: statistics.pop(name) for name in ("norm_X2", "sum_X") if name in statistics}
+    history = [_objective(beta, statistics, totals, Ht) + penalty_value()]
+    converged = False
+    iteration = 0
+    for iteration in range(1, max_iter + 1):
+        # The component half-step of this iteration, from the last pass's statistics.
+        if beta == 2:
+            update.apply_products(Ht, statistics["XtW"].astype(Ht.dtype),
+                                  statistics["WtW"].astype(Ht.dtype), Xs.shape[0],
+                                  side=components_side)
+        else:
+            update.apply_ratio(Ht, statistics["N"], statistics["W_sums"][None, :],
+                               side=components_side)
+        # The map half-step, chunk by chunk, with the next statistics.
+        W_new, statistics = run_pass(update_maps=True)
+        before = W_new.copy() if constraints is not None or update.balance else None
+        if maps_side is not None and maps_side.projections:
+            maps_side.project(W_new)
+        W = W_new
+        if constraints is not None and (maps_side.has_penalty or components_side.has_penalty):
+            constraints.normalize(W, Ht)
+        elif update.balance:
+            from ..solvers._loop import _balance
+
+            _balance(W, Ht)
+        if before is not None:
+            _rescale_statistics(statistics, _column_scale(before, W))
+        objective = _objective(beta, statistics, totals, Ht) + penalty_value()
+        history.append(objective)
+        if callback is not None:
+            callback(iteration, objective)
+        previous = history[-2]
+        if objective <= 0 or (previous > 0 and abs(previous - objective) / previous < tol):
+            converged = True
+            break
+    divergence = history[-1] - penalty_value()
+    W, H, _ = canonical_order(W, np.ascontiguousarray(Ht.T),
+                              constraints.blocks if constraints is not None else None)
+    return FitResult(W=W, H=H, objective=np.asarray(history), n_iter=iteration,
+                     converged=converged, restart_objectives=[float(history[-1])],
+                     divergence=float(divergence))

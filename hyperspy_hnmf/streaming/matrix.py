@@ -1,0 +1,278 @@
+"""A data matrix read chunk by chunk from a dask array: one pass per operation.
+
+:class:`StreamedMatrix` wraps a 2D dask array (rows = probe positions,
+columns = detector pixels or channels) chunked along rows only. Every
+operation reads each chunk once, converts it to floating point in the task
+(integer counts are never copied whole), checks it, and returns results that
+are small (a few columns per row, or a few rows per column): the data never
+sit in memory as a whole. The same code runs with dask's local schedulers and
+under a ``dask.distributed`` client; large inputs of a pass (the components)
+enter the graph once, as one key, not once per chunk.
+"""
+
+import operator
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+
+from ..solvers._checks import check_finite, check_nonnegative
+
+__all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype"]
+
+#: Target size of one row chunk in float32 bytes when chunks must be made.
+TARGET_CHUNK_BYTES = 64 * 2**20
+
+
+def compute_dtype(dtype):
+    """Floating type the solvers use for data of ``dtype``.
+
+    Integers of up to 16 bits (counted electrons) and float32 give float32,
+    everything else float64.
+
+    Examples
+    --------
+    >>> compute_dtype(np.uint16), compute_dtype(np.int64), compute_dtype(np.float32)
+    (dtype('float32'), dtype('float64'), dtype('float32'))
+    """
+    dtype = np.dtype(dtype)
+    if dtype == np.float32 or (dtype.kind in "ui" and dtype.itemsize <= 2) or dtype == np.bool_:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def as_row_chunks(data, n_signal_dims, target_bytes=TARGET_CHUNK_BYTES):
+    """A 2D dask array (navigation × signal) chunked along rows only.
+
+    Parameters
+    ----------
+    data : dask.array.Array
+        Navigation axes first, then ``n_signal_dims`` signal axes.
+    n_signal_dims : int
+    target_bytes : int
+        Float32 bytes per row chunk when the signal axes must be rechunked.
+
+    Returns
+    -------
+    dask.array.Array, shape (n_navigation, n_signal)
+
+    Warns
+    -----
+    UserWarning
+        When the signal axes are split into chunks: each pattern must sit in
+        one chunk, so the array is rechunked along the navigation axes only.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> x = da.ones((8, 6, 4, 4), chunks=(2, 6, 4, 4))
+    >>> as_row_chunks(x, 2).chunks
+    ((12, 12, 12, 12), (16,))
+    """
+    n_nav_dims = data.ndim - n_signal_dims
+    signal_shape = data.shape[n_nav_dims:]
+    n_signal = int(np.prod(signal_shape))
+    if any(len(chunks) > 1 for chunks in data.chunks[n_nav_dims:]):
+        rows = max(1, target_bytes // (4 * n_signal))
+        warnings.warn(
+            f"The signal axes are split into chunks {data.chunks[n_nav_dims:]}; NMF needs "
+            "whole patterns, so the data are rechunked along the navigation axes only "
+            f"(about {rows} patterns per chunk). Save or load the data with chunks "
+            "that span the signal axes to avoid this extra work.",
+            UserWarning, stacklevel=3)
+        flat_nav = data.reshape((-1,) + signal_shape)
+        data = flat_nav.rechunk((rows,) + (-1,) * n_signal_dims)
+    n_nav = int(np.prod(data.shape[: data.ndim - n_signal_dims]))
+    return data.reshape(n_nav, n_signal)
+
+
+def _float_block(block, dtype, start):
+    """A chunk as float, checked: finite and nonnegative, with its row range in messages."""
+    values = np.asarray(block, dtype=dtype)
+    where = f"rows {start} to {start + values.shape[0] - 1} (probe positions in scan order)"
+    try:
+        check_finite(values, name="The data")
+        check_nonnegative(values, name="the signal", where="decomposition(algorithm='hnmf')")
+    except ValueError as error:
+        message = str(error).replace(
+            "or exclude the affected pixels with `navigation_mask`/`signal_mask`",
+            "or crop them away (s.inav[...], s.isig[...])")
+        raise ValueError(f"{message} Found in {where}.") from None
+    return values
+
+
+class StreamedMatrix:
+    """A nonnegative data matrix held as a row-chunked dask array.
+
+    Parameters
+    ----------
+    array : dask.array.Array, shape (n, m)
+        Chunked along rows only (see :func:`as_row_chunks`).
+    row_scale, column_scale : ndarray, optional
+        The matrix represents ``X / outer(row_scale, column_scale)``
+        (the Poisson weighting of the initialization).
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> X = StreamedMatrix(da.from_array(np.arange(12.0).reshape(4, 3), chunks=(2, 3)))
+    >>> (X @ np.ones((3, 1))).ravel().tolist()
+    [3.0, 12.0, 21.0, 30.0]
+    >>> (X.T @ np.ones((4, 1))).ravel().tolist()
+    [18.0, 22.0, 26.0]
+    >>> X.sum(), X.sum(axis=1).tolist()
+    (66.0, [3.0, 12.0, 21.0, 30.0])
+    """
+
+    #: Power iterations of the randomized SVD behind the NNDSVD
+    #: initializations (each costs two passes over the data).
+    power_iterations = 1
+
+    def __init__(self, array, row_scale=None, column_scale=None):
+        if not isinstance(array, da.Array) or array.ndim != 2:
+            raise ValueError("StreamedMatrix needs a 2D dask array.")
+        if len(array.chunks[1]) > 1:
+            array = array.rechunk({1: -1})
+        self.array = array
+        self.shape = tuple(int(n) for n in array.shape)
+        self.dtype = compute_dtype(array.dtype)
+        self.row_scale = row_scale
+        self.column_scale = column_scale
+        self.starts = np.concatenate([[0], np.cumsum(array.chunks[0])]).astype(int)
+        #: Number of passes over the data so far.
+        self.passes = 0
+        self.blocks = list(array.to_delayed().ravel())
+
+    @property
+    def n_chunks(self):
+        """Number of row chunks."""
+        return len(self.blocks)
+
+    def rows(self, index):
+        """The row slice of chunk ``index``."""
+        return slice(int(self.starts[index]), int(self.starts[index + 1]))
+
+    def scaled(self, row_scale, column_scale):
+        """The same data divided by ``outer(row_scale, column_scale)`` (no pass)."""
+        return StreamedMatrix(self.array, row_scale, column_scale)
+
+    def map_chunks(self, function, per_chunk=None, shared=(), reduce=None):
+        """Run ``function(block, start, *per_chunk[i], *shared)`` on every chunk, in one pass.
+
+        ``block`` arrives as a checked float array (scaled if this matrix is
+        scaled). ``shared`` arguments enter the graph once. ``reduce``:
+
+        - ``None``: return the list of chunk results;
+        - ``True``: sum the results pairwise in the graph (a tree; tuples and
+          dicts element by element) and return the sum;
+        - ``"second"``: results are pairs ``(own, summable)``; return the list
+          of the first elements and the sum of the second ones.
+        """
+        self.passes += 1
+        shared = [dask.delayed(value, pure=True) if isinstance(value, np.ndarray) else value
+                  for value in shared]
+        row_scale = column_scale = None
+        if self.column_scale is not None:
+            column_scale = dask.delayed(self.column_scale.astype(self.dtype), pure=True)
+        results = []
+        for index, block in enumerate(self.blocks):
+            extra = per_chunk[index] if per_chunk is not None else ()
+            if self.row_scale is not None:
+                row_scale = self.row_scale[self.rows(index)].astype(self.dtype)
+            results.append(dask.delayed(_run_chunk, pure=False)(
+                function, block, int(self.starts[index]), self.dtype, row_scale, column_scale,
+                *extra, *shared))
+        if reduce is None:
+            return list(dask.compute(*results))
+        if reduce == "second":
+            own = [dask.delayed(operator.getitem)(r, 0) for r in results]
+            total = _tree_sum([dask.delayed(operator.getitem)(r, 1) for r in results])
+            own, total = dask.compute(own, total)
+            return list(own), total
+        return dask.compute(_tree_sum(results))[0]
+
+    def __matmul__(self, B):
+        B = np.asarray(B, dtype=self.dtype)
+        return np.concatenate(self.map_chunks(_right_product, shared=(B,)))
+
+    @property
+    def T(self):
+        """The transpose, for products ``X.T @ B`` (one pass, summed over chunks)."""
+        return _Transposed(self)
+
+    def sum(self, axis=None, dtype=np.float64):
+        """Sum of all entries, of each row (``axis=1``) or of each column (``axis=0``)."""
+        if axis == 1:
+            return np.concatenate(self.map_chunks(_row_sums))
+        columns = self.map_chunks(_column_sums, reduce=True)
+        return columns if axis == 0 else float(columns.sum())
+
+    def statistics(self):
+        """Row sums, column sums and the squared Frobenius norm, in one pass."""
+        results = self.map_chunks(_statistics)
+        rows = np.concatenate([r[0] for r in results])
+        columns = np.sum([r[1] for r in results], axis=0)
+        return rows, columns, float(sum(r[2] for r in results))
+
+
+class _Transposed:
+    def __init__(self, matrix):
+        self.matrix = matrix
+        self.shape = matrix.shape[::-1]
+        self.dtype = matrix.dtype
+
+    def __matmul__(self, B):
+        matrix = self.matrix
+        B = np.asarray(B, dtype=matrix.dtype)
+        per_chunk = [(B[matrix.rows(i)],) for i in range(matrix.n_chunks)]
+        return matrix.map_chunks(_left_product, per_chunk=per_chunk, reduce=True)
+
+
+def _run_chunk(function, block, start, dtype, row_scale, column_scale, *args):
+    values = _float_block(block, dtype, start)
+    if row_scale is not None:
+        values = values / row_scale[:, None]
+    if column_scale is not None:
+        values = values / column_scale[None, :]
+    return function(values, start, *args)
+
+
+def _tree_sum(results):
+    while len(results) > 1:
+        pairs = [dask.delayed(_add)(results[i], results[i + 1])
+                 for i in range(0, len(results) - 1, 2)]
+        if len(results) % 2:
+            pairs.append(results[-1])
+        results = pairs
+    return results[0]
+
+
+def _add(a, b):
+    if isinstance(a, tuple):
+        return tuple(_add(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return {key: _add(a[key], b[key]) for key in a}
+    return a + b
+
+
+def _right_product(block, start, B):
+    return block @ B
+
+
+def _left_product(block, start, B_rows):
+    return (B_rows.T @ block).T.astype(np.float64)
+
+
+def _row_sums(block, start):
+    return block.sum(axis=1, dtype=np.float64)
+
+
+def _column_sums(block, start):
+    return block.sum(axis=0, dtype=np.float64)
+
+
+def _statistics(block, start):
+    flat = block.ravel()
+    return (block.sum(axis=1, dtype=np.float64), block.sum(axis=0, dtype=np.float64),
+            float(np.dot(flat.astype(np.float64), flat)))

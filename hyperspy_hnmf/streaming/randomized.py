@@ -1,0 +1,138 @@
+"""Randomized Frobenius NMF: compress the data in a few passes, solve small, refine.
+
+Following Erichson, Mendible, Wihlborn & Kutz (Pattern Recognit. Lett. 104,
+2018): a randomized range finder (Halko, Martinsson & Tropp 2011) gives an
+orthonormal basis ``Q`` (n × l, l = k + oversampling) of the data's dominant
+column space in ``2 + 2 q`` passes (``q`` power iterations), with
+``B = Qᵀ X`` (l × m). HALS then runs on the compressed problem: the products
+it needs, ``X Hᵀ ≈ Q (B Hᵀ)`` and ``Xᵀ W ≈ Bᵀ (Qᵀ W)``, cost no pass over
+the data, and the maps are projected onto nonnegative values at every step.
+Finally ``refine_passes`` exact passes (:func:`~.exact.streaming_nmf`)
+correct what the compression lost.
+"""
+
+import dask.array as da
+import numpy as np
+import scipy.linalg
+
+from ..solvers import canonical_order
+from ..solvers._init import check_init, nndsvd_factors
+from ..solvers._linalg import as_generator, randomized_range
+from ..solvers._loop import _balance
+from ..solvers._objective import frobenius_from_products
+from ..solvers._updates import HALSUpdate
+from .exact import streaming_nmf
+from .matrix import StreamedMatrix
+
+__all__ = ["randomized_nmf"]
+
+
+def _check_count(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}.")
+    return int(value)
+
+
+def randomized_nmf(X, n_components, *, oversampling=10, power_iterations=2, refine_passes=5,
+                   init="nndsvda", max_iter=200, tol=1e-4, random_state=None, callback=None,
+                   constraints=None):
+    """Frobenius NMF from a randomized compression of ``X``, refined by exact passes.
+
+    Parameters
+    ----------
+    X : dask.array.Array, StreamedMatrix or ndarray, shape (n, m)
+        Nonnegative data; dask arrays are read chunk by chunk.
+    n_components : int
+    oversampling : int, default 10
+        Extra dimensions of the compression (l = k + oversampling).
+    power_iterations : int, default 2
+        Power iterations of the range finder (two passes each); more give a
+        better basis for data whose spectrum decays slowly.
+    refine_passes : int, default 5
+        Exact HALS iterations (one pass each) after the compressed solve; 0
+        returns the compressed solution.
+    init : {"nndsvd", "nndsvda", "nndsvdar", "random"}
+        Initialization, from the SVD of the compressed data (no extra pass).
+    max_iter, tol : int, float
+        Iterations and relative tolerance of the compressed solve.
+    random_state : None, int or numpy.random.Generator
+    callback : callable, optional
+        ``callback(iteration, objective)`` after every refinement pass.
+    constraints : ConstraintPlan, optional
+        As in :func:`~.exact.streaming_nmf`; they act in the refinement.
+
+    Returns
+    -------
+    FitResult
+        ``n_iter`` counts the refinement passes; ``passes`` (an extra
+        attribute) is the total number of passes over the data.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> rng = np.random.default_rng(0)
+    >>> X = (rng.random((80, 4)) @ rng.random((4, 50))).astype(np.float32)
+    >>> result = randomized_nmf(da.from_array(X, chunks=(20, 50)), 4, random_state=0)
+    >>> result.passes, bool(np.linalg.norm(X - result.W @ result.H) / np.linalg.norm(X) < 0.05)
+    (12, True)
+    """
+    k = _check_count(n_components, "n_components", 1)
+    oversampling = _check_count(oversampling, "oversampling", 0)
+    power_iterations = _check_count(power_iterations, "power_iterations", 0)
+    refine_passes = _check_count(refine_passes, "refine_passes", 0)
+    check_init(init)
+    if isinstance(init, tuple) or init == "spa":
+        raise ValueError("The randomized solver initializes from the compressed data: use "
+                         "init='nndsvd', 'nndsvda', 'nndsvdar' or 'random'.")
+    if not isinstance(X, StreamedMatrix):
+        if not isinstance(X, da.Array):
+            X = np.asarray(X)
+            X = da.from_array(X, chunks=(max(1, (1 << 24) // max(X.shape[1], 1)), -1))
+        X = StreamedMatrix(X)
+    rng = as_generator(random_state)
+    passes_before = X.passes
+    Q = randomized_range(X, k, rng, oversampling, power_iterations)
+    B = np.ascontiguousarray((X.T @ Q).T, dtype=X.dtype)  # l × m, one pass
+    Ub, S, Vt = scipy.linalg.svd(B, full_matrices=False, check_finite=False)
+    if init == "random":
+        scale = np.sqrt(max(float(B.sum()), 0.0) / (X.shape[0] * X.shape[1]) / k)
+        W = np.abs(rng.standard_normal((X.shape[0], k))) * scale
+        H = np.abs(rng.standard_normal((k, X.shape[1]))) * scale
+    else:
+        fill = {"nndsvd": None, "nndsvda": "mean", "nndsvdar": "random"}[init]
+        mean = float((Q.sum(axis=0) @ B).sum()) / (X.shape[0] * X.shape[1])
+        W, H = nndsvd_factors(Q @ Ub[:, :k], S[:k], Vt[:k], fill, max(mean, 0.0), rng)
+    W = np.ascontiguousarray(W, dtype=X.dtype)
+    Ht = np.ascontiguousarray(H.T, dtype=X.dtype)
+    _compressed_hals(Q.astype(X.dtype), B, W, Ht, max_iter, tol)
+    H = np.ascontiguousarray(Ht.T)
+    if refine_passes:
+        result = streaming_nmf(X, k, loss="frobenius", solver="hals", W=W, H=H,
+                               max_iter=refine_passes, tol=0, callback=callback,
+                               constraints=constraints)
+    else:
+        from ..solvers._loop import FitResult
+
+        W, H, _ = canonical_order(W, H, constraints.blocks if constraints is not None else None)
+        result = FitResult(W=W, H=H, objective=np.zeros(0), n_iter=0, converged=True)
+    result.passes = X.passes - passes_before
+    return result
+
+
+def _compressed_hals(Q, B, W, Ht, max_iter, tol):
+    """HALS on ``X ≈ Q B``: no pass over the data; ``W`` and ``Ht`` updated in place."""
+    update = HALSUpdate()
+    norm_B2 = float(np.sum(B.astype(np.float64) ** 2))
+    previous = None
+    for _ in range(max_iter):
+        XtW = B.T @ (Q.T @ W)                      # ≈ Xᵀ W, m × k
+        update.apply_products(Ht, XtW, W.T @ W, W.shape[0])
+        BHt = B @ Ht                                # l × k
+        XHt = Q @ BHt                               # ≈ X Hᵀ, n × k
+        HtH = Ht.T @ Ht
+        update.apply_products(W, XHt, HtH, Ht.shape[0])
+        _balance(W, Ht)
+        objective = frobenius_from_products(norm_B2, XHt, W, HtH)
+        if previous is not None and previous > 0 and abs(previous - objective) / previous < tol:
+            break
+        previous = objective

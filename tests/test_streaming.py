@@ -1,0 +1,177 @@
+"""Out-of-core NMF: dask arrays and lazy signals read chunk by chunk."""
+
+import re
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+
+import hyperspy_hnmf  # noqa: F401  (registers the algorithm)
+from hyperspy_hnmf import HNMF
+from hyperspy_hnmf.constraints import MapResolution
+from hyperspy_hnmf.data import get_ground_truth, synthetic_4dstem
+from hyperspy_hnmf.solvers import nmf
+from hyperspy_hnmf.streaming import StreamedMatrix, as_row_chunks, randomized_nmf, streaming_nmf
+
+
+@pytest.fixture(scope="module")
+def counts():
+    s = synthetic_4dstem(scan_shape=(24, 20), detector_shape=(24, 24), random_state=3,
+                         dtype="uint16")
+    return s.data.reshape(480, 576)
+
+
+def start(n, m, k, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, k)).astype(np.float32) + 0.1,
+            rng.random((k, m)).astype(np.float32) + 0.1)
+
+
+def relative(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+@pytest.mark.parametrize("loss", ["frobenius", "kl"])
+def test_streaming_matches_in_memory_with_the_same_init(counts, loss):
+    X = counts.astype(np.float32)
+    init = start(*X.shape, 4)
+    eager = nmf(X, 4, loss=loss, solver="mu", init=init, max_iter=60, tol=0)
+    lazy = streaming_nmf(da.from_array(counts, chunks=(100, -1)), 4, loss=loss, solver="mu",
+                         init=init, max_iter=60, tol=0)
+    assert lazy.W.dtype == np.float32
+    assert relative(lazy.W, eager.W) <= 1e-4 and relative(lazy.H, eager.H) <= 1e-4
+    np.testing.assert_allclose(lazy.objective, eager.objective, rtol=1e-5)
+
+
+@pytest.mark.parametrize("solver", ["hals", "als"])
+def test_streaming_frobenius_solvers_reach_the_in_memory_loss(counts, solver):
+    X = counts.astype(np.float32)
+    init = start(*X.shape, 4)
+    eager = nmf(X, 4, solver=solver, init=init, max_iter=80, tol=0)
+    lazy = streaming_nmf(da.from_array(X, chunks=(64, -1)), 4, solver=solver, init=init,
+                         max_iter=80, tol=0)
+    assert abs(lazy.final_objective / eager.final_objective - 1) < 1e-3
+    assert np.all(np.diff(lazy.objective) <= 1e-6 * lazy.objective[0]) or solver == "als"
+
+
+def test_one_pass_per_iteration(counts):
+    Xs = StreamedMatrix(da.from_array(counts, chunks=(100, -1)))
+    result = streaming_nmf(Xs, 3, loss="kl", init=start(*counts.shape, 3), max_iter=7, tol=0)
+    assert Xs.passes == result.n_iter + 1 == 8
+
+
+def test_randomized_is_close_to_exact_in_few_passes(counts):
+    X = da.from_array(counts.astype(np.float32), chunks=(100, -1))
+    exact = streaming_nmf(X, 4, max_iter=500, tol=1e-7, random_state=0)
+    fast = randomized_nmf(X, 4, random_state=0, refine_passes=5)
+    assert fast.passes <= 15
+    assert fast.final_objective <= 1.01 * exact.final_objective
+
+
+def test_lazy_signal_matches_eager_signal():
+    eager = synthetic_4dstem(scan_shape=(16, 16), detector_shape=(16, 16), random_state=0)
+    lazy = eager.as_lazy()
+    lazy.data = lazy.data.rechunk((5, 16, 16, 16))
+    init = start(256, 256, 3, seed=1)
+    options = dict(output_dimension=3, loss="kl", solver="mu", init=init, max_iter=40, tol=0,
+                   print_info=False)
+    eager.decomposition(algorithm="hnmf", **options)
+    lazy.decomposition(algorithm="hnmf", **options)
+    a, b = eager.learning_results, lazy.learning_results
+    assert b.decomposition_algorithm == "hnmf" and b.output_dimension == 3
+    assert isinstance(b.factors, np.ndarray) and b.factors.shape == (256, 3)
+    assert relative(b.factors, a.factors) <= 1e-4 and relative(b.loadings, a.loadings) <= 1e-4
+    assert b.hnmf["passes"] == 41
+    model = lazy.get_decomposition_model()
+    assert model.data.shape == lazy.data.shape
+
+
+def test_lazy_counts_are_converted_chunk_by_chunk_and_constraints_apply():
+    s = synthetic_4dstem(scan_shape=(32, 32), detector_shape=(16, 16), probe_fwhm=4.0,
+                         random_state=0, dtype="uint16", lazy=True)
+    assert s.data.dtype == np.uint16
+    s.decomposition(algorithm="hnmf", output_dimension=get_ground_truth(s).n_components,
+                    loss="kl", random_state=0, print_info=False,
+                    constraints=[MapResolution(2.0)])
+    lr = s.learning_results
+    assert lr.factors.dtype == np.float32 and lr.loadings.dtype == np.float32
+    from hyperspy_hnmf.constraints import out_of_band_fraction
+
+    maps = lr.loadings.T.reshape(-1, 32, 32)
+    assert out_of_band_fraction(maps, 4.0).max() < 1e-3
+
+
+def test_chunked_signal_axes_are_rechunked_with_a_warning():
+    x = da.ones((6, 5, 8, 8), chunks=(3, 5, 4, 8))
+    with pytest.warns(UserWarning, match="The signal axes are split into chunks"):
+        flat = as_row_chunks(x, 2)
+    assert flat.shape == (30, 64) and len(flat.chunks[1]) == 1
+
+
+@pytest.mark.parametrize("bad,message", [
+    (np.nan, "The data contains NaN or infinity"),
+    (-1.0, "negative"),
+])
+def test_bad_value_in_a_late_chunk_leaves_previous_results(bad, message):
+    s = synthetic_4dstem(scan_shape=(16, 16), detector_shape=(16, 16), random_state=0)
+    s.decomposition(algorithm="hnmf", output_dimension=2, print_info=False)
+    previous = dict(s.learning_results.__dict__)
+    data = s.data.copy()
+    data[15, 3, 2, 2] = bad
+    lazy = s._deepcopy_with_new_data(data).as_lazy()
+    lazy.data = lazy.data.rechunk((4, 16, 16, 16))
+    lazy.learning_results.__dict__.update(previous)
+    with pytest.raises(ValueError, match=message) as error:
+        lazy.decomposition(algorithm="hnmf", output_dimension=3, print_info=False)
+    assert "Found in rows 192 to 255 (probe positions in scan order)" in str(error.value)
+    assert lazy.learning_results.__dict__.keys() == previous.keys()
+    assert lazy.learning_results.hnmf is previous["hnmf"]
+
+
+def test_lazy_refuses_hierarchies_and_other_losses():
+    s = synthetic_4dstem(scan_shape=(8, 8), detector_shape=(16, 16), random_state=0).as_lazy()
+    with pytest.raises(NotImplementedError, match="is not available for data read in passes"):
+        s.decomposition(algorithm="hnmf", output_dimension=[4, 2], print_info=False)
+    with pytest.raises(ValueError, match=re.escape("support the Frobenius and Kullback-Leibler "
+                                                   "losses, got β=0.5")):
+        s.decomposition(algorithm="hnmf", output_dimension=3, loss=0.5, print_info=False)
+
+
+def test_transform_of_a_dask_array_matches_in_memory(counts):
+    X = counts.astype(np.float32)
+    model = HNMF(3, loss="kl", random_state=0).fit(X)
+    lazy = model.transform(da.from_array(X, chunks=(480, -1)))
+    np.testing.assert_allclose(lazy, model.transform(X), rtol=1e-4, atol=1e-3 * lazy.max())
+
+
+def test_synthetic_lazy_data_are_reproducible_and_chunked():
+    a = synthetic_4dstem(scan_shape=(20, 8), detector_shape=(16, 16), random_state=5, lazy=True)
+    b = synthetic_4dstem(scan_shape=(20, 8), detector_shape=(16, 16), random_state=5, lazy=True)
+    np.testing.assert_array_equal(a.data.compute(), b.data.compute())
+    eager = synthetic_4dstem(scan_shape=(20, 8), detector_shape=(16, 16), random_state=5)
+    total = float(a.data.sum().compute())
+    assert total == pytest.approx(float(eager.data.sum()), rel=0.02)  # same truth, other noise
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_runs_under_a_distributed_local_cluster(counts):
+    distributed = pytest.importorskip("distributed")
+    init = start(*counts.shape, 3)
+    local = streaming_nmf(da.from_array(counts, chunks=(120, -1)), 3, loss="kl", init=init,
+                          max_iter=10, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None)
+        client = distributed.Client(cluster)
+    try:
+        assert dask.config.get("scheduler", None) in (None, "dask.distributed")
+        remote = streaming_nmf(da.from_array(counts, chunks=(120, -1)), 3, loss="kl",
+                               init=init, max_iter=10, tol=0)
+        assert len(client.scheduler_info()["workers"]) == 2
+    finally:
+        client.close()
+        cluster.close()
+    assert relative(remote.W, local.W) <= 1e-5
