@@ -66,11 +66,11 @@ def bench_transform(n_patterns, detector, n_r, n_phi, with_pyxem, rows):
     s.inav[:2, :2].polar_transform(n_r=n_r, n_phi=n_phi)  # numba compile
     r_max = (detector - 1) / 2 * s.axes_manager.signal_axes[0].scale
     center = (0.0, 0.0)
-    _, ours = best_of(3, s.polar_transform, center=center, radial_range=(0, r_max),
+    _, ours = best_of(5, s.polar_transform, center=center, radial_range=(0, r_max),
                       n_r=n_r, n_phi=n_phi)
     transform = PolarTransform((detector, detector), ((detector - 1) / 2,) * 2, n_r=n_r,
                                n_phi=n_phi)
-    _, apply_only = best_of(3, transform, data)
+    _, apply_only = best_of(5, transform, data)
     lazy = s.as_lazy()
     lazy.data = lazy.data.rechunk((1024 // 128, 128, detector, detector))
     _, ours_lazy = best_of(
@@ -101,7 +101,7 @@ def bench_similarity():
     polar = s.polar_transform(center=(0, 0), radial_range=(0.5, 7.5), n_r=64,
                               n_phi=360).data.reshape(200, 64, 360)
     phi_xcorr(polar[:8])
-    _, batched = best_of(3, phi_xcorr, polar)
+    _, batched = best_of(5, phi_xcorr, polar)
     pairs = [(i, j) for i in range(200) for j in range(i + 1, 200)]
     _, loop = best_of(1, per_pair_loop, polar, pairs[:500])
     return batched, loop * len(pairs) / 500
@@ -161,6 +161,9 @@ def fmt(value, spec):
 
 
 def main():
+    import os
+
+    print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="64 x 64 scan, no 128 x 128 peer")
     args = parser.parse_args()
@@ -169,7 +172,8 @@ def main():
     transform_rows = []
     bench_transform(scan * 128, 64, 32, 180, True, transform_rows)
     bench_transform(1024, 128, 64, 360, not args.quick, transform_rows)
-    print("\n## Polar transform (patterns/s, best of 3; geometry set-up included)\n")
+    print("\n## Polar transform (patterns/s, best of 5, pyxem one run; geometry set-up "
+          "included)\n")
     print("| data | ours (signal) | ours (precomputed, apply only) | ours (lazy, dask) "
           "| pyxem get_azimuthal_integral2d | ours / pyxem |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
@@ -197,6 +201,7 @@ def main():
         peer = peer or (None, None)
         print(f"| {label} | {seconds:.1f} | {ours[0]:.1%} | {ours[1]:.1%} | {n_pure} | "
               f"{fmt(peer_seconds, '.1f')} | {fmt(peer[0], '.1%')} | {fmt(peer[1], '.1%')} |")
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -113,9 +113,15 @@ def phi_xcorr(polar_a, polar_b=None, refine=True):
     step = max(1, _BLOCK_VALUES // max(1, n_phi * n_b))
     for start in range(0, n_a, step):
         rows = slice(start, start + step)
-        cross = np.matmul(np.conj(spec_a[:, rows]), spec_b_t)
+        # One set: pair (j, i) is pair (i, j) turned the other way, so each row
+        # block only meets the columns from its own first row on.
+        first = start if same else 0
+        cross = np.matmul(np.conj(spec_a[:, rows]), spec_b_t[:, :, first:])
         correlation = fft.irfft(cross, n=n_phi, axis=0, workers=-1)
-        similarity[rows], position[rows] = _peak(correlation, n_phi, refine)
+        similarity[rows, first:], position[rows, first:] = _peak(correlation, n_phi, refine)
+        if same:
+            similarity[first:, rows] = similarity[rows, first:].T
+            position[first:, rows] = -position[rows, first:].T
     denominator = np.outer(norm_a, norm_b)
     scale = np.zeros_like(denominator)
     np.divide(1.0, denominator, out=scale, where=denominator > 0)
