@@ -4,7 +4,7 @@ Importing the package registers ``algorithm="hnmf"`` for
 ``decomposition`` on every HyperSpy signal.
 """
 
-from . import constraints, data, polar, solvers
+from . import constraints, data, polar, rank_selection, solvers
 from .estimators import HNMF, NotFittedError
 from .hierarchy.hnmfk import hnmfk, hnmfk_decomposition
 from .integration import (

@@ -165,6 +165,12 @@ class HNMF:
         Shape (and calibration) of one map and of one component, needed by
         constraints that reshape them; set from the axes by
         ``decomposition``.
+    power_iterations : int, default 2
+        ``solver="randomized"`` only: power iterations of the range finder
+        (two passes over the data each).
+    refine_passes : int, default 5
+        ``solver="randomized"`` only: exact HALS iterations (one pass each)
+        after the compressed solve.
 
     Attributes
     ----------
@@ -242,6 +248,8 @@ class HNMF:
         groups=None,
         navigation_grid=None,
         signal_grid=None,
+        power_iterations=2,
+        refine_passes=5,
     ):
         self.n_components = n_components
         self.loss = loss
@@ -265,6 +273,8 @@ class HNMF:
         self.groups = groups
         self.navigation_grid = navigation_grid
         self.signal_grid = signal_grid
+        self.power_iterations = power_iterations
+        self.refine_passes = refine_passes
 
     # -- estimator protocol ------------------------------------------------
     @classmethod
@@ -349,6 +359,12 @@ class HNMF:
                 raise ValueError(f"`{name}` must be an integer ≥ {minimum}, got {value!r}.")
         if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
             raise ValueError(f"`tol` must be a real number ≥ 0, got {self.tol!r}.")
+        for name, default in (("power_iterations", 2), ("refine_passes", 5)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+                raise ValueError(f"`{name}` must be an integer ≥ 0, got {value!r}.")
+            if value != default and solver != "randomized":
+                raise ValueError(f"`{name}` applies to solver='randomized' only.")
         if self.constraints is not None or self.groups is not None:
             k = self.n_components
             k = k[0] if _is_sequence(k) else k
@@ -560,7 +576,8 @@ class HNMF:
                     raise ValueError("solver='randomized' makes one run: use n_restarts=1.")
                 best = randomized_nmf(Xs, k, init=self.init, max_iter=self.max_iter,
                                       tol=self.tol, random_state=rng, callback=callback,
-                                      constraints=plan)
+                                      constraints=plan, power_iterations=self.power_iterations,
+                                      refine_passes=self.refine_passes)
                 restarts = [best.divergence]
             else:
                 best, restarts = None, []

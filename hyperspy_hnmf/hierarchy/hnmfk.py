@@ -144,7 +144,7 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
             node.status = "max_depth"
             continue
         node_ranks = [k for k in ranks if k <= min(node.size, X.shape[1])]
-        if node.size < 2 * min_cluster_size or not node_ranks:
+        if node.size < 2 * min_cluster_size or not node_ranks or node.intensity == 0:
             node.status = "too_small"
             continue
         Xn = X[node.rows]

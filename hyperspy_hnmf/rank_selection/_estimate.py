@@ -1,6 +1,7 @@
 """``estimate_rank``: an ensemble of NMF runs per candidate rank and its scores."""
 
 import numbers
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -108,14 +109,15 @@ def _use_compression(compression, options):
     return bool(compression)
 
 
-def _threadpool_limits(n_jobs):
+def _one_blas_thread():
+    """BLAS on one thread: the products are small, and restarts run in threads."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         import contextlib
 
         return contextlib.nullcontext()
-    return threadpool_limits(1) if n_jobs > 1 else threadpool_limits(None)
+    return threadpool_limits(1)
 
 
 def _restart(X, scales, ranks, seed, settings, options):
@@ -447,7 +449,8 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
         Probe positions (a fixed random subset) in the consensus matrices.
     **hnmf_options
         ``loss``, ``solver``, ``constraints``... of
-        :func:`~hyperspy_hnmf.solvers.nmf`.
+        :func:`~hyperspy_hnmf.solvers.nmf` (``init`` is ignored: every run
+        starts at random).
 
     Returns
     -------
@@ -500,10 +503,8 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     seeds = np.random.SeedSequence(random_state).spawn(n_restarts + 1)
     rows = np.random.default_rng(seeds[-1]).permutation(X.shape[0])[:consensus_rows]
     rows.sort()
-    import os
-
     n_jobs = max(1, min(n_restarts, n_jobs or os.cpu_count() or 1))
-    with _threadpool_limits(n_jobs):
+    with _one_blas_thread():
         if n_jobs == 1:
             per_restart = [_restart(X, scales, ranks, seed, settings, hnmf_options)
                            for seed in seeds[:-1]]

@@ -140,8 +140,9 @@ def _fit_compressed(Q, B, norm2, k, rng, max_iter, tol, start="random"):
 
 def fit_exact(Y, k, seed, max_iter, tol, options):
     """One run of :func:`hyperspy_hnmf.solvers.nmf` from a random start."""
-    result = solvers.nmf(Y, k, init="random", random_state=seed, max_iter=max_iter, tol=tol,
-                         **options)
+    options = {**options, "init": "random", "random_state": seed, "max_iter": max_iter,
+               "tol": tol}
+    result = solvers.nmf(Y, k, **options)
     if solvers.loss_to_beta(options.get("loss", "frobenius")) == 2.0:
         norm2 = float(np.square(Y, dtype=np.float64).sum())
         error = np.sqrt(2 * result.final_objective / norm2)

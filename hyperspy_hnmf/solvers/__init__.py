@@ -138,6 +138,7 @@ def nmf(
     groups=None,
     map_grid=None,
     component_grid=None,
+    **randomized_options,
 ):
     """Nonnegative matrix factorization ``X ≈ W @ H``, optionally constrained.
 
@@ -185,6 +186,9 @@ def nmf(
         Shape (and calibration) of one map (the ``n`` rows, e.g. the scan)
         and of one component (the ``m`` columns, e.g. the detector), for the
         constraints that reshape them.
+    **randomized_options
+        ``oversampling``, ``power_iterations``, ``refine_passes`` of
+        :func:`~hyperspy_hnmf.streaming.randomized_nmf` (``solver="randomized"``).
 
     Returns
     -------
@@ -221,6 +225,8 @@ def nmf(
     check_init(init)
     if isinstance(n_restarts, bool) or not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1:
         raise ValueError(f"n_restarts must be an integer ≥ 1, got {n_restarts!r}.")
+    if randomized_options and solver != "randomized":
+        raise ValueError(f"Options {sorted(randomized_options)} apply to solver='randomized' only.")
     rng = as_generator(random_state)
     if solver == "randomized":
         if n_restarts != 1 or isinstance(init, tuple):
@@ -231,7 +237,8 @@ def nmf(
         if sp.issparse(X):
             X = X.toarray()
         result = randomized_nmf(X, k, init=init, max_iter=max_iter, tol=tol,
-                                random_state=rng, callback=callback, constraints=plan)
+                                random_state=rng, callback=callback, constraints=plan,
+                                **randomized_options)
         result.divergence = beta_divergence(X, result.W, result.H, beta)
         return result
     if beta == 1 and not sp.issparse(X) and density(X) <= SPARSE_KL_DENSITY:

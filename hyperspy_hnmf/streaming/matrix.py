@@ -194,7 +194,9 @@ class StreamedMatrix:
 
     def __matmul__(self, B):
         B = np.asarray(B, dtype=self.dtype)
-        return np.concatenate(self.map_chunks(_right_product, shared=(B,)))
+        parts, total = self.map_chunks(_right_product, shared=(B,), reduce="second")
+        self._total = total  # the sum of all entries comes free with the pass
+        return np.concatenate(parts)
 
     @property
     def T(self):
@@ -203,6 +205,8 @@ class StreamedMatrix:
 
     def sum(self, axis=None, dtype=np.float64):
         """Sum of all entries, of each row (``axis=1``) or of each column (``axis=0``)."""
+        if axis is None and getattr(self, "_total", None) is not None:
+            return float(self._total)
         if axis == 1:
             return np.concatenate(self.map_chunks(_row_sums))
         columns = self.map_chunks(_column_sums, reduce=True)
@@ -257,7 +261,7 @@ def _add(a, b):
 
 
 def _right_product(block, start, B):
-    return block @ B
+    return block @ B, float(block.sum(dtype=np.float64))
 
 
 def _left_product(block, start, B_rows):
