@@ -209,8 +209,12 @@ def poisson_scales(X):
     >>> a.tolist(), b.tolist()
     ([2.0, 1.0], [2.0, 1.0])
     """
-    a = np.sqrt(np.asarray(X.sum(axis=1, dtype=np.float64)).ravel())
-    b = np.sqrt(np.asarray(X.sum(axis=0, dtype=np.float64)).ravel())
+    if hasattr(X, "statistics"):  # data read in passes: both sums in one pass
+        row_sums, column_sums, _ = X.statistics()
+    else:
+        row_sums, column_sums = X.sum(axis=1, dtype=np.float64), X.sum(axis=0, dtype=np.float64)
+    a = np.sqrt(np.asarray(row_sums).ravel())
+    b = np.sqrt(np.asarray(column_sums).ravel())
     a[a == 0] = 1
     b[b == 0] = 1
     return a, b

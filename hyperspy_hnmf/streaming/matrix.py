@@ -129,7 +129,7 @@ class StreamedMatrix:
     #: initializations (each costs two passes over the data).
     power_iterations = 1
 
-    def __init__(self, array, row_scale=None, column_scale=None):
+    def __init__(self, array, row_scale=None, column_scale=None, _counter=None):
         if not isinstance(array, da.Array) or array.ndim != 2:
             raise ValueError("StreamedMatrix needs a 2D dask array.")
         if len(array.chunks[1]) > 1:
@@ -140,9 +140,13 @@ class StreamedMatrix:
         self.row_scale = row_scale
         self.column_scale = column_scale
         self.starts = np.concatenate([[0], np.cumsum(array.chunks[0])]).astype(int)
-        #: Number of passes over the data so far.
-        self.passes = 0
+        self._counter = _counter if _counter is not None else [0]
         self.blocks = list(array.to_delayed().ravel())
+
+    @property
+    def passes(self):
+        """Number of passes over the data so far (shared with :meth:`scaled` copies)."""
+        return self._counter[0]
 
     @property
     def n_chunks(self):
@@ -155,7 +159,7 @@ class StreamedMatrix:
 
     def scaled(self, row_scale, column_scale):
         """The same data divided by ``outer(row_scale, column_scale)`` (no pass)."""
-        return StreamedMatrix(self.array, row_scale, column_scale)
+        return StreamedMatrix(self.array, row_scale, column_scale, self._counter)
 
     def map_chunks(self, function, per_chunk=None, shared=(), reduce=None):
         """Run ``function(block, start, *per_chunk[i], *shared)`` on every chunk, in one pass.
@@ -169,7 +173,7 @@ class StreamedMatrix:
         - ``"second"``: results are pairs ``(own, summable)``; return the list
           of the first elements and the sum of the second ones.
         """
-        self.passes += 1
+        self._counter[0] += 1
         shared = [dask.delayed(value, pure=True) if isinstance(value, np.ndarray) else value
                   for value in shared]
         row_scale = column_scale = None
