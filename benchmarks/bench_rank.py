@@ -98,7 +98,8 @@ def main():
                             f"{split_iq.max() if split_iq.size else float('nan'):.2f} | "
                             f"{', '.join(split) or '-'} | {'yes' if ok_unique else 'no'} |")
             print(lines[-1], flush=True)
-    print("\n## Recommended rank vs truth (ranks 2-12 x 10 restarts, 64x64 scan x 64x64 detector)\n")
+    print("\n## Recommended rank vs truth "
+          "(ranks 2-12 x 10 restarts, 64x64 scan x 64x64 detector)\n")
     print("\n".join(lines))
     print(f"\ncorrect: {hits} / {len(times)}")
     print("\n## Iq when k is overestimated (k_true + 2)\n")
@@ -108,6 +109,13 @@ def main():
           f"{len(times)}")
     print(f"\n## Time\n\nper case: min {min(times):.1f} s, median {np.median(times):.1f} s, "
           f"max {max(times):.1f} s (target < 120 s); total {time.perf_counter() - start:.0f} s")
+    s = synthetic_4dstem(scan_shape=(64, 64), detector_shape=(64, 64), n_phases=3,
+                         n_rotations=2, dose=1000.0, random_state=0)
+    print("\n| threads (n_jobs) | time (s) | recommended |\n|---|---|---|")
+    for n_jobs in (1, None):
+        t0 = time.perf_counter()
+        result = estimate_rank(s, ranks=RANKS, n_restarts=10, n_jobs=n_jobs)
+        print(f"| {n_jobs or 'all cores'} | {time.perf_counter() - t0:.1f} | {result.rank} |")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import hyperspy_hnmf
-from hyperspy_hnmf.hierarchy import SplitTree, hnmfk, hnmfk_decomposition, rank2_tree
+from hyperspy_hnmf.hierarchy import SplitNode, SplitTree, hnmfk, hnmfk_decomposition
 
 
 def two_level(seed=0, per_leaf=30, m=48, scale=60.0):
@@ -67,10 +67,19 @@ def test_nary_tree_survives_to_dict(tree_and_truth):
 
 
 def test_binary_trees_keep_two_columns():
-    X, _ = two_level()
-    d = rank2_tree(X, 3).to_dict()
-    assert d["nodes"]["children"].shape[1] == 2
-    assert d["nodes"]["child_sizes"].shape[1] == 2
+    component = np.array([0.5, 0.5])
+    nodes = [SplitNode(id=0, parent=-1, depth=0, rows=np.arange(4), component=component,
+                       rank1_error=1.0, intensity=8.0, children=(1, 2), status="split",
+                       child_sizes=np.array([2, 2])),
+             SplitNode(id=1, parent=0, depth=1, rows=np.arange(2), component=component,
+                       rank1_error=0.0, intensity=4.0),
+             SplitNode(id=2, parent=0, depth=1, rows=np.arange(2, 4), component=component,
+                       rank1_error=0.0, intensity=4.0)]
+    d = SplitTree(nodes, 4, 2, 1.0, {}, "n_leaves").to_dict()
+    assert d["nodes"]["children"].shape == (3, 2)
+    assert d["nodes"]["child_sizes"].shape == (3, 2)
+    restored = SplitTree.from_dict(d)
+    assert [n.child_sizes.tolist() for n in restored.nodes] == [[2, 2], [-1, -1], [-1, -1]]
 
 
 def test_stopping_rules():
