@@ -118,3 +118,27 @@ def test_signal_results_plot_like_the_rank2_tree():
     assert len(figure.axes) > tree.n_leaves
     model = s.get_decomposition_model().data.reshape(X.shape)
     assert np.linalg.norm(model - X) / np.linalg.norm(X) < 0.3
+
+
+@pytest.fixture(scope="module")
+def nested_signal():
+    X, truth = two_level()
+    s = hs.signals.Signal1D(X.reshape(10, 15, -1))
+    tree = hnmfk_decomposition(s, ranks=range(2, 4), n_restarts=4, min_cluster_size=8)
+    return s, tree, truth
+
+
+def test_picks_the_rank_per_node(nested_signal):
+    # At most 3 children per node: the root sees the 3 groups, and the group
+    # made of 3 sub-patterns is split again into them.
+    _, tree, truth = nested_signal
+    assert [len(tree.nodes[c].children) for c in tree.root.children] == [3, 0, 0]
+    assert tree.nodes[tree.root.children[0]].size == 90
+    assert tree.n_leaves == 5 and max(node.depth for node in tree.nodes) == 2
+    assert _purity(tree.labels(), truth) == 1.0
+
+
+@pytest.mark.mpl_image_compare(baseline_dir="baseline", tolerance=5)
+def test_plot_hnmfk_tree(nested_signal):
+    s, _, _ = nested_signal
+    return hyperspy_hnmf.plot_hierarchy(s, min_weight=0.0, figsize=(6, 4.5))
