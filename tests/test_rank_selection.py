@@ -228,3 +228,12 @@ def test_failed_write_keeps_previous_results():
 @pytest.mark.mpl_image_compare(baseline_dir="baseline", tolerance=5)
 def test_plot_rank_estimate(planted_result):
     return planted_result[2].plot(figsize=(8, 6))
+
+
+@pytest.mark.parametrize("perturbation", ["poisson", 0.1, "none"])
+def test_perturbations_keep_the_planted_rank(perturbation):
+    X, _ = planted(k=3, n=120, m=40)
+    result = estimate_rank(X, ranks=[2, 3, 4, 5], n_restarts=4, perturbation=perturbation)
+    assert result.rank == 3
+    assert result[3].silhouettes.min() > 0.9
+    assert result[5].silhouettes.min() < 0.5
