@@ -17,7 +17,7 @@ from ._metrics import (
     knee,
 )
 
-_COMPRESSED_OPTIONS = {"loss": ("frobenius", "fro", 2, 2.0), "solver": ("auto", "hals")}
+_COMPRESSED_OPTIONS = {"loss": ("frobenius", 2, 2.0), "solver": ("auto", "hals")}
 
 
 def signal_matrix(s, where="estimate_rank"):

@@ -63,6 +63,7 @@ def compress(Y, rank, rng):
     return Q, Q.T @ Y
 
 
+# Fits per run (the best is kept): one SPA start, the others random.
 N_INIT = 4
 
 
