@@ -175,3 +175,17 @@ def test_runs_under_a_distributed_local_cluster(counts):
         client.close()
         cluster.close()
     assert relative(remote.W, local.W) <= 1e-5
+
+
+def test_estimate_rank_on_a_lazy_signal_recompresses_each_restart():
+    import hyperspy_hnmf
+
+    s = synthetic_4dstem(scan_shape=(32, 32), detector_shape=(32, 32), n_phases=1,
+                         n_rotations=2, dose=500, random_state=0)
+    lazy = s.as_lazy()
+    lazy.data = lazy.data.rechunk((8, 32, 32, 32))
+    eager = hyperspy_hnmf.estimate_rank(s, ranks=range(2, 6), n_restarts=4, random_state=0)
+    result = hyperspy_hnmf.estimate_rank(lazy, ranks=range(2, 6), n_restarts=4, random_state=0)
+    assert result.rank == eager.rank == get_ground_truth(s).n_components
+    with pytest.raises(ValueError, match="On lazy signals estimate_rank works on a compressed"):
+        hyperspy_hnmf.estimate_rank(lazy, ranks=[2, 3], n_restarts=2, loss="kl")

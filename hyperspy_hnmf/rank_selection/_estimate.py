@@ -28,11 +28,10 @@ def signal_matrix(s, where="estimate_rank"):
     if hasattr(s, "axes_manager"):
         if getattr(s, "_lazy", False):
             raise NotImplementedError(
-                f"{where} does not run on lazy signals yet: the out-of-core (compressed) "
-                "solvers it would use are not implemented, and it will not load the data "
-                "silently. Load them with s.compute() if they fit in memory, or run it on a "
-                "cropped or binned region, e.g. s.inav[:64, :64].compute() or "
-                "s.rebin(scale=(1, 1, 2, 2)).compute()."
+                f"{where} does not run on lazy signals (estimate_rank does, on a compressed "
+                "copy), and it will not load the data silently. Load them with s.compute() if "
+                "they fit in memory, or run it on a cropped or binned region, e.g. "
+                "s.inav[:64, :64].compute() or s.rebin(scale=(1, 1, 2, 2)).compute()."
             )
         n_nav = int(np.prod(s.axes_manager._navigation_shape_in_array, dtype=np.int64))
         n_sig = int(np.prod(s.axes_manager._signal_shape_in_array, dtype=np.int64))
@@ -120,9 +119,42 @@ def _one_blas_thread():
     return threadpool_limits(1)
 
 
+def _lazy_data(s, normalize):
+    """The lazy data as a :class:`~hyperspy_hnmf.streaming.StreamedMatrix` and its Poisson scales."""
+    from ..streaming import StreamedMatrix, as_row_chunks
+
+    Y = StreamedMatrix(as_row_chunks(s.data, s.axes_manager.signal_dimension))
+    scales = None
+    if normalize:
+        row_sums, column_sums, _ = Y.statistics()
+        scales = _fits.poisson_scales_from_sums(row_sums, column_sums, Y.dtype)
+        Y = Y.scaled(*scales)
+    return Y, scales
+
+
+def _compress_lazy(Y, rank, settings, rng):
+    """``(Q, B, ||Y'||²)`` of one perturbed copy ``Y'`` of lazy data, in ``3 + 2q`` passes."""
+    from ..solvers._linalg import randomized_range
+
+    if settings["kind"] == "uniform":
+        Y = Y.perturbed(settings["level"], int(rng.integers(2**63)))
+    norm2 = Y.statistics()[2]
+    Q = np.ascontiguousarray(randomized_range(Y, min(rank, *Y.shape), rng, 0, _fits._POWER_ITER),
+                             dtype=Y.dtype)
+    return Q, np.ascontiguousarray((Y.T @ Q).T, dtype=Y.dtype), norm2
+
+
 def _restart(X, scales, ranks, seed, settings, options):
-    """All ranks of one restart on one perturbed copy of the data."""
+    """All ranks of one restart on one perturbed copy of the data.
+
+    ``X`` may be lazy data (:class:`~hyperspy_hnmf.streaming.StreamedMatrix`):
+    the perturbed copy is then compressed in passes over the chunks.
+    """
     rng = np.random.default_rng(seed)
+    if not isinstance(X, np.ndarray):
+        Q, B, norm2 = _compress_lazy(X, ranks[-1] + _fits._OVERSAMPLES, settings, rng)
+        return [_fits.fit_compressed(Q, B, norm2, k, rng, settings["max_iter"], settings["tol"])
+                for k in ranks]
     Y = _fits.perturb(X, settings["kind"], settings["level"], rng)
     if scales is not None:
         Y = Y / scales[0][:, None]
@@ -486,24 +518,34 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     3
     >>> figure = result.plot()
     """
-    X = signal_matrix(s)
-    ranks = check_ranks(ranks, X.shape)
+    lazy = getattr(s, "_lazy", False)
+    X = None if lazy else signal_matrix(s)
+    shape = (s.axes_manager.navigation_size, s.axes_manager.signal_size) if lazy else X.shape
+    ranks = check_ranks(ranks, shape)
     n_restarts = check_restarts(n_restarts)
     kind, level = check_perturbation(perturbation)
     compressed = _use_compression(compression, hnmf_options)
     loss_beta = solvers.loss_to_beta(hnmf_options.get("loss", "frobenius"))
     normalize = bool(normalize_poissonian_noise) and loss_beta == 2.0
+    if lazy and (not compressed or kind == "poisson"):
+        raise ValueError(
+            "On lazy signals estimate_rank works on a compressed copy of the data: use the "
+            "default Frobenius/HALS options (no loss, solver or constraints) and "
+            "perturbation='uniform' or 'none' (a Poisson resample needs the counts).")
     if kind == "poisson" and np.any(X != np.round(X)):
         raise ValueError("perturbation='poisson' resamples counts, but the data are not "
                          "integers; use perturbation='uniform'.")
-    scales = _fits.poisson_scales(X) if normalize else None
+    if lazy:
+        X, scales = _lazy_data(s, normalize)
+    else:
+        scales = _fits.poisson_scales(X) if normalize else None
     settings = {"kind": kind, "level": level, "compressed": compressed, "max_iter": int(max_iter),
                 "tol": float(tol), "normalized": normalize, "n_restarts": n_restarts,
                 "options": dict(hnmf_options)}
     seeds = np.random.SeedSequence(random_state).spawn(n_restarts + 1)
-    rows = np.random.default_rng(seeds[-1]).permutation(X.shape[0])[:consensus_rows]
+    rows = np.random.default_rng(seeds[-1]).permutation(shape[0])[:consensus_rows]
     rows.sort()
-    n_jobs = max(1, min(n_restarts, n_jobs or os.cpu_count() or 1))
+    n_jobs = 1 if lazy else max(1, min(n_restarts, n_jobs or os.cpu_count() or 1))
     with _one_blas_thread():
         if n_jobs == 1:
             per_restart = [_restart(X, scales, ranks, seed, settings, hnmf_options)
@@ -519,4 +561,4 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     min_sil = [sc.silhouettes.min() for sc in scores]
     rank, reason = recommend(ranks, errors, min_sil, silhouette_threshold)
     return RankEstimate(scores, rank, reason, ranks[knee(ranks, errors)], silhouette_threshold,
-                        settings, shape=X.shape)
+                        settings, shape=shape)

@@ -129,7 +129,8 @@ class StreamedMatrix:
     #: initializations (each costs two passes over the data).
     power_iterations = 1
 
-    def __init__(self, array, row_scale=None, column_scale=None, _counter=None):
+    def __init__(self, array, row_scale=None, column_scale=None, _counter=None,
+                 perturbation=None):
         if not isinstance(array, da.Array) or array.ndim != 2:
             raise ValueError("StreamedMatrix needs a 2D dask array.")
         if len(array.chunks[1]) > 1:
@@ -141,6 +142,7 @@ class StreamedMatrix:
         self.column_scale = column_scale
         self.starts = np.concatenate([[0], np.cumsum(array.chunks[0])]).astype(int)
         self._counter = _counter if _counter is not None else [0]
+        self.perturbation = perturbation
         self.blocks = list(array.to_delayed().ravel())
 
     @property
@@ -159,7 +161,19 @@ class StreamedMatrix:
 
     def scaled(self, row_scale, column_scale):
         """The same data divided by ``outer(row_scale, column_scale)`` (no pass)."""
-        return StreamedMatrix(self.array, row_scale, column_scale, self._counter)
+        return StreamedMatrix(self.array, row_scale, column_scale, self._counter,
+                              self.perturbation)
+
+    def perturbed(self, level, seed):
+        """The data times ``1 + U(-level, level)``, the same noise at every pass (no pass).
+
+        Each chunk draws its noise from a generator seeded by ``(seed, first
+        row)``, so a pass reads the same perturbed data whatever the order
+        or the worker (resampling for stability analysis of data read in
+        passes).
+        """
+        return StreamedMatrix(self.array, self.row_scale, self.column_scale, self._counter,
+                              (float(level), int(seed)))
 
     def map_chunks(self, function, per_chunk=None, shared=(), reduce=None):
         """Run ``function(block, start, *per_chunk[i], *shared)`` on every chunk, in one pass.
@@ -186,7 +200,7 @@ class StreamedMatrix:
                 row_scale = self.row_scale[self.rows(index)].astype(self.dtype)
             results.append(dask.delayed(_run_chunk, pure=False)(
                 function, block, int(self.starts[index]), self.dtype, row_scale, column_scale,
-                *extra, *shared))
+                self.perturbation, *extra, *shared))
         if reduce is None:
             return list(dask.compute(*results))
         if reduce == "second":
@@ -237,8 +251,12 @@ class _Transposed:
         return matrix.map_chunks(_left_product, per_chunk=per_chunk, reduce=True)
 
 
-def _run_chunk(function, block, start, dtype, row_scale, column_scale, *args):
+def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbation, *args):
     values = _float_block(block, dtype, start)
+    if perturbation is not None:
+        level, seed = perturbation
+        noise = np.random.default_rng([seed, start]).random(values.shape, dtype=values.dtype)
+        values = values * (1 - level + 2 * level * noise)
     if row_scale is not None:
         values = values / row_scale[:, None]
     if column_scale is not None:
