@@ -76,6 +76,6 @@ def main(output="docs/images"):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser = argparse.ArgumentParser(description="Choose the number of components")
     parser.add_argument("--output", default="docs/images")
     main(**vars(parser.parse_args()))

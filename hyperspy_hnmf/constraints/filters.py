@@ -74,7 +74,7 @@ def band_limit(stack, resolution, n_rounds=2):
 
     Parameters
     ----------
-    stack : ndarray, shape (count, *shape)
+    stack : ndarray, shape (count, ...)
     resolution : float
         Smallest period kept, in pixels (≥ 1).
     n_rounds : int
@@ -107,7 +107,7 @@ def gaussian_smooth(stack, resolution):
 
     Parameters
     ----------
-    stack : ndarray, shape (count, *shape)
+    stack : ndarray, shape (count, ...)
     resolution : float
         In pixels.
 
@@ -135,7 +135,7 @@ def laplacian_smooth(stack, resolution):
 
     Parameters
     ----------
-    stack : ndarray, shape (count, *shape)
+    stack : ndarray, shape (count, ...)
     resolution : float
         In pixels.
 
@@ -185,7 +185,7 @@ def dip_envelope(stack, width):
 
     Parameters
     ----------
-    stack : ndarray, shape (count, *shape)
+    stack : ndarray, shape (count, ...)
     width : float
         In pixels.
 
@@ -225,7 +225,7 @@ def fill_dips(stack, width, tolerance):
 
     Parameters
     ----------
-    stack : ndarray, shape (count, *shape)
+    stack : ndarray, shape (count, ...)
     width : float
         Widest dip to fill, in pixels.
     tolerance : float

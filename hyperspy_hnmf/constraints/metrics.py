@@ -29,7 +29,7 @@ def dip_score(stack, width, floor=DIP_SCORE_FLOOR):
 
     Parameters
     ----------
-    stack : ndarray, shape (count, *shape)
+    stack : ndarray, shape (count, ...)
         Components (patterns or spectra), nonnegative.
     width : float
         Widest dip counted, in pixels.
@@ -64,7 +64,7 @@ def out_of_band_fraction(stack, resolution):
 
     Parameters
     ----------
-    stack : ndarray, shape (count, *shape)
+    stack : ndarray, shape (count, ...)
         Maps (1D line scans or 2D scans).
     resolution : float
         In pixels.
