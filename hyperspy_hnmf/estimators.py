@@ -557,14 +557,16 @@ class HNMF:
         """Fit a dask array read chunk by chunk (:mod:`hyperspy_hnmf.streaming`)."""
         from .streaming import StreamedMatrix, randomized_nmf, streaming_nmf
 
-        if self._kind != "flat":
+        if self._kind == "tree":
             raise NotImplementedError(
-                f"hierarchy={self.hierarchy!r} (or a list of ranks) is not available for data "
-                "read in passes (dask arrays, lazy signals) yet. Fit a flat decomposition, or "
-                "load the data (s.compute()) if they fit in memory.")
+                "hierarchy='tree' is not available for data read in passes (dask arrays, lazy "
+                "signals): every split would read the data again. Use a list of ranks "
+                "(multi-layer NMF), or load the data (s.compute()) if they fit in memory.")
         if X.ndim != 2:
             raise ValueError(f"Expected a 2D dask array (samples × features), got {X.ndim}D.")
         Xs = StreamedMatrix(X)
+        if self._kind == "layers":
+            return self._fit_layers_streaming(Xs, beta, solver)
         k = self.n_components if self.n_components is not None else min(Xs.shape)
         solvers._checks.check_rank(k, Xs.shape)
         plan = self._constraint_plan(k, Xs.shape)
@@ -596,6 +598,33 @@ class HNMF:
                        divergence=best.divergence, converged=best.converged, restarts=restarts)
         self.passes_ = Xs.passes
         return self._set_fitted(best.W, best.H, details, plan, Xs.shape[1], beta, solver)
+
+    def _fit_layers_streaming(self, Xs, beta, solver):
+        """Greedy multi-layer NMF of data read in passes (no fine-tuning)."""
+        if self.fine_tune:
+            warnings.warn(
+                "Fine-tuning of a multi-layer NMF is not available for data read in passes "
+                "(lazy signals); the greedy layers are returned (fine_tune=False).",
+                UserWarning, stacklevel=4)
+        plan = self._constraint_plan(self.n_components[0], Xs.shape)
+        bar, callback = self._progress(self.max_iter * len(self.n_components))
+        try:
+            from .hierarchy.multilayer import multilayer_nmf
+
+            result = multilayer_nmf(
+                Xs, self.n_components, loss=beta, solver=solver, init=self.init,
+                max_iter=self.max_iter, tol=self.tol, random_state=self.random_state,
+                fine_tune=False, layer_weights=self.layer_weights, constraints=plan,
+                callback=None if callback is None else (lambda stage, it, obj: callback(it, obj)))
+        finally:
+            if bar is not None:
+                bar.close()
+        chosen = result.level(self.level or 1)
+        details = dict(n_iter=len(result.layer_objectives[0]) - 1,
+                       objective=np.asarray(result.layer_objectives[0]),
+                       divergence=chosen.error, converged=True, hierarchy=result)
+        self.passes_ = Xs.passes
+        return self._set_fitted(chosen.W, chosen.H, details, plan, Xs.shape[1], beta, solver)
 
     def _metrics(self, W, H, plan):
         if plan is None:

@@ -681,9 +681,12 @@ def multilayer_nmf(
 
     Parameters
     ----------
-    X : array-like or scipy.sparse matrix, shape (n, m), nonnegative
+    X : array-like, scipy.sparse matrix or dask array, shape (n, m), nonnegative
         float32 stays float32; other types become float64. Sparse data are
-        never densified.
+        never densified. A dask array (chunked along rows) is read in passes:
+        layer 1 by :func:`~hyperspy_hnmf.streaming.streaming_nmf`, the level
+        errors in one more pass; the coarser layers fit the (small) maps in
+        memory; ``fine_tune`` must then be False.
     ranks : sequence of int
         Number of components per level, finest first, strictly decreasing,
         ``ranks[0] < min(n, m)``.
@@ -769,16 +772,25 @@ def multilayer_nmf(
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be callable, got {callback!r}.")
     weights = _check_weights(layer_weights, len(ranks))
-    X = _as_float_data(X)
-    if X.ndim != 2:
-        raise ValueError(f"Expected a 2D array (samples × features), got {X.ndim}D.")
+    streamed = _as_streamed(X)
+    if streamed is not None:
+        if fine_tune:
+            raise ValueError(
+                "fine_tune=True is not available for data read in passes (dask arrays, lazy "
+                "signals): use fine_tune=False for the greedy layers.")
+        X = streamed
+    else:
+        X = _as_float_data(X)
+    if len(X.shape) != 2:
+        raise ValueError(f"Expected a 2D array (samples × features), got {len(X.shape)}D.")
     if ranks[0] >= min(X.shape):
         raise ValueError(
             f"The finest rank ranks[0]={ranks[0]} must be smaller than min(n, m) = "
             f"{min(X.shape)} for data of shape {X.shape}."
         )
-    check_data(X, where="multilayer_nmf", beta=beta)
-    if beta == 1 and not sp.issparse(X) and density(X) <= SPARSE_KL_DENSITY:
+    if streamed is None:
+        check_data(X, where="multilayer_nmf", beta=beta)
+    if streamed is None and beta == 1 and not sp.issparse(X) and density(X) <= SPARSE_KL_DENSITY:
         X = to_csr(X)  # once, for every layer-1 iteration and the fine-tuning
     rng = as_generator(random_state)
 
@@ -792,7 +804,8 @@ def multilayer_nmf(
         layer_callback = None
         if callback is not None:
             layer_callback = lambda it, obj, stage=stage: callback(stage, it, obj)  # noqa: E731
-        result = nmf(
+        fit = nmf if position > 0 or streamed is None else _streaming_layer
+        result = fit(
             data, rank, loss=beta, solver=solver, init=layer_init, max_iter=max_iter,
             tol=tol, random_state=rng, callback=layer_callback,
             constraints=level_plans[position],
@@ -859,6 +872,28 @@ def _level_plans(plan, ranks):
     return plans
 
 
+def _as_streamed(X):
+    """``X`` as a StreamedMatrix when it is read in passes (dask array), else None."""
+    from ..streaming import StreamedMatrix
+
+    if isinstance(X, StreamedMatrix):
+        return X
+    if type(X).__module__.startswith("dask."):
+        return StreamedMatrix(X)
+    return None
+
+
+def _streaming_layer(X, rank, **options):
+    from ..streaming import streaming_nmf
+
+    return streaming_nmf(X, rank, **options)
+
+
+def _level_errors_chunk(block, start, W_rows, Hs, beta, skip):
+    return np.array([0.0 if j in skip else beta_divergence(block, W, H, beta)
+                     for j, (W, H) in enumerate(zip(W_rows, Hs))])
+
+
 def _level_errors(X, Ws, Hs, beta, known=None):
     """``D(X | W_ℓ H_ℓ)`` of every level, evaluated directly in float64.
 
@@ -871,6 +906,11 @@ def _level_errors(X, Ws, Hs, beta, known=None):
     errors = np.zeros(len(Ws))
     for j, value in known.items():
         errors[j] = value
+    if hasattr(X, "map_chunks"):  # read in passes: all levels in one pass
+        per_chunk = [([W[X.rows(i)] for W in Ws],) for i in range(X.n_chunks)]
+        errors += X.map_chunks(_level_errors_chunk, per_chunk=per_chunk,
+                               shared=(list(Hs), beta, set(known)), reduce=True)
+        return errors
     if sp.issparse(X):
         for j in todo:
             errors[j] = beta_divergence(X, Ws[j], Hs[j], beta)
