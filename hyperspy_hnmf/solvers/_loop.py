@@ -68,6 +68,33 @@ def _balance(W, Ht):
         factor[factor < np.finfo(factor.dtype).tiny] = 0
 
 
+def rescale(W, Ht, update, constraints=None):
+    """Fix the free scale between maps and components after an iteration, in place.
+
+    With penalties on one factor, the other is normalized
+    (:meth:`~hyperspy_hnmf.constraints.ConstraintPlan.normalize`); otherwise
+    solvers that ask for it balance the column norms.
+    """
+    if constraints is not None and (constraints.maps.has_penalty
+                                    or constraints.components.has_penalty):
+        constraints.normalize(W, Ht)  # nothing when both are penalized
+    elif update.balance:
+        _balance(W, Ht)
+
+
+def record(history, objective, iteration, callback, tol):
+    """Append ``objective``, report it, and say whether the run has converged.
+
+    Converged: the objective is ≤ 0 or changed by less than ``tol`` (relative,
+    in absolute value) over the last iteration.
+    """
+    history.append(objective)
+    if callback is not None:
+        callback(iteration, objective)
+    previous = history[-2]
+    return objective <= 0 or (previous > 0 and abs(previous - objective) / previous < tol)
+
+
 def alternate(X, W, H, update, *, max_iter, tol, update_W=True, update_H=True,
               callback=None, constraints=None):
     """Alternate the half-steps of ``update`` until the objective stalls.
@@ -141,18 +168,10 @@ def alternate(X, W, H, update, *, max_iter, tol, update_W=True, update_H=True,
         if update_W:
             objective = update.step(Xw, W, Ht, want_objective=True, side=on_maps)
         if update_W and update_H:
-            if constraints is not None and (on_maps.has_penalty or on_components.has_penalty):
-                constraints.normalize(W, Ht)  # nothing when both are penalized
-            elif update.balance:
-                _balance(W, Ht)
+            rescale(W, Ht, update, constraints)
         if objective is None:
             objective = update.objective(Xw, W, Ht)
-        objective += penalties()
-        history.append(objective)
-        if callback is not None:
-            callback(iteration, objective)
-        previous = history[-2]
-        if objective <= 0 or (previous > 0 and abs(previous - objective) / previous < tol):
+        if record(history, objective + penalties(), iteration, callback, tol):
             converged = True
             break
     return FitResult(

@@ -21,7 +21,7 @@ from ..solvers import canonical_order, make_update
 from ..solvers._checks import loss_to_beta, resolve_solver
 from ..solvers._init import check_init, initialize
 from ..solvers._linalg import as_generator
-from ..solvers._loop import FitResult
+from ..solvers._loop import FitResult, record, rescale
 from ..solvers._ratio import KLData
 from .matrix import StreamedMatrix
 
@@ -194,20 +194,11 @@ def streaming_nmf(X, n_components, *, loss="frobenius", solver="auto", init="nnd
         if maps_side is not None and maps_side.projections:
             maps_side.project(W_new)
         W = W_new
-        if constraints is not None and (maps_side.has_penalty or components_side.has_penalty):
-            constraints.normalize(W, Ht)
-        elif update.balance:
-            from ..solvers._loop import _balance
-
-            _balance(W, Ht)
+        rescale(W, Ht, update, constraints)
         if before is not None:
             _rescale_statistics(statistics, _column_scale(before, W))
         objective = _objective(beta, statistics, totals, Ht) + penalty_value()
-        history.append(objective)
-        if callback is not None:
-            callback(iteration, objective)
-        previous = history[-2]
-        if objective <= 0 or (previous > 0 and abs(previous - objective) / previous < tol):
+        if record(history, objective, iteration, callback, tol):
             converged = True
             break
     divergence = history[-1] - penalty_value()
