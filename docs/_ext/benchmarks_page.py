@@ -94,7 +94,7 @@ def render(results, output_folder):
             name = f"benchmark_{count}.png"
             if _plot(header, [_cells(row) for row in table[2:]], column, log,
                      output_folder / name):
-                out.extend(["", f"![{column}](generated/{name})", ""])
+                out.extend(["", f"![{column}]({name})", ""])
     return "\n".join(out) + "\n"
 
 
