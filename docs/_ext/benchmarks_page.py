@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -49,6 +50,7 @@ def _plot(header, rows, column, log, path):
     axis.set_xlabel(column)
     if log:
         axis.set_xscale("log")
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
