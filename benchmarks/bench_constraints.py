@@ -111,9 +111,17 @@ def per_iteration(X, k, nav, sig, cons, repeats=3, n_iter=50):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scan", type=int, default=128)
+    parser.add_argument("--save-data", metavar="PATH",
+                        help="write the data to PATH (.npz) for benchmarks/peer_espm.py and exit")
     args = parser.parse_args()
     X, clean, truth, nav, sig = make_data(args.scan)
     k = truth.n_components
+    if args.save_data:
+        np.savez(args.save_data, X=X.astype(np.float32), clean=clean.astype(np.float32),
+                 truth_factors=truth.factors, truth_loadings=truth.loadings,
+                 scan_shape=np.array(nav.shape))
+        print(f"wrote {args.save_data}: X {X.shape}, k = {k}")
+        return
     print(f"data: {X.shape[0]} patterns x {X.shape[1]} pixels, {X.dtype}, k = {k}, "
           f"probe FWHM {RESOLUTION_NM} nm = {nav.to_pixels(RESOLUTION_NM):g} px")
 
