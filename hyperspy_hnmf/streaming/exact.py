@@ -23,7 +23,7 @@ from ..solvers._init import check_init, initialize
 from ..solvers._linalg import as_generator
 from ..solvers._loop import FitResult, record, rescale
 from ..solvers._ratio import KLData
-from .matrix import StreamedMatrix
+from .matrix import StreamedMatrix, csr_chunk, float_rows
 
 __all__ = ["streaming_nmf"]
 
@@ -43,30 +43,47 @@ class _Penalties:
 
 
 def _chunk_pass(block, start, W_chunk, Ht, beta, solver, penalties, update_maps, first):
-    """Update one chunk's maps (optional) and return them with the component statistics."""
-    if update_maps:
-        W_chunk = W_chunk.copy()
-        if beta == 2:
-            make_update(solver, 2.0).step(block, W_chunk, Ht, False, side=penalties)
-        else:
-            data = KLData(block)
+    """Update one chunk's maps (optional) and return them with the component statistics.
+
+    ``block`` is the raw chunk (counts stay integers): dense products go
+    through :func:`~.matrix.float_rows` blocks, KL through a CSR copy.
+    """
+    dtype = Ht.dtype
+    statistics = {}
+    if beta == 2:
+        if update_maps:
+            W_chunk = W_chunk.copy()
+            XHt = np.empty(W_chunk.shape, dtype=dtype)
+            for rows, values in float_rows(block, dtype, start):
+                XHt[rows] = values @ Ht
+            make_update(solver, 2.0).apply_products(W_chunk, XHt, Ht.T @ Ht, Ht.shape[0],
+                                                    side=penalties)
+        XtW = np.zeros((Ht.shape[0], W_chunk.shape[1]))
+        norm2 = 0.0
+        for rows, values in float_rows(block, dtype, start):
+            XtW += (W_chunk[rows].T @ values).T
+            if first:
+                flat = values.ravel()
+                norm2 += float(np.dot(flat, flat.astype(np.float64)))
+        statistics["XtW"] = XtW
+        if first:
+            statistics["norm_X2"] = norm2
+    else:
+        data = KLData(csr_chunk(block, dtype, start))
+        if update_maps:
+            W_chunk = W_chunk.copy()
             numerator, _ = data.right(W_chunk, Ht, Ht)
             make_update("mu", 1.0).apply_ratio(
                 W_chunk, numerator, Ht.sum(axis=0, dtype=np.float64)[None, :], side=penalties)
-    statistics = {"WtW": W_chunk.T.astype(np.float64) @ W_chunk,
-                  "W_sums": W_chunk.sum(axis=0, dtype=np.float64)}
-    if beta == 2:
-        statistics["XtW"] = (W_chunk.T @ block).T.astype(np.float64)
-        if first:
-            flat = block.ravel().astype(np.float64)
-            statistics["norm_X2"] = float(flat @ flat)
-    else:
-        if not update_maps:
-            data = KLData(block)
         statistics["N"], statistics["data_term"] = data.left(W_chunk, Ht, W_chunk, True)
         if first:
             statistics["sum_X"] = data.sum
+    statistics["WtW"] = W_chunk.T.astype(np.float64) @ W_chunk
+    statistics["W_sums"] = W_chunk.sum(axis=0, dtype=np.float64)
     return W_chunk, statistics
+
+
+_chunk_pass.reads_raw_chunks = True
 
 
 def _objective(beta, statistics, totals, Ht):

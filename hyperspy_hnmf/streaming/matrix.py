@@ -17,7 +17,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from ..solvers._checks import check_finite, check_nonnegative
+from ..solvers._checks import check_finite, check_nonnegative, row_blocks
 
 __all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype"]
 
@@ -90,6 +90,8 @@ def as_row_chunks(data, n_signal_dims, target_bytes=TARGET_CHUNK_BYTES):
 def _float_block(block, dtype, start):
     """A chunk as float, checked: finite and nonnegative, with its row range in messages."""
     values = np.asarray(block, dtype=dtype)
+    if np.asarray(block).dtype.kind in "ub":
+        return values  # unsigned counts: nothing to check
     where = f"rows {start} to {start + values.shape[0] - 1} (probe positions in scan order)"
     try:
         check_finite(values, name="The data")
@@ -251,7 +253,56 @@ class _Transposed:
         return matrix.map_chunks(_left_product, per_chunk=per_chunk, reduce=True)
 
 
+def float_rows(block, dtype, start):
+    """``(rows, values)`` of a raw chunk in row blocks of about a million entries.
+
+    Each block is converted to ``dtype`` and checked on its own, so a chunk of
+    integer counts is never converted whole: the products of a pass read the
+    raw chunk once, block by block, while the float block is still in cache.
+
+    Parameters
+    ----------
+    block : ndarray, shape (n, m)
+        A raw chunk (any real dtype).
+    dtype : numpy.dtype
+        Floating type of the computation.
+    start : int
+        Index of the chunk's first row in the data (for messages).
+
+    Yields
+    ------
+    rows : slice
+    values : ndarray, shape (rows, m), of ``dtype``
+
+    Examples
+    --------
+    >>> [(rows.start, values.dtype.name) for rows, values in
+    ...  float_rows(np.ones((3, 2), dtype=np.uint8), np.dtype(np.float32), 0)]
+    [(0, 'float32')]
+    """
+    for rows in row_blocks(*block.shape):
+        yield rows, _float_block(block[rows], dtype, start + rows.start)
+
+
+def csr_chunk(block, dtype, start):
+    """A raw chunk as a checked CSR matrix of ``dtype`` (no dense float copy).
+
+    Examples
+    --------
+    >>> csr_chunk(np.eye(3, dtype=np.uint16), np.dtype(np.float32), 0).nnz
+    3
+    """
+    import scipy.sparse as sp
+
+    matrix = sp.vstack([sp.csr_matrix(values) for _, values in float_rows(block, dtype, start)],
+                       format="csr")
+    return matrix
+
+
 def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbation, *args):
+    if getattr(function, "reads_raw_chunks", False) and row_scale is None \
+            and column_scale is None and perturbation is None:
+        return function(np.asarray(block), start, *args)
     values = _float_block(block, dtype, start)
     if perturbation is not None:
         level, seed = perturbation
@@ -283,11 +334,19 @@ def _add(a, b):
 
 
 def _right_product(block, start, B):
-    return block @ B, float(block.sum(dtype=np.float64))
+    out = np.empty((block.shape[0], B.shape[1]), dtype=B.dtype)
+    total = 0.0
+    for rows, values in float_rows(block, B.dtype, start):
+        out[rows] = values @ B
+        total += float(values.sum(dtype=np.float64))
+    return out, total
 
 
 def _left_product(block, start, B_rows):
-    return (B_rows.T @ block).T.astype(np.float64)
+    out = np.zeros((block.shape[1], B_rows.shape[1]))
+    for rows, values in float_rows(block, B_rows.dtype, start):
+        out += (B_rows[rows].T @ values).T
+    return out
 
 
 def _row_sums(block, start):
@@ -299,6 +358,14 @@ def _column_sums(block, start):
 
 
 def _statistics(block, start):
-    flat = block.ravel()
-    return (block.sum(axis=1, dtype=np.float64), block.sum(axis=0, dtype=np.float64),
-            float(np.dot(flat.astype(np.float64), flat)))
+    rows, columns, norm2 = [], 0.0, 0.0
+    for _, values in float_rows(block, compute_dtype(block.dtype), start):
+        rows.append(values.sum(axis=1, dtype=np.float64))
+        columns = columns + values.sum(axis=0, dtype=np.float64)
+        flat = values.ravel()
+        norm2 += float(np.dot(flat, flat.astype(np.float64)))
+    return np.concatenate(rows), columns, norm2
+
+
+for _function in (_right_product, _left_product, _statistics):
+    _function.reads_raw_chunks = True
