@@ -23,7 +23,7 @@ from ..solvers._init import check_init, initialize
 from ..solvers._linalg import as_generator
 from ..solvers._loop import FitResult, record, rescale
 from ..solvers._ratio import KLData
-from .matrix import StreamedMatrix, csr_chunk, float_rows
+from .matrix import StreamedMatrix, chunk_matrix, csr_chunk
 
 __all__ = ["streaming_nmf"]
 
@@ -45,29 +45,21 @@ class _Penalties:
 def _chunk_pass(block, start, W_chunk, Ht, beta, solver, penalties, update_maps, first):
     """Update one chunk's maps (optional) and return them with the component statistics.
 
-    ``block`` is the raw chunk (counts stay integers): dense products go
-    through :func:`~.matrix.float_rows` blocks, KL through a CSR copy.
+    ``block`` is the raw chunk (counts stay integers): products go through
+    :func:`~.matrix.chunk_matrix` (CSR for mostly-zero counts, else float
+    row blocks), KL through a CSR copy.
     """
     dtype = Ht.dtype
     statistics = {}
     if beta == 2:
+        X = chunk_matrix(block, dtype, start)
         if update_maps:
             W_chunk = W_chunk.copy()
-            XHt = np.empty(W_chunk.shape, dtype=dtype)
-            for rows, values in float_rows(block, dtype, start):
-                XHt[rows] = values @ Ht
-            make_update(solver, 2.0).apply_products(W_chunk, XHt, Ht.T @ Ht, Ht.shape[0],
-                                                    side=penalties)
-        XtW = np.zeros((Ht.shape[0], W_chunk.shape[1]))
-        norm2 = 0.0
-        for rows, values in float_rows(block, dtype, start):
-            XtW += (W_chunk[rows].T @ values).T
-            if first:
-                flat = values.ravel()
-                norm2 += float(np.dot(flat, flat.astype(np.float64)))
-        statistics["XtW"] = XtW
+            make_update(solver, 2.0).apply_products(W_chunk, (X @ Ht).astype(dtype, copy=False),
+                                                    Ht.T @ Ht, Ht.shape[0], side=penalties)
+        statistics["XtW"] = X.left(W_chunk).T
         if first:
-            statistics["norm_X2"] = norm2
+            statistics["norm_X2"] = X.sums()[1]
     else:
         data = KLData(csr_chunk(block, dtype, start))
         if update_maps:

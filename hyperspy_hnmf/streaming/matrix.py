@@ -284,6 +284,75 @@ def float_rows(block, dtype, start):
         yield rows, _float_block(block[rows], dtype, start + rows.start)
 
 
+#: Chunks with at most this fraction of nonzeros (counted electrons) are
+#: multiplied as CSR matrices: a pass then costs little more than reading them.
+SPARSE_CHUNK_DENSITY = 0.1
+
+
+class _DenseChunk:
+    """Products of a raw dense chunk, converted block by block (see :func:`float_rows`)."""
+
+    def __init__(self, block, dtype, start):
+        self.block, self.dtype, self.start = block, dtype, start
+
+    def __matmul__(self, B):
+        out = np.empty((self.block.shape[0], B.shape[1]), dtype=np.result_type(self.dtype, B))
+        for rows, values in float_rows(self.block, self.dtype, self.start):
+            out[rows] = values @ B
+        return out
+
+    def left(self, A):
+        """``A.T @ X`` (k × m), as float64."""
+        out = np.zeros((A.shape[1], self.block.shape[1]))
+        for rows, values in float_rows(self.block, self.dtype, self.start):
+            out += A[rows].T @ values
+        return out
+
+    def sums(self):
+        """Total and squared norm, in float64."""
+        total = norm2 = 0.0
+        for _, values in float_rows(self.block, self.dtype, self.start):
+            flat = values.ravel()
+            total += float(flat.sum(dtype=np.float64))
+            norm2 += float(np.dot(flat, flat.astype(np.float64)))
+        return total, norm2
+
+
+class _SparseChunk:
+    """Products of a mostly-zero chunk held as CSR."""
+
+    def __init__(self, matrix):
+        self.matrix = matrix
+
+    def __matmul__(self, B):
+        return np.asarray(self.matrix @ B)
+
+    def left(self, A):
+        return np.asarray((self.matrix.T @ A).T, dtype=np.float64)
+
+    def sums(self):
+        data = self.matrix.data.astype(np.float64)
+        return float(data.sum()), float(data @ data)
+
+
+def chunk_matrix(block, dtype, start):
+    """A raw chunk ready for products: CSR when mostly zero, else dense row blocks.
+
+    The density is estimated on the first rows; counted electrons at low dose
+    go the sparse way, whose products touch only the nonzeros.
+
+    Examples
+    --------
+    >>> chunk = chunk_matrix(np.eye(4, dtype=np.uint16), np.dtype(np.float32), 0)
+    >>> type(chunk).__name__, (chunk @ np.ones((4, 1), np.float32)).ravel().tolist()
+    ('_DenseChunk', [1.0, 1.0, 1.0, 1.0])
+    """
+    sample = block[: max(1, min(block.shape[0], (1 << 20) // max(block.shape[1], 1)))]
+    if np.count_nonzero(sample) <= SPARSE_CHUNK_DENSITY * sample.size:
+        return _SparseChunk(csr_chunk(block, dtype, start))
+    return _DenseChunk(block, dtype, start)
+
+
 def csr_chunk(block, dtype, start):
     """A raw chunk as a checked CSR matrix of ``dtype`` (no dense float copy).
 
@@ -334,19 +403,12 @@ def _add(a, b):
 
 
 def _right_product(block, start, B):
-    out = np.empty((block.shape[0], B.shape[1]), dtype=B.dtype)
-    total = 0.0
-    for rows, values in float_rows(block, B.dtype, start):
-        out[rows] = values @ B
-        total += float(values.sum(dtype=np.float64))
-    return out, total
+    chunk = chunk_matrix(block, B.dtype, start)
+    return chunk @ B, chunk.sums()[0]
 
 
 def _left_product(block, start, B_rows):
-    out = np.zeros((block.shape[1], B_rows.shape[1]))
-    for rows, values in float_rows(block, B_rows.dtype, start):
-        out += (B_rows[rows].T @ values).T
-    return out
+    return chunk_matrix(block, B_rows.dtype, start).left(B_rows).T
 
 
 def _row_sums(block, start):
