@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import solvers
+from ..solvers._init import successive_projection
 from ._kernels import hals_sweep
 
 PERTURBATIONS = ("none", "uniform", "poisson")
@@ -78,18 +79,9 @@ def fit_compressed(Q, B, norm2, k, rng, max_iter, tol, n_init=None):
 def _spa_rows(Q, B, k):
     """Successive projection on the rows of ``Q B`` projected to rank ``k``."""
     U, S, _ = np.linalg.svd(B, full_matrices=False)
-    Z = Q @ (U[:, :k] * S[:k])
-    sums = Q @ B.sum(axis=1)
-    Z = Z / np.where(sums > 0, sums, np.inf)[:, None]
-    chosen = []
-    for _ in range(k):
-        norms = np.einsum("ij,ij->i", Z, Z)
-        norms[chosen] = -1
-        i = int(np.argmax(norms))
-        chosen.append(i)
-        u = Z[i] / max(np.linalg.norm(Z[i]), 1e-300)
-        Z = Z - np.outer(Z @ u, u)
-    return np.array(chosen)
+    chosen = successive_projection(Q @ (U[:, :k] * S[:k]), Q @ B.sum(axis=1), k)
+    remaining = [i for i in range(Q.shape[0]) if i not in chosen][: k - len(chosen)]
+    return np.array(chosen + remaining)
 
 
 def _fit_compressed(Q, B, norm2, k, rng, max_iter, tol, start="random"):

@@ -146,11 +146,40 @@ def spa_rows(X, k, rng):
     """
     U, S, Vt = randomized_svd(X, k, rng)
     row_sums = np.asarray(X.sum(axis=1, dtype=np.float64)).ravel()
-    reduced = (U * S).astype(np.float64)
+    chosen = successive_projection(U * S, row_sums, k)
+    if len(chosen) < k:
+        remaining = np.setdiff1d(np.arange(X.shape[0]), chosen)
+        chosen.extend(rng.choice(remaining, k - len(chosen), replace=False))
+    return np.asarray(chosen[:k])
+
+
+def successive_projection(reduced, row_sums, k):
+    """Indices of the up to ``k`` purest rows: the successive projection algorithm.
+
+    Rows of ``reduced`` (the data's rows in a rank-``k`` basis) are divided by
+    the data's row sums; then, ``k`` times, the row of largest norm is taken
+    and every row is projected onto the orthogonal complement of it
+    (Gillis & Vavasis 2014). Stops early when the residual vanishes.
+
+    Parameters
+    ----------
+    reduced : ndarray, shape (n, k)
+    row_sums : ndarray, shape (n,)
+    k : int
+
+    Returns
+    -------
+    list of int
+
+    Examples
+    --------
+    >>> successive_projection(np.array([[1.0, 0], [0, 2], [0.5, 1]]), np.array([1.0, 2, 1.5]), 2)
+    [0, 1]
+    """
+    residual = np.asarray(reduced, dtype=np.float64).copy()
     valid = row_sums > 0
-    reduced[valid] /= row_sums[valid, None]
-    reduced[~valid] = 0
-    residual = reduced.copy()
+    residual[valid] /= np.asarray(row_sums, dtype=np.float64)[valid, None]
+    residual[~valid] = 0
     chosen = []
     for _ in range(k):
         norms = np.einsum("ij,ij->i", residual, residual)
@@ -162,10 +191,7 @@ def spa_rows(X, k, rng):
         if length <= 0:
             break
         residual -= np.outer(residual @ direction / length, direction)
-    if len(chosen) < k:
-        remaining = np.setdiff1d(np.arange(X.shape[0]), chosen)
-        chosen.extend(rng.choice(remaining, k - len(chosen), replace=False))
-    return np.asarray(chosen[:k])
+    return chosen
 
 
 def _spa(X, k, rng):
