@@ -348,6 +348,47 @@ def _keeping_previous_results(signal):
         raise
 
 
+def store_decomposition(signal, factors, loadings, algorithm, info):
+    """Replace the decomposition in ``signal.learning_results``, all or nothing.
+
+    For results computed outside HyperSpy's ``decomposition`` (lazy fits,
+    consensus components, HNMFk trees). BSS results, masks and the previous
+    decomposition's statistics are cleared; if an assignment fails, the
+    previous results are restored.
+
+    Parameters
+    ----------
+    signal : hyperspy.signal.BaseSignal
+    factors : ndarray, shape (n_signal, k)
+    loadings : ndarray, shape (n_navigation, k)
+    algorithm : str
+        Stored as ``decomposition_algorithm``.
+    info : dict
+        Stored as ``learning_results.hnmf``.
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> s = hs.signals.Signal1D(np.ones((4, 3)))
+    >>> store_decomposition(s, np.ones((3, 1)) / 3, np.full((4, 1), 3.0), "hnmf", {})
+    >>> s.learning_results.output_dimension, s.get_decomposition_model().data[0].tolist()
+    (1, [1.0, 1.0, 1.0])
+    """
+    with _keeping_previous_results(signal):
+        results = signal.learning_results
+        for name in ("explained_variance", "explained_variance_ratio",
+                     "number_significant_components", "centre", "mean", "navigation_mask",
+                     "signal_mask", "unmixing_matrix", "bss_factors", "bss_loadings",
+                     "bss_algorithm"):
+            setattr(results, name, None)
+        results.factors = factors
+        results.loadings = loadings
+        results.decomposition_algorithm = algorithm
+        results.output_dimension = int(factors.shape[1])
+        results.poissonian_noise_normalized = False
+        results.hnmf = info
+
+
 def _check_centre(arguments):
     if arguments["centre"] is not None:
         raise ValueError(
@@ -428,27 +469,13 @@ def _lazy_decomposition(signal, estimator, arguments):
             f"output_dimension={k} is too large: it must be smaller than min(navigation size, "
             f"signal size) = min({n_nav}, {n_sig}).")
     data = as_row_chunks(signal.data, signal.axes_manager.signal_dimension)
-    with _keeping_previous_results(signal):
-        loadings = estimator.fit_transform(data)
-        results = signal.learning_results
-        results.factors = np.ascontiguousarray(estimator.components_.T)
-        results.loadings = loadings
-        results.decomposition_algorithm = ALGORITHM_NAME
-        results.output_dimension = int(estimator.n_components_)
-        results.poissonian_noise_normalized = False
-        results.explained_variance = None
-        results.explained_variance_ratio = None
-        results.number_significant_components = None
-        results.centre = None
-        results.mean = None
-        results.navigation_mask = None
-        results.signal_mask = None
-        results.unmixing_matrix = None
-        results.bss_algorithm = None
-        results.hnmf = _fit_info(estimator)
-        results.hnmf["passes"] = int(estimator.passes_)
+    loadings = estimator.fit_transform(data)
+    info = _fit_info(estimator)
+    info["passes"] = int(estimator.passes_)
+    store_decomposition(signal, np.ascontiguousarray(estimator.components_.T), loadings,
+                        ALGORITHM_NAME, info)
     if arguments["print_info"]:
-        _print_info(results.hnmf, False, estimator)
+        _print_info(info, False, estimator)
     return estimator if arguments["return_info"] else None
 
 

@@ -130,28 +130,11 @@ class Stability:
 def write_learning_results(s, factors, loadings, algorithm, info):
     """Replace the decomposition in ``s.learning_results``, all or nothing.
 
-    ``factors`` (n_sig × k) and ``loadings`` (n_nav × k) must be computed
-    before; BSS results and masks of the previous decomposition are cleared.
-    If an assignment fails the previous results are restored.
+    See :func:`hyperspy_hnmf.integration.store_decomposition`.
     """
-    results = s.learning_results
-    previous = dict(results.__dict__)
-    try:
-        for name in ("explained_variance", "explained_variance_ratio", "mean",
-                     "unmixing_matrix", "bss_factors", "bss_loadings", "bss_algorithm"):
-            setattr(results, name, None)
-        results.factors = factors
-        results.loadings = loadings
-        results.decomposition_algorithm = algorithm
-        results.output_dimension = int(factors.shape[1])
-        results.poissonian_noise_normalized = False
-        results.navigation_mask = None
-        results.signal_mask = None
-        results.hnmf = info
-    except BaseException:
-        results.__dict__.clear()
-        results.__dict__.update(previous)
-        raise
+    from ..integration import store_decomposition
+
+    store_decomposition(s, factors, loadings, algorithm, info)
 
 
 def stability(s, n_components, n_restarts=10, perturbation="uniform", **options):
