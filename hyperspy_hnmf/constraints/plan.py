@@ -124,6 +124,9 @@ class ConstraintPlan:
         final ordering by intensity happens within each block, so a
         component keeps the position its constraints name.
     constraints : list of Constraint
+    resolved : list of (Constraint, ndarray of int, str)
+        Every constraint with the columns it applies to and a description
+        in resolved units.
     map_resolution : float or None
         Resolution in pixels of the first :class:`MapResolution`, for metrics.
     dip_width : float or None
@@ -142,6 +145,7 @@ class ConstraintPlan:
         self.components = FactorConstraints("components", k, component_grid)
         self.blocks = [np.arange(k)]
         self.constraints = []
+        self.resolved = []
         self.map_resolution = None
         self.dip_width = None
 
@@ -178,7 +182,7 @@ class ConstraintPlan:
         ['Penalty on maps [0]: l1=1, l2=0']
         """
         return [f"{constraint._describe()} on {constraint.on} {columns.tolist()}: {detail}"
-                for constraint, columns, detail in self._resolved]
+                for constraint, columns, detail in self.resolved]
 
 
 
@@ -304,7 +308,6 @@ def build_plan(constraints, k, *, groups=None, map_grid=None, component_grid=Non
         grids[name] = grid if grid is None or isinstance(grid, Grid) else Grid(tuple(grid))
     plan = ConstraintPlan(k, grids["maps"], grids["components"])
     plan.constraints = constraints
-    plan._resolved = []
     seen = {}
     for constraint in constraints:
         columns = _columns(constraint, k, groups)
@@ -345,8 +348,8 @@ def build_plan(constraints, k, *, groups=None, map_grid=None, component_grid=Non
                           f"= {pixels:.3g} px, tolerance {constraint.tolerance:g}")
                 if plan.dip_width is None:
                     plan.dip_width = pixels
-        plan._resolved.append((constraint, columns, detail))
-    plan.blocks = _blocks(k, plan._resolved, groups)
+        plan.resolved.append((constraint, columns, detail))
+    plan.blocks = _blocks(k, plan.resolved, groups)
     return plan
 
 

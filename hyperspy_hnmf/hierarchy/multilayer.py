@@ -863,7 +863,7 @@ def _level_plans(plan, ranks):
         return [None] * len(ranks)
     from ..constraints import build_plan
 
-    shared = [c for c, _, _ in plan._resolved
+    shared = [c for c, _, _ in plan.resolved
               if c.on == "maps" and c.components is None]
     plans = [plan]
     for rank in ranks[1:]:

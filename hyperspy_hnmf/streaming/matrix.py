@@ -225,19 +225,22 @@ class StreamedMatrix:
         return _Transposed(self)
 
     def sum(self, axis=None, dtype=np.float64):
-        """Sum of all entries, of each row (``axis=1``) or of each column (``axis=0``)."""
+        """Sum of all entries, of each row (``axis=1``) or of each column (``axis=0``).
+
+        One pass (:meth:`statistics`), or none for the total when an earlier
+        product pass gave it.
+        """
         if axis is None and getattr(self, "_total", None) is not None:
             return float(self._total)
-        if axis == 1:
-            return np.concatenate(self.map_chunks(_row_sums))
-        columns = self.map_chunks(_column_sums, reduce=True)
-        return columns if axis == 0 else float(columns.sum())
+        rows, columns, _ = self.statistics()
+        return {None: float(columns.sum()), 0: columns, 1: rows}[axis]
 
     def statistics(self):
         """Row sums, column sums and the squared Frobenius norm, in one pass."""
         results = self.map_chunks(_statistics)
         rows = np.concatenate([r[0] for r in results])
         columns = np.sum([r[1] for r in results], axis=0)
+        self._total = float(columns.sum())
         return rows, columns, float(sum(r[2] for r in results))
 
 
@@ -445,14 +448,6 @@ def _right_product(block, start, B):
 
 def _left_product(block, start, B_rows):
     return chunk_matrix(block, B_rows.dtype, start).left(B_rows).T
-
-
-def _row_sums(block, start):
-    return block.sum(axis=1, dtype=np.float64)
-
-
-def _column_sums(block, start):
-    return block.sum(axis=0, dtype=np.float64)
 
 
 def _statistics(block, start):
