@@ -2,22 +2,36 @@
 
 Importing the package registers ``algorithm="hnmf"`` for
 ``decomposition`` on every HyperSpy signal.
+
+Layers, bottom to top: :mod:`.matrix` (the data interface, in memory and
+dask), :mod:`.solvers`, :mod:`.constraints`, :mod:`.hierarchy`,
+:mod:`.rank_selection`, :mod:`.polar` (array-level algorithms), the estimator
+:class:`HNMF` (resolves every option once), and :mod:`._hyperspy`, the only
+layer that knows HyperSpy.
 """
 
-from . import constraints, data, polar, rank_selection, solvers
-from .estimators import HNMF, NotFittedError
-from .hierarchy.hnmfk import hnmfk, hnmfk_decomposition
-from .integration import (
+import sys as _sys
+
+from . import constraints, matrix, polar, rank_selection, solvers
+from ._hyperspy import data, plotting as _plotting, register, unregister
+from ._hyperspy import decomposition as integration
+from ._hyperspy.results import (
     get_cluster_labels,
     get_hierarchy_level,
     get_mixing_matrices,
     get_split_tree,
-    register,
-    unregister,
 )
-from .plotting import plot_hierarchy
+from .estimators import HNMF, NotFittedError
+from .hierarchy.hnmfk import hnmfk, hnmfk_decomposition
 from .polar import signal_methods as _polar_methods
 from .rank_selection import estimate_rank, stability
+
+plot_hierarchy = _plotting.plot_hierarchy
+
+# The modules of the HyperSpy layer keep their public import paths.
+_sys.modules[__name__ + ".data"] = data
+_sys.modules[__name__ + ".integration"] = integration
+_sys.modules[__name__ + ".plotting"] = _plotting
 
 register()
 _polar_methods.register()
@@ -34,6 +48,7 @@ __all__ = [
     "get_split_tree",
     "hnmfk",
     "hnmfk_decomposition",
+    "matrix",
     "plot_hierarchy",
     "polar",
     "rank_selection",

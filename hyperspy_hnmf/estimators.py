@@ -13,9 +13,10 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from . import solvers
-from .solvers._checks import check_nonnegative, loss_to_beta, resolve_solver
-from .hierarchy.multilayer import _check_ranks, _check_weights
+from . import _checks, solvers
+from ._checks import check_nonnegative, loss_to_beta, resolve_solver
+from .hierarchy.multilayer import check_layer_ranks, _check_weights
+from .matrix import compute_dtype
 from .solvers._init import _poisson_weighted, check_init
 
 
@@ -39,12 +40,16 @@ class NotFittedError(ValueError, AttributeError):
 
 
 def _validate_array(X, where, reset_features=None):
-    """Turn ``X`` into a 2D float array or CSR/CSC matrix without copying float data."""
+    """Turn ``X`` into a 2D float array or CSR/CSC matrix without copying float data.
+
+    Other types follow :func:`~hyperspy_hnmf.matrix.compute_dtype`, as data
+    read in passes do (counts of up to 16 bits give float32).
+    """
     if sp.issparse(X):
         if X.format not in ("csr", "csc"):
             X = X.tocsr()
         if X.dtype not in (np.float32, np.float64):
-            X = X.astype(np.float64)
+            X = X.astype(compute_dtype(X.dtype))
     else:
         X = np.asarray(X)
         if X.dtype.kind == "c":
@@ -59,14 +64,14 @@ def _validate_array(X, where, reset_features=None):
                 "array.reshape(1, -1) if it contains a single sample."
             )
         if X.dtype not in (np.float32, np.float64):
-            X = X.astype(np.float64)
+            X = X.astype(compute_dtype(X.dtype))
     n_samples, n_features = X.shape
     if n_samples < 1 or n_features < 1:
         raise ValueError(
             f"Found array with {n_samples} sample(s) and {n_features} feature(s) "
             f"(shape={X.shape}) while a minimum of 1 is required by {where}."
         )
-    solvers._checks.check_finite(X)
+    _checks.check_finite(X)
     return X
 
 
@@ -413,7 +418,7 @@ class HNMF:
             )
         kind = self._kind
         if kind == "layers":
-            ranks = _check_ranks(self.n_components)
+            ranks = check_layer_ranks(self.n_components)
             if self.level is not None and not (
                 isinstance(self.level, numbers.Integral) and 1 <= self.level <= len(ranks)
             ):
@@ -433,7 +438,7 @@ class HNMF:
                 "hierarchy='layers'."
             )
         elif self.n_components is not None:
-            solvers._checks.check_rank(self.n_components)
+            _checks.check_rank(self.n_components)
         if kind != "layers":
             for name in ("level", "layer_weights"):
                 if getattr(self, name) is not None:
@@ -554,21 +559,36 @@ class HNMF:
         return W
 
     def _fit_streaming(self, X, beta, solver):
-        """Fit a dask array read chunk by chunk (:mod:`hyperspy_hnmf.streaming`)."""
-        from .streaming import StreamedMatrix, randomized_nmf, streaming_nmf
+        """Fit a dask array read chunk by chunk (:class:`~hyperspy_hnmf.matrix.StreamedMatrix`).
 
-        if self._kind == "tree":
-            raise NotImplementedError(
-                "hierarchy='tree' is not available for data read in passes (dask arrays, lazy "
-                "signals): every split would read the data again. Use a list of ranks "
-                "(multi-layer NMF), or load the data (s.compute()) if they fit in memory.")
+        Multi-layer fits and trees go through the same functions as in-memory
+        data (:mod:`hyperspy_hnmf.matrix` gives both the same interface); flat
+        fits through the one-pass-per-iteration solver.
+        """
+        from .matrix import StreamedMatrix
+        from .solvers import randomized_nmf, streaming_nmf
+
         if X.ndim != 2:
             raise ValueError(f"Expected a 2D dask array (samples × features), got {X.ndim}D.")
         Xs = StreamedMatrix(X)
-        if self._kind == "layers":
-            return self._fit_layers_streaming(Xs, beta, solver)
+        if self._kind != "flat":
+            k = self.n_components if self.n_components is not None else min(Xs.shape)
+            plan = self._constraint_plan(k[0] if _is_sequence(k) else k, Xs.shape)
+            fit = self._fit_layers if self._kind == "layers" else self._fit_tree
+            bar, callback = self._progress(
+                self.max_iter * len(k) + self.fine_tune_iter if self._kind == "layers" else None)
+            try:
+                if self._kind == "layers":
+                    W, H, details = fit(Xs, beta, solver, callback, plan)
+                else:
+                    W, H, details = fit(Xs, beta, solver, plan)
+            finally:
+                if bar is not None:
+                    bar.close()
+            self.passes_ = Xs.passes
+            return self._set_fitted(W, H, details, plan, Xs.shape[1], beta, solver)
         k = self.n_components if self.n_components is not None else min(Xs.shape)
-        solvers._checks.check_rank(k, Xs.shape)
+        _checks.check_rank(k, Xs.shape)
         plan = self._constraint_plan(k, Xs.shape)
         bar, callback = self._progress(self.max_iter * self.n_restarts)
         rng = solvers._linalg.as_generator(self.random_state)
@@ -598,33 +618,6 @@ class HNMF:
                        divergence=best.divergence, converged=best.converged, restarts=restarts)
         self.passes_ = Xs.passes
         return self._set_fitted(best.W, best.H, details, plan, Xs.shape[1], beta, solver)
-
-    def _fit_layers_streaming(self, Xs, beta, solver):
-        """Greedy multi-layer NMF of data read in passes (no fine-tuning)."""
-        if self.fine_tune:
-            warnings.warn(
-                "Fine-tuning of a multi-layer NMF is not available for data read in passes "
-                "(lazy signals); the greedy layers are returned (fine_tune=False).",
-                UserWarning, stacklevel=4)
-        plan = self._constraint_plan(self.n_components[0], Xs.shape)
-        bar, callback = self._progress(self.max_iter * len(self.n_components))
-        try:
-            from .hierarchy.multilayer import multilayer_nmf
-
-            result = multilayer_nmf(
-                Xs, self.n_components, loss=beta, solver=solver, init=self.init,
-                max_iter=self.max_iter, tol=self.tol, random_state=self.random_state,
-                fine_tune=False, layer_weights=self.layer_weights, constraints=plan,
-                callback=None if callback is None else (lambda stage, it, obj: callback(it, obj)))
-        finally:
-            if bar is not None:
-                bar.close()
-        chosen = result.level(self.level or 1)
-        details = dict(n_iter=len(result.layer_objectives[0]) - 1,
-                       objective=np.asarray(result.layer_objectives[0]),
-                       divergence=chosen.error, converged=True, hierarchy=result)
-        self.passes_ = Xs.passes
-        return self._set_fitted(chosen.W, chosen.H, details, plan, Xs.shape[1], beta, solver)
 
     def _metrics(self, W, H, plan):
         if plan is None:
@@ -696,7 +689,8 @@ class HNMF:
             for leaf, component in zip(tree.leaves, Ht.T):
                 leaf.component = component / max(component.sum(), np.finfo(float).tiny)
         H = tree.components.astype(X.dtype, copy=False)
-        W = tree.maps(X, loss=beta, solver=solver, max_iter=self.max_iter, tol=self.tol,
+        W = tree.maps(X, loss=beta, solver=solver, max_iter=max(self.max_iter, 1000),
+                      tol=min(self.tol, 1e-6),
                       constraints=plan)
         divergence = solvers.beta_divergence(X, W, H, beta)
         details = dict(n_iter=len(tree.nodes), objective=np.asarray([divergence]),
@@ -755,28 +749,17 @@ class HNMF:
         array([[6.]])
         """
         self._check_fitted()
-        if _is_dask(X):
-            return self._transform_streaming(X)
-        X = self._prepare_data(X, f"{type(self).__name__}.transform")
+        if not _is_dask(X):
+            X = self._prepare_data(X, f"{type(self).__name__}.transform")
         self._check_features(X.shape[1])
         return solvers.solve_loadings(
             X,
-            self.components_.astype(X.dtype, copy=False),
+            self.components_.astype(compute_dtype(X.dtype), copy=False),
             loss=self._beta,
             solver=self._solver,
             max_iter=max(self.max_iter, 200),
             tol=min(self.tol, 1e-6),
         )
-
-    def _transform_streaming(self, X):
-        from .streaming import StreamedMatrix
-
-        Xs = StreamedMatrix(X)
-        self._check_features(Xs.shape[1])
-        H = self.components_.astype(Xs.dtype, copy=False)
-        options = dict(loss=self._beta, solver=self._solver, max_iter=max(self.max_iter, 200),
-                       tol=min(self.tol, 1e-6))
-        return np.concatenate(Xs.map_chunks(_chunk_loadings, shared=(H, options)))
 
     def inverse_transform(self, X):
         """Data reconstructed from maps: ``X @ components_``.
@@ -815,8 +798,3 @@ class HNMF:
         """
         self._check_fitted()
         return np.asarray([f"hnmf{i}" for i in range(self.n_components_)], dtype=object)
-
-
-def _chunk_loadings(block, start, H, options):
-    """Maps of one chunk of rows for fixed components (rows are independent)."""
-    return solvers.solve_loadings(block, H, **options)

@@ -7,7 +7,7 @@ import pytest
 
 import hyperspy_hnmf
 from hyperspy_hnmf.rank_selection import (
-    cluster_components,
+    match_restart_components,
     cluster_silhouettes,
     consensus_matrix,
     cophenetic_correlation,
@@ -78,13 +78,6 @@ def test_bad_perturbation():
         estimate_rank(np.full((10, 8), 0.5), ranks=[2], perturbation="poisson")
 
 
-def test_lazy_signal_says_what_to_do():
-    s = hs.signals.Signal1D(da.ones((6, 5, 8), chunks=(3, 5, 8))).as_lazy()
-    with pytest.raises(NotImplementedError, match=r"hnmfk does not run on lazy signals "
-                                                  r"\(estimate_rank does.*s\.compute\(\)"):
-        hyperspy_hnmf.hnmfk(s)
-
-
 def test_negative_data():
     with pytest.raises(ValueError, match="negative"):
         estimate_rank(-np.ones((10, 8)), ranks=[2])
@@ -97,7 +90,7 @@ def test_clustering_undoes_the_permutations_of_the_runs():
     base = rng.random((4, 30)) ** 6
     perms = [rng.permutation(4) for _ in range(5)]
     runs = np.stack([base[p] + 0.01 * rng.random((4, 30)) for p in perms])
-    labels, centroids = cluster_components(runs)
+    labels, centroids = match_restart_components(runs)
     # Components from the same base pattern share a label in every run.
     for r, p in enumerate(perms):
         assert np.array_equal(labels[r][np.argsort(p)], labels[0][np.argsort(perms[0])])
@@ -108,7 +101,7 @@ def test_clustering_undoes_the_permutations_of_the_runs():
 
 def test_random_components_score_low():
     runs = np.random.default_rng(1).random((6, 4, 30))
-    labels, _ = cluster_components(runs)
+    labels, _ = match_restart_components(runs)
     assert cluster_silhouettes(runs, labels).max() < 0.3
     assert iq_index(runs, labels).max() < 0.1
 

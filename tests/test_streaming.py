@@ -130,16 +130,15 @@ def test_bad_value_in_a_late_chunk_leaves_previous_results(bad, message):
     assert lazy.learning_results.hnmf is previous["hnmf"]
 
 
-def test_lazy_multilayer_matches_the_greedy_in_memory_layers():
+def test_lazy_multilayer_matches_the_in_memory_layers():
     eager = synthetic_4dstem(scan_shape=(16, 16), detector_shape=(16, 16), random_state=0)
     lazy = eager.as_lazy()
     lazy.data = lazy.data.rechunk((4, 16, 16, 16))
     init = start(256, 256, 4, seed=2)
     options = dict(output_dimension=[4, 2], loss="kl", init=init, max_iter=30, tol=0,
-                   print_info=False)
-    eager.decomposition(algorithm="hnmf", fine_tune=False, **options)
-    with pytest.warns(UserWarning, match="Fine-tuning of a multi-layer NMF is not available"):
-        lazy.decomposition(algorithm="hnmf", **options)
+                   fine_tune_iter=10, random_state=0, print_info=False)
+    eager.decomposition(algorithm="hnmf", **options)
+    lazy.decomposition(algorithm="hnmf", **options)
     a, b = eager.learning_results.hnmf["hierarchy"], lazy.learning_results.hnmf["hierarchy"]
     for level in ("1", "2"):
         assert relative(b["maps"][level], a["maps"][level]) <= 1e-4
@@ -149,12 +148,15 @@ def test_lazy_multilayer_matches_the_greedy_in_memory_layers():
     assert factors.data.shape[0] == 2
 
 
-def test_lazy_refuses_trees_and_other_losses():
-    s = synthetic_4dstem(scan_shape=(8, 8), detector_shape=(16, 16), random_state=0).as_lazy()
-    with pytest.raises(NotImplementedError, match="hierarchy='tree' is not available for data "
-                                                  "read in passes"):
-        s.decomposition(algorithm="hnmf", output_dimension=3, hierarchy="tree",
+def test_lazy_tree_lands_in_learning_results_and_other_losses_are_refused():
+    eager = synthetic_4dstem(scan_shape=(8, 8), detector_shape=(16, 16), random_state=0)
+    s = eager.as_lazy()
+    s.decomposition(algorithm="hnmf", output_dimension=3, hierarchy="tree", print_info=False)
+    eager.decomposition(algorithm="hnmf", output_dimension=3, hierarchy="tree",
                         print_info=False)
+    np.testing.assert_array_equal(hyperspy_hnmf.get_cluster_labels(s).data,
+                                  hyperspy_hnmf.get_cluster_labels(eager).data)
+    assert s.learning_results.hnmf["passes"] > 0
     with pytest.raises(ValueError, match=re.escape("support the Frobenius and Kullback-Leibler "
                                                    "losses, got β=0.5")):
         s.decomposition(algorithm="hnmf", output_dimension=3, loss=0.5, print_info=False)

@@ -28,7 +28,8 @@ import numbers
 
 import numpy as np
 
-from .. import solvers
+from .. import _ports, solvers
+from ..solvers._linalg import squared_norm
 from .tree import SplitNode, SplitTree
 
 __all__ = ["hnmfk", "hnmfk_decomposition"]
@@ -37,21 +38,26 @@ _POWER_ITER = 50
 
 
 def _rank1(X):
-    """Nonnegative leading singular pair: component (sum 1), error, intensity."""
+    """Nonnegative leading singular pair: component (sum 1), error, intensity.
+
+    ``X`` is an array or a :class:`~hyperspy_hnmf.matrix.StreamedMatrix`
+    (products are then passes).
+    """
     v = np.asarray(X.sum(axis=0), dtype=np.float64).ravel()
-    norm2 = float(np.square(X, dtype=np.float64).sum())
+    norm2 = squared_norm(X)
     if not v.any():
         return np.full(X.shape[1], 1.0 / X.shape[1]), norm2, 0.0
     v /= np.linalg.norm(v)
+    dtype = X.dtype
     for _ in range(_POWER_ITER):
-        u = X @ v
-        w = np.asarray(X.T @ u, dtype=np.float64)
+        u = X @ v[:, None].astype(dtype)
+        w = np.asarray(X.T @ u, dtype=np.float64).ravel()
         w /= max(np.linalg.norm(w), 1e-300)
         if np.allclose(w, v, rtol=0, atol=1e-9):
             v = w
             break
         v = w
-    sigma2 = float(np.square(X @ v, dtype=np.float64).sum())
+    sigma2 = float(np.square(X @ v[:, None].astype(dtype), dtype=np.float64).sum())
     v = np.abs(v)
     return v / v.sum(), max(norm2 - sigma2, 0.0), float(X.sum(dtype=np.float64))
 
@@ -81,8 +87,10 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
 
     Parameters
     ----------
-    s : hyperspy signal or array-like, shape (n, m)
-        Not lazy; rows are probe positions.
+    s : hyperspy signal, array-like or dask array, shape (n, m)
+        Rows are probe positions. Lazy data are read in passes; a node's
+        rows are read into memory once they fit
+        :attr:`~hyperspy_hnmf.matrix.StreamedMatrix.row_cache_bytes`.
     ranks : iterable of int, default range(2, 7)
         Candidate numbers of children per node (clipped to the node's size).
     n_restarts : int, default 6
@@ -115,9 +123,10 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
     >>> np.bincount(tree.labels()).tolist()
     [25, 25, 25, 25]
     """
-    from ..rank_selection._estimate import check_restarts, estimate_rank, signal_matrix
+    from ..rank_selection._data import data_matrix
+    from ..rank_selection._estimate import check_restarts, estimate_rank
 
-    X = signal_matrix(s, where="hnmfk")
+    X = data_matrix(s, where="hnmfk")
     ranks = sorted({int(k) for k in ranks})
     if not ranks or ranks[0] < 2:
         raise ValueError(f"hnmfk ranks must be integers >= 2 (candidate numbers of children), "
@@ -128,8 +137,16 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
     seeds = iter(np.random.SeedSequence(random_state).generate_state(10_000))
     nodes, reports, queue = [], {}, [(-1, 0, np.arange(X.shape[0], dtype=np.int64))]
 
+    def node_data(rows):
+        """The rows in memory when they fit (lazy data), else a lazy selection."""
+        if isinstance(X, np.ndarray):
+            return X[rows]
+        if rows.size * X.shape[1] * 8 <= X.row_cache_bytes:
+            return X.take(rows)
+        return X.subset(rows)
+
     def new_node(parent, depth, rows):
-        component, error, intensity = _rank1(X[rows])
+        component, error, intensity = _rank1(node_data(rows))
         node = SplitNode(id=len(nodes), parent=parent, depth=depth, rows=rows,
                          component=component.astype(X.dtype), rank1_error=error,
                          intensity=intensity)
@@ -147,7 +164,7 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
         if node.size < 2 * min_cluster_size or not node_ranks or node.intensity == 0:
             node.status = "too_small"
             continue
-        Xn = X[node.rows]
+        Xn = node_data(node.rows)
         estimate = estimate_rank(Xn, node_ranks, n_restarts, random_state=int(next(seeds)),
                                  **estimate_options)
         reports[node.id] = estimate
@@ -180,7 +197,7 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
         if node.is_leaf:
             counts[node.status] = counts.get(node.status, 0) + 1
     reason = "no leaf can be split: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-    total = float(np.square(X, dtype=np.float64).sum())
+    total = squared_norm(X)
     tree = SplitTree(nodes, X.shape[0], X.shape[1], root.rank1_error or total, parameters,
                      reason)
     tree.reports = reports
@@ -221,13 +238,12 @@ def hnmfk_decomposition(s, ranks=range(2, 7), **options):
     >>> hyperspy_hnmf.get_cluster_labels(s).data.shape, s.learning_results.output_dimension
     ((9, 10), 3)
     """
-    from ..rank_selection._estimate import signal_matrix
-    from ..rank_selection._stability import write_learning_results
+    from ..rank_selection._data import data_matrix
 
     tree = hnmfk(s, ranks, **options)
-    X = signal_matrix(s, where="hnmfk_decomposition")
+    X = data_matrix(s, where="hnmfk_decomposition")
     loadings = tree.maps(X)
     factors = np.ascontiguousarray(tree.components.T.astype(X.dtype))
     info = {"loss": "frobenius", "hierarchy": {"kind": "tree", "tree": tree.to_dict()}}
-    write_learning_results(s, factors, loadings.astype(X.dtype), "hnmfk", info)
+    _ports.store_decomposition(s, factors, loadings.astype(X.dtype), "hnmfk", info)
     return tree

@@ -92,12 +92,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..solvers import _as_float_data, check_data, nmf
-from ..solvers._checks import loss_to_beta, resolve_solver, row_blocks
+from .._checks import loss_to_beta, resolve_solver, row_blocks
 from ..solvers._init import check_init
 from ..solvers._linalg import as_generator, density, squared_norm, times, to_csr
 from ..solvers._objective import MODEL_FLOOR, beta_divergence, frobenius_from_products
 from ..solvers._loop import intensity_order
-from ..solvers._ratio import KLData
+from ..solvers._ratio import kl_data
 from ..solvers._updates import MU_FLOOR, SPARSE_KL_DENSITY, hals_sweep
 
 __all__ = ["MultiLayerResult", "multilayer_nmf"]
@@ -290,7 +290,7 @@ def _check_positive_int(value, name, minimum=1):
     return int(value)
 
 
-def _check_ranks(ranks):
+def check_layer_ranks(ranks):
     if isinstance(ranks, (str, bytes)) or not hasattr(ranks, "__len__"):
         raise ValueError(
             f"ranks must be a sequence of integers, finest first (e.g. [12, 6, 3]), "
@@ -581,7 +581,7 @@ def _mu(A, numerator, denominator, side=None):
 
 def _fine_tune_kl(X, Ws, Ht, Ms, weights, max_iter, tol, callback, sides):
     """Multiplicative updates on ``Σ λ_ℓ KL(X | W_ℓ P_ℓ H₁)``, block by block."""
-    data = KLData(X)
+    data = kl_data(X)
     k1 = Ht.shape[1]
     L = len(Ws)
     weighted = [level for level in range(L) if weights[level] > 0]
@@ -759,7 +759,7 @@ def multilayer_nmf(
         )
     solver = resolve_solver(solver, beta)
     check_init(init)
-    ranks = _check_ranks(ranks)
+    ranks = check_layer_ranks(ranks)
     max_iter = _check_positive_int(max_iter, "max_iter")
     fine_tune_iter = _check_positive_int(fine_tune_iter, "fine_tune_iter")
     if (
@@ -774,10 +774,6 @@ def multilayer_nmf(
     weights = _check_weights(layer_weights, len(ranks))
     streamed = _as_streamed(X)
     if streamed is not None:
-        if fine_tune:
-            raise ValueError(
-                "fine_tune=True is not available for data read in passes (dask arrays, lazy "
-                "signals): use fine_tune=False for the greedy layers.")
         X = streamed
     else:
         X = _as_float_data(X)
@@ -874,7 +870,7 @@ def _level_plans(plan, ranks):
 
 def _as_streamed(X):
     """``X`` as a StreamedMatrix when it is read in passes (dask array), else None."""
-    from ..streaming import StreamedMatrix
+    from ..matrix import StreamedMatrix
 
     if isinstance(X, StreamedMatrix):
         return X
@@ -884,7 +880,7 @@ def _as_streamed(X):
 
 
 def _streaming_layer(X, rank, **options):
-    from ..streaming import streaming_nmf
+    from ..solvers import streaming_nmf
 
     return streaming_nmf(X, rank, **options)
 

@@ -52,6 +52,7 @@ import scipy.sparse as sp
 
 from ..solvers import canonical_order, check_data, solve_loadings
 from ..solvers._linalg import as_generator
+from ..matrix import as_data_matrix, is_chunked
 from .rank2 import RowData, check_fit_options, fit_rank2, initial_components
 
 __all__ = ["SPLIT_SCORES", "STATUSES", "SplitNode", "SplitTree", "rank2_tree"]
@@ -295,7 +296,7 @@ class SplitTree:
         array([[6., 0.],
                [0., 6.]])
         """
-        shape = X.shape if sp.issparse(X) else np.shape(X)
+        shape = X.shape if sp.issparse(X) or is_chunked(X) else np.shape(X)
         if tuple(shape) != (self.n_rows, self.n_columns):
             raise ValueError(
                 f"X has shape {tuple(shape)}, but the tree was built from data of shape "
@@ -727,11 +728,11 @@ def rank2_tree(X, n_leaves, *, min_leaf_size=1, max_depth=None, score_threshold=
     >>> adjusted_rand_score(truth, tree.labels())
     1.0
     """
-    if not sp.issparse(X):
+    if not sp.issparse(X) and not is_chunked(X):
         X = np.asarray(X)
-    if X.ndim != 2:
+    if len(X.shape) != 2:
         raise ValueError(
-            f"Expected a 2D array (rows to cluster × channels), got {X.ndim}D: reshape "
+            f"Expected a 2D array (rows to cluster × channels), got {len(X.shape)}D: reshape "
             "the data to (positions, channels) first."
         )
     n_leaves = _check_int("n_leaves", n_leaves, 1, X.shape[0],
@@ -751,9 +752,13 @@ def rank2_tree(X, n_leaves, *, min_leaf_size=1, max_depth=None, score_threshold=
     if not isinstance(init, str):
         raise ValueError(f"init must be 'svd' or 'random' for a tree, got {init!r}.")
     check_fit_options(max_iter, tol, init)
-    check_data(X, where="rank2_tree")
+    if is_chunked(X):  # read in passes: checked chunk by chunk
+        data = as_data_matrix(X)
+    else:
+        check_data(X, where="rank2_tree")
+        data = RowData(X)
 
-    builder = _Builder(RowData(X), n_leaves, min_leaf_size, max_depth, score_threshold,
+    builder = _Builder(data, n_leaves, min_leaf_size, max_depth, score_threshold,
                        split_score, max_iter, tol, init, random_state, bool(refine))
     stop_reason = builder.grow()
     parameters = {

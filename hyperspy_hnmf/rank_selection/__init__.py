@@ -10,10 +10,10 @@ writes to a signal. :func:`hnmfk` (in :mod:`hyperspy_hnmf.hierarchy`) applies
 the criterion recursively.
 """
 
-from ._estimate import RankEstimate, RankScores, estimate_rank
-from ._stability import Stability, stability
+from ._estimate import RankEstimate, RankScores, estimate_rank, stability
+from ._stability import Stability
 from ._metrics import (
-    cluster_components,
+    match_restart_components,
     cluster_silhouettes,
     consensus_matrix,
     cophenetic_correlation,
@@ -25,7 +25,7 @@ __all__ = [
     "RankEstimate",
     "RankScores",
     "Stability",
-    "cluster_components",
+    "match_restart_components",
     "cluster_silhouettes",
     "consensus_matrix",
     "cophenetic_correlation",

@@ -7,9 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import solvers
+from ..solvers._init import poisson_scales_from_sums
 from . import _fits
+from ._data import data_matrix
+from ._stability import Stability
 from ._metrics import (
-    cluster_components,
+    match_restart_components,
     cluster_silhouettes,
     consensus_matrix,
     cophenetic_correlation,
@@ -20,33 +23,7 @@ from ._metrics import (
 _COMPRESSED_OPTIONS = {"loss": ("frobenius", 2, 2.0), "solver": ("auto", "hals")}
 
 
-def signal_matrix(s, where="estimate_rank"):
-    """The data of a signal or array as a 2D matrix (probe positions × pixels).
-
-    float32 stays float32, other types become float64.
-    """
-    if hasattr(s, "axes_manager"):
-        if getattr(s, "_lazy", False):
-            raise NotImplementedError(
-                f"{where} does not run on lazy signals (estimate_rank does, on a compressed "
-                "copy), and it will not load the data silently. Load them with s.compute() if "
-                "they fit in memory, or run it on a cropped or binned region, e.g. "
-                "s.inav[:64, :64].compute() or s.rebin(scale=(1, 1, 2, 2)).compute()."
-            )
-        n_nav = int(np.prod(s.axes_manager._navigation_shape_in_array, dtype=np.int64))
-        n_sig = int(np.prod(s.axes_manager._signal_shape_in_array, dtype=np.int64))
-        X = np.asarray(s._data_aligned_with_axes).reshape(max(n_nav, 1), n_sig)
-    else:
-        X = np.asarray(s)
-        if X.ndim != 2:
-            raise ValueError(f"Expected a HyperSpy signal or a 2D array, got a {X.ndim}D array.")
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
-    solvers.check_data(X, where=where)
-    return X
-
-
-def check_ranks(ranks, shape):
+def check_candidate_ranks(ranks, shape):
     """Validated candidate ranks as a list of int."""
     if isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
         ranks = [ranks]
@@ -119,15 +96,12 @@ def _one_blas_thread():
     return threadpool_limits(1)
 
 
-def _lazy_data(s, normalize):
-    """The lazy data as a :class:`~hyperspy_hnmf.streaming.StreamedMatrix` and its Poisson scales."""
-    from ..streaming import StreamedMatrix, as_row_chunks
-
-    Y = StreamedMatrix(as_row_chunks(s.data, s.axes_manager.signal_dimension))
+def _lazy_data(Y, normalize):
+    """Data read in passes (a StreamedMatrix), Poisson-weighted if asked, and the scales."""
     scales = None
     if normalize:
         row_sums, column_sums, _ = Y.statistics()
-        scales = _fits.poisson_scales_from_sums(row_sums, column_sums, Y.dtype)
+        scales = poisson_scales_from_sums(row_sums, column_sums, Y.dtype)
         Y = Y.scaled(*scales)
     return Y, scales
 
@@ -253,7 +227,7 @@ class RankScores:
 
 def _score_rank(k, runs, scales, consensus_rows):
     fitted = np.stack([run.H for run in runs]).astype(np.float64)
-    labels, centroids = cluster_components(fitted)
+    labels, centroids = match_restart_components(fitted)
     H_raw = fitted if scales is None else fitted * scales[1][None, None, :]
     sums = H_raw.sum(axis=2)
     components = (H_raw / np.where(sums > 0, sums, 1)[:, :, None]).astype(runs[0].H.dtype)
@@ -407,7 +381,6 @@ class RankEstimate:
         >>> estimate_rank(X, ranks=[2, 3], n_restarts=3).stability(2).components.shape
         (2, 20)
         """
-        from ._stability import Stability
 
         return Stability.from_scores(self[self.rank if rank is None else rank], self.settings)
 
@@ -518,10 +491,10 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     3
     >>> figure = result.plot()
     """
-    lazy = getattr(s, "_lazy", False)
-    X = None if lazy else signal_matrix(s)
-    shape = (s.axes_manager.navigation_size, s.axes_manager.signal_size) if lazy else X.shape
-    ranks = check_ranks(ranks, shape)
+    X = data_matrix(s)
+    lazy = not isinstance(X, np.ndarray)
+    shape = X.shape
+    ranks = check_candidate_ranks(ranks, shape)
     n_restarts = check_restarts(n_restarts)
     kind, level = check_perturbation(perturbation)
     compressed = _use_compression(compression, hnmf_options)
@@ -536,9 +509,9 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
         raise ValueError("perturbation='poisson' resamples counts, but the data are not "
                          "integers; use perturbation='uniform'.")
     if lazy:
-        X, scales = _lazy_data(s, normalize)
+        X, scales = _lazy_data(X, normalize)
     else:
-        scales = _fits.poisson_scales(X) if normalize else None
+        scales = poisson_scales_from_sums(X.sum(axis=1), X.sum(axis=0), X.dtype) if normalize else None
     settings = {"kind": kind, "level": level, "compressed": compressed, "max_iter": int(max_iter),
                 "tol": float(tol), "normalized": normalize, "n_restarts": n_restarts,
                 "options": dict(hnmf_options)}
@@ -562,3 +535,30 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     rank, reason = recommend(ranks, errors, min_sil, silhouette_threshold)
     return RankEstimate(scores, rank, reason, ranks[knee(ranks, errors)], silhouette_threshold,
                         settings, shape=shape)
+
+
+def stability(s, n_components, n_restarts=10, perturbation="uniform", **options):
+    """Stability of the rank-``n_components`` NMF of ``s`` and its consensus.
+
+    Shorthand for ``estimate_rank(s, [n_components], ...).stability()``.
+
+    Parameters
+    ----------
+    s : signal or array-like, shape (n, m)
+    n_components : int
+    n_restarts : int, default 10
+    perturbation : str or float, default "uniform"
+    **options
+        Other arguments of :func:`estimate_rank`.
+
+    Returns
+    -------
+    Stability
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).random((30, 20))
+    >>> stability(X, 2, n_restarts=3).rank
+    2
+    """
+    return estimate_rank(s, [n_components], n_restarts, perturbation, **options).stability()

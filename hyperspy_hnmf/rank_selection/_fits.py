@@ -44,20 +44,6 @@ def perturb(X, kind, level, rng):
     return rng.poisson(X).astype(X.dtype)
 
 
-def poisson_scales(X):
-    """``sqrt`` of the row and column sums (1 where a sum is zero)."""
-    return poisson_scales_from_sums(X.sum(axis=1), X.sum(axis=0), X.dtype)
-
-
-def poisson_scales_from_sums(row_sums, column_sums, dtype):
-    """:func:`poisson_scales` from the sums (computed in a pass over lazy data)."""
-    rows = np.asarray(row_sums, dtype=np.float64)
-    cols = np.asarray(column_sums, dtype=np.float64)
-    rows = np.sqrt(np.where(rows > 0, rows / max(rows.mean(), 1e-300), 1.0))
-    cols = np.sqrt(np.where(cols > 0, cols / max(cols.mean(), 1e-300), 1.0))
-    return rows.astype(dtype), cols.astype(dtype)
-
-
 def compress(Y, rank, rng):
     """Randomized range finder: ``Y ≈ Q @ B`` with orthonormal ``Q`` (n × rank)."""
     Q = solvers._linalg.randomized_range(Y, rank, rng, 0, _POWER_ITER).astype(Y.dtype)

@@ -7,7 +7,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import squareform
 
 __all__ = [
-    "cluster_components",
+    "match_restart_components",
     "cluster_silhouettes",
     "cophenetic_correlation",
     "consensus_matrix",
@@ -24,7 +24,7 @@ def _unit_rows(H):
     return H / np.where(norms > 0, norms, 1.0)
 
 
-def cluster_components(components):
+def match_restart_components(components):
     """Cluster the components of several runs of the same rank (NMFk).
 
     Every run contributes exactly one member to every cluster: the runs'
@@ -49,7 +49,7 @@ def cluster_components(components):
     Examples
     --------
     >>> runs = np.array([[[1.0, 0, 0], [0, 1, 0]], [[0, 1, 0.1], [1, 0.1, 0]]])
-    >>> labels, centroids = cluster_components(runs)
+    >>> labels, centroids = match_restart_components(runs)
     >>> labels.tolist()
     [[0, 1], [1, 0]]
     """
@@ -86,7 +86,7 @@ def cluster_silhouettes(components, labels):
     ----------
     components : ndarray, shape (n_runs, k, m)
     labels : ndarray of int, shape (n_runs, k)
-        From :func:`cluster_components`.
+        From :func:`match_restart_components`.
 
     Returns
     -------
@@ -98,7 +98,7 @@ def cluster_silhouettes(components, labels):
     Examples
     --------
     >>> runs = np.array([[[1.0, 0], [0, 1]], [[0, 1.0], [1, 0.05]]])
-    >>> labels, _ = cluster_components(runs)
+    >>> labels, _ = match_restart_components(runs)
     >>> np.round(cluster_silhouettes(runs, labels), 2).tolist()
     [1.0, 1.0]
     """
@@ -146,7 +146,7 @@ def iq_index(components, labels):
     Examples
     --------
     >>> runs = np.array([[[1.0, 0], [0, 1]], [[0, 1.0], [1, 0]]])
-    >>> labels, _ = cluster_components(runs)
+    >>> labels, _ = match_restart_components(runs)
     >>> iq_index(runs, labels).tolist()
     [1.0, 1.0]
     """

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from .. import solvers
-from ._estimate import estimate_rank, signal_matrix
+from .. import _ports, solvers
+from ._data import signal_matrix
 
 
 class Stability:
@@ -31,6 +31,7 @@ class Stability:
     --------
     >>> rng = np.random.default_rng(0)
     >>> X = rng.poisson(rng.random((60, 3)) @ (rng.random((3, 40)) ** 4) * 50)
+    >>> from hyperspy_hnmf.rank_selection import stability
     >>> st = stability(X.astype("float32"), 3, n_restarts=4)
     >>> st.components.shape, bool(st.silhouettes.min() > 0.5)
     ((3, 40), True)
@@ -75,6 +76,7 @@ class Stability:
         Examples
         --------
         >>> X = np.random.default_rng(0).random((30, 20))
+        >>> from hyperspy_hnmf.rank_selection import stability
         >>> stability(X, 2, n_restarts=3).maps(X).shape
         (30, 2)
         """
@@ -104,6 +106,7 @@ class Stability:
         >>> import hyperspy.api as hs
         >>> rng = np.random.default_rng(0)
         >>> s = hs.signals.Signal1D(rng.random((6, 5, 20)).astype("float32"))
+        >>> from hyperspy_hnmf.rank_selection import stability
         >>> stability(s, 2, n_restarts=3).to_learning_results(s)
         >>> s.get_decomposition_factors().data.shape
         (2, 20)
@@ -124,41 +127,4 @@ class Stability:
                 "perturbation": f"{self.settings.get('kind')}:{self.settings.get('level')}",
             },
         }
-        write_learning_results(s, factors, loadings, "hnmf_consensus", info)
-
-
-def write_learning_results(s, factors, loadings, algorithm, info):
-    """Replace the decomposition in ``s.learning_results``, all or nothing.
-
-    See :func:`hyperspy_hnmf.integration.store_decomposition`.
-    """
-    from ..integration import store_decomposition
-
-    store_decomposition(s, factors, loadings, algorithm, info)
-
-
-def stability(s, n_components, n_restarts=10, perturbation="uniform", **options):
-    """Stability of the rank-``n_components`` NMF of ``s`` and its consensus.
-
-    Shorthand for ``estimate_rank(s, [n_components], ...).stability()``.
-
-    Parameters
-    ----------
-    s : signal or array-like, shape (n, m)
-    n_components : int
-    n_restarts : int, default 10
-    perturbation : str or float, default "uniform"
-    **options
-        Other arguments of :func:`estimate_rank`.
-
-    Returns
-    -------
-    Stability
-
-    Examples
-    --------
-    >>> X = np.random.default_rng(0).random((30, 20))
-    >>> stability(X, 2, n_restarts=3).rank
-    2
-    """
-    return estimate_rank(s, [n_components], n_restarts, perturbation, **options).stability()
+        _ports.store_decomposition(s, factors, loadings, "hnmf_consensus", info)

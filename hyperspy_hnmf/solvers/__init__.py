@@ -23,7 +23,8 @@ Solvers
 import numpy as np
 import scipy.sparse as sp
 
-from ._checks import (
+from .. import _checks  # noqa: F401  (solvers._checks, as before)
+from .._checks import (
     LOSSES,
     SOLVER_NAMES,
     check_finite,
@@ -35,9 +36,12 @@ from ._checks import (
 )
 from ._init import INIT_METHODS, check_init, initialize
 from ._linalg import as_generator, density, to_csr
+from ..matrix import as_data_matrix, compute_dtype, is_chunked
 from ._loop import FitResult, alternate, canonical_order
 from ._objective import beta_divergence
-from ._updates import SPARSE_KL_DENSITY, ALSUpdate, HALSUpdate, MUUpdate
+from ._passes import streaming_nmf
+from ._randomized import randomized_nmf
+from ._updates import MU_FLOOR, SPARSE_KL_DENSITY, hals_sweep, make_update
 
 __all__ = [
     "INIT_METHODS",
@@ -49,33 +53,10 @@ __all__ = [
     "check_data",
     "make_update",
     "nmf",
+    "randomized_nmf",
     "solve_loadings",
+    "streaming_nmf",
 ]
-
-
-def make_update(solver, beta):
-    """The half-step object for a concrete solver name and loss β.
-
-    Parameters
-    ----------
-    solver : {"hals", "mu", "als", "randomized"}
-        ``"randomized"`` refines with HALS, so its half-step is HALS.
-    beta : float
-
-    Returns
-    -------
-    Update
-
-    Examples
-    --------
-    >>> type(make_update("mu", 1.0)).__name__
-    'MUUpdate'
-    """
-    if solver in ("hals", "randomized"):
-        return HALSUpdate()
-    if solver == "als":
-        return ALSUpdate()
-    return MUUpdate(beta)
 
 
 def check_data(X, where="nmf", beta=2.0):
@@ -111,14 +92,17 @@ def check_data(X, where="nmf", beta=2.0):
 
 
 def _as_float_data(X):
+    """Float data: float32/float64 as they are, other types by :func:`~hyperspy_hnmf.matrix.compute_dtype`.
+
+    The rule is the one data read in passes follow, so counts (uint8, uint16)
+    give float32 factors in memory and out of core alike.
+    """
     if sp.issparse(X):
         X = X.tocsr() if X.format not in ("csr", "csc") else X
-        if X.dtype not in (np.float32, np.float64):
-            X = X.astype(np.float64)
-        return X
-    X = np.asarray(X)
+    else:
+        X = np.asarray(X)
     if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
+        X = X.astype(compute_dtype(X.dtype))
     return X
 
 
@@ -232,8 +216,6 @@ def nmf(
         if n_restarts != 1 or isinstance(init, tuple):
             raise ValueError("solver='randomized' makes one run from the compressed data: "
                              "use n_restarts=1 and a named init.")
-        from ..streaming import randomized_nmf
-
         if sp.issparse(X):
             X = X.toarray()
         result = randomized_nmf(X, k, init=init, max_iter=max_iter, tol=tol,
@@ -287,15 +269,20 @@ def solve_loadings(X, H, *, loss="frobenius", solver="auto", max_iter=200, tol=1
                    constraints=None):
     """Maps ``W ≥ 0`` that best explain ``X`` with the components ``H`` fixed.
 
+    The maps of different rows are independent, so data read in passes (a
+    dask array or :class:`~hyperspy_hnmf.matrix.StreamedMatrix`) are solved
+    chunk by chunk, in one pass, through the same code.
+
     Parameters
     ----------
-    X : array-like or scipy.sparse matrix, shape (n, m), nonnegative
+    X : array-like, scipy.sparse matrix, dask array or data matrix, shape (n, m), nonnegative
     H : ndarray, shape (k, m)
         Fixed components.
     loss, solver, max_iter, tol
         As in :func:`nmf`.
     constraints : ConstraintPlan, optional
         Its map penalties and projections apply (the components are fixed).
+        Map projections act across rows, so they need in-memory data.
 
     Returns
     -------
@@ -308,14 +295,32 @@ def solve_loadings(X, H, *, loss="frobenius", solver="auto", max_iter=200, tol=1
     >>> W = solve_loadings(W_true @ H, H, max_iter=500, tol=1e-12)
     >>> bool(np.allclose(W, W_true, atol=1e-5))
     True
+    >>> import dask.array as da
+    >>> W = solve_loadings(da.from_array(W_true @ H, chunks=1), H, max_iter=500, tol=1e-12)
+    >>> bool(np.allclose(W, W_true, atol=1e-5))
+    True
     """
     beta = loss_to_beta(loss)
     solver = resolve_solver(solver, beta)
+    if is_chunked(X):
+        if constraints is not None and constraints.maps.projections:
+            raise ValueError("Map projections act across probe positions; they cannot be "
+                             "applied chunk by chunk. Load the data to use them.")
+        data = as_data_matrix(X)
+        options = dict(loss=beta, solver=solver, max_iter=max_iter, tol=tol,
+                       constraints=constraints)
+        H = np.ascontiguousarray(H, dtype=data.dtype)
+        return np.concatenate(data.map_chunks(_chunk_loadings, shared=(H, options)))
     X = _as_float_data(X)
     check_finite(X)
     check_nonnegative(X, where="transform")
     H = np.ascontiguousarray(H, dtype=X.dtype)
     W = initialize(X, H.shape[0], (None, H), None)[0]
+    if constraints is None or not constraints.maps.projections:
+        if beta == 2:
+            return _nonnegative_least_squares(X, H, W, constraints, clipped=solver == "als")
+        if beta == 1:
+            return _kl_loadings(X, H, W, max_iter, tol, constraints)
     if beta != 2 or solver == "mu":
         W = np.maximum(W, max(float(np.mean(W)), 1e-6) * 1e-3).astype(X.dtype)
     result = alternate(
@@ -323,3 +328,71 @@ def solve_loadings(X, H, *, loss="frobenius", solver="auto", max_iter=200, tol=1
         max_iter=max_iter, tol=tol, update_H=False, constraints=constraints,
     )
     return result.W
+
+
+#: Sweeps and relative change that end the least-squares maps of :func:`solve_loadings`.
+_NNLS_SWEEPS, _NNLS_TOL = 2000, 1e-7
+
+
+def _nonnegative_least_squares(X, H, W, constraints, clipped=False):
+    """Frobenius maps for fixed ``H``: HALS sweeps on one product ``X Hᵀ`` until converged.
+
+    The data are read once; every sweep costs ``O(n k²)``. Each row's maps
+    depend on that row alone, so the result does not depend on how the rows
+    are split into chunks (up to rounding). ``clipped``: projected ALS's own
+    map rule instead (the least-squares maps with negative entries set to
+    zero), so that ``transform`` repeats what an ALS fit did.
+    """
+    Ht = np.ascontiguousarray(H.T)
+    XHt = np.asarray(X @ Ht, dtype=np.float64)
+    gram = Ht.T.astype(np.float64) @ Ht
+    l1 = l2 = None
+    if constraints is not None and constraints.maps.has_penalty:
+        l1, l2 = constraints.maps.l1, constraints.maps.l2
+    A = W.astype(np.float64)
+    if clipped:
+        make_update("als", 2.0).apply_products(A, XHt, gram, H.shape[1], side=constraints and
+                                               constraints.maps)
+        return A.astype(X.dtype)
+    first = None
+    for _ in range(_NNLS_SWEEPS):
+        change = hals_sweep(A, XHt, gram, l1, l2)
+        if first is None:
+            first = change
+        if change <= _NNLS_TOL**2 * max(first, np.finfo(float).tiny):
+            break
+    return A.astype(X.dtype)
+
+
+def _kl_loadings(X, H, W, max_iter, tol, constraints):
+    """KL maps for fixed ``H`` by multiplicative updates, each row stopping on its own.
+
+    A row stops when one update changes its maps by less than ``tol``
+    (relative, L1); the others go on. Rows never influence each other, so
+    the result does not depend on how the rows are split into chunks.
+    """
+    from ._ratio import KLData
+
+    data = KLData(X)
+    Ht = np.ascontiguousarray(H.T, dtype=np.float64)
+    denominator = Ht.sum(axis=0)[None, :]
+    l1 = l2 = None
+    if constraints is not None and constraints.maps.has_penalty:
+        l1, l2 = constraints.maps.l1, constraints.maps.l2
+    A = np.maximum(W.astype(np.float64), max(float(np.mean(W)), 1e-6) * 1e-3)
+    active = np.ones(A.shape[0], dtype=bool)
+    for _ in range(max_iter):
+        numerator, _ = data.right(A, Ht, Ht)
+        scale = denominator if l1 is None else denominator + l1 + l2 * A
+        new = np.maximum(A * numerator / np.maximum(scale, np.finfo(float).tiny), MU_FLOOR)
+        change = np.abs(new - A).sum(axis=1) / np.maximum(A.sum(axis=1), np.finfo(float).tiny)
+        A[active] = new[active]
+        active &= change > tol
+        if not active.any():
+            break
+    return A.astype(X.dtype)
+
+
+def _chunk_loadings(block, start, H, options):
+    """Maps of one chunk of rows for fixed components (rows are independent)."""
+    return solve_loadings(block, H, **options)

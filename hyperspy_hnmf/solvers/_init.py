@@ -11,7 +11,7 @@ separable nonnegative matrix factorization", IEEE TPAMI 36 (2014) 698.
 import numpy as np
 import scipy.sparse as sp
 
-from ._checks import check_factor, row_blocks
+from .._checks import check_factor, row_blocks
 from ._linalg import randomized_svd
 
 INIT_METHODS = ("nndsvd", "nndsvda", "nndsvdar", "spa", "random")
@@ -214,7 +214,7 @@ def _random(X, k, rng):
 
 
 def poisson_scales(X):
-    """Square roots of the row and column sums of ``X`` (1 where a sum is 0).
+    """Square roots of the row and column sums of ``X`` over their means (1 where a sum is 0).
 
     Dividing ``X`` by ``outer(a, b)`` is the weighting of Keenan & Kotula
     (Surf. Interface Anal. 36 (2004) 203) that makes Poisson noise roughly
@@ -232,18 +232,33 @@ def poisson_scales(X):
     Examples
     --------
     >>> a, b = poisson_scales(np.array([[4.0, 0.0], [0.0, 0.0]]))
-    >>> a.tolist(), b.tolist()
-    ([2.0, 1.0], [2.0, 1.0])
+    >>> a.round(3).tolist(), b.round(3).tolist()
+    ([1.414, 1.0], [1.414, 1.0])
     """
     if hasattr(X, "statistics"):  # data read in passes: both sums in one pass
         row_sums, column_sums, _ = X.statistics()
     else:
         row_sums, column_sums = X.sum(axis=1, dtype=np.float64), X.sum(axis=0, dtype=np.float64)
-    a = np.sqrt(np.asarray(row_sums).ravel())
-    b = np.sqrt(np.asarray(column_sums).ravel())
-    a[a == 0] = 1
-    b[b == 0] = 1
-    return a, b
+    return poisson_scales_from_sums(row_sums, column_sums)
+
+
+def poisson_scales_from_sums(row_sums, column_sums, dtype=np.float64):
+    """:func:`poisson_scales` from the row and column sums, each relative to its mean.
+
+    The weighting is invariant to the overall scale; dividing by the means
+    keeps the weighted data near the original's magnitude (float32 safe).
+
+    Examples
+    --------
+    >>> a, b = poisson_scales_from_sums([4.0, 0.0, 1.0], [9.0, 1.0])
+    >>> a.round(3).tolist(), b.round(3).tolist()
+    ([1.549, 1.0, 0.775], [1.342, 0.447])
+    """
+    rows = np.asarray(row_sums, dtype=np.float64).ravel()
+    cols = np.asarray(column_sums, dtype=np.float64).ravel()
+    rows = np.sqrt(np.where(rows > 0, rows / max(rows.mean(), 1e-300), 1.0))
+    cols = np.sqrt(np.where(cols > 0, cols / max(cols.mean(), 1e-300), 1.0))
+    return rows.astype(dtype), cols.astype(dtype)
 
 
 def _poisson_weighted(X):

@@ -4,7 +4,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from ._checks import row_blocks
+from .._checks import row_blocks
 
 
 def times(Y, B):
@@ -132,7 +132,7 @@ def squared_norm(X):
 
     Parameters
     ----------
-    X : ndarray or scipy.sparse matrix
+    X : ndarray, scipy.sparse matrix or StreamedMatrix
 
     Returns
     -------
@@ -143,6 +143,8 @@ def squared_norm(X):
     >>> squared_norm(np.full((3, 3), 2, dtype=np.float32))
     36.0
     """
+    if hasattr(X, "statistics"):  # data read in passes: one pass
+        return X.statistics()[2]
     if sp.issparse(X):
         values = X.data
         return float(np.dot(values.astype(np.float64), values.astype(np.float64)))

@@ -4,7 +4,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _kernels
-from ._checks import row_blocks
+from .._checks import row_blocks
 
 #: Smallest model value used where the data are positive (guards log and division).
 MODEL_FLOOR = 1e-30
@@ -120,7 +120,9 @@ def beta_divergence(X, W, H, beta):
 
     Parameters
     ----------
-    X : ndarray or scipy.sparse matrix, shape (n, m)
+    X : ndarray, scipy.sparse matrix or data matrix, shape (n, m)
+        A :class:`~hyperspy_hnmf.matrix.StreamedMatrix` (or dask array) is
+        read in one pass, chunk by chunk.
     W : ndarray, shape (n, k)
     H : ndarray, shape (k, m)
     beta : float
@@ -134,7 +136,18 @@ def beta_divergence(X, W, H, beta):
     >>> X = np.array([[1.0, 2.0], [3.0, 4.0]])
     >>> beta_divergence(X, np.ones((2, 1)), np.ones((1, 2)), 2)
     7.0
+    >>> import dask.array as da
+    >>> beta_divergence(da.from_array(X, chunks=1), np.ones((2, 1)), np.ones((1, 2)), 2)
+    7.0
     """
+    if type(X).__module__.startswith("dask."):
+        from ..matrix import StreamedMatrix
+
+        X = StreamedMatrix(X)
+    if hasattr(X, "map_chunks"):
+        per_chunk = [(W[X.rows(i)],) for i in range(X.n_chunks)]
+        return float(X.map_chunks(_chunk_divergence, per_chunk=per_chunk, shared=(H, beta),
+                                  reduce=True))
     if beta == 1 and sp.issparse(X):
         Xc = X.tocsr()
         Ht = np.ascontiguousarray(H.T)
@@ -144,3 +157,7 @@ def beta_divergence(X, W, H, beta):
         block = X[rows].toarray() if sp.issparse(X) else X[rows]
         total += elementwise_beta_divergence(block, W[rows] @ H, beta)
     return total
+
+
+def _chunk_divergence(block, start, W_rows, H, beta):
+    return beta_divergence(block, W_rows, H, beta)

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ._checks import row_blocks
+from .._checks import row_blocks
 from ._linalg import density, to_csr
 from ._objective import MODEL_FLOOR
 from ._updates import SPARSE_KL_DENSITY
@@ -95,6 +95,70 @@ class KLData:
                     block[positive].astype(np.float64)
                     * np.log(ratio[positive].astype(np.float64))))
         return out, data_term
+
+
+class ChunkedKLData:
+    """:class:`KLData`'s products over data read in passes (one pass per product).
+
+    Each chunk's ratio products are computed by :class:`KLData` on that chunk
+    (CSR for counted data); ``right`` concatenates the chunks' rows, ``left``
+    sums the chunks' contributions in a fixed order.
+
+    Parameters
+    ----------
+    X : StreamedMatrix
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from hyperspy_hnmf.matrix import StreamedMatrix
+    >>> X = np.arange(1.0, 7.0).reshape(3, 2)
+    >>> U, V = np.ones((3, 1)), np.ones((2, 1))
+    >>> lazy = ChunkedKLData(StreamedMatrix(da.from_array(X, chunks=(2, 2))))
+    >>> bool(np.allclose(lazy.left(U, V, U)[0], KLData(X).left(U, V, U)[0]))
+    True
+    """
+
+    def __init__(self, X):
+        self.X = X
+        self.shape = X.shape
+        self.sum = X.sum()
+
+    def right(self, U, V, C, with_objective=False):
+        """``(X ⊘ U Vᵀ) @ C`` (n × c) and the data term ``Σ x log(x / model)``."""
+        X = self.X
+        per_chunk = [(U[X.rows(i)],) for i in range(X.n_chunks)]
+        parts, term = X.map_chunks(_chunk_right, per_chunk=per_chunk,
+                                   shared=(V, C, with_objective), reduce="second")
+        return np.concatenate(parts), term
+
+    def left(self, U, V, C, with_objective=False):
+        """``(X ⊘ U Vᵀ)ᵀ @ C`` (m × c) and the data term."""
+        X = self.X
+        per_chunk = [(U[X.rows(i)], C[X.rows(i)]) for i in range(X.n_chunks)]
+        return X.map_chunks(_chunk_left, per_chunk=per_chunk, shared=(V, with_objective),
+                            reduce=True)
+
+
+def kl_data(X):
+    """:class:`ChunkedKLData` for data read in passes, else :class:`KLData`.
+
+    Examples
+    --------
+    >>> type(kl_data(np.eye(2))).__name__
+    'KLData'
+    """
+    return ChunkedKLData(X) if hasattr(X, "map_chunks") else KLData(X)
+
+
+def _chunk_right(block, start, U, V, C, with_objective):
+    N, term = KLData(block).right(U, V, C, with_objective)
+    return N, float(term or 0.0)
+
+
+def _chunk_left(block, start, U, C, V, with_objective):
+    N, term = KLData(block).left(U, V, C, with_objective)
+    return N, float(term or 0.0)
 
 
 def _f64(array):

@@ -12,7 +12,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from . import _kernels
-from ._checks import row_blocks
+from .._checks import row_blocks
 from ._linalg import density, squared_norm, times, to_csr
 from ._objective import (
     MODEL_FLOOR,
@@ -348,3 +348,28 @@ class MUUpdate(Update):
             block = Y[rows].toarray() if sp.issparse(Y) else Y[rows]
             total += elementwise_beta_divergence(block, A[rows] @ B.T, self.beta)
         return total
+
+
+def make_update(solver, beta):
+    """The half-step object for a concrete solver name and loss β.
+
+    Parameters
+    ----------
+    solver : {"hals", "mu", "als", "randomized"}
+        ``"randomized"`` refines with HALS, so its half-step is HALS.
+    beta : float
+
+    Returns
+    -------
+    Update
+
+    Examples
+    --------
+    >>> type(make_update("mu", 1.0)).__name__
+    'MUUpdate'
+    """
+    if solver in ("hals", "randomized"):
+        return HALSUpdate()
+    if solver == "als":
+        return ALSUpdate()
+    return MUUpdate(beta)

@@ -1,5 +1,9 @@
 """NMF of data larger than memory: dask arrays read chunk by chunk.
 
+The algorithms live in :mod:`hyperspy_hnmf.solvers` and the data interface in
+:mod:`hyperspy_hnmf.matrix`; this module gathers the names that concern data
+read in passes:
+
 - :func:`streaming_nmf`: exact NMF (Frobenius or Kullback-Leibler), one pass
   over the data per iteration, the same iterates as the in-memory solver;
 - :func:`randomized_nmf`: Frobenius NMF of a randomized compression of the
@@ -11,9 +15,7 @@ Only the maps and components (small) are held in memory. The same code runs
 with dask's local schedulers and under a ``dask.distributed`` client.
 """
 
-from .exact import streaming_nmf
-from .matrix import StreamedMatrix, as_row_chunks, compute_dtype
-from .randomized import randomized_nmf
+from ..matrix import StreamedMatrix, as_row_chunks, compute_dtype
+from ..solvers import randomized_nmf, streaming_nmf
 
-__all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype", "randomized_nmf",
-           "streaming_nmf"]
+__all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype", "randomized_nmf", "streaming_nmf"]

@@ -17,13 +17,13 @@ pass 0 evaluates the initialization, pass ``p`` finishes iteration ``p``.
 
 import numpy as np
 
-from ..solvers import canonical_order, make_update
-from ..solvers._checks import loss_to_beta, resolve_solver
-from ..solvers._init import check_init, initialize
-from ..solvers._linalg import as_generator
-from ..solvers._loop import FitResult, record, rescale
-from ..solvers._ratio import KLData
-from .matrix import StreamedMatrix, chunk_matrix, csr_chunk
+from .._checks import loss_to_beta, resolve_solver
+from ._init import check_init, initialize
+from ._linalg import as_generator
+from ._loop import FitResult, canonical_order, record, rescale
+from ._ratio import KLData
+from ._updates import make_update
+from ..matrix.streamed import StreamedMatrix, chunk_matrix, csr_chunk
 
 __all__ = ["streaming_nmf"]
 
@@ -123,9 +123,9 @@ def streaming_nmf(X, n_components, *, loss="frobenius", solver="auto", init="nnd
     max_iter, tol, random_state, callback
         As in :func:`~hyperspy_hnmf.solvers.nmf`; an iteration is one pass.
     constraints : ConstraintPlan, optional
-        Penalties act exactly. Component projections act exactly; map
-        projections act on the whole maps after each pass, and the component
-        statistics of that pass were accumulated just before them.
+        Penalties and projections act exactly as in memory. Map projections
+        act on the whole maps, so an iteration with them reads the data twice
+        (the map update, then the statistics of the projected maps).
     W, H : ndarray, optional
         Start from these factors instead of ``init`` (used by the randomized
         solver's refinement).
@@ -199,9 +199,14 @@ def streaming_nmf(X, n_components, *, loss="frobenius", solver="auto", init="nnd
                                side=components_side)
         # The map half-step, chunk by chunk, with the next statistics.
         W_new, statistics = run_pass(update_maps=True)
-        before = W_new.copy() if constraints is not None or update.balance else None
         if maps_side is not None and maps_side.projections:
+            # Projections act across rows: project the whole maps, then read
+            # the data once more for the statistics of the projected maps
+            # (the iterates stay those of the in-memory solver).
             maps_side.project(W_new)
+            W = W_new
+            _, statistics = run_pass(update_maps=False)
+        before = W_new.copy() if constraints is not None or update.balance else None
         W = W_new
         rescale(W, Ht, update, constraints)
         if before is not None:

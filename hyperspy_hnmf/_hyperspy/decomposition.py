@@ -1,4 +1,4 @@
-"""The only module that touches HyperSpy internals.
+"""``decomposition(algorithm="hnmf")``: the wrapper of HyperSpy's ``decomposition``.
 
 HyperSpy has no registry of decomposition algorithms, so ``algorithm="hnmf"``
 works by wrapping ``decomposition`` of HyperSpy's ``MVA`` mixin (and of
@@ -10,16 +10,16 @@ HyperSpy's. A failed or interrupted fit restores the previous
 ``learning_results``.
 """
 
-import contextlib
 import functools
 import inspect
 import warnings
 
 import numpy as np
 
-from .estimators import HNMF
-from .solvers import canonical_order
-from .solvers._checks import check_finite, check_nonnegative, check_not_all_zero, row_blocks
+from ..estimators import HNMF
+from ..solvers import canonical_order
+from .._checks import check_finite, check_nonnegative, check_not_all_zero, row_blocks
+from .results import _keeping_previous_results, store_decomposition
 
 #: The name to pass as ``algorithm`` to ``decomposition``.
 ALGORITHM_NAME = "hnmf"
@@ -108,7 +108,7 @@ def _build_estimator(algorithm, output_dimension, options, signal=None):
         estimator = HNMF(n_components=output_dimension, show_progressbar=show_progressbar,
                          **options)
     if signal is not None and (estimator.constraints is not None or estimator.groups is not None):
-        from .constraints import signal_grids
+        from ..constraints import signal_grids
 
         navigation, sig = signal_grids(signal)
         if estimator.navigation_grid is None:
@@ -336,59 +336,6 @@ def _hierarchy_info(estimator):
     }
 
 
-@contextlib.contextmanager
-def _keeping_previous_results(signal):
-    """Restore ``learning_results`` as they were if the body fails or is interrupted."""
-    previous = dict(signal.learning_results.__dict__)
-    try:
-        yield
-    except BaseException:
-        signal.learning_results.__dict__.clear()
-        signal.learning_results.__dict__.update(previous)
-        raise
-
-
-def store_decomposition(signal, factors, loadings, algorithm, info):
-    """Replace the decomposition in ``signal.learning_results``, all or nothing.
-
-    For results computed outside HyperSpy's ``decomposition`` (lazy fits,
-    consensus components, HNMFk trees). BSS results, masks and the previous
-    decomposition's statistics are cleared; if an assignment fails, the
-    previous results are restored.
-
-    Parameters
-    ----------
-    signal : hyperspy.signal.BaseSignal
-    factors : ndarray, shape (n_signal, k)
-    loadings : ndarray, shape (n_navigation, k)
-    algorithm : str
-        Stored as ``decomposition_algorithm``.
-    info : dict
-        Stored as ``learning_results.hnmf``.
-
-    Examples
-    --------
-    >>> import hyperspy.api as hs
-    >>> s = hs.signals.Signal1D(np.ones((4, 3)))
-    >>> store_decomposition(s, np.ones((3, 1)) / 3, np.full((4, 1), 3.0), "hnmf", {})
-    >>> s.learning_results.output_dimension, s.get_decomposition_model().data[0].tolist()
-    (1, [1.0, 1.0, 1.0])
-    """
-    with _keeping_previous_results(signal):
-        results = signal.learning_results
-        for name in ("explained_variance", "explained_variance_ratio",
-                     "number_significant_components", "centre", "mean", "navigation_mask",
-                     "signal_mask", "unmixing_matrix", "bss_factors", "bss_loadings",
-                     "bss_algorithm"):
-            setattr(results, name, None)
-        results.factors = factors
-        results.loadings = loadings
-        results.decomposition_algorithm = algorithm
-        results.output_dimension = int(factors.shape[1])
-        results.poissonian_noise_normalized = False
-        results.hnmf = info
-
-
 def _check_centre(arguments):
     if arguments["centre"] is not None:
         raise ValueError(
@@ -443,7 +390,7 @@ def _lazy_decomposition(signal, estimator, arguments):
     Everything that can be checked without reading the data is checked
     first; bad values found while streaming raise before anything is stored.
     """
-    from .streaming import as_row_chunks
+    from ..matrix import as_row_chunks
 
     _check_centre(arguments)
     unsupported = [name for name in ("navigation_mask", "signal_mask")
@@ -503,7 +450,7 @@ def loss_is_poisson(estimator):
     >>> loss_is_poisson(HNMF(loss="kl")), loss_is_poisson(HNMF())
     (True, False)
     """
-    from .solvers._checks import loss_to_beta
+    from .._checks import loss_to_beta
 
     return loss_to_beta(estimator.loss) == 1.0
 
@@ -567,178 +514,3 @@ def unregister():
         current = cls.__dict__["decomposition"]
         if hasattr(current, "_hnmf_original"):
             cls.decomposition = current._hnmf_original
-
-
-def _hierarchy(signal, kind=None):
-    info = getattr(signal.learning_results, "hnmf", None)
-    hierarchy = info.get("hierarchy") if isinstance(info, dict) else None
-    if not hierarchy or hierarchy.get("kind") == "flat":
-        raise ValueError(
-            "This signal has no hierarchical decomposition: run "
-            "s.decomposition(algorithm='hnmf', output_dimension=[k1, k2, ...]) or "
-            "s.decomposition(algorithm='hnmf', hierarchy='tree', output_dimension=n) first."
-        )
-    if kind is not None and hierarchy["kind"] != kind:
-        raise ValueError(
-            f"This signal's hierarchy is a {hierarchy['kind']!r} hierarchy, not {kind!r}."
-        )
-    return hierarchy
-
-
-def _expand_navigation(signal, array):
-    """Rows of masked probe positions come back as NaN, as in ``learning_results``."""
-    from hyperspy.learn._mva import _nan_expand_rows
-
-    mask = signal.learning_results.navigation_mask
-    if mask is None:
-        return array
-    return _nan_expand_rows(array, np.asarray(mask).ravel(), mask.size)
-
-
-def _expand_signal(signal, array):
-    from hyperspy.learn._mva import _nan_expand_rows
-
-    mask = signal.learning_results.signal_mask
-    if mask is None:
-        return array
-    return _nan_expand_rows(array, np.asarray(mask).ravel(), mask.size)
-
-
-def get_hierarchy_level(signal, level):
-    """Components and maps of one level of a hierarchical decomposition.
-
-    Parameters
-    ----------
-    signal : hyperspy.signals.BaseSignal
-        A signal decomposed with ``algorithm="hnmf"`` and a list of ranks
-        (multi-layer) or ``hierarchy="tree"`` (then only level 1, the leaves,
-        exists here; use :func:`get_split_tree` for the inner nodes).
-    level : int
-        1 = finest; ``len(ranks)`` = coarsest.
-
-    Returns
-    -------
-    factors, loadings : hyperspy signals
-        Like ``get_decomposition_factors()`` / ``get_decomposition_loadings()``.
-
-    Examples
-    --------
-    >>> import hyperspy.api as hs
-    >>> rng = np.random.default_rng(0)
-    >>> s = hs.signals.Signal1D(rng.poisson(rng.random((20, 4)) @ rng.random((4, 30)) * 9)
-    ...                          .astype("float32"))
-    >>> s.decomposition(algorithm="hnmf", output_dimension=[4, 2], print_info=False,
-    ...                 random_state=0)
-    >>> factors, loadings = get_hierarchy_level(s, 2)
-    >>> factors.data.shape, loadings.data.shape
-    ((2, 30), (2, 20))
-    """
-    hierarchy = _hierarchy(signal)
-    if hierarchy["kind"] == "tree":
-        if level != 1:
-            raise ValueError("A tree's leaves are level 1; use get_split_tree for the nodes.")
-        factors, loadings = signal.learning_results.factors, signal.learning_results.loadings
-    else:
-        n_levels = len(hierarchy["ranks"])
-        if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not (
-            1 <= level <= n_levels
-        ):
-            raise ValueError(
-                f"level must be an integer from 1 (finest) to {n_levels} (coarsest), "
-                f"got {level!r}."
-            )
-        factors = _expand_signal(signal, hierarchy["components"][str(level)].T)
-        loadings = _expand_navigation(signal, hierarchy["maps"][str(level)])
-    return signal._get_factors(factors), signal._get_loadings(loadings)
-
-
-def get_mixing_matrices(signal):
-    """Mixing matrices of a multi-layer decomposition, finest to coarsest.
-
-    ``M[ℓ]`` (k_ℓ × k_{ℓ-1}) expresses each component of level ℓ as a
-    nonnegative mixture of the components of level ℓ-1; rows sum to 1.
-
-    Parameters
-    ----------
-    signal : hyperspy.signals.BaseSignal
-
-    Returns
-    -------
-    dict of int to ndarray
-        ``{2: M2, 3: M3, ...}``.
-
-    Examples
-    --------
-    >>> import hyperspy.api as hs
-    >>> rng = np.random.default_rng(0)
-    >>> s = hs.signals.Signal1D(rng.random((20, 30)).astype("float32"))
-    >>> s.decomposition(algorithm="hnmf", output_dimension=[4, 2], print_info=False)
-    >>> get_mixing_matrices(s)[2].shape
-    (2, 4)
-    """
-    hierarchy = _hierarchy(signal, "layers")
-    return {int(key): value for key, value in sorted(hierarchy["mixing"].items())}
-
-
-def get_split_tree(signal):
-    """The rank-2 splitting tree of ``decomposition(hierarchy="tree")``.
-
-    Parameters
-    ----------
-    signal : hyperspy.signals.BaseSignal
-
-    Returns
-    -------
-    hyperspy_hnmf.hierarchy.tree.SplitTree
-        Every node with its member probe positions (indices into the unmasked
-        positions, in HyperSpy's unfolded order), component and split score.
-
-    Examples
-    --------
-    >>> import hyperspy.api as hs
-    >>> rng = np.random.default_rng(0)
-    >>> s = hs.signals.Signal1D(rng.random((20, 30)).astype("float32"))
-    >>> s.decomposition(algorithm="hnmf", hierarchy="tree", output_dimension=3,
-    ...                 print_info=False)
-    >>> get_split_tree(s).n_leaves
-    3
-    """
-    from .hierarchy.tree import SplitTree
-
-    return SplitTree.from_dict(_hierarchy(signal, "tree")["tree"])
-
-
-def get_cluster_labels(signal):
-    """Map of the tree leaf (cluster) of every probe position, as a signal.
-
-    Masked positions get the label -1.
-
-    Parameters
-    ----------
-    signal : hyperspy.signals.BaseSignal
-
-    Returns
-    -------
-    hyperspy signal
-        Integer image (or line) with the navigation shape and axes of ``signal``.
-
-    Examples
-    --------
-    >>> import hyperspy.api as hs
-    >>> rng = np.random.default_rng(0)
-    >>> s = hs.signals.Signal1D(rng.random((4, 5, 30)).astype("float32"))
-    >>> s.decomposition(algorithm="hnmf", hierarchy="tree", output_dimension=2,
-    ...                 print_info=False)
-    >>> get_cluster_labels(s).data.shape
-    (4, 5)
-    """
-    labels = get_split_tree(signal).labels().astype(np.int64)
-    mask = signal.learning_results.navigation_mask
-    if mask is not None:
-        full = np.full(mask.size, -1, dtype=np.int64)
-        full[~np.asarray(mask).ravel()] = labels
-        labels = full
-    shape = signal.axes_manager._navigation_shape_in_array
-    result = signal._get_navigation_signal(labels.reshape(shape))
-    result.metadata.General.title = "tree leaf of each probe position"
-    return result

@@ -18,7 +18,7 @@ import dask.array as da
 import numba
 import numpy as np
 
-from ..solvers._checks import check_finite, check_nonnegative, row_blocks
+from .._checks import check_finite, check_nonnegative, row_blocks
 
 __all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype"]
 
@@ -178,11 +178,15 @@ class StreamedMatrix:
         return StreamedMatrix(self.array, self.row_scale, self.column_scale, self._counter,
                               (float(level), int(seed)))
 
-    def map_chunks(self, function, per_chunk=None, shared=(), reduce=None):
+    def map_chunks(self, function, per_chunk=None, shared=(), reduce=None, only=None):
         """Run ``function(block, start, *per_chunk[i], *shared)`` on every chunk, in one pass.
 
         ``block`` arrives as a checked float array (scaled if this matrix is
-        scaled). ``shared`` arguments enter the graph once. ``reduce``:
+        scaled). ``shared`` arguments enter the graph once. ``only``: the
+        indices of the chunks to read (default all; ``per_chunk`` is then
+        indexed like ``only``). Sums run in a fixed pairwise order, so
+        results are bit-identical whatever the scheduler or the worker that
+        computes a chunk. ``reduce``:
 
         - ``None``: return the list of chunk results;
         - ``True``: sum the results pairwise in the graph (a tree; tuples and
@@ -197,8 +201,10 @@ class StreamedMatrix:
         if self.column_scale is not None:
             column_scale = dask.delayed(self.column_scale.astype(self.dtype), pure=True)
         results = []
-        for index, block in enumerate(self.blocks):
-            extra = per_chunk[index] if per_chunk is not None else ()
+        chosen = range(self.n_chunks) if only is None else only
+        for position, index in enumerate(chosen):
+            block = self.blocks[index]
+            extra = per_chunk[position] if per_chunk is not None else ()
             if self.row_scale is not None:
                 row_scale = self.row_scale[self.rows(index)].astype(self.dtype)
             results.append(dask.delayed(_run_chunk, pure=False)(
@@ -212,6 +218,125 @@ class StreamedMatrix:
             own, total = dask.compute(own, total)
             return list(own), total
         return dask.compute(_tree_sum(results))[0]
+
+    # -- row subsets (splitting trees, HNMFk) -----------------------------
+    #: Row subsets of at most this many float64 bytes are read into memory
+    #: once and kept (the most recent ones, up to this total) for the many
+    #: products of a tree node's rank-2 fit; larger subsets are read in passes.
+    row_cache_bytes = 512 * 2**20
+
+    def subset(self, rows):
+        """The same interface over the rows ``rows`` (no pass; a lazy selection).
+
+        Examples
+        --------
+        >>> import dask.array as da
+        >>> X = StreamedMatrix(da.from_array(np.arange(12.0).reshape(4, 3), chunks=(2, 3)))
+        >>> X.subset(np.array([3, 0])).array.compute().tolist()
+        [[9.0, 10.0, 11.0], [0.0, 1.0, 2.0]]
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        row_scale = self.row_scale[rows] if self.row_scale is not None else None
+        return StreamedMatrix(self.array[rows], row_scale, self.column_scale, self._counter,
+                              self.perturbation)
+
+    def _by_chunk(self, rows):
+        """Chunks holding ``rows`` and the local row positions in each, in sorted order."""
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        chunk_of = np.searchsorted(self.starts, ordered, side="right") - 1
+        chunks = np.unique(chunk_of)
+        local = [ordered[chunk_of == c] - self.starts[c] for c in chunks]
+        return order, [int(c) for c in chunks], local
+
+    def take(self, rows):
+        """The rows ``rows`` as a float array (checked, scaled), in one pass over their chunks.
+
+        Examples
+        --------
+        >>> import dask.array as da
+        >>> X = StreamedMatrix(da.from_array(np.arange(8, dtype=np.uint8).reshape(4, 2),
+        ...                                  chunks=(2, 2)))
+        >>> X.take(np.array([2, 1])).tolist()
+        [[4.0, 5.0], [2.0, 3.0]]
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        order, chunks, local = self._by_chunk(rows)
+        parts = self.map_chunks(_take_rows, per_chunk=[(i,) for i in local], only=chunks)
+        out = np.empty((rows.size, self.shape[1]), dtype=self.dtype)
+        out[order] = np.concatenate(parts) if parts else out[:0]
+        return out
+
+    def _row_statistics(self):
+        if getattr(self, "_row_stats", None) is None:
+            results = self.map_chunks(_row_statistics)
+            self._row_stats = tuple(np.concatenate([r[i] for r in results]) for i in (0, 1))
+        return self._row_stats
+
+    @property
+    def row_sums(self):
+        """Sum of every row (float64; one pass, the first time)."""
+        return self._row_statistics()[0]
+
+    @property
+    def row_squares(self):
+        """Squared norm of every row (float64; one pass, the first time)."""
+        return self._row_statistics()[1]
+
+    def _cached_rows(self, rows):
+        """RowData of ``rows`` held in memory when they fit :attr:`row_cache_bytes`, else None."""
+        from .rows import RowData
+
+        key = (rows.size, hash(rows.tobytes()))
+        cache = self.__dict__.setdefault("_row_cache", {})
+        if key in cache:
+            return cache[key]
+        size = rows.size * self.shape[1] * 8
+        if size > self.row_cache_bytes:
+            return None
+        while cache and sum(d.shape[0] for d in cache.values()) * self.shape[1] * 8 + size \
+                > self.row_cache_bytes:
+            cache.pop(next(iter(cache)))
+        cache[key] = RowData(self.take(rows))
+        return cache[key]
+
+    def times(self, rows, H):
+        """``X[rows] @ H.T`` in float64 (``H``: few rows), as :class:`~.rows.RowData` does.
+
+        Examples
+        --------
+        >>> import dask.array as da
+        >>> X = StreamedMatrix(da.from_array(np.eye(3), chunks=(2, 3)))
+        >>> X.times(np.array([2, 0]), np.ones((2, 3))).tolist()
+        [[1.0, 1.0], [1.0, 1.0]]
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        cached = self._cached_rows(rows)
+        if cached is not None:
+            return cached.times(np.arange(rows.size, dtype=np.int64), H)
+        order, chunks, local = self._by_chunk(rows)
+        H = np.ascontiguousarray(H, dtype=np.float64)
+        parts = self.map_chunks(_rows_times, per_chunk=[(i,) for i in local], shared=(H,),
+                                only=chunks)
+        out = np.empty((rows.size, H.shape[0]))
+        out[order] = np.concatenate(parts)
+        return out
+
+    def t_times(self, rows, A):
+        """``(X[rows].T @ A).T`` in float64, as :class:`~.rows.RowData` does."""
+        rows = np.asarray(rows, dtype=np.int64)
+        cached = self._cached_rows(rows)
+        if cached is not None:
+            return cached.t_times(np.arange(rows.size, dtype=np.int64), A)
+        order, chunks, local = self._by_chunk(rows)
+        A_sorted = np.asarray(A, dtype=np.float64)[order]
+        bounds = np.cumsum([0] + [len(i) for i in local])
+        per_chunk = [(i, A_sorted[bounds[c]:bounds[c + 1]]) for c, i in enumerate(local)]
+        return self.map_chunks(_rows_t_times, per_chunk=per_chunk, only=chunks, reduce=True)
+
+    def row(self, i):
+        """Row ``i`` as a dense float64 vector (reads its chunk)."""
+        return self.take(np.array([i]))[0].astype(np.float64)
 
     def __matmul__(self, B):
         B = np.asarray(B, dtype=self.dtype)
@@ -462,3 +587,26 @@ def _statistics(block, start):
 
 for _function in (_right_product, _left_product, _statistics):
     _function.reads_raw_chunks = True
+
+
+def _take_rows(block, start, local):
+    return np.ascontiguousarray(block[local])
+
+
+def _rows_times(block, start, local, H):
+    return block[local].astype(np.float64) @ H.T
+
+
+def _rows_t_times(block, start, local, A):
+    return (block[local].T.astype(np.float64) @ A).T
+
+
+def _row_statistics(block, start):
+    sums, squares = [], []
+    for _, values in float_rows(block, compute_dtype(block.dtype), start):
+        sums.append(values.sum(axis=1, dtype=np.float64))
+        squares.append(np.einsum("ij,ij->i", values, values, dtype=np.float64))
+    return np.concatenate(sums), np.concatenate(squares)
+
+
+_row_statistics.reads_raw_chunks = True

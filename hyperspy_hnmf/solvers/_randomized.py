@@ -15,14 +15,13 @@ import dask.array as da
 import numpy as np
 import scipy.linalg
 
-from ..solvers import canonical_order
-from ..solvers._init import check_init, nndsvd_factors
-from ..solvers._linalg import as_generator, randomized_range
-from ..solvers._loop import _balance
-from ..solvers._objective import frobenius_from_products
-from ..solvers._updates import HALSUpdate
-from .exact import streaming_nmf
-from .matrix import StreamedMatrix
+from ._init import check_init, nndsvd_factors
+from ._linalg import as_generator, randomized_range
+from ._loop import _balance, canonical_order
+from ._objective import frobenius_from_products
+from ._updates import HALSUpdate
+from ._passes import streaming_nmf
+from ..matrix.streamed import StreamedMatrix
 
 __all__ = ["randomized_nmf"]
 
@@ -104,7 +103,7 @@ def randomized_nmf(X, n_components, *, oversampling=10, power_iterations=2, refi
         W, H = nndsvd_factors(Q @ Ub[:, :k], S[:k], Vt[:k], fill, max(mean, 0.0), rng)
     W = np.ascontiguousarray(W, dtype=X.dtype)
     Ht = np.ascontiguousarray(H.T, dtype=X.dtype)
-    _compressed_hals(Q.astype(X.dtype), B, W, Ht, max_iter, tol)
+    compressed_hals(Q.astype(X.dtype), B, W, Ht, max_iter, tol)
     H = np.ascontiguousarray(Ht.T)
     if refine_passes:
         result = streaming_nmf(X, k, loss="frobenius", solver="hals", W=W, H=H,
@@ -119,20 +118,66 @@ def randomized_nmf(X, n_components, *, oversampling=10, power_iterations=2, refi
     return result
 
 
-def _compressed_hals(Q, B, W, Ht, max_iter, tol):
-    """HALS on ``X ≈ Q B``: no pass over the data; ``W`` and ``Ht`` updated in place."""
+def compressed_hals(Q, B, W, Ht, max_iter, tol, norm2=None, stop="relative"):
+    """HALS on ``X ≈ Q B`` without a pass over the data; ``W`` and ``Ht`` updated in place.
+
+    Parameters
+    ----------
+    Q : ndarray, shape (n, l)
+        Orthonormal basis of the compression.
+    B : ndarray, shape (l, m)
+        ``Q.T @ X``.
+    W : ndarray, shape (n, k)
+    Ht : ndarray, shape (m, k)
+    max_iter : int
+    tol : float
+    norm2 : float, optional
+        ``||X||²`` of the uncompressed data (default ``||B||²``).
+    stop : {"relative", "progress"}
+        ``"relative"``: stop when an iteration lowers the objective by less
+        than ``tol`` times itself; ``"progress"``: by less than ``tol`` times
+        the decrease since the first iteration (noise dominates the error of
+        low-dose data, so the relative rule would run to ``max_iter``).
+
+    Returns
+    -------
+    error : float
+        ``||X - W Hᵀ|| / ||X||`` with ``X`` replaced by ``Q B`` in the cross term.
+    n_iter : int
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((30, 2)) @ rng.random((2, 20))
+    >>> Q = np.linalg.qr(X @ rng.standard_normal((20, 4)))[0]
+    >>> W, Ht = rng.random((30, 2)), rng.random((20, 2))
+    >>> error, _ = compressed_hals(Q, Q.T @ X, W, Ht, 300, 1e-10)
+    >>> bool(error < 1e-3)
+    True
+    """
     update = HALSUpdate()
-    norm_B2 = float(np.sum(B.astype(np.float64) ** 2))
-    previous = None
-    for _ in range(max_iter):
-        XtW = B.T @ (Q.T @ W)                      # ≈ Xᵀ W, m × k
-        update.apply_products(Ht, XtW, W.T @ W, W.shape[0])
-        BHt = B @ Ht                                # l × k
-        XHt = Q @ BHt                               # ≈ X Hᵀ, n × k
-        HtH = Ht.T @ Ht
-        update.apply_products(W, XHt, HtH, Ht.shape[0])
+    if norm2 is None:
+        norm2 = float(np.sum(B.astype(np.float64) ** 2))
+    previous = first = None
+    objective = norm2 / 2
+    iteration = 0
+    for iteration in range(1, max_iter + 1):
+        XHt = Q @ (B @ Ht)                          # ≈ X Hᵀ, n × k
+        update.apply_products(W, XHt, Ht.T @ Ht, Ht.shape[0])
+        XtW = B.T @ (Q.T @ W)                       # ≈ Xᵀ W, m × k
+        WtW = W.T @ W
+        update.apply_products(Ht, XtW, WtW, W.shape[0])
+        objective = frobenius_from_products(norm2, XtW, Ht, WtW)
         _balance(W, Ht)
-        objective = frobenius_from_products(norm_B2, XHt, W, HtH)
-        if previous is not None and previous > 0 and abs(previous - objective) / previous < tol:
-            break
-        previous = objective
+        error = np.sqrt(max(2.0 * objective, 0.0) / max(norm2, 1e-300))
+        if previous is not None:
+            if stop == "relative":
+                done = previous > 0 and abs(previous - objective) / previous < tol
+            else:
+                done = previous - error <= tol * (first - error)
+            if done:
+                break
+        if first is None:
+            first = error
+        previous = objective if stop == "relative" else error
+    return float(np.sqrt(max(2.0 * objective, 0.0) / max(norm2, 1e-300))), iteration

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.colors import PowerNorm
 
-from . import integration
+from . import results as integration
 
 __all__ = ["plot_hierarchy"]
 
