@@ -15,7 +15,7 @@ from .integration import (
     register,
     unregister,
 )
-from .plotting import plot_hierarchy
+from .plotting import plot_decomposition_images, plot_hierarchy
 from .polar import signal_methods as _polar_methods
 from .rank_selection import estimate_rank, stability
 
@@ -34,6 +34,7 @@ __all__ = [
     "get_split_tree",
     "hnmfk",
     "hnmfk_decomposition",
+    "plot_decomposition_images",
     "plot_hierarchy",
     "polar",
     "rank_selection",
