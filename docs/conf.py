@@ -46,14 +46,18 @@ numpydoc_class_members_toctree = False
 html_theme = "pydata_sphinx_theme"
 html_title = "hyperspy-hnmf"
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+html_static_path = ["_static"]
+html_css_files = ["gallery.css"]
 
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r".*\.py$",
     "ignore_pattern": r"(__init__|/output/).*",
-    "reset_argv": "gallery_scraper.example_arguments",
-    "image_scrapers": ("gallery_scraper.written_figures",),
+    # Each cell's figures are captured by matplotlib's scraper and shown
+    # full width after that cell (docs/_static/gallery.css).
+    "image_scrapers": ("matplotlib",),
+    "capture_repr": (),
     "download_all_examples": False,
     "remove_config_comments": True,
     "show_memory": False,
