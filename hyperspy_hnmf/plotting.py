@@ -216,17 +216,17 @@ def plot_hierarchy(signal, *, thumbnails=True, maps=True, min_weight=0.05, cmap=
         nodes, edges, depth, widest = _tree_graph(signal, min_weight)
         n_rows = depth + 1
         row_names = {row: f"depth {row}" for row in range(n_rows)}
-        title = "Rank-2 splitting tree: fraction of the parent's intensity on each edge"
+        title = "Splitting tree: fraction of the parent's intensity on each edge"
     width = max(6.0, 1.3 * widest * (2 if maps else 1))
     figure = plt.figure(figsize=figsize or (min(width, 24.0), 2.2 * n_rows + 1.2))
-    footer = 0.16 if thumbnails else 0.04
-    axis = figure.add_axes([0.08, footer, 0.91, 0.9 - footer])
+    footer = 0.2 if thumbnails else 0.04
+    axis = figure.add_axes([0.1, footer, 0.89, 0.9 - footer])
     axis.set_xlim(0, 1)
     axis.set_ylim(n_rows - 0.5, -0.5)
     axis.axis("off")
     figure.suptitle(title, fontsize=10, y=0.985)
     for row, name in row_names.items():
-        axis.text(-0.01, row, name, fontsize=8, ha="right", va="center")
+        axis.text(-0.01, row, name, fontsize=7, ha="right", va="center")
     for start, end, weight in edges:
         a, b = nodes[start], nodes[end]
         axis.plot([a.position, b.position], [a.row, b.row], color="0.4",
@@ -282,14 +282,23 @@ def _thumbnail_colorbars(figure, signal, style, maps, footer):
     """Colour bars (with units) of the pattern and map thumbnails, under the drawing."""
     from matplotlib.cm import ScalarMappable
 
-    entries = [("pattern", "component: fraction of its intensity per pixel (square-root scale)")]
+    import textwrap
+
+    entries = []
+    if style["pattern_x"] is None:
+        entries.append(("pattern", "component: fraction of its intensity per pixel "
+                                   "(square-root scale)"))
     if maps:
         masks = " (inner tree nodes: their probe positions in dark grey)" if style["masks"] else ""
         entries.append(("map", f"map: {_quantity(signal)} per probe position{masks}"))
+    if not entries:
+        return
     width = 0.8 / len(entries)
+    characters = int(figure.get_figwidth() * width * 14)
     for i, (kind, label) in enumerate(entries):
+        label = textwrap.fill(label, max(characters, 30))
         cmap, norm = style[kind]
-        cax = figure.add_axes([0.1 + i * (width + 0.04), footer * 0.55, width - 0.04, 0.025])
+        cax = figure.add_axes([0.1 + i * (width + 0.04), footer * 0.68, width - 0.04, 0.025])
         bar = figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax,
                               orientation="horizontal")
         bar.set_label(label, fontsize=7)
