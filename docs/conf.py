@@ -8,11 +8,15 @@ Build (warnings are errors)::
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "_ext"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# exspy 0.3 imports signal classes from HyperSpy's old paths; keep that
+# deprecation notice (not ours to fix) off the gallery pages.
+warnings.filterwarnings("ignore", message=r"Importing `\w+` from `hyperspy\._signals")
 
 import hyperspy_hnmf  # noqa: E402
 
@@ -46,14 +50,18 @@ numpydoc_class_members_toctree = False
 html_theme = "pydata_sphinx_theme"
 html_title = "hyperspy-hnmf"
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+html_static_path = ["_static"]
+html_css_files = ["gallery.css"]
 
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r".*\.py$",
     "ignore_pattern": r"(__init__|/output/).*",
-    "reset_argv": "gallery_scraper.example_arguments",
-    "image_scrapers": ("gallery_scraper.written_figures",),
+    # Each cell's figures are captured by matplotlib's scraper and shown
+    # full width after that cell (docs/_static/gallery.css).
+    "image_scrapers": ("matplotlib",),
+    "capture_repr": (),
     "download_all_examples": False,
     "remove_config_comments": True,
     "show_memory": False,

@@ -27,6 +27,7 @@ from .polar import signal_methods as _polar_methods
 from .rank_selection import estimate_rank, stability
 
 plot_hierarchy = _plotting.plot_hierarchy
+plot_decomposition_images = _plotting.plot_decomposition_images
 
 # The modules of the HyperSpy layer keep their public import paths.
 _sys.modules[__name__ + ".data"] = data
@@ -49,6 +50,7 @@ __all__ = [
     "hnmfk",
     "hnmfk_decomposition",
     "matrix",
+    "plot_decomposition_images",
     "plot_hierarchy",
     "polar",
     "rank_selection",

@@ -1,13 +1,15 @@
-"""Figures of hierarchical decompositions (matplotlib only)."""
+"""Figures of decompositions: calibrated component images and hierarchies."""
 
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib.colors import PowerNorm
+from matplotlib.colors import ListedColormap, Normalize, PowerNorm
 
 from . import results as integration
 
-__all__ = ["plot_hierarchy"]
+_MASK_COLORS = ListedColormap(["#e0e0e0", "#404040"])
+
+__all__ = ["plot_decomposition_images", "plot_hierarchy"]
 
 
 @dataclass
@@ -17,6 +19,7 @@ class _Node:
     position: float
     pattern: np.ndarray
     image: np.ndarray
+    mask: bool = False
 
 
 def _pattern_image(signal, column):
@@ -78,6 +81,7 @@ def _tree_graph(signal, min_weight):
             position=positions[node.id],
             pattern=_pattern_image(signal, node.component),
             image=image,
+            mask=node.id not in leaves,
         )
     pairs, weights = tree.edges()
     edges = [
@@ -94,20 +98,60 @@ def _leaves_below(tree, node):
     return [leaf for child in node.children for leaf in _leaves_below(tree, tree.nodes[child])]
 
 
-def _thumbnail(figure, axis, node, x, y, size, cmap, show_map):
+def _quantity(signal):
+    """What the data count, from HyperSpy's ``Signal.quantity`` (counts by default)."""
+    quantity = signal.metadata.get_item("Signal.quantity", "counts")
+    return str(quantity) or "counts"
+
+
+def _extent(axes):
+    """Calibrated ``imshow`` extent of two HyperSpy axes (x, y), pixel edges included."""
+    x, y = axes
+    return [x.low_value - x.scale / 2, x.high_value + x.scale / 2,
+            y.high_value + y.scale / 2, y.low_value - y.scale / 2]
+
+
+def _units(axes):
+    units = {str(a.units) for a in axes}
+    return units.pop() if len(units) == 1 and "<undefined>" not in units else ""
+
+
+def _scale_bar(axis, length, units, color="white"):
+    """A scale bar of ``length`` data units in the lower left corner of ``axis``."""
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    axis.add_artist(AnchoredSizeBar(axis.transData, length, f"{length:g} {units}", "lower left",
+                                    pad=0.2, color=color, frameon=False, size_vertical=0,
+                                    fontproperties={"size": 6}))
+
+
+def _nice_length(span):
+    """A round length near a quarter of ``span`` (1, 2 or 5 times a power of ten)."""
+    target = span / 4
+    power = 10 ** np.floor(np.log10(target))
+    return float(max(m for m in (1, 2, 5) if m * power <= target) * power)
+
+
+def _thumbnail(figure, axis, node, x, y, size, cmap, show_map, style):
     """Draw the node's pattern (and map) as small axes centred at data (x, y)."""
     to_figure = axis.transData + figure.transFigure.inverted()
     fx, fy = to_figure.transform((x, y))
-    images = [(node.pattern, cmap)] + ([(node.image, "viridis")] if show_map else [])
+    images = [("pattern", node.pattern)] + ([("map", node.image)] if show_map else [])
     width = size * len(images)
-    for i, (data, colormap) in enumerate(images):
-        inset = figure.add_axes([fx - width / 2 + i * size, fy - size / 2, size, size])
+    figure_width, figure_height = figure.get_size_inches()
+    height = size * figure_width / figure_height  # square in inches
+    for i, (kind, data) in enumerate(images):
+        inset = figure.add_axes([fx - width / 2 + i * size, fy - height / 2, size, height])
         if data.ndim == 2:
-            # Patterns are shown on a square-root scale so weak spots stay visible.
-            norm = PowerNorm(0.5) if colormap == cmap and np.nanmin(data) >= 0 else None
-            inset.imshow(data, cmap=colormap, norm=norm, interpolation="nearest")
+            colormap, norm = style[kind]
+            if kind == "map" and node.mask:
+                colormap, norm = _MASK_COLORS, Normalize(0, 1)
+            inset.imshow(data, cmap=colormap, norm=norm, interpolation="nearest",
+                         extent=style[kind + "_extent"])
+            if style.get(kind + "_bar") and node is style["first"]:
+                _scale_bar(inset, *style[kind + "_bar"])
         else:
-            inset.plot(data, lw=0.8)
+            inset.plot(style["pattern_x"], data, lw=0.8)
         inset.set_xticks([])
         inset.set_yticks([])
 
@@ -122,7 +166,12 @@ def plot_hierarchy(signal, *, thumbnails=True, maps=True, min_weight=0.05, cmap=
     summing to 1). Splitting trees are drawn root at the top, the edge weight
     being the fraction of the parent's intensity that goes to the child.
     Each node shows its component (pattern or spectrum) and, with ``maps``,
-    its map (for a tree's inner nodes, the probe positions below it).
+    its map (for a tree's inner nodes, the probe positions below it). All
+    patterns share one colour scale (square root of the fraction of the
+    component's intensity per pixel) and all maps another (the data's
+    quantity, counts by default, per probe position); both are drawn as
+    colour bars under the hierarchy, and the first node carries scale bars in
+    the calibrated units of the signal and navigation axes.
 
     Parameters
     ----------
@@ -160,15 +209,24 @@ def plot_hierarchy(signal, *, thumbnails=True, maps=True, min_weight=0.05, cmap=
         nodes, edges = _layer_graph(signal, hierarchy, min_weight)
         n_rows = len(hierarchy["ranks"])
         widest = int(hierarchy["ranks"][0])
+        row_names = {n_rows - level: f"level {level}\n({rank} comp.)"
+                     for level, rank in enumerate(hierarchy["ranks"], start=1)}
+        title = "Multi-layer NMF: each coarse component (above) mixes finer ones (below)"
     else:
         nodes, edges, depth, widest = _tree_graph(signal, min_weight)
         n_rows = depth + 1
+        row_names = {row: f"depth {row}" for row in range(n_rows)}
+        title = "Splitting tree: fraction of the parent's intensity on each edge"
     width = max(6.0, 1.3 * widest * (2 if maps else 1))
-    figure = plt.figure(figsize=figsize or (min(width, 24.0), 2.2 * n_rows + 0.6))
-    axis = figure.add_axes([0.02, 0.02, 0.96, 0.96])
+    figure = plt.figure(figsize=figsize or (min(width, 24.0), 2.2 * n_rows + 1.2))
+    footer = 0.2 if thumbnails else 0.04
+    axis = figure.add_axes([0.1, footer, 0.89, 0.9 - footer])
     axis.set_xlim(0, 1)
     axis.set_ylim(n_rows - 0.5, -0.5)
     axis.axis("off")
+    figure.suptitle(title, fontsize=10, y=0.985)
+    for row, name in row_names.items():
+        axis.text(-0.01, row, name, fontsize=7, ha="right", va="center")
     for start, end, weight in edges:
         a, b = nodes[start], nodes[end]
         axis.plot([a.position, b.position], [a.row, b.row], color="0.4",
@@ -179,13 +237,178 @@ def plot_hierarchy(signal, *, thumbnails=True, maps=True, min_weight=0.05, cmap=
     for node in nodes.values():
         axis.plot(node.position, node.row, "o", color="C0", ms=4, zorder=3)
     if thumbnails:
+        figure.canvas.draw()
+        box = axis.get_position()
         figure_width, figure_height = figure.get_size_inches()
-        size = min(0.7 / figure_height, 0.9 / (widest * (2 if maps else 1)))
-        size = min(size, 0.9 / n_rows)
+        size = min(0.7 * box.height / n_rows * figure_height / figure_width,
+                   0.9 * box.width / (widest * (2 if maps else 1)))
+        size = min(size, 0.9 * box.height / n_rows)
+        style = _thumbnail_style(signal, nodes, cmap)
         for node in nodes.values():
-            _thumbnail(figure, axis, node, node.position, node.row, size, cmap, maps)
+            _thumbnail(figure, axis, node, node.position, node.row, size, cmap, maps, style)
+        _thumbnail_colorbars(figure, signal, style, maps, footer)
     else:
         for node in nodes.values():
             axis.annotate(str(node.key), (node.position, node.row), fontsize=7,
                           xytext=(0, 6), textcoords="offset points", ha="center")
+    return figure
+
+
+def _thumbnail_style(signal, nodes, cmap):
+    """Shared colour scales and calibrations of the thumbnails of one figure."""
+    values = list(nodes.values())
+    patterns = np.array([np.clip(node.pattern, 0, None).max() for node in values])
+    maps = [node.image.max() for node in values if not node.mask]
+    signal_axes = signal.axes_manager.signal_axes
+    navigation_axes = signal.axes_manager.navigation_axes
+    style = {
+        "pattern": (cmap, PowerNorm(0.5, vmin=0.0, vmax=float(patterns.max()) or 1.0)),
+        "map": ("viridis", Normalize(0.0, float(max(maps)) if maps else 1.0)),
+        "pattern_extent": _extent(signal_axes) if len(signal_axes) == 2 else None,
+        "map_extent": _extent(navigation_axes) if len(navigation_axes) == 2 else None,
+        "pattern_x": signal_axes[0].axis if len(signal_axes) == 1 else None,
+        "first": values[0],
+        "masks": any(node.mask for node in values),
+    }
+    for kind, axes in (("pattern", signal_axes), ("map", navigation_axes)):
+        units = _units(axes) if len(axes) == 2 else ""
+        if units:
+            span = abs(axes[0].high_value - axes[0].low_value)
+            style[kind + "_bar"] = (_nice_length(span), units)
+    return style
+
+
+def _thumbnail_colorbars(figure, signal, style, maps, footer):
+    """Colour bars (with units) of the pattern and map thumbnails, under the drawing."""
+    from matplotlib.cm import ScalarMappable
+
+    import textwrap
+
+    entries = []
+    if style["pattern_x"] is None:
+        entries.append(("pattern", "component: fraction of its intensity per pixel "
+                                   "(square-root scale)"))
+    if maps:
+        masks = " (inner tree nodes: their probe positions in dark grey)" if style["masks"] else ""
+        entries.append(("map", f"map: {_quantity(signal)} per probe position{masks}"))
+    if not entries:
+        return
+    width = 0.8 / len(entries)
+    characters = int(figure.get_figwidth() * width * 14)
+    for i, (kind, label) in enumerate(entries):
+        label = textwrap.fill(label, max(characters, 30))
+        cmap, norm = style[kind]
+        cax = figure.add_axes([0.1 + i * (width + 0.04), footer * 0.68, width - 0.04, 0.025])
+        bar = figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax,
+                              orientation="horizontal")
+        bar.set_label(label, fontsize=7)
+        bar.ax.tick_params(labelsize=6)
+
+
+def plot_decomposition_images(signal, what="loadings", order=None, names=None, *,
+                              per_row=4, cmap=None, gamma=None, colorbar_label=None,
+                              scalebar=True, title=None, figsize=None):
+    """Calibrated images of a decomposition's maps or 2D components.
+
+    A thin layer over :func:`hyperspy.api.plot.plot_images`: one panel per
+    component with a scale bar in the calibrated units, its own colour bar
+    with the units written on it, and the name of the component (for example
+    the phase it was matched to) as its title.
+
+    Parameters
+    ----------
+    signal : hyperspy.signals.BaseSignal
+        A decomposed signal (any algorithm).
+    what : {"loadings", "factors"}, default "loadings"
+        Draw the maps (``"loadings"``) or the components (``"factors"``, which
+        must be images, as for 4D-STEM).
+    order : sequence of int, optional
+        Components to draw, in this order; all by default.
+    names : sequence of str, optional
+        One title per drawn component; ``"component i"`` by default.
+    per_row : int, default 4
+        Panels per row.
+    cmap : str, optional
+        Colour map; ``"viridis"`` for maps, ``"inferno"`` for components.
+    gamma : float, optional
+        Draw on a power-law colour scale (0.5: square root, which keeps weak
+        diffraction spots visible next to the direct beam); the colour bar
+        keeps the data's units. Default: linear for maps, 0.5 for components.
+    colorbar_label : str, optional
+        Label of every colour bar. Default: "<quantity> per probe position"
+        for maps, with the quantity from ``metadata.Signal.quantity``
+        (``"counts"`` if unset), and "fraction of the component per pixel"
+        for components (HNMF components sum to 1).
+    scalebar : bool, default True
+        Draw a scale bar in every panel (else calibrated axes with ticks).
+    title : str, optional
+        Figure title.
+    figsize : tuple of float, optional
+        Figure size in inches; grows with the number of panels by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    See Also
+    --------
+    hyperspy.api.plot.plot_images
+
+    Examples
+    --------
+    >>> from hyperspy_hnmf.data import synthetic_4dstem
+    >>> s = synthetic_4dstem(scan_shape=(8, 8), detector_shape=(16, 16), n_phases=1)
+    >>> s.decomposition(algorithm="hnmf", output_dimension=3, print_info=False,
+    ...                 show_progressbar=False)
+    >>> figure = plot_decomposition_images(s, names=["halo", "rot. 0", "rot. 1"])
+    >>> [axis.get_title() for axis in figure.axes[::2]]
+    ['halo', 'rot. 0', 'rot. 1']
+    """
+    import hyperspy.api as hs
+    import matplotlib.pyplot as plt
+
+    if what not in ("loadings", "factors"):
+        raise ValueError(f"what must be 'loadings' or 'factors', not {what!r}")
+    if what == "loadings":
+        images = signal.get_decomposition_loadings()
+        default_label = f"{_quantity(signal)} per probe position"
+    else:
+        images = signal.get_decomposition_factors()
+        default_label = "fraction of the component per pixel"
+    if images.axes_manager.signal_dimension != 2:
+        raise ValueError(
+            f"The {what} of this signal are {images.axes_manager.signal_dimension}D; "
+            "plot_decomposition_images draws 2D images only (use "
+            "hyperspy.api.plot.plot_spectra for spectra)."
+        )
+    order = list(range(images.axes_manager.navigation_size)) if order is None else list(order)
+    names = [f"component {j}" for j in order] if names is None else list(names)
+    if len(names) != len(order):
+        raise ValueError(f"{len(names)} names given for {len(order)} components")
+    if gamma is None:
+        gamma = 0.5 if what == "factors" else 1.0
+    columns = min(per_row, len(order))
+    rows = -(-len(order) // columns)
+    figure = plt.figure(figsize=figsize or (2.75 * columns + 0.5, 2.45 * rows + (0.5 if title
+                                                                               else 0.15)))
+    axes = hs.plot.plot_images(
+        [images.inav[j] for j in order], label=names, per_row=columns,
+        cmap=cmap or ("viridis" if what == "loadings" else "inferno"),
+        colorbar="multi", scalebar="all" if scalebar else None,
+        axes_decor="off" if scalebar else "all", suptitle="", fig=figure,
+        padding=dict(left=0.02, right=0.9, bottom=0.03, top=0.86 if title else 0.93,
+                     wspace=0.55, hspace=0.25),
+    )
+    drawn = set(axes)
+    colorbars = [axis for axis in figure.axes if axis not in drawn]
+    for axis, cax in zip(axes, colorbars):
+        image = axis.images[0]
+        if gamma != 1.0:
+            low, high = image.get_clim()
+            image.set_norm(PowerNorm(gamma, vmin=max(low, 0.0), vmax=high))
+        axis.title.set_fontsize(9)
+        cax.set_ylabel(colorbar_label or default_label, fontsize=7)
+        cax.tick_params(labelsize=7)
+    if title:
+        figure.suptitle(title, fontsize=11)
     return figure

@@ -1,0 +1,63 @@
+"""Figures of decompositions: calibrated, named, with labelled colour bars."""
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+import hyperspy_hnmf  # noqa: E402,F401
+from hyperspy_hnmf.data import score_signal, synthetic_4dstem  # noqa: E402
+from hyperspy_hnmf.plotting import plot_decomposition_images  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def decomposed():
+    s = synthetic_4dstem(scan_shape=(24, 24), detector_shape=(32, 32), n_phases=1,
+                         dose=400, random_state=0)
+    s.decomposition(algorithm="hnmf", output_dimension=3, loss="kl", random_state=0,
+                    print_info=False, show_progressbar=False)
+    score = score_signal(s)
+    order = [learned for _, learned in score.pairs]
+    names = [score.names[true] for true, _ in score.pairs]
+    return s, order, names
+
+
+def test_images_are_named_calibrated_and_labelled(decomposed):
+    s, order, names = decomposed
+    figure = plot_decomposition_images(s, order=order, names=names)
+    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
+    assert titles == names
+    labels = [axis.get_ylabel() for axis in figure.axes if not axis.images]
+    assert labels == ["Counts per probe position"] * 3
+    assert all(hasattr(axis, "scalebar") for axis in figure.axes if axis.get_title())
+
+
+def test_components_default_to_a_square_root_scale(decomposed):
+    s, order, names = decomposed
+    figure = plot_decomposition_images(s, "factors", order=order, names=names)
+    image = figure.axes[0].images[0]
+    assert image.norm.gamma == 0.5
+    assert figure.axes[1].get_ylabel() == "fraction of the component per pixel"
+
+
+def test_spectra_are_refused_with_a_pointer():
+    import hyperspy.api as hs
+    import numpy as np
+
+    s = hs.signals.Signal1D(np.random.default_rng(0).random((4, 4, 16)).astype("float32"))
+    s.decomposition(algorithm="hnmf", output_dimension=2, print_info=False,
+                    show_progressbar=False)
+    with pytest.raises(ValueError, match="plot_spectra"):
+        plot_decomposition_images(s, "factors")
+
+
+@pytest.mark.mpl_image_compare(baseline_dir="baseline", tolerance=5)
+def test_plot_decomposition_maps(decomposed):
+    s, order, names = decomposed
+    return plot_decomposition_images(s, order=order, names=names, title="maps")
+
+
+@pytest.mark.mpl_image_compare(baseline_dir="baseline", tolerance=5)
+def test_plot_decomposition_components(decomposed):
+    s, order, names = decomposed
+    return plot_decomposition_images(s, "factors", order=order, names=names)
