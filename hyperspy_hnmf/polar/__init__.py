@@ -12,7 +12,7 @@ and ``polar_cluster_analysis`` to HyperSpy's ``Signal2D`` (and so to pyxem's
 from ._components import ComponentClusters, cluster_components, default_radial_range
 from ._plot import plot_component_dendrogram
 from ._pixels import PolarKMeans
-from ._transform import PolarTransform, find_direct_beam, polar_transform
+from ._transform import PolarTransform, find_central_beam, find_direct_beam, polar_transform
 from ._xcorr import phi_xcorr, rotate_pattern, shift_phi
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "PolarTransform",
     "cluster_components",
     "default_radial_range",
+    "find_central_beam",
     "find_direct_beam",
     "phi_xcorr",
     "plot_component_dendrogram",

@@ -23,7 +23,7 @@ from ._components import (
     default_radial_range,
 )
 from ._pixels import PolarKMeans
-from ._transform import PolarTransform, find_direct_beam
+from ._transform import PolarTransform, find_central_beam
 
 __all__ = ["register", "unregister"]
 
@@ -73,7 +73,7 @@ def _geometry(signal, center, radial_range, exclude_beam):
     mean = None
     if center is None:
         mean = _mean_pattern(signal)
-        center_px = find_direct_beam(mean)
+        center_px = _in_pixels(signal, find_central_beam, mean)
     else:
         try:
             cx, cy = (float(c) for c in center)
@@ -105,14 +105,35 @@ def _geometry(signal, center, radial_range, exclude_beam):
     return center_px, None, scale
 
 
+def _check_radial_numbers(radial_range):
+    """Two finite numbers with 0 <= r_min < r_max (the pattern's extent is checked later)."""
+    if radial_range is None:
+        return
+    try:
+        r_min, r_max = (float(r) for r in radial_range)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"radial_range must be two numbers (r_min, r_max), got {radial_range!r}."
+        ) from None
+    if not (np.isfinite(r_min) and np.isfinite(r_max)) or r_min < 0 or r_max <= r_min:
+        raise ValueError(
+            f"radial_range must satisfy 0 <= r_min < r_max, got ({r_min:g}, {r_max:g})."
+        )
+
+
 def _in_pixels(signal, call, *args, **kwargs):
-    """Run ``call``; a radial-range error gets the pixel size in the signal's units."""
+    """Run ``call``; radial-range and direct-beam errors get the signal axes' units."""
     try:
         return call(*args, **kwargs)
     except ValueError as error:
+        x = signal.axes_manager.signal_axes[0]
+        if str(error).startswith("No central direct beam"):
+            raise ValueError(
+                f"{str(error)[:-1]} as (x, y) in "
+                f"{x.units or 'the units of the signal axes'}."
+            ) from None
         if not str(error).startswith("radial_range"):
             raise
-        x = signal.axes_manager.signal_axes[0]
         raise ValueError(
             f"{error} (Radii are in pixels there: 1 pixel = {abs(x.scale):g} "
             f"{x.units or 'units'} on the signal axes.)"
@@ -213,6 +234,7 @@ def polar_transform(self, center=None, radial_range=None, n_r=None, n_phi=360):
     >>> [(a.name, a.units) for a in polar.axes_manager.signal_axes]
     [('phi', 'deg'), ('r', '1/nm')]
     """
+    _check_radial_numbers(radial_range)
     center_px, radial_px, scale = _geometry(self, center, radial_range, exclude_beam=False)
     transform = _in_pixels(self, PolarTransform, self.axes_manager._signal_shape_in_array,
                            center_px, radial_px, n_r, n_phi)
@@ -321,6 +343,7 @@ def cluster_decomposition_components(self, method="polar_xcorr", n_clusters=None
     k = patterns.shape[0]
     _check_cut(n_clusters, threshold, k)
     _check_linkage(linkage)
+    _check_radial_numbers(radial_range)
     x, y = _signal_axes(self)
     scale = abs(x.scale)
     center_px = None
@@ -450,12 +473,15 @@ def polar_cluster_analysis(self, n_clusters, center=None, radial_range=None, n_r
     >>> labels.data.shape, centres.data.shape[0], rotation.data.shape
     ((16, 16), 3, (16, 16))
     """
+    estimator = PolarKMeans(n_clusters, n_harmonics=n_harmonics, max_iter=max_iter, tol=tol,
+                            n_init=n_init, random_state=random_state)
+    _signal_axes(self)
+    estimator.check_params(int(np.prod(self.axes_manager._navigation_shape_in_array or (1,))))
+    _check_radial_numbers(radial_range)
     center_px, radial_px, scale = _geometry(self, center, radial_range, exclude_beam=True)
     transform = _in_pixels(self, PolarTransform, self.axes_manager._signal_shape_in_array,
                            center_px, radial_px, n_r, n_phi)
-    estimator = PolarKMeans(n_clusters, polar_shape=transform.output_shape,
-                            n_harmonics=n_harmonics, max_iter=max_iter, tol=tol,
-                            n_init=n_init, random_state=random_state)
+    estimator.set_params(polar_shape=transform.output_shape)
     polar = _apply(transform, self.data, self._lazy)
     if self._lazy:
         polar = polar.compute()
