@@ -49,6 +49,7 @@ from scipy import stats
 from scipy.cluster import hierarchy
 
 from ._components import LINKAGES, check_components, default_radial_range
+from ._pixels import _symmetry
 from ._transform import PolarTransform, find_central_beam
 from ._xcorr import phi_xcorr
 
@@ -93,7 +94,10 @@ class PhaseMap:
     component_angles_deg : ndarray, shape (k,)
         Rotation of every crystalline component relative to its phase's
         reference (its strongest member), degrees counter-clockwise as
-        displayed; 0 for the matrix.
+        displayed, reduced to ``(-symmetry / 2, symmetry / 2]``; 0 for the matrix.
+    symmetry_deg : ndarray, shape (n_classes,)
+        Smallest rotation (360 / n for n = 12, 6, 4, 3, 2, 1) mapping each
+        class pattern's anisotropic part onto itself (360 for the matrix).
     references : ndarray of int, shape (n_classes,)
         Reference component of every class (-1 for an empty matrix class).
     crystalline : ndarray of bool, shape (k,)
@@ -314,7 +318,7 @@ def _dispersion(statistic, share, dof, quantile=0.9):
 def phase_map(patterns, maps, data=None, n_phases=None, threshold=None, linkage="average",
               center=None, radial_range=None, n_r=None, n_phi=360, alpha=1e-3,
               n_resamples=20, anisotropy_margin=1.5, matrix_occupancy=0.3, boundary=0.25,
-              n_refit=30,
+              nav_shape=None, label_window=3, n_refit=30,
               random_state=0):
     """Phases of a decomposition: components grouped up to rotation, pixels labelled.
 
@@ -360,6 +364,19 @@ def phase_map(patterns, maps, data=None, n_phases=None, threshold=None, linkage=
         counting noise explains (0.05 at 2000 counts per pattern, 0.2 at 500
         in the multislice scenes), so anisotropy alone does not tell it from
         a crystal. ``1`` turns this test off.
+    boundary : float
+        A labelled position must also carry at least this fraction of its
+        phase's typical peak share of the counts (the 95th percentile of the
+        share over positions where the phase is significant): with maps
+        smoothed to the probe's resolution, the test alone would extend every
+        crystal by the blur; 0.25 puts the edge at a quarter of the maximum.
+    nav_shape : tuple of int, optional
+        Shape of the scan (rows, columns) of the map rows: with it the labels
+        are regularised by a majority vote over ``label_window`` x
+        ``label_window`` positions (isolated positions flipped by counting
+        noise or speckle follow their neighbours).
+    label_window : int
+        Side of the majority-vote window in scan pixels (1 turns it off).
     n_refit : int
         KL updates of the maps for the full and every reduced model.
     random_state : int or numpy.random.Generator
@@ -391,7 +408,8 @@ def phase_map(patterns, maps, data=None, n_phases=None, threshold=None, linkage=
     >>> square = spots(range(0, 360, 90), 8)
     >>> patterns = np.stack([halo + beam, square + beam, rotate_pattern(square, 30, (15.5, 15.5))
     ...                      + beam, spots(range(0, 360, 60), 12) + beam])
-    >>> maps = np.full((10, 4), 500.0)
+    >>> maps = np.zeros((12, 4)); maps[:, 0] = 2000.0       # matrix everywhere
+    >>> maps[0:2, 1] = maps[4:6, 2] = maps[8:10, 3] = 500.0  # three crystals
     >>> result = phase_map(patterns, maps, n_phases=2)
     >>> result.component_labels.tolist(), round(float(result.component_angles_deg[2]))
     ([0, 1, 1, 2], 30)
@@ -402,6 +420,18 @@ def phase_map(patterns, maps, data=None, n_phases=None, threshold=None, linkage=
     k = patterns.shape[0]
     n_phases, threshold, alpha, n_resamples, margin = check_phase_params(
         k, n_phases, threshold, linkage, alpha, n_resamples, anisotropy_margin)
+    boundary = _check_probability("boundary", boundary, -1e-12, 1.0)
+    label_window = _check_positive_int("label_window", label_window, 1)
+    if nav_shape is not None:
+        try:
+            nav_shape = tuple(operator.index(n) for n in nav_shape)
+        except TypeError:
+            nav_shape = (-1,)
+        if min(nav_shape, default=-1) < 1 or math.prod(nav_shape) != np.shape(maps)[0]:
+            raise ValueError(
+                f"nav_shape must be positive integers whose product is the number of map "
+                f"rows ({np.shape(maps)[0]}), got {nav_shape!r}."
+            )
     matrix_occupancy = _check_probability("matrix_occupancy", matrix_occupancy, 0.0, 1.0 + 1e-12)
     shape = patterns.shape[1:]
     if data is not None:
@@ -471,19 +501,28 @@ def phase_map(patterns, maps, data=None, n_phases=None, threshold=None, linkage=
                 angles[m] = pair_angles[reference, m]
             class_patterns[c] += w * rotate_pattern(unit[m], -angles[m], transform.center)
         class_patterns[c] /= max(class_patterns[c].sum(), 1e-300)
+    symmetry = np.full(n_classes, 360.0)
+    for c in range(1, n_classes):
+        symmetry[c] = _symmetry(anisotropic_polar(transform(class_patterns[c])))
+        members = labels == c
+        angles[members] = -((-angles[members] + symmetry[c] / 2) % symmetry[c]
+                            - symmetry[c] / 2)
     class_maps = np.stack([scaled_maps[:, labels == c].sum(axis=1) for c in range(n_classes)],
                           axis=1)
     result = PhaseMap(
         component_labels=labels, component_angles_deg=angles, references=references,
         crystalline=crystalline, occupancy=occupancy, anisotropy=anisotropy, anisotropy_null=null, counts=counts,
         similarity=similarity, corrected_similarity=corrected, noise_ceiling=ceiling,
-        pair_angles_deg=pair_angles, linkage=tree, maps=class_maps, patterns=class_patterns,
+        pair_angles_deg=pair_angles, symmetry_deg=symmetry, linkage=tree, maps=class_maps, patterns=class_patterns,
         transform=transform,
         classes=["matrix"] + [f"phase {c}" for c in range(1, n_classes)],
     )
     if data is not None and n_classes > 1:
         _label_pixels(result, data, unit.reshape(k, -1), scaled_maps, alpha, boundary,
                       n_refit)
+        if nav_shape is not None and label_window > 1:
+            result.labels = _majority(result.labels, nav_shape, n_classes, label_window)
+            _orientation(result, scaled_maps)
     elif data is not None:
         result.labels = np.zeros(maps.shape[0], dtype=np.int64)
         result.orientation_deg = np.full(maps.shape[0], np.nan)
@@ -518,17 +557,32 @@ def _label_pixels(result, data, W, H, alpha, boundary, n_refit):
     significant &= share >= boundary * peak
     best = np.argmax(np.where(significant, statistic, -np.inf), axis=1)
     pixel_labels = np.where(significant.any(axis=1), best + 1, 0)
-    orientation = np.full(data.shape[0], np.nan)
-    for p in range(1, n_phases + 1):
-        members = np.flatnonzero(labels == p)
-        where = pixel_labels == p
-        if members.size and where.any():
-            dominant = members[np.argmax(full[np.ix_(where, members)], axis=1)]
-            orientation[where] = result.component_angles_deg[dominant]
     result.labels = pixel_labels
+    _orientation(result, H)
     result.statistic = statistic
     result.pvalues = pvalues
     result.dispersion = dispersion
     result.share = share
     result.share_peak = peak
+
+
+def _orientation(result, H):
+    """Rotation of the member carrying most counts at every labelled position."""
+    orientation = np.full(H.shape[0], np.nan)
+    for p in range(1, result.n_classes):
+        members = result.members(p)
+        where = result.labels == p
+        if members.size and where.any():
+            dominant = members[np.argmax(H[np.ix_(where, members)], axis=1)]
+            orientation[where] = result.component_angles_deg[dominant]
     result.orientation_deg = orientation
+
+
+def _majority(labels, nav_shape, n_classes, window):
+    """Most frequent label in a window about every position (ties: the lowest class)."""
+    from scipy import ndimage
+
+    image = labels.reshape(nav_shape)
+    votes = np.stack([ndimage.uniform_filter((image == c).astype(np.float64), window,
+                                             mode="nearest") for c in range(n_classes)])
+    return np.argmax(votes, axis=0).ravel()
