@@ -233,7 +233,7 @@ class PolarKMeans:
         >>> PolarKMeans(1000).check_params(256)
         Traceback (most recent call last):
         ...
-        ValueError: n_clusters=1000 is more than the 256 patterns to cluster.
+        ValueError: n_clusters=1000 is more than the 256 samples.
         """
         n_clusters = _check_int("n_clusters", self.n_clusters, 1)
         n_harmonics = _check_int("n_harmonics", self.n_harmonics, 0)
@@ -247,7 +247,7 @@ class PolarKMeans:
             raise ValueError(f"tol must be a number from 0 to less than 1, got {self.tol!r}.")
         if n_samples is not None and n_samples < n_clusters:
             raise ValueError(
-                f"n_clusters={n_clusters} is more than the {n_samples} patterns to cluster."
+                f"n_clusters={n_clusters} is more than the {n_samples} samples."
             )
         return n_clusters, n_harmonics, max_iter, n_init, tol
 

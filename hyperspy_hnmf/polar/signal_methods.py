@@ -129,16 +129,16 @@ def _in_pixels(signal, call, *args, **kwargs):
         return call(*args, **kwargs)
     except ValueError as error:
         x = signal.axes_manager.signal_axes[0]
+        units = x.units if isinstance(x.units, str) and x.units != "<undefined>" else ""
         if str(error).startswith("No central direct beam"):
             raise ValueError(
-                f"{str(error)[:-1]} as (x, y) in "
-                f"{x.units or 'the units of the signal axes'}."
+                f"{str(error)[:-1]} as (x, y) in {units or 'the units of the signal axes'}."
             ) from None
         if not str(error).startswith("radial_range"):
             raise
         raise ValueError(
             f"{error} (Radii are in pixels there: 1 pixel = {abs(x.scale):g} "
-            f"{x.units or 'units'} on the signal axes.)"
+            f"{units or 'units'} on the signal axes.)"
         ) from None
 
 
