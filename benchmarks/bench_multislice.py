@@ -104,7 +104,8 @@ def score(scene, patterns, maps, result):
     errors = []
     for i in range(len(best)):
         for j in range(i + 1, len(best)):
-            if phase_of[i] != phase_of[j] or comp_class[i] != comp_class[j] or best[i] == best[j]:
+            if (phase_of[i] != phase_of[j] or comp_class[i] != comp_class[j]
+                    or comp_class[i] == 0 or best[i] == best[j]):
                 continue
             period = scene["symmetry_deg"][phase_of[i]]
             true = scene["crystal_rotation_deg"][j] - scene["crystal_rotation_deg"][i]
