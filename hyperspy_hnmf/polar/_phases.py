@@ -51,7 +51,7 @@ from scipy.cluster import hierarchy
 from ._components import LINKAGES, check_components, default_radial_range
 from ._pixels import _symmetry
 from ._transform import PolarTransform, find_central_beam
-from ._xcorr import phi_xcorr
+from ._xcorr import phi_xcorr, rotate_pattern
 
 __all__ = ["PhaseMap", "anisotropic_polar", "phase_map"]
 
@@ -455,7 +455,7 @@ def phase_map(patterns, maps, data=None, n_phases=None, threshold=None, linkage=
         PolarTransform(shape, center)  # validates the centre first
         radial_range = default_radial_range(mean, center)
     transform = PolarTransform(shape, center, radial_range, n_r, n_phi)
-    band = slice(None)
+    band = slice(None)  # every radius of the transform's range
     polar = transform(unit)
     descriptors = anisotropic_polar(polar)
     anisotropy = _anisotropy(descriptors, polar)
@@ -487,8 +487,6 @@ def phase_map(patterns, maps, data=None, n_phases=None, threshold=None, linkage=
     references = np.full(n_classes, -1, dtype=np.int64)
     angles = np.zeros(k)
     class_patterns = np.zeros((n_classes,) + shape)
-    from ._xcorr import rotate_pattern
-
     for c in range(n_classes):
         members = np.flatnonzero(labels == c)
         if members.size == 0:
