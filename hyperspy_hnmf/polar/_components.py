@@ -14,7 +14,7 @@ import operator
 import numpy as np
 from scipy.cluster import hierarchy
 
-from ._transform import PolarTransform, find_direct_beam, inscribed_radius
+from ._transform import PolarTransform, find_central_beam, inscribed_radius
 from ._xcorr import phi_xcorr, rotate_pattern
 
 __all__ = ["ComponentClusters", "cluster_components", "default_radial_range"]
@@ -302,7 +302,7 @@ def cluster_components(patterns, maps=None, n_clusters=None, threshold=None,
     positive = np.where(weights > 0, weights, 0.0)
     mean = np.tensordot(positive if positive.any() else np.ones(k), unit, axes=1)
     if center is None:
-        center = find_direct_beam(mean)
+        center = find_central_beam(mean)
     if radial_range is None:
         PolarTransform(unit.shape[1:], center)  # validates the centre first
         radial_range = default_radial_range(mean, center)

@@ -21,7 +21,7 @@ from scipy import fft
 from scipy.cluster import vq
 
 from ._components import default_radial_range
-from ._transform import PolarTransform, find_direct_beam
+from ._transform import PolarTransform, find_central_beam
 from ._xcorr import shift_phi
 
 __all__ = ["PolarKMeans"]
@@ -199,7 +199,7 @@ class PolarKMeans:
             return X.reshape((-1,) + polar_shape).astype(dtype, copy=False)
         patterns = X.reshape((-1,) + pattern_shape)
         mean = patterns.mean(axis=0, dtype=np.float64)
-        center = find_direct_beam(mean) if self.center is None else self.center
+        center = find_central_beam(mean) if self.center is None else self.center
         radial_range = self.radial_range
         if radial_range is None:
             PolarTransform(pattern_shape, center)  # validates the centre first
@@ -207,6 +207,49 @@ class PolarKMeans:
         self.transform_ = PolarTransform(pattern_shape, center, radial_range, self.n_r,
                                          self.n_phi)
         return self.transform_(patterns.astype(dtype, copy=False))
+
+    def check_params(self, n_samples=None):
+        """Validate the clustering parameters, before any work on the data.
+
+        Parameters
+        ----------
+        n_samples : int, optional
+            Number of patterns to cluster; ``n_clusters`` may not exceed it.
+
+        Returns
+        -------
+        tuple
+            ``(n_clusters, n_harmonics, max_iter, n_init, tol)``.
+
+        Raises
+        ------
+        ValueError
+            For a parameter out of range, with its name and value.
+
+        Examples
+        --------
+        >>> PolarKMeans(3).check_params(10)
+        (3, 12, 20, 4, 0.001)
+        >>> PolarKMeans(1000).check_params(256)
+        Traceback (most recent call last):
+        ...
+        ValueError: n_clusters=1000 is more than the 256 samples.
+        """
+        n_clusters = _check_int("n_clusters", self.n_clusters, 1)
+        n_harmonics = _check_int("n_harmonics", self.n_harmonics, 0)
+        max_iter = _check_int("max_iter", self.max_iter, 0)
+        n_init = _check_int("n_init", self.n_init, 1)
+        try:
+            tol = float(self.tol)
+        except (TypeError, ValueError):
+            tol = np.nan
+        if not 0 <= tol < 1:
+            raise ValueError(f"tol must be a number from 0 to less than 1, got {self.tol!r}.")
+        if n_samples is not None and n_samples < n_clusters:
+            raise ValueError(
+                f"n_clusters={n_clusters} is more than the {n_samples} samples."
+            )
+        return n_clusters, n_harmonics, max_iter, n_init, tol
 
     def fit(self, X, y=None):
         """Cluster the patterns in the rows of ``X``.
@@ -233,20 +276,8 @@ class PolarKMeans:
         >>> PolarKMeans(2, polar_shape=(8, 36), random_state=0).fit(X).labels_.shape
         (10,)
         """
-        n_clusters = _check_int("n_clusters", self.n_clusters, 1)
-        n_harmonics = _check_int("n_harmonics", self.n_harmonics, 0)
-        max_iter = _check_int("max_iter", self.max_iter, 0)
-        n_init = _check_int("n_init", self.n_init, 1)
-        try:
-            tol = float(self.tol)
-        except (TypeError, ValueError):
-            tol = np.nan
-        if not 0 <= tol < 1:
-            raise ValueError(f"tol must be a number from 0 to less than 1, got {self.tol!r}.")
         polar = self._polar(X)
-        n = polar.shape[0]
-        if n < n_clusters:
-            raise ValueError(f"n_clusters={n_clusters} is more than the {n} samples.")
+        n_clusters, n_harmonics, max_iter, n_init, tol = self.check_params(polar.shape[0])
         spectra = _unit_spectra(polar)
         labels = self._descriptor_kmeans(spectra, n_clusters, n_harmonics, n_init)
         labels, centers, similarity, shift, self.n_iter_ = _refine(

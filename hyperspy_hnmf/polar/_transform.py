@@ -15,7 +15,7 @@ import numba
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["PolarTransform", "find_direct_beam", "polar_transform"]
+__all__ = ["PolarTransform", "find_central_beam", "find_direct_beam", "polar_transform"]
 
 _OPTIONS = dict(nogil=True, cache=True, fastmath=True)
 
@@ -311,6 +311,72 @@ def find_direct_beam(pattern, half_width=None):
     return float(row), float(col)
 
 
+# A direct beam found automatically must leave this fraction of the smaller
+# pattern side between it and the edge, and its smoothed peak must stand this
+# many times above the pattern's median.
+_BEAM_EDGE_SHARE = 1 / 8
+_BEAM_CONTRAST = 2.0
+
+
+def find_central_beam(pattern):
+    """:func:`find_direct_beam`, refusing a spot that cannot be a central direct beam.
+
+    Polar methods need the direct beam as their origin. A mean pattern whose
+    brightest spot lies near the edge (a hot pixel, a beam stop, a dark-field
+    scan) or does not stand out from the rest would give a meaningless
+    geometry, so it is refused with a message that says to pass ``center=``.
+
+    Parameters
+    ----------
+    pattern : array_like, shape (rows, columns)
+        Typically the mean pattern of a scan.
+
+    Returns
+    -------
+    tuple of float
+        ``(row, column)`` in pixels.
+
+    Raises
+    ------
+    ValueError
+        If the brightest spot is closer to the edge than an eighth of the
+        smaller pattern side, or its smoothed peak is less than twice the
+        median of the pattern (and for the cases of :func:`find_direct_beam`).
+
+    Examples
+    --------
+    >>> rows, cols = np.mgrid[0:32, 0:32]
+    >>> beam = 0.1 + np.exp(-((rows - 15.5) ** 2 + (cols - 15.5) ** 2) / 4.0)
+    >>> [round(c, 1) for c in find_central_beam(beam)]
+    [15.5, 15.5]
+    >>> beam[0, 3] = 50.0
+    >>> find_central_beam(beam)
+    Traceback (most recent call last):
+    ...
+    ValueError: No central direct beam found: the brightest spot of the mean pattern, at row 0.0, column 3.0, is 0.0 pixels from the edge of the 32 x 32 pattern (a direct beam needs at least 4). Pass center= with the position of the direct beam.
+    """
+    pattern = np.asarray(pattern, dtype=np.float64)
+    row, col = find_direct_beam(pattern)
+    margin = min(pattern.shape) * _BEAM_EDGE_SHARE
+    edge = inscribed_radius(pattern.shape, (row, col))
+    where = (f"No central direct beam found: the brightest spot of the mean pattern, at "
+             f"row {row:.1f}, column {col:.1f}, is ")
+    advice = " Pass center= with the position of the direct beam."
+    if edge < margin:
+        raise ValueError(
+            f"{where}{edge:.1f} pixels from the edge of the {pattern.shape[0]} x "
+            f"{pattern.shape[1]} pattern (a direct beam needs at least {margin:g}).{advice}"
+        )
+    smooth = ndimage.gaussian_filter(pattern, 1.0, mode="nearest")
+    peak, median = smooth.max(), float(np.median(smooth))
+    if peak < _BEAM_CONTRAST * median:
+        raise ValueError(
+            f"{where}only {peak / median:.2f} times the median intensity (a direct beam "
+            f"stands out at least {_BEAM_CONTRAST:g} times).{advice}"
+        )
+    return row, col
+
+
 def polar_transform(patterns, center=None, radial_range=None, n_r=None, n_phi=360):
     """Polar transform of an array of patterns (function form of :class:`PolarTransform`).
 
@@ -319,7 +385,7 @@ def polar_transform(patterns, center=None, radial_range=None, n_r=None, n_phi=36
     patterns : array_like, shape (..., rows, columns)
     center : tuple of float, optional
         ``(row, column)`` in pixels; default the direct beam of the mean
-        pattern (:func:`find_direct_beam`).
+        pattern (:func:`find_central_beam`).
     radial_range, n_r, n_phi
         As for :class:`PolarTransform`.
 
@@ -345,6 +411,6 @@ def polar_transform(patterns, center=None, radial_range=None, n_r=None, n_phi=36
         )
     if center is None:
         mean = patterns.reshape((-1,) + patterns.shape[-2:]).mean(axis=0)
-        center = find_direct_beam(mean)
+        center = find_central_beam(mean)
     transform = PolarTransform(patterns.shape[-2:], center, radial_range, n_r, n_phi)
     return transform(patterns), transform

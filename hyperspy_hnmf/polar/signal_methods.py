@@ -2,7 +2,8 @@
 
 The only module of :mod:`hyperspy_hnmf.polar` that touches HyperSpy:
 :func:`register` adds ``polar_transform``, ``cluster_decomposition_components``,
-``restore_decomposition_components`` and ``polar_cluster_analysis`` to
+``restore_decomposition_components``, ``polar_cluster_analysis`` and
+``decomposition_phase_map`` to
 ``Signal2D`` (inherited by ``LazySignal2D`` and pyxem's ``Diffraction2D``);
 calling it again changes nothing, and :func:`unregister` removes them. A name
 that HyperSpy (or a subclass) already defines is left alone.
@@ -22,8 +23,9 @@ from ._components import (
     cluster_components,
     default_radial_range,
 )
+from ._phases import check_phase_params, phase_map as _phase_map
 from ._pixels import PolarKMeans
-from ._transform import PolarTransform, find_direct_beam
+from ._transform import PolarTransform, find_central_beam
 
 __all__ = ["register", "unregister"]
 
@@ -73,7 +75,7 @@ def _geometry(signal, center, radial_range, exclude_beam):
     mean = None
     if center is None:
         mean = _mean_pattern(signal)
-        center_px = find_direct_beam(mean)
+        center_px = _in_pixels(signal, find_central_beam, mean)
     else:
         try:
             cx, cy = (float(c) for c in center)
@@ -105,17 +107,38 @@ def _geometry(signal, center, radial_range, exclude_beam):
     return center_px, None, scale
 
 
+def _check_radial_numbers(radial_range):
+    """Two finite numbers with 0 <= r_min < r_max (the pattern's extent is checked later)."""
+    if radial_range is None:
+        return
+    try:
+        r_min, r_max = (float(r) for r in radial_range)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"radial_range must be two numbers (r_min, r_max), got {radial_range!r}."
+        ) from None
+    if not (np.isfinite(r_min) and np.isfinite(r_max)) or r_min < 0 or r_max <= r_min:
+        raise ValueError(
+            f"radial_range must satisfy 0 <= r_min < r_max, got ({r_min:g}, {r_max:g})."
+        )
+
+
 def _in_pixels(signal, call, *args, **kwargs):
-    """Run ``call``; a radial-range error gets the pixel size in the signal's units."""
+    """Run ``call``; radial-range and direct-beam errors get the signal axes' units."""
     try:
         return call(*args, **kwargs)
     except ValueError as error:
+        x = signal.axes_manager.signal_axes[0]
+        units = x.units if isinstance(x.units, str) and x.units != "<undefined>" else ""
+        if str(error).startswith("No central direct beam"):
+            raise ValueError(
+                f"{str(error)[:-1]} as (x, y) in {units or 'the units of the signal axes'}."
+            ) from None
         if not str(error).startswith("radial_range"):
             raise
-        x = signal.axes_manager.signal_axes[0]
         raise ValueError(
             f"{error} (Radii are in pixels there: 1 pixel = {abs(x.scale):g} "
-            f"{x.units or 'units'} on the signal axes.)"
+            f"{units or 'units'} on the signal axes.)"
         ) from None
 
 
@@ -213,6 +236,7 @@ def polar_transform(self, center=None, radial_range=None, n_r=None, n_phi=360):
     >>> [(a.name, a.units) for a in polar.axes_manager.signal_axes]
     [('phi', 'deg'), ('r', '1/nm')]
     """
+    _check_radial_numbers(radial_range)
     center_px, radial_px, scale = _geometry(self, center, radial_range, exclude_beam=False)
     transform = _in_pixels(self, PolarTransform, self.axes_manager._signal_shape_in_array,
                            center_px, radial_px, n_r, n_phi)
@@ -321,6 +345,7 @@ def cluster_decomposition_components(self, method="polar_xcorr", n_clusters=None
     k = patterns.shape[0]
     _check_cut(n_clusters, threshold, k)
     _check_linkage(linkage)
+    _check_radial_numbers(radial_range)
     x, y = _signal_axes(self)
     scale = abs(x.scale)
     center_px = None
@@ -450,12 +475,15 @@ def polar_cluster_analysis(self, n_clusters, center=None, radial_range=None, n_r
     >>> labels.data.shape, centres.data.shape[0], rotation.data.shape
     ((16, 16), 3, (16, 16))
     """
+    estimator = PolarKMeans(n_clusters, n_harmonics=n_harmonics, max_iter=max_iter, tol=tol,
+                            n_init=n_init, random_state=random_state)
+    _signal_axes(self)
+    estimator.check_params(int(np.prod(self.axes_manager._navigation_shape_in_array or (1,))))
+    _check_radial_numbers(radial_range)
     center_px, radial_px, scale = _geometry(self, center, radial_range, exclude_beam=True)
     transform = _in_pixels(self, PolarTransform, self.axes_manager._signal_shape_in_array,
                            center_px, radial_px, n_r, n_phi)
-    estimator = PolarKMeans(n_clusters, polar_shape=transform.output_shape,
-                            n_harmonics=n_harmonics, max_iter=max_iter, tol=tol,
-                            n_init=n_init, random_state=random_state)
+    estimator.set_params(polar_shape=transform.output_shape)
     polar = _apply(transform, self.data, self._lazy)
     if self._lazy:
         polar = polar.compute()
@@ -473,6 +501,121 @@ def polar_cluster_analysis(self, n_clusters, center=None, radial_range=None, n_r
     centres = Signal2D(estimator.cluster_centers_, axes=axes)
     centres.metadata.General.title = "polar_xcorr cluster centres"
     return labels, centres, rotation
+
+
+@_method
+def decomposition_phase_map(self, n_phases=None, threshold=None, number_of_components=None,
+                            center=None, radial_range=None, alpha=1e-3, n_resamples=20,
+                            boundary=0.25, label_window=3, random_state=0):
+    """Phase, class maps and orientation of every probe position from the decomposition.
+
+    Built for amorphous specimens with crystals at low dose, where
+    ``polar_cluster_analysis`` on raw patterns fails: the components of the
+    last decomposition (best a KL fit, e.g. ``algorithm="hnmf", loss="kl"``)
+    are compared in polar coordinates with the rotationally symmetric
+    background (halo, beam) removed; their similarity is corrected for the
+    counting noise by Poisson resamples of each component; components whose
+    maps cover the scan or whose spots counting noise explains form the
+    amorphous matrix, the others are clustered into phases up to in-plane
+    rotation. Every probe position is then tested: is a phase's presence
+    significant (Poisson likelihood ratio, scaled for speckle, level
+    ``alpha``) and strong enough (``boundary``)? See
+    :func:`hyperspy_hnmf.polar.phase_map` for the details.
+
+    Parameters
+    ----------
+    n_phases : int, optional
+        Number of crystalline phases (the matrix not counted).
+    threshold : float, optional
+        Or merge components while their noise-corrected similarity stays
+        above it (default 0.5 when neither is given).
+    number_of_components : int, optional
+        Use the first components only; default all.
+    center : tuple of float, optional
+        ``(x, y)`` of the direct beam in signal-axis units; default found on
+        the counts-weighted mean of the component patterns.
+    radial_range : tuple of float, optional
+        ``(r_min, r_max)`` in signal-axis units; default leaves out the beam.
+    alpha : float
+        Significance level of the per-position test.
+    n_resamples : int
+        Poisson resamples per component.
+    boundary : float
+        Least share of a phase's peak share of counts for a labelled position.
+    label_window : int
+        Majority-vote window (scan pixels) that regularises the labels; 1 for none.
+    random_state : int
+        Seed of the resamples.
+
+    Returns
+    -------
+    labels : hyperspy signal
+        Class of every probe position: 0 the amorphous matrix, 1... the
+        phases (numbered by decreasing counts); ``metadata.Phase_map.classes``
+        names them.
+    maps : hyperspy.signals.Signal2D
+        Counts of every class at every position (navigation axis ``class``).
+    orientation : hyperspy signal
+        Rotation (degrees, counter-clockwise as displayed) of every labelled
+        position relative to its phase's reference component; NaN on the matrix.
+    result : hyperspy_hnmf.polar.PhaseMap
+        Everything else: component classes and angles, the similarities and
+        noise ceilings, the test statistics and p-values.
+
+    Raises
+    ------
+    ValueError
+        If no decomposition was run, or for bad parameters (before any work).
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> import hyperspy_hnmf
+    >>> from hyperspy_hnmf.validation_data import load_multislice
+    >>> scene = load_multislice("A", dose=2000, seed=0)
+    >>> s = hs.signals.Signal2D(scene["data"].astype("float32"))
+    >>> s.decomposition(algorithm="hnmf", output_dimension=8, loss="kl", print_info=False,
+    ...                 random_state=0, show_progressbar=False)
+    >>> labels, maps, orientation, result = s.decomposition_phase_map(n_phases=2)
+    >>> labels.data.shape, maps.data.shape, result.classes
+    ((30, 30), (3, 30, 30), ['matrix', 'phase 1', 'phase 2'])
+    """
+    results = self.learning_results
+    if results.factors is None or results.loadings is None:
+        raise ValueError(
+            "This signal has no decomposition results: run a decomposition first, e.g. "
+            "s.decomposition(algorithm='hnmf', output_dimension=8, loss='kl')."
+        )
+    check_phase_params(np.asarray(results.factors).shape[1], n_phases, threshold, "average", alpha, n_resamples, 1.0)
+    _check_radial_numbers(radial_range)
+    patterns, maps = _decomposition_patterns(self, number_of_components)
+    x, y = _signal_axes(self)
+    scale = abs(x.scale)
+    center_px = None
+    if center is not None:
+        center_px, _, _ = _geometry(self, center, None, exclude_beam=False)
+    radial_px = None if radial_range is None else tuple(float(r) / scale for r in radial_range)
+    nav_shape = self.axes_manager._navigation_shape_in_array or (1,)
+    data = self.data
+    if self._lazy:
+        data = data.compute()
+    data = np.asarray(data).reshape(-1, patterns.shape[1] * patterns.shape[2])
+    result = _in_pixels(self, _phase_map, patterns, maps, data=data, n_phases=n_phases,
+                        threshold=threshold, center=center_px, radial_range=radial_px,
+                        alpha=alpha, n_resamples=n_resamples, boundary=boundary,
+                        nav_shape=nav_shape if len(nav_shape) == 2 else None,
+                        label_window=label_window, random_state=random_state)
+    labels = self._get_navigation_signal(result.labels.reshape(nav_shape))
+    labels.metadata.General.title = "Phase of each probe position (0 = amorphous matrix)"
+    labels.metadata.set_item("Phase_map.classes", list(result.classes))
+    orientation = self._get_navigation_signal(result.orientation_deg.reshape(nav_shape))
+    orientation.metadata.General.title = "Rotation from the phase's reference (deg)"
+    orientation.metadata.set_item("Signal.quantity", "Rotation (deg)")
+    class_maps = self._get_loadings(result.maps)
+    class_maps.axes_manager.navigation_axes[0].name = "class"
+    class_maps.metadata.General.title = "Counts of each class (matrix, phases)"
+    class_maps.metadata.set_item("Signal.quantity", "Counts (electrons)")
+    return labels, class_maps, orientation, result
 
 
 def register():
