@@ -13,6 +13,7 @@ layer that knows HyperSpy.
 import sys as _sys
 
 from . import constraints, matrix, polar, rank_selection, solvers
+from . import _hyperspy
 from ._hyperspy import data, plotting as _plotting, register, unregister
 from ._hyperspy import decomposition as integration
 from ._hyperspy.results import (
@@ -23,7 +24,6 @@ from ._hyperspy.results import (
 )
 from .estimators import HNMF, NotFittedError
 from .hierarchy.hnmfk import hnmfk, hnmfk_decomposition
-from .polar import signal_methods as _polar_methods
 from .rank_selection import estimate_rank, stability
 
 plot_hierarchy = _plotting.plot_hierarchy
@@ -33,9 +33,9 @@ plot_decomposition_images = _plotting.plot_decomposition_images
 _sys.modules[__name__ + ".data"] = data
 _sys.modules[__name__ + ".integration"] = integration
 _sys.modules[__name__ + ".plotting"] = _plotting
+_sys.modules[__name__ + ".polar.signal_methods"] = polar.signal_methods = _hyperspy.polar
 
 register()
-_polar_methods.register()
 
 __all__ = [
     "HNMF",

@@ -5,16 +5,19 @@
 - :mod:`.results`: writing decompositions to ``learning_results`` and the
   accessors that read them back;
 - :mod:`.data`: synthetic signals with ground truth;
-- :mod:`.plotting`: figures of hierarchical decompositions.
+- :mod:`.plotting`: figures of decompositions and hierarchies;
+- :mod:`.polar`: the polar signal methods (``polar_transform``,
+  ``cluster_decomposition_components``, ``polar_cluster_analysis``,
+  ``decomposition_phase_map``...).
 
 Nothing below this layer imports it; results that array-level code hands to
 a signal go through :mod:`hyperspy_hnmf._ports`, installed by :func:`register`.
 """
 
 from .. import _ports
-from . import data, decomposition, plotting, results
+from . import data, decomposition, plotting, polar, results
 
-__all__ = ["data", "decomposition", "plotting", "register", "results", "unregister"]
+__all__ = ["data", "decomposition", "plotting", "polar", "register", "results", "unregister"]
 
 
 def register():
@@ -29,10 +32,11 @@ def register():
     """
     _ports.install(store_decomposition=results.store_decomposition)
     decomposition.register()
+    polar.register()
 
 
 def unregister():
-    """Restore HyperSpy's own ``decomposition``.
+    """Restore HyperSpy's own ``decomposition`` and remove the polar signal methods.
 
     Examples
     --------
@@ -43,3 +47,4 @@ def unregister():
     >>> register()
     """
     decomposition.unregister()
+    polar.unregister()

@@ -16,16 +16,16 @@ units) and ``phi`` (degrees, counter-clockwise as displayed).
 
 import numpy as np
 
-from ._components import (
+from ..polar._components import (
     _check_cut,
     _check_linkage,
     check_components,
     cluster_components,
     default_radial_range,
 )
-from ._phases import check_phase_params, phase_map as _phase_map
-from ._pixels import PolarKMeans
-from ._transform import PolarTransform, find_central_beam
+from ..polar._phases import check_phase_params, phase_map as _phase_map
+from ..polar._pixels import PolarKMeans
+from ..polar._transform import PolarTransform, find_central_beam
 
 __all__ = ["register", "unregister"]
 
