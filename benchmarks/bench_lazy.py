@@ -20,6 +20,7 @@ Usage::
     python benchmarks/bench_lazy.py                      # both parts (about an hour)
     python benchmarks/bench_lazy.py --skip-large         # the 256 MB part only
     python benchmarks/bench_lazy.py --skip-small --large-scan 128 256   # 2 GiB
+    python benchmarks/bench_lazy.py --kl-pass            # one KL pass vs dask's read
 """
 
 import argparse
@@ -120,6 +121,83 @@ def hyperspy_peer(path, algorithm):
                 loss=relative_loss(s, loadings, factors.T), peak_gib=peak_rss_gib())
 
 
+def write_counts(path, scan, detector, dtype, dose):
+    """Counts as a memory-mapped .npy (no compression: the read is the cheapest possible)."""
+    from numpy.lib.format import open_memmap
+
+    if Path(path).exists():
+        return
+    n, m = scan[0] * scan[1], detector * detector
+    out = open_memmap(path, mode="w+", dtype=dtype, shape=(n, m))
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:detector, :detector] - detector / 2
+    pattern = np.exp(-(yy**2 + xx**2) / (2 * (detector / 6) ** 2)).ravel()
+    pattern /= pattern.sum()
+    for start in range(0, n, 4096):
+        rows = min(4096, n - start)
+        lam = dose * pattern[None, :] * (0.5 + rng.random((rows, 1)))
+        out[start:start + rows] = np.minimum(rng.poisson(lam), np.iinfo(dtype).max)
+    out.flush()
+
+
+def kl_pass(path, chunk_rows, k=K):
+    """Seconds of dask's sum and of one exact KL pass over the same array, and RSS growth."""
+    import dask.array as da
+
+    from hyperspy_hnmf.solvers import streaming_nmf
+
+    data = da.from_array(np.load(path, mmap_mode="r"), chunks=(chunk_rows, -1))
+    n, m = data.shape
+    reads = []
+    for _ in range(3):
+        start = time.perf_counter()
+        data.sum().compute()
+        reads.append(time.perf_counter() - start)
+    rng = np.random.default_rng(0)
+    W = rng.random((n, k)).astype(np.float32) + 0.1
+    H = rng.random((k, m)).astype(np.float32) + 0.1
+    before = peak_rss_gib()
+    stamps = []
+    streaming_nmf(data, k, loss="kl", init=(W, H), max_iter=4, tol=0,
+                  callback=lambda iteration, objective: stamps.append(time.perf_counter()))
+    growth = peak_rss_gib() - before
+    passes = np.diff(stamps)
+    nonzero = float((np.load(path, mmap_mode="r")[:2048] > 0).mean())
+    return dict(read=min(reads), kl_pass=float(np.median(passes)), rss_growth_gib=growth,
+                float32_gib=n * m * 4 / 2**30, maps_gib=n * k * 4 / 2**30, density=nonzero)
+
+
+def hyperspy_nmf_pass(path, chunk_rows):
+    """HyperSpy 2.5's lazy NMF (one pass of MiniBatchNMF.partial_fit) on the same array."""
+    import dask.array as da
+    import hyperspy.api as hs
+
+    data = da.from_array(np.load(path, mmap_mode="r"), chunks=(chunk_rows, -1))
+    side = int(np.sqrt(data.shape[1]))
+    s = hs.signals.Signal2D(data.reshape(data.shape[0], side, side)).as_lazy()
+    start = time.perf_counter()
+    s.decomposition(algorithm="NMF", output_dimension=K, print_info=False)
+    return dict(seconds=time.perf_counter() - start)
+
+
+def kl_pass_part(folder, scan, detector):
+    print(f"KL pass vs read: {scan[0]}x{scan[1]} scan x {detector}x{detector} detector, "
+          f"k = {K}, memory-mapped .npy in the page cache; load average "
+          f"{os.getloadavg()[0]:.2f}")
+    print(f"{'data':22s} {'nonzero':>8s} {'read s':>7s} {'KL pass s':>9s} {'ratio':>6s} "
+          f"{'RSS growth / (f32 data + maps)':>31s} {'HyperSpy NMF s':>15s}")
+    for dtype, dose in (("uint16", 200.0), ("uint16", 4e4), ("uint8", 200.0), ("uint8", 4e3)):
+        path = str(folder / f"counts_{scan[0]}x{scan[1]}x{detector}_{dtype}_{dose:g}.npy")
+        write_counts(path, scan, detector, np.dtype(dtype), dose)
+        row = in_subprocess("kl_pass", path, 4096)
+        peer = in_subprocess("hyperspy_nmf_pass", path, 4096)
+        budget = row["float32_gib"] + row["maps_gib"]
+        print(f"{dtype + ', ' + format(dose, 'g') + ' e/pattern':22s} {row['density']:8.3f} "
+              f"{row['read']:7.3f} {row['kl_pass']:9.3f} {row['kl_pass'] / row['read']:6.2f} "
+              f"{row['rss_growth_gib'] / budget:31.3f} {peer['seconds']:15.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f} (goals: ratio <= 1.5, RSS <= 0.25)")
+
+
 def in_subprocess(function, *args):
     """Run ``function(*args)`` of this module in a fresh process (clean peak memory)."""
     code = (f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
@@ -149,11 +227,17 @@ def main():
     parser.add_argument("--large-scan", type=int, nargs=2, default=[256, 512])
     parser.add_argument("--large-detector", type=int, default=128)
     parser.add_argument("--exact-passes", type=int, default=40)
+    parser.add_argument("--kl-pass", action="store_true",
+                        help="only the KL-pass-versus-read table (item 5 of the one-path issue)")
+    parser.add_argument("--kl-scan", type=int, nargs=2, default=[256, 256])
     parser.add_argument("--dose", type=float, default=1e5,
                         help="electrons per pattern of the 256 MB data")
     args = parser.parse_args()
     folder = Path(args.folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if args.kl_pass:
+        kl_pass_part(folder, args.kl_scan, 64)
+        return
 
     if not args.skip_small:
         path = str(folder / f"small_dose{args.dose:g}.zspy")

@@ -82,7 +82,7 @@ def loss_to_beta(loss):
         key = loss.lower()
         if key not in LOSSES:
             raise ValueError(
-                f"Unknown loss {loss!r}. Valid losses are "
+                f"Unknown loss {loss!r}. Valid losses are 'auto', "
                 f"{', '.join(repr(name) for name in LOSSES)}, or a real β of the "
                 "β-divergence (2 = Frobenius, 1 = Kullback-Leibler, 0 = Itakura-Saito)."
             )
@@ -93,6 +93,98 @@ def loss_to_beta(loss):
         f"`loss` must be a loss name or a real β, not {loss!r}. Valid names are "
         f"{', '.join(repr(name) for name in LOSSES)}."
     )
+
+
+#: The default loss of every fit: chosen from the data (:func:`resolve_loss`).
+DEFAULT_LOSS = "auto"
+
+
+def is_auto_loss(loss):
+    """Whether ``loss`` asks for the loss to be chosen from the data.
+
+    Examples
+    --------
+    >>> is_auto_loss("auto"), is_auto_loss("kl"), is_auto_loss(2.0)
+    (True, False, False)
+    """
+    return isinstance(loss, str) and loss.lower() == "auto"
+
+
+def looks_like_counts(X):
+    """Whether ``X`` holds integer counts (integer dtype, or floats that are all integers).
+
+    In-memory data are read block by block (no copy); data read in passes
+    (a :class:`~hyperspy_hnmf.matrix.StreamedMatrix` or dask array) are
+    judged by their dtype, or for floating dtypes by their first chunk only,
+    so that nothing is read beyond one chunk.
+
+    Parameters
+    ----------
+    X : ndarray, scipy.sparse matrix, dask array or StreamedMatrix
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> looks_like_counts(np.array([[0.0, 3.0], [1.0, 2.0]], dtype=np.float32))
+    True
+    >>> looks_like_counts(np.array([[0.5, 3.0]]))
+    False
+    """
+    array = getattr(X, "array", X)  # StreamedMatrix / ArrayMatrix hold the data here
+    dtype = np.dtype(array.dtype)
+    if dtype.kind in "uib":
+        return True
+    if dtype.kind != "f":
+        return False
+    if type(array).__module__.startswith("dask."):
+        first = np.asarray(array.blocks[(0,) * array.ndim].compute())
+        return _integer_valued(first)
+    if sp.issparse(array):
+        return _integer_valued(array.data)
+    values = np.asarray(array)
+    values = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(1, -1)
+    return all(_integer_valued(values[rows]) for rows in row_blocks(*values.shape))
+
+
+def _integer_valued(values):
+    values = np.asarray(values)
+    return bool(np.all(np.isfinite(values)) and np.all(values == np.rint(values)))
+
+
+def resolve_loss(loss, X=None, solver="auto"):
+    """The β of a fit's loss; ``"auto"`` chooses it from the data.
+
+    ``"auto"``: the Kullback-Leibler (Poisson) loss for integer counts
+    (:func:`looks_like_counts`), the Frobenius loss otherwise, and also when
+    ``solver`` is one that minimises the Frobenius loss only (``"hals"``,
+    ``"als"``, ``"randomized"``). Other values go through :func:`loss_to_beta`.
+
+    Parameters
+    ----------
+    loss : str or float
+    X : array-like, optional
+        The data (``"auto"`` without data gives the Frobenius loss).
+    solver : str, default "auto"
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> resolve_loss("auto", np.array([[1, 0], [2, 5]], dtype=np.uint16))
+    1.0
+    >>> resolve_loss("auto", np.array([[0.5, 1.0]])), resolve_loss("kl")
+    (2.0, 1.0)
+    """
+    if not is_auto_loss(loss):
+        return loss_to_beta(loss)
+    if isinstance(solver, str) and solver.lower() in ("hals", "als", "randomized"):
+        return 2.0
+    return 1.0 if X is not None and looks_like_counts(X) else 2.0
 
 
 def resolve_solver(solver, beta):

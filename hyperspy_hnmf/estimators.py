@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _checks, solvers
-from ._checks import check_nonnegative, loss_to_beta, resolve_solver
+from ._checks import DEFAULT_LOSS, check_nonnegative, resolve_loss, resolve_solver
 from .hierarchy.multilayer import check_layer_ranks, _check_weights
 from .matrix import compute_dtype
 from .solvers._init import _poisson_weighted, check_init
@@ -96,10 +96,15 @@ class HNMF:
         strictly decreasing sequence such as ``[12, 6, 3]`` fits a multi-layer
         (hierarchical) NMF, finest level first; with ``hierarchy="tree"`` the
         number of leaves of the rank-2 splitting tree.
-    loss : str or float, default "frobenius"
-        ``"frobenius"``, ``"kullback-leibler"`` (``"kl"``, the Poisson
-        maximum-likelihood loss for counted electrons), ``"itakura-saito"``
-        (``"is"``) or a real β of the β-divergence.
+    loss : str or float, default "auto"
+        ``"auto"``: the Kullback-Leibler loss when the data are integer
+        counts (integer dtype, or floats that are all integers; data read in
+        passes are judged by their dtype or first chunk), the Frobenius loss
+        otherwise or with a Frobenius-only solver; the choice is in
+        ``loss_`` after fitting. ``"frobenius"``, ``"kullback-leibler"``
+        (``"kl"``, the Poisson maximum-likelihood loss for counted
+        electrons), ``"itakura-saito"`` (``"is"``) or a real β of the
+        β-divergence.
     solver : {"auto", "hals", "mu", "als", "randomized"}, default "auto"
         ``"hals"``: accelerated HALS (Frobenius); ``"mu"``: multiplicative
         updates (any β, sparse-aware for KL); ``"als"``: projected ALS
@@ -187,6 +192,9 @@ class HNMF:
         Number of features seen during ``fit``.
     n_iter_ : int
         Iterations of the kept run.
+    loss_ : str or float
+        The loss the fit minimised (``loss="auto"`` resolved):
+        ``"frobenius"``, ``"kullback-leibler"``, ``"itakura-saito"`` or β.
     reconstruction_err_ : float
         ``||X - W H||_F`` for the Frobenius loss; ``sqrt(2 D_β(X | W H))``
         otherwise, as in scikit-learn.
@@ -232,7 +240,7 @@ class HNMF:
         self,
         n_components=None,
         *,
-        loss="frobenius",
+        loss=DEFAULT_LOSS,
         solver="auto",
         init="nndsvda",
         max_iter=200,
@@ -352,9 +360,13 @@ class HNMF:
         )
 
     # -- validation ----------------------------------------------------------
-    def _validate_params(self):
-        """Check every parameter; returns ``(beta, solver)``."""
-        beta = loss_to_beta(self.loss)
+    def _validate_params(self, X=None):
+        """Check every parameter; returns ``(beta, solver)``.
+
+        ``loss="auto"`` is resolved from ``X`` (:func:`~hyperspy_hnmf._checks.resolve_loss`;
+        without data, checked as the Frobenius loss).
+        """
+        beta = resolve_loss(self.loss, X, self.solver)
         solver = resolve_solver(self.solver, beta)
         check_init(self.init)
         self._validate_hierarchy()
@@ -454,7 +466,7 @@ class HNMF:
                         f"`{name}` applies to hierarchy='tree' only; set "
                         "hierarchy='tree' to build a splitting tree."
                     )
-        if kind == "tree" and self._solver_name(loss_to_beta(self.loss)) == "als":
+        if kind == "tree" and self._solver_name(resolve_loss(self.loss, None, self.solver)) == "als":
             raise ValueError(
                 "solver='als' cannot compute the tree's maps; use 'hals' or 'mu'."
             )
@@ -518,10 +530,12 @@ class HNMF:
                [2., 0.],
                [2., 1.]])
         """
-        beta, solver = self._validate_params()
+        self._validate_params()
         if _is_dask(X):
+            beta, solver = self._validate_params(X)
             return self._fit_streaming(X, beta, solver)
         X = self._prepare_data(X, f"{type(self).__name__}.fit")
+        beta, solver = self._validate_params(X)
         kind = self._kind
         k = self.n_components if self.n_components is not None else min(X.shape)
         plan = self._constraint_plan(k[0] if _is_sequence(k) else k, X.shape)
@@ -556,6 +570,8 @@ class HNMF:
         self.hierarchy_ = details.get("hierarchy")
         self.constraint_metrics_ = self._metrics(W, H, plan)
         self._beta, self._solver = beta, solver
+        self.loss_ = {2.0: "frobenius", 1.0: "kullback-leibler", 0.0: "itakura-saito"}.get(
+            float(beta), float(beta))
         return W
 
     def _fit_streaming(self, X, beta, solver):

@@ -92,7 +92,7 @@ def test_normalize_poissonian_noise():
     s = low_rank_signal()
     before = s.data.copy()
     s.decomposition(algorithm="hnmf", output_dimension=3, normalize_poissonian_noise=True,
-                    print_info=False)
+                    loss="frobenius", print_info=False)
     np.testing.assert_allclose(s.data, before, rtol=1e-5)
     lr = s.learning_results
     assert lr.poissonian_noise_normalized

@@ -75,7 +75,8 @@ def test_kl_recovers_spectrum_image_components():
 def test_kl_beats_frobenius_on_raw_counts(scan):
     s = scan.deepcopy()
     k = get_ground_truth(s).n_components
-    s.decomposition(algorithm="hnmf", output_dimension=k, random_state=0, print_info=False)
+    s.decomposition(algorithm="hnmf", output_dimension=k, random_state=0, loss="frobenius",
+                    print_info=False)
     frobenius = score_signal(s).mean_map_correlation
     s.decomposition(algorithm="hnmf", output_dimension=k, loss="kl", random_state=0,
                     print_info=False)

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..estimators import HNMF
 from ..solvers import canonical_order
-from .._checks import check_finite, check_nonnegative, check_not_all_zero, row_blocks
+from .._checks import (check_finite, check_nonnegative, check_not_all_zero, is_auto_loss,
+                       row_blocks)
 from .results import _keeping_previous_results, store_decomposition
 
 #: The name to pass as ``algorithm`` to ``decomposition``.
@@ -270,7 +271,12 @@ def _fit_info(estimator):
     init = estimator.init if isinstance(estimator.init, str) else "user arrays"
     random_state = estimator.random_state
     return {
-        "loss": estimator.loss if isinstance(estimator.loss, str) else float(estimator.loss),
+        # The loss as the user named it, or as loss="auto" resolved it.
+        "loss": (estimator.loss_ if is_auto_loss(estimator.loss)
+                 else estimator.loss if isinstance(estimator.loss, str)
+                 else float(estimator.loss)),
+        "loss_requested": (estimator.loss if isinstance(estimator.loss, str)
+                           else float(estimator.loss)),
         "beta": float(estimator._beta),
         "solver": estimator._solver,
         "init": init,
@@ -353,7 +359,7 @@ def _hnmf_decomposition(signal, original, arguments, options):
     nav_mask, sig_mask = _validate_call(signal, arguments, estimator)
     _check_constraint_combinations(estimator, arguments)
     normalize = arguments["normalize_poissonian_noise"]
-    if normalize and loss_is_poisson(estimator):
+    if normalize and loss_is_poisson(estimator, signal.data):
         warnings.warn(
             "The Kullback-Leibler loss already models Poisson noise; "
             "normalize_poissonian_noise=True would distort it and is ignored.",
@@ -432,7 +438,11 @@ def _print_info(info, normalize, estimator):
         f"  normalize_poissonian_noise={normalize}",
         f"  algorithm={ALGORITHM_NAME}",
         f"  output_dimension={estimator.n_components}",
-        f"  loss={info['loss']} (beta={info['beta']:g}), solver={info['solver']}, "
+        f"  loss={info['loss']} (beta={info['beta']:g}"
+        + (", chosen by loss='auto': the data are "
+           + ("integer counts" if info["beta"] == 1 else "not integer counts")
+           if info.get("loss_requested") == "auto" else "")
+        + f"), solver={info['solver']}, "
         f"init={info['init']}",
         f"  iterations={info['n_iter']} (converged={info['converged']}), "
         f"reconstruction error={info['reconstruction_error']:.6g}",
@@ -442,17 +452,19 @@ def _print_info(info, normalize, estimator):
     print("\n".join(lines + _constraint_lines(info)))
 
 
-def loss_is_poisson(estimator):
-    """Whether the estimator's loss is the KL divergence (β = 1).
+def loss_is_poisson(estimator, data=None):
+    """Whether the estimator's loss is (or, with ``"auto"``, resolves to) the KL divergence.
 
     Examples
     --------
-    >>> loss_is_poisson(HNMF(loss="kl")), loss_is_poisson(HNMF())
+    >>> loss_is_poisson(HNMF(loss="kl")), loss_is_poisson(HNMF(loss="frobenius"))
     (True, False)
+    >>> loss_is_poisson(HNMF(), np.arange(4).reshape(2, 2))
+    True
     """
-    from .._checks import loss_to_beta
+    from .._checks import resolve_loss
 
-    return loss_to_beta(estimator.loss) == 1.0
+    return resolve_loss(estimator.loss, data, estimator.solver) == 1.0
 
 
 def _wrap_decomposition(original):

@@ -92,7 +92,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..solvers import _as_float_data, check_data, nmf
-from .._checks import loss_to_beta, resolve_solver, row_blocks
+from .._checks import DEFAULT_LOSS, resolve_loss, resolve_solver, row_blocks
 from ..solvers._init import check_init
 from ..solvers._linalg import as_generator, density, squared_norm, times, to_csr
 from ..solvers._objective import MODEL_FLOOR, beta_divergence, frobenius_from_products
@@ -658,7 +658,7 @@ def multilayer_nmf(
     X,
     ranks,
     *,
-    loss="frobenius",
+    loss=DEFAULT_LOSS,
     solver="auto",
     init="nndsvda",
     max_iter=200,
@@ -690,8 +690,9 @@ def multilayer_nmf(
     ranks : sequence of int
         Number of components per level, finest first, strictly decreasing,
         ``ranks[0] < min(n, m)``.
-    loss : {"frobenius", "kullback-leibler", "kl"} or {2, 1}, default "frobenius"
-        The loss of every layer and of the fine-tuning.
+    loss : {"auto", "frobenius", "kullback-leibler", "kl"} or {2, 1}, default "auto"
+        The loss of every layer and of the fine-tuning; ``"auto"``: KL for
+        integer counts, Frobenius otherwise.
     solver : {"auto", "hals", "mu", "als"}, default "auto"
         Solver of the greedy layers (see :func:`~hyperspy_hnmf.solvers.nmf`).
         The fine-tuning uses exact block coordinate descent (HALS) for the
@@ -751,7 +752,7 @@ def multilayer_nmf(
     >>> bool(result.total_error < result.greedy_total_error)
     True
     """
-    beta = loss_to_beta(loss)
+    beta = resolve_loss(loss, X, solver)
     if beta not in (1.0, 2.0):
         raise ValueError(
             f"multilayer_nmf supports the Frobenius (β=2) and Kullback-Leibler "

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from .. import _checks  # noqa: F401  (solvers._checks, as before)
 from .._checks import (
+    DEFAULT_LOSS,
     LOSSES,
     SOLVER_NAMES,
     check_finite,
@@ -32,6 +33,7 @@ from .._checks import (
     check_not_all_zero,
     check_rank,
     loss_to_beta,
+    resolve_loss,
     resolve_solver,
 )
 from ._init import INIT_METHODS, check_init, initialize
@@ -110,7 +112,7 @@ def nmf(
     X,
     n_components,
     *,
-    loss="frobenius",
+    loss=DEFAULT_LOSS,
     solver="auto",
     init="nndsvda",
     max_iter=200,
@@ -132,10 +134,11 @@ def nmf(
         float32 stays float32; other types become float64.
     n_components : int
         Number of components ``k``.
-    loss : str or float, default "frobenius"
-        ``"frobenius"``, ``"kullback-leibler"`` (``"kl"``, the Poisson
-        maximum-likelihood loss for counted electrons), ``"itakura-saito"``
-        (``"is"``) or a real β.
+    loss : str or float, default "auto"
+        ``"auto"`` (:func:`~hyperspy_hnmf._checks.resolve_loss`: KL for
+        integer counts, Frobenius otherwise), ``"frobenius"``,
+        ``"kullback-leibler"`` (``"kl"``, the Poisson maximum-likelihood loss
+        for counted electrons), ``"itakura-saito"`` (``"is"``) or a real β.
     solver : {"auto", "hals", "mu", "als", "randomized"}, default "auto"
         ``"auto"``: HALS for Frobenius, multiplicative updates otherwise.
         ``"randomized"`` (Frobenius): HALS on a randomized compression, then
@@ -200,9 +203,9 @@ def nmf(
     >>> float(out_of_band_fraction(result.W.T.reshape(3, 10, 4), 4).max()) < 1e-3
     True
     """
-    beta = loss_to_beta(loss)
-    solver = resolve_solver(solver, beta)
     X = _as_float_data(X)
+    beta = resolve_loss(loss, X, solver)
+    solver = resolve_solver(solver, beta)
     check_data(X, beta=beta)
     k = check_rank(n_components, X.shape)
     plan = _constraint_plan(constraints, k, groups, map_grid, component_grid, X.shape)

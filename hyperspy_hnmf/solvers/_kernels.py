@@ -108,3 +108,117 @@ def kl_data_term_csr(indptr, indices, data, A, B, floor):
             acc += y * np.log(y / _model_value(A, i, B, indices[p], floor))
         per_row[i] = acc
     return per_row.sum()
+
+
+@numba.njit(inline="always", fastmath=True, nogil=True)
+def _ratio_at(value, w, Ht, j, model_floor):
+    """``value / max(model_floor, w · Ht[j])``: the data-to-model ratio at one nonzero."""
+    model = 0.0
+    for q in range(w.shape[0]):
+        model += w[q] * Ht[j, q]
+    return value / max(model, model_floor)
+
+
+#: Row blocks of :func:`kl_chunk_pass`: a fixed number, so that the summed
+#: component statistics do not depend on the number of threads.
+KL_PASS_BLOCKS = 16
+
+
+@numba.njit(parallel=True, nogil=True, cache=True, fastmath=True)
+def kl_chunk_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, update_maps):
+    """One KL pass over a raw chunk: its maps' update and the components' statistics.
+
+    Reads the chunk as stored (uint8, uint16, float...), skipping zeros, so
+    counted electrons are never converted, copied or turned into CSR. For
+    every row ``i``, in two sweeps over that row while it is in cache:
+
+    1. (``update_maps``) the multiplicative KL update of the maps,
+       ``w ← max(floor, w ⊙ ((x ⊘ w Hᵀ) @ Ht) ⊘ (Ht.sum(0) + l1 + l2 w))``;
+    2. with the new ``w``: the numerator of the component update,
+       ``N += (x ⊘ w Hᵀ)ᵀ w``, and the data term ``Σ x log(x / w Hᵀ)``.
+
+    Rows go in :data:`KL_PASS_BLOCKS` fixed blocks (parallel); each block has
+    its own ``N``, summed in block order: the result is deterministic.
+
+    Parameters
+    ----------
+    block : ndarray, shape (n, m)
+        The chunk, any real dtype; zeros are skipped.
+    W : ndarray, shape (n, k)
+        The chunk's maps (not modified).
+    Ht : ndarray, shape (m, k)
+        Components, transposed.
+    Ht_sums : ndarray, shape (k,)
+        ``Ht.sum(axis=0)``.
+    l1, l2 : ndarray, shape (k,)
+        Map penalty weights (zeros: none).
+    floor, model_floor : float
+        Lower bounds of a map entry and of a model value.
+    update_maps : bool
+
+    Returns
+    -------
+    W_new : ndarray, shape (n, k)
+        Updated maps (a copy of ``W`` when ``update_maps`` is False).
+    N : ndarray, shape (m, k), float64
+    data_term : float
+
+    Examples
+    --------
+    >>> X = np.array([[2, 0], [1, 3]], dtype=np.uint16)
+    >>> W, Ht = np.ones((2, 1), np.float32), np.ones((2, 1), np.float32)
+    >>> _, N, term = kl_chunk_pass(X, W, Ht, Ht.sum(0), np.zeros(1), np.zeros(1),
+    ...                            1e-16, 1e-12, False)
+    >>> N.ravel().tolist(), round(term, 6)
+    ([3.0, 3.0], 4.682131)
+    """
+    n, m = block.shape
+    k = W.shape[1]
+    W_new = np.empty_like(W)
+    blocks = KL_PASS_BLOCKS
+    partial = np.zeros((blocks, m, k))
+    terms = np.zeros(blocks)
+    step = (n + blocks - 1) // blocks
+    for b in numba.prange(blocks):
+        w = np.empty(k)
+        numerator = np.empty(k)
+        columns = np.empty(m, dtype=np.int64)
+        values = np.empty(m)
+        term = 0.0
+        for i in range(b * step, min(n, (b + 1) * step)):
+            # The row's nonzeros, gathered once (zeros are most of counted data).
+            count = 0
+            for j in range(m):
+                x = block[i, j]
+                if x != 0:
+                    columns[count] = j
+                    values[count] = x
+                    count += 1
+            for q in range(k):
+                w[q] = W[i, q]
+            if update_maps:
+                numerator[:] = 0.0
+                for p in range(count):
+                    j = columns[p]
+                    ratio = _ratio_at(values[p], w, Ht, j, model_floor)
+                    for q in range(k):
+                        numerator[q] += ratio * Ht[j, q]
+                for q in range(k):
+                    denominator = Ht_sums[q] + l1[q] + l2[q] * w[q]
+                    value = w[q] * numerator[q] / denominator if denominator > 0 else w[q]
+                    w[q] = value if value > floor else floor
+            for q in range(k):
+                W_new[i, q] = w[q]
+            for p in range(count):
+                j = columns[p]
+                ratio = _ratio_at(values[p], w, Ht, j, model_floor)
+                for q in range(k):
+                    partial[b, j, q] += ratio * w[q]
+                term += values[p] * np.log(ratio)
+        terms[b] = term
+    N = np.zeros((m, k))
+    total = 0.0
+    for b in range(blocks):
+        N += partial[b]
+        total += terms[b]
+    return W_new, N, total

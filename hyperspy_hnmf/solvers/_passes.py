@@ -17,13 +17,15 @@ pass 0 evaluates the initialization, pass ``p`` finishes iteration ``p``.
 
 import numpy as np
 
-from .._checks import loss_to_beta, resolve_solver
+from .._checks import DEFAULT_LOSS, resolve_loss, resolve_solver
 from ._init import check_init, initialize
 from ._linalg import as_generator
 from ._loop import FitResult, canonical_order, record, rescale
-from ._ratio import KLData
 from ._updates import make_update
-from ..matrix.streamed import StreamedMatrix, chunk_matrix, csr_chunk
+from ..matrix.streamed import StreamedMatrix, chunk_matrix, float_rows
+from . import _kernels
+from ._objective import MODEL_FLOOR
+from ._updates import MU_FLOOR
 
 __all__ = ["streaming_nmf"]
 
@@ -45,9 +47,10 @@ class _Penalties:
 def _chunk_pass(block, start, W_chunk, Ht, beta, solver, penalties, update_maps, first):
     """Update one chunk's maps (optional) and return them with the component statistics.
 
-    ``block`` is the raw chunk (counts stay integers): products go through
-    :func:`~.matrix.chunk_matrix` (CSR for mostly-zero counts, else float
-    row blocks), KL through a CSR copy.
+    ``block`` is the raw chunk (counts stay integers): Frobenius products go
+    through :func:`~.matrix.chunk_matrix` (CSR for mostly-zero counts, else
+    float row blocks); KL reads the raw chunk in one fused kernel
+    (:func:`~._kernels.kl_chunk_pass`), skipping zeros.
     """
     dtype = Ht.dtype
     statistics = {}
@@ -61,21 +64,39 @@ def _chunk_pass(block, start, W_chunk, Ht, beta, solver, penalties, update_maps,
         if first:
             statistics["norm_X2"] = X.sums()[1]
     else:
-        data = KLData(csr_chunk(block, dtype, start))
-        if update_maps:
-            W_chunk = W_chunk.copy()
-            numerator, _ = data.right(W_chunk, Ht, Ht)
-            make_update("mu", 1.0).apply_ratio(
-                W_chunk, numerator, Ht.sum(axis=0, dtype=np.float64)[None, :], side=penalties)
-        statistics["N"], statistics["data_term"] = data.left(W_chunk, Ht, W_chunk, True)
+        block = _checked_raw(block, dtype, start)
+        k = Ht.shape[1]
+        zeros = np.zeros(k)
+        l1 = penalties.l1 if penalties.has_penalty else zeros
+        l2 = penalties.l2 if penalties.has_penalty else zeros
+        W_chunk, statistics["N"], statistics["data_term"] = _kernels.kl_chunk_pass(
+            block, np.ascontiguousarray(W_chunk), Ht, Ht.sum(axis=0, dtype=np.float64),
+            np.asarray(l1, dtype=np.float64), np.asarray(l2, dtype=np.float64),
+            MU_FLOOR, MODEL_FLOOR, update_maps)
         if first:
-            statistics["sum_X"] = data.sum
+            statistics["sum_X"] = float(block.sum(dtype=np.float64))
     statistics["WtW"] = W_chunk.T.astype(np.float64) @ W_chunk
     statistics["W_sums"] = W_chunk.sum(axis=0, dtype=np.float64)
     return W_chunk, statistics
 
 
 _chunk_pass.reads_raw_chunks = True
+
+
+def _checked_raw(block, dtype, start):
+    """The raw chunk, C-contiguous, checked where its type can hold bad values.
+
+    Unsigned integers need no check; signed integers must be ≥ 0; floats
+    finite and ≥ 0 (checked block by block, with the rows in the message).
+    """
+    block = np.ascontiguousarray(block)
+    if block.dtype.kind in "ub":
+        return block.view(np.uint8) if block.dtype.kind == "b" else block
+    if block.dtype.kind == "i" and block.min(initial=0) >= 0:
+        return block
+    for _ in float_rows(block, dtype, start):  # raises with the rows of a bad value
+        pass
+    return block
 
 
 def _objective(beta, statistics, totals, Ht):
@@ -102,7 +123,7 @@ def _column_scale(before, after):
     return np.where(a > 0, b / np.where(a > 0, a, 1.0), 1.0)
 
 
-def streaming_nmf(X, n_components, *, loss="frobenius", solver="auto", init="nndsvda",
+def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver="auto", init="nndsvda",
                   max_iter=200, tol=1e-4, random_state=None, callback=None,
                   constraints=None, W=None, H=None):
     """Exact NMF ``X ≈ W H`` of a dask array, one pass over the data per iteration.
@@ -114,7 +135,9 @@ def streaming_nmf(X, n_components, *, loss="frobenius", solver="auto", init="nnd
         converted chunk by chunk). NaN, infinite or negative values raise a
         ``ValueError`` naming the rows, before any result is returned.
     n_components : int
-    loss : {"frobenius", "kl"} or {2, 1}
+    loss : {"auto", "frobenius", "kl"} or {2, 1}, default "auto"
+        ``"auto"``: KL for integer counts (judged by the dtype, or by the
+        first chunk for floating data), Frobenius otherwise.
     solver : {"auto", "hals", "mu", "als"}
         As in :func:`~hyperspy_hnmf.solvers.nmf` (KL: ``"mu"``).
     init : str or tuple
@@ -146,7 +169,7 @@ def streaming_nmf(X, n_components, *, loss="frobenius", solver="auto", init="nnd
     >>> bool(np.linalg.norm(X - result.W @ result.H) / np.linalg.norm(X) < 1e-2)
     True
     """
-    beta = loss_to_beta(loss)
+    beta = resolve_loss(loss, X, solver)
     if beta not in (1.0, 2.0):
         raise ValueError(
             f"Data read in passes (lazy signals) support the Frobenius and Kullback-Leibler "
