@@ -21,8 +21,10 @@ from .solvers._init import _poisson_weighted, check_init
 
 
 def _is_dask(X):
-    """Whether ``X`` is a dask array (read in passes), without importing dask."""
-    return type(X).__module__.startswith("dask.")
+    """Whether ``X`` is read in passes (a dask array or a StreamedMatrix)."""
+    from .matrix import is_chunked
+
+    return is_chunked(X)
 
 
 def _is_sequence(value):
@@ -584,9 +586,10 @@ class HNMF:
         from .matrix import StreamedMatrix
         from .solvers import randomized_nmf, streaming_nmf
 
-        if X.ndim != 2:
-            raise ValueError(f"Expected a 2D dask array (samples × features), got {X.ndim}D.")
-        Xs = StreamedMatrix(X)
+        if len(X.shape) != 2:
+            raise ValueError(f"Expected a 2D dask array (samples × features), got "
+                             f"{len(X.shape)}D.")
+        Xs = X if isinstance(X, StreamedMatrix) else StreamedMatrix(X)
         if self._kind != "flat":
             k = self.n_components if self.n_components is not None else min(Xs.shape)
             plan = self._constraint_plan(k[0] if _is_sequence(k) else k, Xs.shape)

@@ -396,13 +396,14 @@ def _lazy_decomposition(signal, estimator, arguments):
     Everything that can be checked without reading the data is checked
     first; bad values found while streaming raise before anything is stored.
     """
-    from ..matrix import as_row_chunks
+    from ..matrix import StreamedMatrix, as_row_chunks
+    from ..solvers._init import poisson_scales
 
     _check_centre(arguments)
     unsupported = [name for name in ("navigation_mask", "signal_mask")
                    if arguments[name] is not None]
-    if arguments["normalize_poissonian_noise"]:
-        unsupported.append("normalize_poissonian_noise=True")
+    if arguments["normalize_poissonian_noise"] and estimator._kind != "flat":
+        unsupported.append("normalize_poissonian_noise=True with a hierarchy")
     if arguments["reproject"] not in (None, False):
         unsupported.append(f"reproject={arguments['reproject']!r}")
     if unsupported:
@@ -410,6 +411,14 @@ def _lazy_decomposition(signal, estimator, arguments):
             f"{', '.join(unsupported)} is not supported with algorithm='hnmf' on lazy signals. "
             "Crop the signal (s.inav[...], s.isig[...]) instead of masking; for counted data "
             "use loss='kl' instead of Poisson normalization.")
+    data = as_row_chunks(signal.data, signal.axes_manager.signal_dimension)
+    normalize = bool(arguments["normalize_poissonian_noise"])
+    if normalize and loss_is_poisson(estimator, data):
+        warnings.warn(
+            "The Kullback-Leibler loss already models Poisson noise; "
+            "normalize_poissonian_noise=True would distort it and is ignored.",
+            UserWarning, stacklevel=4)
+        normalize = False
     if not signal.axes_manager.axes_are_aligned_with_data:
         raise ValueError("The signal's axes are not in data order; call s.transpose() so that "
                          "the navigation axes come first.")
@@ -421,14 +430,27 @@ def _lazy_decomposition(signal, estimator, arguments):
         raise ValueError(
             f"output_dimension={k} is too large: it must be smaller than min(navigation size, "
             f"signal size) = min({n_nav}, {n_sig}).")
-    data = as_row_chunks(signal.data, signal.axes_manager.signal_dimension)
-    loadings = estimator.fit_transform(data)
+    factors = None
+    if normalize:
+        # Keenan & Kotula's weighting, as HyperSpy's: the fit sees
+        # X / outer(a, b), read chunk by chunk (one pass for the sums); the
+        # results are scaled back.
+        matrix = StreamedMatrix(data)
+        row_scale, column_scale = poisson_scales(matrix)
+        loadings = estimator.fit_transform(matrix.scaled(row_scale, column_scale))
+        loadings = loadings * row_scale[:, None].astype(loadings.dtype)
+        factors = estimator.components_.T * column_scale[:, None].astype(loadings.dtype)
+        loadings, components, _ = canonical_order(loadings, np.ascontiguousarray(factors.T))
+        factors = np.ascontiguousarray(components.T)
+    else:
+        loadings = estimator.fit_transform(data)
+        factors = np.ascontiguousarray(estimator.components_.T)
     info = _fit_info(estimator)
     info["passes"] = int(estimator.passes_)
-    store_decomposition(signal, np.ascontiguousarray(estimator.components_.T), loadings,
-                        ALGORITHM_NAME, info)
+    store_decomposition(signal, factors, loadings, ALGORITHM_NAME, info,
+                        poissonian_noise_normalized=normalize)
     if arguments["print_info"]:
-        _print_info(info, False, estimator)
+        _print_info(info, normalize, estimator)
     return estimator if arguments["return_info"] else None
 
 

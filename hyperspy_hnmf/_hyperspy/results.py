@@ -26,7 +26,8 @@ def _keeping_previous_results(signal):
         raise
 
 
-def store_decomposition(signal, factors, loadings, algorithm, info):
+def store_decomposition(signal, factors, loadings, algorithm, info,
+                        poissonian_noise_normalized=False):
     """Replace the decomposition in ``signal.learning_results``, all or nothing.
 
     For results computed outside HyperSpy's ``decomposition`` (lazy fits,
@@ -43,6 +44,9 @@ def store_decomposition(signal, factors, loadings, algorithm, info):
         Stored as ``decomposition_algorithm``.
     info : dict
         Stored as ``learning_results.hnmf``.
+    poissonian_noise_normalized : bool
+        Whether the fit saw Poisson-weighted data (the results are already
+        scaled back, as HyperSpy's own are).
 
     Examples
     --------
@@ -63,7 +67,7 @@ def store_decomposition(signal, factors, loadings, algorithm, info):
         results.loadings = loadings
         results.decomposition_algorithm = algorithm
         results.output_dimension = int(factors.shape[1])
-        results.poissonian_noise_normalized = False
+        results.poissonian_noise_normalized = bool(poissonian_noise_normalized)
         results.hnmf = info
 
 
