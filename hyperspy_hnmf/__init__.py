@@ -21,6 +21,7 @@ from ._hyperspy.results import (
     get_mixing_matrices,
     get_split_tree,
 )
+from ._checks import NumericalError
 from .estimators import HNMF, NotFittedError
 from .hierarchy.hnmfk import hnmfk, hnmfk_decomposition
 from .polar import signal_methods as _polar_methods
@@ -40,6 +41,7 @@ _polar_methods.register()
 __all__ = [
     "HNMF",
     "NotFittedError",
+    "NumericalError",
     "constraints",
     "data",
     "estimate_rank",

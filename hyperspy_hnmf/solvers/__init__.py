@@ -20,6 +20,8 @@ Solvers
     for data read in passes.
 """
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -31,7 +33,10 @@ from .._checks import (
     check_nonnegative,
     check_not_all_zero,
     check_rank,
+    check_real,
     loss_to_beta,
+    overflow_safe_dtype,
+    promotion_warning,
     resolve_solver,
 )
 from ._init import INIT_METHODS, check_init, initialize
@@ -53,6 +58,7 @@ __all__ = [
     "check_data",
     "make_update",
     "nmf",
+    "promote_if_overflowing",
     "randomized_nmf",
     "solve_loadings",
     "streaming_nmf",
@@ -101,9 +107,44 @@ def _as_float_data(X):
         X = X.tocsr() if X.format not in ("csr", "csc") else X
     else:
         X = np.asarray(X)
+        check_real(X.dtype)
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(compute_dtype(X.dtype))
-    return X
+    return promote_if_overflowing(X)
+
+
+def promote_if_overflowing(X):
+    """``X`` in float64 (with a warning) if its float32 products could overflow.
+
+    See :func:`~hyperspy_hnmf._checks.overflow_safe_dtype`: finite float32
+    data with a maximum such as 3e19 are fitted in float64 instead of
+    ending in NaN; the factors are then float64. float64 data beyond
+    float64's range raise ``ValueError``.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix of float32 or float64
+
+    Returns
+    -------
+    ndarray or scipy.sparse matrix
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True):
+    ...     warnings.simplefilter("always")
+    ...     promote_if_overflowing(np.full((4, 3), 3e19, dtype=np.float32)).dtype
+    dtype('float64')
+    >>> promote_if_overflowing(np.ones((4, 3), dtype=np.float32)).dtype
+    dtype('float32')
+    """
+    values = X.data if sp.issparse(X) else X
+    maximum = float(values.max(initial=0))
+    if overflow_safe_dtype(X.dtype, maximum, X.shape) == X.dtype:
+        return X
+    warnings.warn(promotion_warning(maximum), UserWarning, stacklevel=3)
+    return X.astype(np.float64)
 
 
 def nmf(

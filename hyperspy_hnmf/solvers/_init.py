@@ -11,7 +11,7 @@ separable nonnegative matrix factorization", IEEE TPAMI 36 (2014) 698.
 import numpy as np
 import scipy.sparse as sp
 
-from .._checks import check_factor, row_blocks
+from .._checks import check_factor, check_init_factor, row_blocks
 from ._linalg import randomized_svd
 
 INIT_METHODS = ("nndsvd", "nndsvda", "nndsvdar", "spa", "random")
@@ -300,7 +300,9 @@ def initialize(X, k, init, rng, poisson_weighted=False):
 
         Or a tuple ``(W, H)`` of user arrays; either may be ``None`` (not
         both), in which case it is computed from the other by nonnegative
-        least squares.
+        least squares. A user factor that is all zero, has a zero component
+        or linearly dependent components raises ``ValueError``
+        (:func:`~hyperspy_hnmf._checks.check_init_factor`).
     rng : numpy.random.Generator
     poisson_weighted : bool, default False
         Compute the SVD-based and SPA initializations from the data weighted
@@ -333,6 +335,9 @@ def initialize(X, k, init, rng, poisson_weighted=False):
         W0, H0 = init
         H = None if H0 is None else check_factor(H0, (k, m), "H", dtype)
         W = None if W0 is None else check_factor(W0, (n, k), "W", dtype)
+        for factor, name in ((W, "W"), (H, "H")):
+            if factor is not None:
+                check_init_factor(factor, name)
         if W is None:
             W = _least_squares_loadings(X, H.astype(np.float64)).astype(dtype)
         if H is None:
