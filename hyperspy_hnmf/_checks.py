@@ -383,6 +383,25 @@ def check_nonnegative(X, name="X", where="NMF"):
     )
 
 
+def check_zeros_for_beta(beta, has_zero):
+    """Refuse zeros in the data for losses with β ≤ 0 (Itakura-Saito and below).
+
+    Examples
+    --------
+    >>> check_zeros_for_beta(1.0, True)
+    >>> check_zeros_for_beta(0.0, True)
+    Traceback (most recent call last):
+    ...
+    ValueError: The loss with β=0 is undefined where the data are zero, ...
+    """
+    if beta <= 0 and has_zero:
+        raise ValueError(
+            f"The loss with β={beta:g} is undefined where the data are zero, and "
+            "X contains zeros. Add a small positive offset to X, or use the "
+            "Kullback-Leibler or Frobenius loss."
+        )
+
+
 def check_not_all_zero(X, name="X"):
     """Raise ``ValueError`` if every entry of ``X`` is zero.
 
@@ -480,7 +499,10 @@ def check_init_factor(factor, name):
             f"{zero.tolist()} is all zeros, and it would stay zero. Give every component "
             "positive entries, or ask for fewer components.")
     k = rows.shape[0]
-    rank = int(np.linalg.matrix_rank(rows.astype(np.float64)))
+    # Singular values below the rounding of the factor's own dtype are zero.
+    singular = np.linalg.svd(rows.astype(np.float64), compute_uv=False)
+    eps = np.finfo(factor.dtype if factor.dtype.kind == "f" else np.float64).eps
+    rank = int(np.count_nonzero(singular > singular[0] * max(rows.shape) * eps))
     if rank < k:
         raise ValueError(
             f"The initial {name} is rank-deficient: its {k} components span only {rank} "

@@ -549,6 +549,9 @@ class HNMF(*_estimator_bases()):
         if _is_dask(X):
             return self._fit_streaming(X, beta, solver)
         X = self._prepare_data(X, f"{type(self).__name__}.fit")
+        if beta <= 0:
+            _checks.check_zeros_for_beta(
+                beta, X.nnz < X.shape[0] * X.shape[1] if sp.issparse(X) else X.min() == 0)
         kind = self._kind
         k = self.n_components if self.n_components is not None else min(X.shape)
         plan = self._constraint_plan(k[0] if _is_sequence(k) else k, X.shape)
@@ -601,7 +604,8 @@ class HNMF(*_estimator_bases()):
         if X.ndim != 2:
             raise ValueError(f"Expected a 2D dask array (samples × features), got {X.ndim}D.")
         check_real(X.dtype, f"{type(self).__name__}.fit")
-        X, total = _promote_streamed(X)
+        X, total, minimum = _promote_streamed(X)
+        _checks.check_zeros_for_beta(beta, minimum == 0)
         Xs = StreamedMatrix(X)
         if self._kind != "flat":
             k = self.n_components if self.n_components is not None else min(Xs.shape)
@@ -877,22 +881,24 @@ def _check_fitted_factors(W, H, details):
 
 
 def _promote_streamed(X):
-    """A dask array fitted in float64 if its float32 products could overflow; its total.
+    """A dask array fitted in float64 if its float32 products could overflow; its total and minimum.
 
-    One pass over the data gives both its maximum (see
-    :func:`~hyperspy_hnmf._checks.overflow_safe_dtype`) and its total
-    intensity (for :attr:`HNMF.explained_intensity_ratio_`).
+    One pass over the data gives its maximum (see
+    :func:`~hyperspy_hnmf._checks.overflow_safe_dtype`), its total intensity
+    (for :attr:`HNMF.explained_intensity_ratio_`) and its minimum (zeros are
+    refused for losses with β ≤ 0).
     """
     import dask
     import dask.array as da
 
-    maximum, total = dask.compute(da.absolute(X).max() if X.dtype.kind == "f" else X.max(),
-                                  X.sum(dtype=np.float64))
-    maximum, total = float(maximum), float(total)
+    maximum, minimum, total = dask.compute(
+        da.absolute(X).max() if X.dtype.kind == "f" else X.max(), X.min(),
+        X.sum(dtype=np.float64))
+    maximum, minimum, total = float(maximum), float(minimum), float(total)
     if overflow_safe_dtype(compute_dtype(X.dtype), maximum, X.shape) != compute_dtype(X.dtype):
         warnings.warn(promotion_warning(maximum), UserWarning, stacklevel=4)
         X = X.astype(np.float64)
-    return X, total
+    return X, total, minimum
 
 
 class _Progress:

@@ -34,6 +34,7 @@ from .._checks import (
     check_not_all_zero,
     check_rank,
     check_real,
+    check_zeros_for_beta,
     loss_to_beta,
     overflow_safe_dtype,
     promotion_warning,
@@ -89,12 +90,7 @@ def check_data(X, where="nmf", beta=2.0):
     check_not_all_zero(X)
     if beta <= 0:
         has_zero = (X.nnz < X.shape[0] * X.shape[1]) if sp.issparse(X) else (X.min() == 0)
-        if has_zero:
-            raise ValueError(
-                f"The loss with β={beta:g} is undefined where the data are zero, and "
-                "X contains zeros. Add a small positive offset to X, or use the "
-                "Kullback-Leibler or Frobenius loss."
-            )
+        check_zeros_for_beta(beta, has_zero)
 
 
 def _as_float_data(X):
@@ -356,7 +352,7 @@ def solve_loadings(X, H, *, loss="frobenius", solver="auto", max_iter=200, tol=1
     check_finite(X)
     check_nonnegative(X, where="transform")
     H = np.ascontiguousarray(H, dtype=X.dtype)
-    W = initialize(X, H.shape[0], (None, H), None)[0]
+    W = initialize(X, H.shape[0], (None, H), None, user_init=False)[0]
     if constraints is None or not constraints.maps.projections:
         if beta == 2:
             return _nonnegative_least_squares(X, H, W, constraints, clipped=solver == "als")

@@ -279,7 +279,7 @@ def _poisson_weighted(X):
     return scaled, a, b
 
 
-def initialize(X, k, init, rng, poisson_weighted=False):
+def initialize(X, k, init, rng, poisson_weighted=False, user_init=True):
     """Initial nonnegative factors ``W`` (n×k) and ``H`` (k×m), of ``X``'s dtype.
 
     Parameters
@@ -310,6 +310,12 @@ def initialize(X, k, init, rng, poisson_weighted=False):
         data fitted with the KL loss this keeps the few bright pixels (the
         direct beam) from dominating the singular vectors, and starts the
         multiplicative updates near a much better optimum.
+    user_init : bool, default True
+        Whether a tuple ``init`` comes from the user and is checked for
+        degenerate factors; False for factors of the package's own making
+        (e.g. the fixed components of
+        :func:`~hyperspy_hnmf.solvers.solve_loadings`, which may legitimately
+        repeat one another).
 
     Returns
     -------
@@ -336,7 +342,7 @@ def initialize(X, k, init, rng, poisson_weighted=False):
         H = None if H0 is None else check_factor(H0, (k, m), "H", dtype)
         W = None if W0 is None else check_factor(W0, (n, k), "W", dtype)
         for factor, name in ((W, "W"), (H, "H")):
-            if factor is not None:
+            if factor is not None and user_init:
                 check_init_factor(factor, name)
         if W is None:
             W = _least_squares_loadings(X, H.astype(np.float64)).astype(dtype)
