@@ -207,8 +207,8 @@ def _hierarchy(signal, kind=None):
     info = check_stamp(signal)
     hierarchy = info.get("hierarchy")
     if not hierarchy or hierarchy.get("kind") == "flat":
-        raise ValueError(f"This signal's hnmf decomposition is flat: it has no hierarchy. "
-                         f"{_HOW_TO_FIT}")
+        raise ValueError(f"This signal has no hierarchical decomposition: its hnmf "
+                         f"decomposition is flat. {_HOW_TO_FIT}")
     if kind is not None and hierarchy["kind"] != kind:
         raise ValueError(
             f"This signal's hierarchy is a {hierarchy['kind']!r} hierarchy, not {kind!r}."

@@ -135,6 +135,8 @@ def promote_if_overflowing(X):
     >>> promote_if_overflowing(np.ones((4, 3), dtype=np.float32)).dtype
     dtype('float32')
     """
+    if X.ndim != 2:
+        return X  # refused with its own message by the caller's checks
     values = X.data if sp.issparse(X) else X
     maximum = float(values.max(initial=0))
     if overflow_safe_dtype(X.dtype, maximum, X.shape) == X.dtype:
