@@ -22,6 +22,7 @@ from ._hyperspy.results import (
     get_mixing_matrices,
     get_split_tree,
 )
+from ._checks import NumericalError
 from .estimators import HNMF, NotFittedError
 from .hierarchy.hnmfk import hnmfk, hnmfk_decomposition
 from .rank_selection import estimate_rank, stability
@@ -40,6 +41,7 @@ register()
 __all__ = [
     "HNMF",
     "NotFittedError",
+    "NumericalError",
     "constraints",
     "data",
     "estimate_rank",

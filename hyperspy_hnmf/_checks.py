@@ -30,6 +30,29 @@ SOLVER_NAMES = ("auto",) + tuple(SOLVERS)
 
 _BLOCK_ELEMENTS = 1 << 20
 
+#: The causes a non-finite objective or factor usually has, for the messages.
+LIKELY_CAUSES = (
+    "Likely causes: the data's range (values so large that their products overflow, or "
+    "so small that they underflow: rescale the data, e.g. s.data / s.data.max()); a "
+    "degenerate initialization (an all-zero or rank-deficient user init (W, H)); or a "
+    "user Projection that returned NaN or infinity."
+)
+
+
+class NumericalError(ValueError, FloatingPointError):
+    """A fit produced non-finite or degenerate values; nothing was stored.
+
+    Raised when the objective or the factors become NaN or infinite during a
+    fit (the message names the iteration and the likely cause) or when a
+    fit ends with all-zero factors. A subclass of both :class:`ValueError`
+    and :class:`FloatingPointError`.
+
+    Examples
+    --------
+    >>> issubclass(NumericalError, ValueError), issubclass(NumericalError, FloatingPointError)
+    (True, True)
+    """
+
 
 def row_blocks(n_rows, n_cols, block_elements=_BLOCK_ELEMENTS):
     """Yield ``slice`` objects that cover ``range(n_rows)`` in blocks.
@@ -309,6 +332,118 @@ def check_finite(X, name="X"):
     )
 
 
+def check_real(dtype, where="NMF"):
+    """Raise ``ValueError`` for complex data, before any value is read.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        The data's dtype (of a NumPy or dask array).
+    where : str
+        The caller, for the message.
+
+    Examples
+    --------
+    >>> check_real(np.float32)
+    >>> check_real(np.complex64)
+    Traceback (most recent call last):
+    ...
+    ValueError: Complex data not supported by NMF: the data are complex64, ...
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported by {where}: the data are {dtype}, NMF needs "
+            "real, nonnegative data, and a cast would silently drop the imaginary part. Take "
+            "the modulus or the intensity first (e.g. abs(s) or abs(s)**2 for a signal, "
+            "np.abs(X) for an array)."
+        )
+
+
+#: Data are fitted in a floating type where ``max(X)² · n · m`` stays below this
+#: fraction of the type's largest value (``‖X‖²`` and the products of the data
+#: with factors of its own size cannot overflow) and ``max(X)²`` above the
+#: inverse fraction of its smallest normal value (they do not underflow).
+_HEADROOM = 1e-4
+
+
+def _in_range(dtype, maximum, size):
+    info = np.finfo(dtype)
+    square = float(maximum) * float(maximum)
+    return square * size <= _HEADROOM * float(info.max) and square >= float(info.tiny) / _HEADROOM
+
+
+def overflow_safe_dtype(dtype, maximum, shape):
+    """The floating type in which data of ``dtype`` and range ``maximum`` can be fitted.
+
+    float32 data whose squared norm could overflow float32 (``maximum² · n · m``
+    above 1e-4 of float32's largest value: a maximum of 3e19, or about 3e12
+    for a 256 × 256 scan of 256 × 256 patterns) or whose squares underflow
+    (a maximum below about 1e-17) are fitted in float64; the factors are then
+    float64. float64 data out of float64's range (e.g. a maximum of 1e160)
+    are refused: no floating type holds their products.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        The floating type the data would be fitted in.
+    maximum : float
+        Largest absolute value of the data (0 or non-finite: no change; those
+        data are refused elsewhere with their own message).
+    shape : tuple of int
+        ``(n, m)``.
+
+    Returns
+    -------
+    numpy dtype
+
+    Raises
+    ------
+    ValueError
+        For float64 data whose products overflow or whose squares underflow.
+
+    Examples
+    --------
+    >>> overflow_safe_dtype(np.float32, 3e19, (64, 40))
+    dtype('float64')
+    >>> overflow_safe_dtype(np.float32, 1e4, (64, 40))
+    dtype('float32')
+    >>> overflow_safe_dtype(np.float64, 1e160, (64, 40))
+    Traceback (most recent call last):
+    ...
+    ValueError: The data reach 1e+160: ...
+    """
+    dtype = np.dtype(dtype)
+    maximum = float(maximum)
+    if dtype.kind != "f" or not np.isfinite(maximum) or maximum <= 0:
+        return dtype
+    size = float(shape[0]) * float(shape[1])
+    if _in_range(dtype, maximum, size):
+        return dtype
+    if dtype == np.float32 and _in_range(np.float64, maximum, size):
+        return np.dtype(np.float64)
+    raise ValueError(
+        f"The data reach {maximum:.3g}: the products NMF computes (squares summed over "
+        f"{int(size)} values) {'overflow' if maximum > 1 else 'underflow'} even in float64, "
+        "and the fit would end in NaN or zeros. Rescale the data first, e.g. "
+        "s.data / s.data.max() (or X / X.max()); the components are the same up to that "
+        "scale.")
+
+
+def promotion_warning(maximum):
+    """The message of the float32 → float64 promotion (see :func:`overflow_safe_dtype`).
+
+    Examples
+    --------
+    >>> promotion_warning(3e19)[:32]
+    'The float32 data reach 3e+19: th'
+    """
+    kind = "overflow" if float(maximum) > 1 else "underflow"
+    return (f"The float32 data reach {float(maximum):.3g}: their products would {kind} "
+            "float32, so the fit runs in float64 and the factors are float64. Rescale the "
+            "data (e.g. s.data / s.data.max()) to fit in float32.")
+
+
 def check_nonnegative(X, name="X", where="NMF"):
     """Raise ``ValueError`` if ``X`` has negative entries, saying how many.
 
@@ -338,6 +473,25 @@ def check_nonnegative(X, name="X", where="NMF"):
         "negative values are noise around zero (e.g. after background subtraction), "
         "pass clip_negative=True to set them to zero with a warning."
     )
+
+
+def check_zeros_for_beta(beta, has_zero):
+    """Refuse zeros in the data for losses with β ≤ 0 (Itakura-Saito and below).
+
+    Examples
+    --------
+    >>> check_zeros_for_beta(1.0, True)
+    >>> check_zeros_for_beta(0.0, True)
+    Traceback (most recent call last):
+    ...
+    ValueError: The loss with β=0 is undefined where the data are zero, ...
+    """
+    if beta <= 0 and has_zero:
+        raise ValueError(
+            f"The loss with β={beta:g} is undefined where the data are zero, and "
+            "X contains zeros. Add a small positive offset to X, or use the "
+            "Kullback-Leibler or Frobenius loss."
+        )
 
 
 def check_not_all_zero(X, name="X"):
@@ -397,3 +551,53 @@ def check_factor(array, shape, name, dtype):
     if factor.min(initial=0) < 0:
         raise ValueError(f"The initial {name} has negative entries; NMF factors are ≥ 0.")
     return factor
+
+
+def check_init_factor(factor, name):
+    """Refuse a user-supplied initial factor that is all zero or rank-deficient.
+
+    Multiplicative updates never move an entry away from zero, and a
+    component whose map or pattern starts at zero, or that repeats a
+    combination of the others, cannot become a component of its own: the
+    fit would end with zero or duplicate factors.
+
+    Parameters
+    ----------
+    factor : ndarray
+        ``W`` (n × k, one column per component) or ``H`` (k × m, one row per
+        component), already checked by :func:`check_factor`.
+    name : {"W", "H"}
+
+    Examples
+    --------
+    >>> check_init_factor(np.eye(2), "W")
+    >>> check_init_factor(np.zeros((3, 2)), "W")
+    Traceback (most recent call last):
+    ...
+    ValueError: The initial W is all zeros: ...
+    """
+    rows = factor.T if name == "W" else factor  # one row per component
+    what = "map (column of W)" if name == "W" else "pattern (row of H)"
+    if not np.any(rows):
+        raise ValueError(
+            f"The initial {name} is all zeros: the updates cannot move it away from zero, "
+            "so the fit would end with zero factors. Give an initial "
+            f"{name} with positive entries, or pass None in its place to compute it from "
+            "the other factor.")
+    zero = np.flatnonzero(~np.any(rows, axis=1))
+    if zero.size:
+        raise ValueError(
+            f"The initial {name} is rank-deficient: the {what} of component(s) "
+            f"{zero.tolist()} is all zeros, and it would stay zero. Give every component "
+            "positive entries, or ask for fewer components.")
+    k = rows.shape[0]
+    # Singular values below the rounding of the factor's own dtype are zero.
+    singular = np.linalg.svd(rows.astype(np.float64), compute_uv=False)
+    eps = np.finfo(factor.dtype if factor.dtype.kind == "f" else np.float64).eps
+    rank = int(np.count_nonzero(singular > singular[0] * max(rows.shape) * eps))
+    if rank < k:
+        raise ValueError(
+            f"The initial {name} is rank-deficient: its {k} components span only {rank} "
+            f"dimension(s) (some are equal or combinations of the others), so they cannot "
+            "separate into distinct components. Give linearly independent components, "
+            "e.g. perturb them or use init='nndsvda'.")

@@ -2,8 +2,12 @@
 
 scikit-learn is not a runtime dependency: :class:`HNMF` implements the
 estimator protocol itself (``get_params``/``set_params``, fitted attributes
-with a trailing underscore, ``__sklearn_tags__``) and passes scikit-learn's
-``check_estimator`` when scikit-learn is installed.
+with a trailing underscore, ``__sklearn_tags__``). When scikit-learn can be
+imported, :class:`HNMF` also inherits from its ``TransformerMixin`` and
+``BaseEstimator`` (so ``isinstance(model, BaseEstimator)`` holds and
+scikit-learn's ``check_estimator`` passes without its "does not inherit from
+BaseEstimator" warning); without scikit-learn it is a plain class with the
+same methods.
 """
 
 import inspect
@@ -14,10 +18,22 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _checks, solvers
-from ._checks import DEFAULT_LOSS, check_nonnegative, resolve_loss, resolve_solver
+from ._checks import (DEFAULT_LOSS, NumericalError, check_nonnegative, check_real,
+                      overflow_safe_dtype, promotion_warning, resolve_loss,
+                      resolve_solver)
 from .hierarchy.multilayer import check_layer_ranks, _check_weights
 from .matrix import compute_dtype
+from .solvers import promote_if_overflowing
 from .solvers._init import _poisson_weighted, check_init
+
+
+def _estimator_bases():
+    """scikit-learn's ``(TransformerMixin, BaseEstimator)`` if importable, else ``()``."""
+    try:
+        from sklearn.base import BaseEstimator, TransformerMixin
+    except ImportError:
+        return ()
+    return (TransformerMixin, BaseEstimator)
 
 
 def _is_dask(X):
@@ -54,8 +70,7 @@ def _validate_array(X, where, reset_features=None):
             X = X.astype(compute_dtype(X.dtype))
     else:
         X = np.asarray(X)
-        if X.dtype.kind == "c":
-            raise ValueError(f"Complex data not supported by {where}: NMF needs real data.")
+        check_real(X.dtype, where)
         if X.dtype.kind in "OUSV":
             X = X.astype(np.float64)
         if X.ndim != 2:
@@ -77,7 +92,7 @@ def _validate_array(X, where, reset_features=None):
     return X
 
 
-class HNMF:
+class HNMF(*_estimator_bases()):
     """Nonnegative matrix factorization with a scikit-learn interface.
 
     Factorizes nonnegative data ``X`` (n_samples × n_features; for HyperSpy,
@@ -210,11 +225,31 @@ class HNMF:
     hierarchy_ : MultiLayerResult, SplitTree or None
         The whole hierarchy of a hierarchical fit (every level, the mixing
         matrices, or the tree); ``None`` for a flat fit.
+    explained_intensity_ratio_ : ndarray of float64, shape (n_components,)
+        Fraction of the data's total intensity (sum of ``X``) that each
+        component carries in the model, ``W[:, j].sum() * H[j].sum() /
+        X.sum()``: the NMF counterpart of PCA's explained variance ratio,
+        decreasing in the package's component order. ``decomposition``
+        stores it as HyperSpy's ``explained_variance_ratio``, so
+        ``plot_explained_variance_ratio()`` works.
     constraint_metrics_ : dict
         What the constraints did: ``dip_score`` of every component (with the
         width of the first ContinuousIntensity), ``out_of_band_fraction`` of
         every map (with the first MapResolution) and
         ``reconstruction_error``; empty without constraints.
+
+    Raises
+    ------
+    ValueError
+        For invalid options or data (complex, negative, NaN, all zero) and
+        for an all-zero or rank-deficient user ``init``, before any work.
+    hyperspy_hnmf.NumericalError
+        When NaN or infinity appear during the fit (the message names the
+        iteration, or the user ``Projection`` that produced them, and the
+        likely cause) or the fit ends with all-zero factors; no fitted
+        attribute is set. float32 data whose products would overflow
+        float32 (e.g. a maximum of 3e19) are fitted in float64 with a
+        warning instead (:func:`~hyperspy_hnmf._checks.overflow_safe_dtype`).
 
     See Also
     --------
@@ -495,20 +530,13 @@ class HNMF:
                 X.eliminate_zeros()
             else:
                 np.maximum(X, 0, out=X)
-        return X
+        return promote_if_overflowing(X)
 
     def _progress(self, total):
         if not self.show_progressbar:
             return None, None
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, delay=2.0, desc="HNMF", unit="it", leave=False)
-
-        def callback(iteration, objective):
-            bar.update(1)
-            bar.set_postfix(objective=f"{objective:.6g}", refresh=False)
-
-        return bar, callback
+        progress = _Progress(total)
+        return progress, progress
 
     # -- fitting -------------------------------------------------------------
     def fit_transform(self, X, y=None):
@@ -538,6 +566,9 @@ class HNMF:
             return self._fit_streaming(X, beta, solver)
         X = self._prepare_data(X, f"{type(self).__name__}.fit")
         beta, solver = self._validate_params(X)
+        if beta <= 0:
+            _checks.check_zeros_for_beta(
+                beta, X.nnz < X.shape[0] * X.shape[1] if sp.issparse(X) else X.min() == 0)
         kind = self._kind
         k = self.n_components if self.n_components is not None else min(X.shape)
         plan = self._constraint_plan(k[0] if _is_sequence(k) else k, X.shape)
@@ -558,9 +589,11 @@ class HNMF:
         finally:
             if bar is not None:
                 bar.close()
-        return self._set_fitted(W, H, details, plan, X.shape[1], beta, solver)
+        return self._set_fitted(W, H, details, plan, X.shape[1], beta, solver,
+                                float(X.sum(dtype=np.float64)))
 
-    def _set_fitted(self, W, H, details, plan, n_features, beta, solver):
+    def _set_fitted(self, W, H, details, plan, n_features, beta, solver, total):
+        _check_fitted_factors(W, H, details)
         self.components_ = H
         self.n_components_ = H.shape[0]
         self.n_features_in_ = n_features
@@ -571,6 +604,7 @@ class HNMF:
         self.restart_objectives_ = np.asarray(details.get("restarts", [details["divergence"]]))
         self.hierarchy_ = details.get("hierarchy")
         self.constraint_metrics_ = self._metrics(W, H, plan)
+        self.explained_intensity_ratio_ = explained_intensity(W, H) / max(total, np.finfo(float).tiny)
         self._beta, self._solver = beta, solver
         self.loss_ = {2.0: "frobenius", 1.0: "kullback-leibler", 0.0: "itakura-saito"}.get(
             float(beta), float(beta))
@@ -589,7 +623,16 @@ class HNMF:
         if len(X.shape) != 2:
             raise ValueError(f"Expected a 2D dask array (samples × features), got "
                              f"{len(X.shape)}D.")
-        Xs = X if isinstance(X, StreamedMatrix) else StreamedMatrix(X)
+        streamed = X if isinstance(X, StreamedMatrix) else None
+        raw = streamed.array if streamed is not None else X
+        check_real(raw.dtype, f"{type(self).__name__}.fit")
+        raw, total, minimum = _promote_streamed(raw)
+        _checks.check_zeros_for_beta(beta, minimum == 0)
+        if streamed is None:
+            Xs = StreamedMatrix(raw)
+        else:  # e.g. Poisson-weighted: the same weights on the (promoted) data
+            Xs = StreamedMatrix(raw, streamed.row_scale, streamed.column_scale,
+                                perturbation=streamed.perturbation)
         if self._kind != "flat":
             k = self.n_components if self.n_components is not None else min(Xs.shape)
             plan = self._constraint_plan(k[0] if _is_sequence(k) else k, Xs.shape)
@@ -605,7 +648,7 @@ class HNMF:
                 if bar is not None:
                     bar.close()
             self.passes_ = Xs.passes
-            return self._set_fitted(W, H, details, plan, Xs.shape[1], beta, solver)
+            return self._set_fitted(W, H, details, plan, Xs.shape[1], beta, solver, total)
         k = self.n_components if self.n_components is not None else min(Xs.shape)
         _checks.check_rank(k, Xs.shape)
         plan = self._constraint_plan(k, Xs.shape)
@@ -636,7 +679,7 @@ class HNMF:
         details = dict(n_iter=best.n_iter, objective=best.objective,
                        divergence=best.divergence, converged=best.converged, restarts=restarts)
         self.passes_ = Xs.passes
-        return self._set_fitted(best.W, best.H, details, plan, Xs.shape[1], beta, solver)
+        return self._set_fitted(best.W, best.H, details, plan, Xs.shape[1], beta, solver, total)
 
     def _metrics(self, W, H, plan):
         if plan is None:
@@ -817,3 +860,101 @@ class HNMF:
         """
         self._check_fitted()
         return np.asarray([f"hnmf{i}" for i in range(self.n_components_)], dtype=object)
+
+
+def explained_intensity(W, H):
+    """Total intensity each component carries in the model ``W @ H``: ``W[:, j].sum() * H[j].sum()``.
+
+    Divided by the data's total intensity it is the fraction of the counts
+    (or intensity) that each component explains, the NMF counterpart of
+    PCA's explained variance ratio (:attr:`HNMF.explained_intensity_ratio_`).
+    NaN rows (masked positions) are ignored.
+
+    Parameters
+    ----------
+    W : ndarray, shape (n, k)
+    H : ndarray, shape (k, m)
+
+    Returns
+    -------
+    ndarray of float64, shape (k,)
+
+    Examples
+    --------
+    >>> explained_intensity(np.array([[2.0, 1.0], [2.0, 0.0]]), np.array([[0.5, 0.5], [1.0, 1.0]]))
+    array([4., 2.])
+    """
+    return (np.nansum(W, axis=0, dtype=np.float64)
+            * np.nansum(H, axis=1, dtype=np.float64))
+
+
+def _check_fitted_factors(W, H, details):
+    """The last guard before anything is stored: finite, not all-zero factors."""
+    for name, factor in (("maps W", W), ("components H", H)):
+        if not np.isfinite(np.sum(factor, dtype=np.float64)):
+            raise NumericalError(
+                f"The fit ended with NaN or infinite {name}; nothing was stored. "
+                f"{_checks.LIKELY_CAUSES}")
+        if not np.any(factor):
+            raise NumericalError(
+                f"The fit ended with all-zero {name} (a degenerate solution); nothing was "
+                "stored. Try another init (e.g. 'nndsvda' or 'random' with n_restarts), "
+                "fewer components, or check that the data are not nearly all zero.")
+    if not np.isfinite(details["divergence"]):
+        raise NumericalError(
+            f"The fit ended with a non-finite reconstruction error ({details['divergence']}); "
+            f"nothing was stored. {_checks.LIKELY_CAUSES}")
+
+
+def _promote_streamed(X):
+    """A dask array fitted in float64 if its float32 products could overflow; its total and minimum.
+
+    One pass over the data gives its maximum (see
+    :func:`~hyperspy_hnmf._checks.overflow_safe_dtype`), its total intensity
+    (for :attr:`HNMF.explained_intensity_ratio_`) and its minimum (zeros are
+    refused for losses with β ≤ 0).
+    """
+    import dask
+    import dask.array as da
+
+    maximum, minimum, total = dask.compute(
+        da.absolute(X).max() if X.dtype.kind == "f" else X.max(), X.min(),
+        X.sum(dtype=np.float64))
+    maximum, minimum, total = float(maximum), float(minimum), float(total)
+    if overflow_safe_dtype(compute_dtype(X.dtype), maximum, X.shape) != compute_dtype(X.dtype):
+        warnings.warn(promotion_warning(maximum), UserWarning, stacklevel=4)
+        X = X.astype(np.float64)
+    return X, total, minimum
+
+
+class _Progress:
+    """The fit's progress bar, started after the first iteration.
+
+    The first iteration also pays for start-up work (initialization,
+    compilation of the kernels, the first read of lazy data), so a bar
+    started before it would extrapolate that cost to every iteration (an
+    ETA of half an hour for a fit of seconds). This bar is created when the
+    first iteration reports, with that iteration counted as done
+    (``initial=1``), so its rate and ETA come from the later iterations
+    only. Like every bar of the package it appears only for fits that last
+    more than two seconds.
+    """
+
+    def __init__(self, total):
+        self.total = total
+        self.bar = None
+
+    def __call__(self, iteration, objective):
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, initial=1, delay=2.0, desc="HNMF", unit="it",
+                            leave=False)
+        else:
+            self.bar.update(1)
+        self.bar.set_postfix(objective=f"{objective:.6g}", refresh=False)
+
+    def close(self):
+        """Close the bar (if it was started)."""
+        if self.bar is not None:
+            self.bar.close()

@@ -103,11 +103,14 @@ def test_bad_parameters(params, message):
 
 
 def test_progress_callback_reports_every_iteration(monkeypatch):
+    """The bar starts after the first iteration (counted as done), so its ETA
+    leaves out the start-up work; every later iteration is one update."""
     updates = []
 
     class FakeBar:
         def __init__(self, **kwargs):
             self.kwargs = kwargs
+            updates.append(("initial", kwargs["initial"]))
 
         def update(self, n):
             updates.append(n)
@@ -122,4 +125,51 @@ def test_progress_callback_reports_every_iteration(monkeypatch):
 
     monkeypatch.setattr(tqdm.auto, "tqdm", lambda **kw: FakeBar(**kw))
     model = HNMF(2, show_progressbar=True, max_iter=7, tol=0).fit(data())
-    assert updates == [1] * model.n_iter_ + ["closed"]
+    assert updates == [("initial", 1)] + [1] * (model.n_iter_ - 1) + ["closed"]
+
+
+def test_progress_bar_starts_after_the_first_iteration():
+    """The first iteration's start-up cost does not enter the bar's rate or ETA."""
+    import time
+
+    from hyperspy_hnmf.estimators import _Progress
+
+    progress = _Progress(total=100)
+    time.sleep(0.3)                     # start-up work inside the first iteration
+    before = time.time()
+    progress(1, 10.0)
+    assert progress.bar.n == 1 and progress.bar.initial == 1
+    assert progress.bar.start_t >= before
+    progress(2, 9.0)
+    assert progress.bar.format_dict["elapsed"] < 0.3
+    progress.close()
+
+
+def test_estimator_is_a_scikit_learn_estimator():
+    """With scikit-learn installed HNMF inherits its BaseEstimator and TransformerMixin."""
+    import warnings
+
+    from sklearn.base import BaseEstimator, TransformerMixin
+    from sklearn.utils.estimator_checks import check_estimator
+
+    assert isinstance(HNMF(), BaseEstimator) and isinstance(HNMF(), TransformerMixin)
+    assert repr(HNMF(3, loss="kl")) == "HNMF(loss='kl', n_components=3)"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_estimator(HNMF(max_iter=50), on_fail=None)
+    assert not [w for w in caught if "BaseEstimator" in str(w.message)]
+
+
+def test_estimator_without_scikit_learn():
+    """scikit-learn stays optional: without it HNMF is a plain class that still fits."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['sklearn'] = None\n"
+            "import numpy as np, hyperspy_hnmf\n"
+            "m = hyperspy_hnmf.HNMF(2, random_state=0)\n"
+            "W = m.fit_transform(np.random.default_rng(0).random((20, 10)))\n"
+            "print(type(m).__mro__[1:], W.shape, m.get_params()['n_components'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "(<class 'object'>,) (20, 2) 2"

@@ -7,7 +7,16 @@ ours are validated here, before anything is modified, then handed to
 HyperSpy's own scikit-learn path with an :class:`~hyperspy_hnmf.HNMF`
 estimator, so masks, Poisson normalization and result storage stay
 HyperSpy's. A failed or interrupted fit restores the previous
-``learning_results``.
+``learning_results``. A successful decomposition by any other algorithm
+("SVD", "NMF", an estimator...) removes ``learning_results.hnmf``, the
+hierarchy, tree and constraint metadata of an earlier hnmf fit.
+
+HyperSpy reads the ``hyperspy.extensions`` entry point of this package (its
+``hyperspy_extension.yaml``) on ``import hyperspy.api`` but does not import
+the package, and it has no registry of decomposition algorithms: the wrapper
+is installed by ``import hyperspy_hnmf``. Without that import,
+``decomposition(algorithm="hnmf")`` ends in HyperSpy's own "not recognised"
+error.
 """
 
 import functools
@@ -18,9 +27,10 @@ import numpy as np
 
 from ..estimators import HNMF
 from ..solvers import canonical_order
-from .._checks import (check_finite, check_nonnegative, check_not_all_zero, is_auto_loss,
-                       row_blocks)
-from .results import _keeping_previous_results, store_decomposition
+from .._checks import (check_finite, check_nonnegative, check_not_all_zero, check_real,
+                       is_auto_loss, row_blocks)
+from ..estimators import explained_intensity
+from .results import _keeping_previous_results, clear_results, stamp_results, store_decomposition
 
 #: The name to pass as ``algorithm`` to ``decomposition``.
 ALGORITHM_NAME = "hnmf"
@@ -179,7 +189,11 @@ def _flat_masks(signal, navigation_mask, signal_mask):
 
 
 def _check_signal_data(signal, nav_keep, sig_keep, clip_negative):
-    """Finite, nonnegative, not all zero: checked in blocks over the kept data."""
+    """Finite, nonnegative, not all zero: checked in blocks over the kept data.
+
+    Returns the total of the kept data (negative values clipped as the fit
+    will clip them), for the explained intensity ratio.
+    """
     am = signal.axes_manager
     n_nav, n_sig = am.navigation_size, am.signal_size
     if am.axes_are_aligned_with_data:
@@ -189,7 +203,7 @@ def _check_signal_data(signal, nav_keep, sig_keep, clip_negative):
         rows = signal.data.reshape(1, -1)
         nav_keep, sig_keep = np.ones(1, dtype=bool), np.ones(rows.shape[1], dtype=bool)
     every_column = bool(sig_keep.all())
-    maximum = 0.0
+    maximum = total = 0.0
     for block in row_blocks(*rows.shape):
         keep = nav_keep[block]
         if not keep.any():
@@ -201,8 +215,10 @@ def _check_signal_data(signal, nav_keep, sig_keep, clip_negative):
         if not clip_negative:
             check_nonnegative(values, name="the signal", where="decomposition(algorithm='hnmf')")
         maximum = max(maximum, float(values.max(initial=0)))
+        total += float(np.sum(np.maximum(values, 0), dtype=np.float64))
     if maximum <= 0:
         check_not_all_zero(np.zeros(1), name="The (unmasked) data")
+    return total
 
 
 def _validate_call(signal, arguments, estimator):
@@ -249,8 +265,8 @@ def _validate_call(signal, arguments, estimator):
             "decompositions: the levels would be weighted inconsistently. For counted "
             "data use loss='kl' instead."
         )
-    _check_signal_data(signal, nav_keep, sig_keep, estimator.clip_negative)
-    return nav_mask, sig_mask
+    total = _check_signal_data(signal, nav_keep, sig_keep, estimator.clip_negative)
+    return nav_mask, sig_mask, total
 
 
 def _reorder_results(results, nav_mask, sig_mask):
@@ -354,9 +370,10 @@ def _check_centre(arguments):
 def _hnmf_decomposition(signal, original, arguments, options):
     estimator = _build_estimator(arguments["algorithm"], arguments["output_dimension"], options,
                                  signal)
+    check_real(signal.data.dtype, "decomposition(algorithm='hnmf')")
     if signal._lazy:
         return _lazy_decomposition(signal, estimator, arguments)
-    nav_mask, sig_mask = _validate_call(signal, arguments, estimator)
+    nav_mask, sig_mask, total = _validate_call(signal, arguments, estimator)
     _check_constraint_combinations(estimator, arguments)
     normalize = arguments["normalize_poissonian_noise"]
     if normalize and loss_is_poisson(estimator, signal.data):
@@ -384,7 +401,9 @@ def _hnmf_decomposition(signal, original, arguments, options):
             _reorder_results(results, nav_mask, sig_mask)
         results.decomposition_algorithm = ALGORITHM_NAME
         results.output_dimension = int(estimator.n_components_)
+        _store_explained_intensity(results, nav_mask, sig_mask, total)
         results.hnmf = _fit_info(estimator)
+        stamp_results(results)
     if arguments["print_info"]:
         _print_info(results.hnmf, normalize, estimator)
     return estimator if arguments["return_info"] else None
@@ -442,16 +461,39 @@ def _lazy_decomposition(signal, estimator, arguments):
         factors = estimator.components_.T * column_scale[:, None].astype(loadings.dtype)
         loadings, components, _ = canonical_order(loadings, np.ascontiguousarray(factors.T))
         factors = np.ascontiguousarray(components.T)
+        total = matrix.sum()  # known from the pass of the weights: no extra pass
+        ratio = explained_intensity(loadings, components) / max(total, np.finfo(float).tiny)
     else:
         loadings = estimator.fit_transform(data)
         factors = np.ascontiguousarray(estimator.components_.T)
+        ratio = estimator.explained_intensity_ratio_
     info = _fit_info(estimator)
     info["passes"] = int(estimator.passes_)
     store_decomposition(signal, factors, loadings, ALGORITHM_NAME, info,
+                        explained_intensity_ratio=ratio,
                         poissonian_noise_normalized=normalize)
     if arguments["print_info"]:
         _print_info(info, normalize, estimator)
     return estimator if arguments["return_info"] else None
+
+
+def _store_explained_intensity(results, nav_mask, sig_mask, total):
+    """HyperSpy's explained variance, the NMF way: each component's share of the intensity.
+
+    ``explained_variance`` holds the total intensity of each component in
+    the model (``loadings[:, j].sum() * factors[:, j].sum()``, over the
+    unmasked positions and pixels, in the data's units even after Poisson
+    normalization) and ``explained_variance_ratio`` its fraction of the
+    unmasked data's total intensity, so ``plot_explained_variance_ratio()``
+    and ``plot_scree_plot()`` show how much of the counts each component
+    explains (decreasing, in the package's component order).
+    """
+    rows_nav = slice(None) if nav_mask is None else ~nav_mask
+    rows_sig = slice(None) if sig_mask is None else ~sig_mask
+    intensity = explained_intensity(results.loadings[rows_nav], results.factors[rows_sig].T)
+    results.explained_variance = intensity
+    results.explained_variance_ratio = intensity / max(total, np.finfo(float).tiny)
+    results.number_significant_components = None
 
 
 def _print_info(info, normalize, estimator):
@@ -499,7 +541,11 @@ def _wrap_decomposition(original):
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         if not is_hnmf_algorithm(arguments["algorithm"]):
-            return original(self, *args, **kwargs)
+            result = original(self, *args, **kwargs)
+            # Only after HyperSpy's own run succeeded: a failed one keeps
+            # everything (and the accessors check the stamp anyway).
+            clear_results(self)
+            return result
         options = arguments.pop("kwargs", {})
         return _hnmf_decomposition(self, original, arguments, options)
 

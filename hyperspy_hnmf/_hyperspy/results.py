@@ -3,15 +3,129 @@
 The accessors (:func:`get_hierarchy_level`, :func:`get_mixing_matrices`,
 :func:`get_split_tree`, :func:`get_cluster_labels`) read what
 ``decomposition(algorithm="hnmf")`` and the other writers of this package
-stored in ``learning_results.hnmf``.
+stored in ``learning_results.hnmf``. Every writer stamps the results it
+wrote (:func:`stamp_results`: the algorithm, the shapes and sums of the
+factors and loadings); the accessors refuse, with the reason, results that
+no longer carry a matching stamp: a later decomposition by another algorithm
+(which also removes ``learning_results.hnmf``, see
+:mod:`~hyperspy_hnmf._hyperspy.decomposition`) or factors changed afterwards.
 """
 
 import contextlib
 
 import numpy as np
 
-__all__ = ["get_cluster_labels", "get_hierarchy_level", "get_mixing_matrices",
-           "get_split_tree", "store_decomposition"]
+__all__ = ["check_stamp", "clear_results", "get_cluster_labels", "get_hierarchy_level",
+           "get_mixing_matrices", "get_split_tree", "stamp_results", "store_decomposition"]
+
+#: How to get a decomposition the accessors can read.
+_HOW_TO_FIT = (
+    "Run s.decomposition(algorithm='hnmf', output_dimension=[k1, k2, ...]) or "
+    "s.decomposition(algorithm='hnmf', hierarchy='tree', output_dimension=n) first "
+    "(after `import hyperspy_hnmf`, which registers algorithm='hnmf')."
+)
+
+
+def _sums(results):
+    return [float(np.nansum(np.asarray(results.factors, dtype=np.float64))),
+            float(np.nansum(np.asarray(results.loadings, dtype=np.float64)))]
+
+
+def stamp_results(results):
+    """Record in ``results.hnmf["written"]`` what this package wrote.
+
+    Parameters
+    ----------
+    results : hyperspy.learn.mva.LearningResults
+        With ``factors``, ``loadings``, ``decomposition_algorithm`` and the
+        ``hnmf`` dict just written.
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> s = hs.signals.Signal1D(np.ones((4, 3)))
+    >>> store_decomposition(s, np.ones((3, 1)) / 3, np.full((4, 1), 3.0), "hnmf", {})
+    >>> s.learning_results.hnmf["written"]["algorithm"]
+    'hnmf'
+    """
+    results.hnmf["written"] = {
+        "algorithm": str(results.decomposition_algorithm),
+        "factors_shape": np.asarray(np.shape(results.factors)),
+        "loadings_shape": np.asarray(np.shape(results.loadings)),
+        "sums": np.asarray(_sums(results)),
+    }
+
+
+def check_stamp(signal):
+    """The ``learning_results.hnmf`` dict, if the current decomposition is the one it describes.
+
+    Raises
+    ------
+    ValueError
+        With the reason: no decomposition by this package, a later
+        decomposition by another algorithm, or factors/loadings changed after
+        this package wrote them.
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> s = hs.signals.Signal1D(np.ones((4, 3)))
+    >>> store_decomposition(s, np.ones((3, 1)) / 3, np.full((4, 1), 3.0), "hnmf", {})
+    >>> sorted(check_stamp(s))
+    ['written']
+    >>> s.learning_results.loadings *= 2
+    >>> check_stamp(s)
+    Traceback (most recent call last):
+    ...
+    ValueError: The decomposition in learning_results was changed after hyperspy_hnmf wrote it ...
+    """
+    results = signal.learning_results
+    info = getattr(results, "hnmf", None)
+    current = results.decomposition_algorithm
+    if not isinstance(info, dict):
+        made = (f"was made by algorithm={current!r}, not by hyperspy_hnmf" if current
+                else "is empty")
+        raise ValueError(f"This signal's decomposition {made}, so it has no hierarchy, tree "
+                         f"or constraint metadata to read. {_HOW_TO_FIT}")
+    written = info.get("written")
+    if not isinstance(written, dict):
+        raise ValueError(
+            "learning_results.hnmf carries no stamp of the decomposition it describes (it was "
+            "not written by this version of hyperspy_hnmf), so it cannot be matched with the "
+            f"stored factors. {_HOW_TO_FIT}")
+    if str(current) != str(written["algorithm"]):
+        raise ValueError(
+            f"The current decomposition was made by algorithm={current!r}, but "
+            f"learning_results.hnmf describes an earlier {written['algorithm']!r} fit: it is "
+            f"stale and is not used. {_HOW_TO_FIT}")
+    same = (tuple(np.shape(results.factors)) == tuple(np.asarray(written["factors_shape"]))
+            and tuple(np.shape(results.loadings)) == tuple(np.asarray(written["loadings_shape"]))
+            and np.allclose(_sums(results), np.asarray(written["sums"]), rtol=1e-6, atol=0))
+    if not same:
+        raise ValueError(
+            "The decomposition in learning_results was changed after hyperspy_hnmf wrote it "
+            "(e.g. by crop_decomposition_dimension, reverse_decomposition_component, "
+            "normalize_decomposition_components or a direct assignment), so the hierarchy in "
+            f"learning_results.hnmf no longer matches it. {_HOW_TO_FIT}")
+    return info
+
+
+def clear_results(signal):
+    """Remove this package's metadata (``learning_results.hnmf``) from ``signal``.
+
+    Called after every decomposition by another algorithm, so that no
+    hierarchy, tree or constraint metrics of an earlier fit survive it.
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> s = hs.signals.Signal1D(np.ones((4, 3)))
+    >>> store_decomposition(s, np.ones((3, 1)) / 3, np.full((4, 1), 3.0), "hnmf", {})
+    >>> clear_results(s)
+    >>> hasattr(s.learning_results, "hnmf")
+    False
+    """
+    signal.learning_results.__dict__.pop("hnmf", None)
 
 
 @contextlib.contextmanager
@@ -27,7 +141,7 @@ def _keeping_previous_results(signal):
 
 
 def store_decomposition(signal, factors, loadings, algorithm, info,
-                        poissonian_noise_normalized=False):
+                        explained_intensity_ratio=None, poissonian_noise_normalized=False):
     """Replace the decomposition in ``signal.learning_results``, all or nothing.
 
     For results computed outside HyperSpy's ``decomposition`` (lazy fits,
@@ -43,7 +157,13 @@ def store_decomposition(signal, factors, loadings, algorithm, info,
     algorithm : str
         Stored as ``decomposition_algorithm``.
     info : dict
-        Stored as ``learning_results.hnmf``.
+        Stored as ``learning_results.hnmf`` (with the stamp of
+        :func:`stamp_results`).
+    explained_intensity_ratio : ndarray, optional
+        Fraction of the data's total intensity each component explains;
+        computed from ``signal.data`` when omitted (in-memory signals only).
+        Stored as ``explained_variance_ratio`` (and the components'
+        intensities as ``explained_variance``) for HyperSpy's scree plots.
     poissonian_noise_normalized : bool
         Whether the fit saw Poisson-weighted data (the results are already
         scaled back, as HyperSpy's own are).
@@ -69,17 +189,29 @@ def store_decomposition(signal, factors, loadings, algorithm, info,
         results.output_dimension = int(factors.shape[1])
         results.poissonian_noise_normalized = bool(poissonian_noise_normalized)
         results.hnmf = info
+        intensity = _component_intensity(loadings, factors)
+        if explained_intensity_ratio is None and not signal._lazy:
+            total = float(np.nansum(signal.data, dtype=np.float64))
+            explained_intensity_ratio = intensity / max(total, np.finfo(float).tiny)
+        if explained_intensity_ratio is not None:
+            results.explained_variance = intensity
+            results.explained_variance_ratio = np.asarray(explained_intensity_ratio,
+                                                          dtype=np.float64)
+        stamp_results(results)
+
+
+def _component_intensity(loadings, factors):
+    """Total intensity of each component in the model (NaN rows of masked positions ignored)."""
+    return (np.nansum(loadings, axis=0, dtype=np.float64)
+            * np.nansum(factors, axis=0, dtype=np.float64))
 
 
 def _hierarchy(signal, kind=None):
-    info = getattr(signal.learning_results, "hnmf", None)
-    hierarchy = info.get("hierarchy") if isinstance(info, dict) else None
+    info = check_stamp(signal)
+    hierarchy = info.get("hierarchy")
     if not hierarchy or hierarchy.get("kind") == "flat":
-        raise ValueError(
-            "This signal has no hierarchical decomposition: run "
-            "s.decomposition(algorithm='hnmf', output_dimension=[k1, k2, ...]) or "
-            "s.decomposition(algorithm='hnmf', hierarchy='tree', output_dimension=n) first."
-        )
+        raise ValueError(f"This signal has no hierarchical decomposition: its hnmf "
+                         f"decomposition is flat. {_HOW_TO_FIT}")
     if kind is not None and hierarchy["kind"] != kind:
         raise ValueError(
             f"This signal's hierarchy is a {hierarchy['kind']!r} hierarchy, not {kind!r}."

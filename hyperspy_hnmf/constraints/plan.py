@@ -10,6 +10,7 @@ import numbers
 
 import numpy as np
 
+from .._checks import NumericalError
 from .grid import Grid
 from .specs import Constraint, ContinuousIntensity, MapResolution, Penalty, Projection
 
@@ -53,7 +54,7 @@ class FactorConstraints:
         self.l1 = None
         self.l2 = None
         self.projections = []
-        self._checked = set()
+        self._calls = {}
 
     @property
     def has_penalty(self):
@@ -87,13 +88,27 @@ class FactorConstraints:
         return np.ascontiguousarray(A[:, columns].T).reshape((len(columns),) + shape)
 
     def project(self, A):
-        """Apply the projections to the columns of ``A``, in place."""
+        """Apply the projections to the columns of ``A``, in place.
+
+        The first result of each projection is checked in full (type, shape,
+        finite, nonnegative); every later one for NaN and infinity, which
+        raise :class:`~hyperspy_hnmf._checks.NumericalError` naming the
+        projection and the call, before ``A`` changes.
+        """
         for index, (columns, function, label) in enumerate(self.projections):
             stack = self._stack(A, columns)
             result = function(stack)
-            if index not in self._checked:
+            calls = self._calls.get(index, 0) + 1
+            self._calls[index] = calls
+            if calls == 1:
                 self._check_result(result, stack, label)
-                self._checked.add(index)
+            elif not np.isfinite(np.sum(result, dtype=np.float64)):
+                raise NumericalError(
+                    f"The {label} applied to the {self.name} returned NaN or infinite values "
+                    f"at its call {calls} (the first call is on the initial factors, then "
+                    "about one per iteration); it returned finite values before. The fit was "
+                    "stopped and nothing was stored. Make the projection return finite, "
+                    "nonnegative values for every input (e.g. guard divisions by zero).")
             A[:, columns] = np.reshape(result, (len(columns), -1)).T
 
     def _check_result(self, result, stack, label):

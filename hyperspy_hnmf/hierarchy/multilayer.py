@@ -96,12 +96,14 @@ from .._checks import DEFAULT_LOSS, resolve_loss, resolve_solver, row_blocks
 from ..solvers._init import check_init
 from ..solvers._linalg import as_generator, density, squared_norm, times, to_csr
 from ..solvers._objective import MODEL_FLOOR, beta_divergence, frobenius_from_products
-from ..solvers._loop import intensity_order
+from ..solvers._loop import check_objective, intensity_order
 from ..solvers._ratio import kl_data
 from ..solvers._updates import MU_FLOOR, SPARSE_KL_DENSITY, hals_sweep
 
 __all__ = ["MultiLayerResult", "multilayer_nmf"]
 
+#: How the fine-tuning's iterations are named in messages.
+_FINE_TUNING = "fine-tuning iteration"
 #: HALS inner-sweep budget factor and stopping ratio (as in the flat HALS solver).
 _HALS_ALPHA = 0.1
 _HALS_INNER_TOL = 0.1
@@ -517,6 +519,7 @@ def _fine_tune_frobenius(X, Ws, Ht, Ms, weights, max_iter, tol, callback, sides)
         P = _chains(Ms, k1)
         if iteration == 1:
             history.append(_small_objective(norm_X2, XHt, G, Ws, P, weights))
+            check_objective(history[0], 0)
         # Maps of unweighted levels: once, to follow their components.
         for j in range(L):
             if weights[j] == 0:
@@ -550,6 +553,7 @@ def _fine_tune_frobenius(X, Ws, Ht, Ms, weights, max_iter, tol, callback, sides)
         _hals_inner(Ht, XtC, F, n, sides[-1])
         objective = frobenius_from_products(
             float(weights.sum()) * norm_X2, XtC, Ht, F)
+        check_objective(objective, iteration, _FINE_TUNING, history[-1])
         Ws, Ht, Ms = _normalize(Ws, Ht, Ms, sort=False)
         history.append(objective)
         if callback is not None:
@@ -608,6 +612,7 @@ def _fine_tune_kl(X, Ws, Ht, Ms, weights, max_iter, tol, callback, sides):
             if weights[j] > 0:
                 model_total = float(Ws[j].sum(axis=0, dtype=np.float64) @ Hts[j].sum(axis=0))
                 objective += weights[j] * (data_term - data.sum + model_total)
+        check_objective(objective, iteration, _FINE_TUNING, history[-1] if history else None)
         history.append(objective)
         if iteration > 0:
             if callback is not None:

@@ -4,42 +4,89 @@ import textwrap
 
 import numpy as np
 
+__all__ = ["plot_rank_estimate"]
 
-def plot_rank_estimate(result, figsize=(9, 6.5)):
-    """Error curve with knee, silhouettes, Iq per cluster and cophenetic correlation."""
+
+def _error_label(result):
+    """What the error panel's y axis shows."""
+    settings = result.settings
+    if settings.get("compressed") or settings.get("options", {}).get(
+            "loss", "frobenius") == "frobenius":
+        return "‖X − WH‖ / ‖X‖"
+    return "β-divergence"
+
+
+def plot_rank_estimate(result, figsize=(9, 7)):
+    """Four panels that justify a recommended rank.
+
+    (a) the reconstruction error of every restart and the best one against
+    the number of components, with the knee; (b) the silhouettes of the
+    component clusters (minimum and mean) with the stability threshold; (c)
+    the Iq compactness index of every cluster; (d) the cophenetic correlation
+    of the consensus matrix. Every panel has its title, both axes labelled
+    (the x axis: the number of components k, ticks at the ranks tried) and
+    the recommended rank marked; the figure's title states the recommendation
+    on its own line, then the reason, wrapped.
+
+    Parameters
+    ----------
+    result : RankEstimate
+        From :func:`~hyperspy_hnmf.estimate_rank`.
+    figsize : tuple of float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from hyperspy_hnmf import estimate_rank
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((60, 2)) @ rng.random((2, 30))
+    >>> figure = plot_rank_estimate(estimate_rank(X, ranks=[1, 2, 3], n_restarts=2))
+    >>> [ax.get_xlabel() for ax in figure.axes][:2]
+    ['number of components k', 'number of components k']
+    """
     import matplotlib.pyplot as plt
 
     ranks = np.array(result.ranks)
-    figure, axes = plt.subplots(2, 2, figsize=figsize, sharex=True)
+    figure, axes = plt.subplots(2, 2, figsize=figsize, sharex=True, layout="constrained")
     (ax_err, ax_sil), (ax_iq, ax_coph) = axes
     for r, sc in zip(ranks, result.scores):
-        ax_err.plot(np.full(sc.errors.size, r), sc.errors, ".", color="0.7", ms=4, zorder=1)
+        ax_err.plot(np.full(sc.errors.size, r), sc.errors, ".", color="0.65", ms=4, zorder=1)
         ax_iq.plot(np.full(sc.iq.size, r), sc.iq, "o", color="C2", ms=4, alpha=0.7)
+    ax_err.plot([], [], ".", color="0.65", label="each restart")
     ax_err.plot(ranks, result.errors, "-o", color="C0", ms=4, label="best of the restarts")
     ax_err.plot(result.knee_rank, result.errors[result.ranks.index(result.knee_rank)], "s",
-                mfc="none", mec="C3", ms=11, mew=1.5, label=f"knee (k={result.knee_rank})")
-    ax_err.set_ylabel("relative error" if result.settings.get("compressed") or
-                      result.settings.get("options", {}).get("loss", "frobenius") == "frobenius"
-                      else "objective")
+                mfc="none", mec="C3", ms=11, mew=1.5, label=f"knee (k = {result.knee_rank})")
+    ax_err.set_title("(a) reconstruction error", fontsize=9)
+    ax_err.set_ylabel(_error_label(result), fontsize=9)
     ax_err.legend(fontsize=8)
-    ax_sil.plot(ranks, result.min_silhouettes, "-o", color="C1", ms=4, label="min over clusters")
+    ax_sil.plot(ranks, result.min_silhouettes, "-o", color="C1", ms=4,
+                label="minimum over clusters")
     ax_sil.plot(ranks, result.mean_silhouettes, "--", color="C1", alpha=0.6, label="mean")
     ax_sil.axhline(result.silhouette_threshold, color="0.5", lw=0.8, ls=":",
-                   label=f"threshold {result.silhouette_threshold:g}")
-    ax_sil.set_ylabel("silhouette")
+                   label=f"stability threshold {result.silhouette_threshold:g}")
+    ax_sil.set_title("(b) stability over restarts", fontsize=9)
+    ax_sil.set_ylabel("silhouette", fontsize=9)
     ax_sil.set_ylim(min(-0.1, np.nanmin(result.min_silhouettes) - 0.05), 1.05)
-    ax_sil.legend(fontsize=8)
-    ax_iq.set_ylabel("Iq per cluster")
+    ax_sil.legend(fontsize=8, loc="lower left")
+    ax_iq.set_title("(c) compactness of each component cluster", fontsize=9)
+    ax_iq.set_ylabel("Iq (ICASSO; 1 = stable)", fontsize=9)
     ax_iq.set_ylim(min(0.0, min(np.min(sc.iq) for sc in result.scores) - 0.05), 1.05)
     ax_coph.plot(ranks, result.cophenetic, "-o", color="C4", ms=4)
-    ax_coph.set_ylabel("cophenetic correlation")
+    ax_coph.set_title("(d) consensus of the clusterings", fontsize=9)
+    ax_coph.set_ylabel("cophenetic correlation", fontsize=9)
+    pad = 0.5 if len(ranks) > 1 else 1.0
     for ax in axes.ravel():
         ax.axvline(result.rank, color="C3", lw=1, alpha=0.5)
         ax.grid(alpha=0.3)
-    for ax in axes[1]:
-        ax.set_xlabel("rank k")
+        ax.set_xlabel("number of components k", fontsize=9)
+        ax.tick_params(labelsize=8)
         ax.set_xticks(ranks)
-    title = textwrap.fill(f"recommended k = {result.rank}: {result.reason}", 95)
-    figure.suptitle(title, fontsize=9)
-    figure.tight_layout(rect=(0, 0, 1, 1 - 0.035 * (title.count("\n") + 1)))
+        ax.set_xlim(ranks.min() - pad, ranks.max() + pad)
+        ax.tick_params(labelbottom=True)
+    reason = textwrap.fill(result.reason, 90)
+    figure.suptitle(f"Recommended number of components: k = {result.rank}\n{reason}",
+                    fontsize=9)
     return figure

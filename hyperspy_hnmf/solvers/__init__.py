@@ -20,6 +20,8 @@ Solvers
     for data read in passes.
 """
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -32,7 +34,11 @@ from .._checks import (
     check_nonnegative,
     check_not_all_zero,
     check_rank,
+    check_real,
+    check_zeros_for_beta,
     loss_to_beta,
+    overflow_safe_dtype,
+    promotion_warning,
     resolve_loss,
     resolve_solver,
 )
@@ -55,6 +61,7 @@ __all__ = [
     "check_data",
     "make_update",
     "nmf",
+    "promote_if_overflowing",
     "randomized_nmf",
     "solve_loadings",
     "streaming_nmf",
@@ -85,12 +92,7 @@ def check_data(X, where="nmf", beta=2.0):
     check_not_all_zero(X)
     if beta <= 0:
         has_zero = (X.nnz < X.shape[0] * X.shape[1]) if sp.issparse(X) else (X.min() == 0)
-        if has_zero:
-            raise ValueError(
-                f"The loss with β={beta:g} is undefined where the data are zero, and "
-                "X contains zeros. Add a small positive offset to X, or use the "
-                "Kullback-Leibler or Frobenius loss."
-            )
+        check_zeros_for_beta(beta, has_zero)
 
 
 def _as_float_data(X):
@@ -103,9 +105,46 @@ def _as_float_data(X):
         X = X.tocsr() if X.format not in ("csr", "csc") else X
     else:
         X = np.asarray(X)
+        check_real(X.dtype)
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(compute_dtype(X.dtype))
-    return X
+    return promote_if_overflowing(X)
+
+
+def promote_if_overflowing(X):
+    """``X`` in float64 (with a warning) if its float32 products could overflow.
+
+    See :func:`~hyperspy_hnmf._checks.overflow_safe_dtype`: finite float32
+    data with a maximum such as 3e19 are fitted in float64 instead of
+    ending in NaN; the factors are then float64. float64 data beyond
+    float64's range raise ``ValueError``.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix of float32 or float64
+
+    Returns
+    -------
+    ndarray or scipy.sparse matrix
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True):
+    ...     warnings.simplefilter("always")
+    ...     promote_if_overflowing(np.full((4, 3), 3e19, dtype=np.float32)).dtype
+    dtype('float64')
+    >>> promote_if_overflowing(np.ones((4, 3), dtype=np.float32)).dtype
+    dtype('float32')
+    """
+    if X.ndim != 2:
+        return X  # refused with its own message by the caller's checks
+    values = X.data if sp.issparse(X) else X
+    maximum = float(values.max(initial=0))
+    if overflow_safe_dtype(X.dtype, maximum, X.shape) == X.dtype:
+        return X
+    warnings.warn(promotion_warning(maximum), UserWarning, stacklevel=3)
+    return X.astype(np.float64)
 
 
 def nmf(
@@ -318,7 +357,7 @@ def solve_loadings(X, H, *, loss="frobenius", solver="auto", max_iter=200, tol=1
     check_finite(X)
     check_nonnegative(X, where="transform")
     H = np.ascontiguousarray(H, dtype=X.dtype)
-    W = initialize(X, H.shape[0], (None, H), None)[0]
+    W = initialize(X, H.shape[0], (None, H), None, user_init=False)[0]
     if constraints is None or not constraints.maps.projections:
         if beta == 2:
             return _nonnegative_least_squares(X, H, W, constraints, clipped=solver == "als")

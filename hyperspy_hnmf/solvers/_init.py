@@ -11,7 +11,7 @@ separable nonnegative matrix factorization", IEEE TPAMI 36 (2014) 698.
 import numpy as np
 import scipy.sparse as sp
 
-from .._checks import check_factor, row_blocks
+from .._checks import check_factor, check_init_factor, row_blocks
 from ._linalg import randomized_svd
 
 INIT_METHODS = ("nndsvd", "nndsvda", "nndsvdar", "spa", "random")
@@ -279,7 +279,7 @@ def _poisson_weighted(X):
     return scaled, a, b
 
 
-def initialize(X, k, init, rng, poisson_weighted=False):
+def initialize(X, k, init, rng, poisson_weighted=False, user_init=True):
     """Initial nonnegative factors ``W`` (n×k) and ``H`` (k×m), of ``X``'s dtype.
 
     Parameters
@@ -300,7 +300,9 @@ def initialize(X, k, init, rng, poisson_weighted=False):
 
         Or a tuple ``(W, H)`` of user arrays; either may be ``None`` (not
         both), in which case it is computed from the other by nonnegative
-        least squares.
+        least squares. A user factor that is all zero, has a zero component
+        or linearly dependent components raises ``ValueError``
+        (:func:`~hyperspy_hnmf._checks.check_init_factor`).
     rng : numpy.random.Generator
     poisson_weighted : bool, default False
         Compute the SVD-based and SPA initializations from the data weighted
@@ -308,6 +310,12 @@ def initialize(X, k, init, rng, poisson_weighted=False):
         data fitted with the KL loss this keeps the few bright pixels (the
         direct beam) from dominating the singular vectors, and starts the
         multiplicative updates near a much better optimum.
+    user_init : bool, default True
+        Whether a tuple ``init`` comes from the user and is checked for
+        degenerate factors; False for factors of the package's own making
+        (e.g. the fixed components of
+        :func:`~hyperspy_hnmf.solvers.solve_loadings`, which may legitimately
+        repeat one another).
 
     Returns
     -------
@@ -333,6 +341,9 @@ def initialize(X, k, init, rng, poisson_weighted=False):
         W0, H0 = init
         H = None if H0 is None else check_factor(H0, (k, m), "H", dtype)
         W = None if W0 is None else check_factor(W0, (n, k), "W", dtype)
+        for factor, name in ((W, "W"), (H, "H")):
+            if factor is not None and user_init:
+                check_init_factor(factor, name)
         if W is None:
             W = _least_squares_loadings(X, H.astype(np.float64)).astype(dtype)
         if H is None:

@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._checks import LIKELY_CAUSES, NumericalError
+
 
 @dataclass
 class FitResult:
@@ -82,12 +84,60 @@ def rescale(W, Ht, update, constraints=None):
         _balance(W, Ht)
 
 
+def check_objective(objective, iteration, stage="iteration", previous=None):
+    """Raise :class:`~hyperspy_hnmf._checks.NumericalError` if ``objective`` is not finite.
+
+    Every loop of the package (in memory, one pass per iteration, the
+    fine-tuning of multi-layer NMF) calls it on each new objective, so a fit
+    stops at the iteration where NaN or infinity appear, before anything is
+    stored.
+
+    Parameters
+    ----------
+    objective : float
+    iteration : int
+        0 for the initial factors.
+    stage : str
+        What iterates, for the message (``"iteration"``, ``"fine-tuning iteration"``).
+    previous : float, optional
+        The last finite objective, for the message.
+
+    Examples
+    --------
+    >>> check_objective(1.5, 3)
+    >>> check_objective(float("nan"), 4, previous=2.0)
+    Traceback (most recent call last):
+    ...
+    hyperspy_hnmf._checks.NumericalError: The objective became nan at iteration 4 (it was 2 before). ...
+    """
+    if np.isfinite(objective):
+        return
+    where = ("with the initial factors (before the first iteration)" if iteration == 0
+             else f"at {stage} {iteration}")
+    before = f" (it was {previous:.6g} before)" if previous is not None else ""
+    raise NumericalError(
+        f"The objective became {float(objective)} {where}{before}. The fit was stopped "
+        f"and nothing was stored. {LIKELY_CAUSES}")
+
+
 def record(history, objective, iteration, callback, tol):
     """Append ``objective``, report it, and say whether the run has converged.
 
     Converged: the objective is ≤ 0 or changed by less than ``tol`` (relative,
-    in absolute value) over the last iteration.
+    in absolute value) over the last iteration. A non-finite objective (or a
+    non-finite initial objective ``history[0]``) raises
+    :class:`~hyperspy_hnmf._checks.NumericalError` naming the iteration
+    (:func:`check_objective`).
+
+    Examples
+    --------
+    >>> history = [4.0]
+    >>> record(history, 2.0, 1, None, 1e-4), history
+    (False, [4.0, 2.0])
     """
+    if len(history) == 1:
+        check_objective(history[0], 0)
+    check_objective(objective, iteration, previous=history[-1])
     history.append(objective)
     if callback is not None:
         callback(iteration, objective)
