@@ -217,7 +217,7 @@ def test_beta_divergence_matches_direct_formula():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(loss="poisson"), r"Unknown loss 'poisson'. Valid losses are 'frobenius', 'kullback-leibler'"),
+        (dict(loss="poisson"), r"Unknown loss 'poisson'. Valid losses are 'auto', 'frobenius', 'kullback-leibler'"),
         (dict(solver="cd"), r"Unknown solver 'cd'. Valid solvers are 'auto', 'hals', 'als', 'mu'"),
         (dict(init="svd"), r"Unknown init 'svd'. Valid values are 'nndsvd', 'nndsvda', 'nndsvdar', 'spa', 'random'"),
         (dict(solver="hals", loss="kl"), r"solver='hals' minimises the Frobenius loss only"),
