@@ -107,6 +107,9 @@ class ComponentClusters:
         The polar geometry used.
     factors, loadings : hyperspy signals or None
         The merged patterns and maps as signals (set by the signal method).
+    pixel_size, units : float or None, str or None
+        Calibration of the patterns' pixels (set by the signal method from
+        the signal axes), for the scale bar of :meth:`plot_dendrogram`.
 
     Examples
     --------
@@ -151,12 +154,14 @@ class ComponentClusters:
         >>> result = cluster_components(rng.random((3, 16, 16)), n_clusters=2,
         ...                             center=(7.5, 7.5))
         >>> result.plot_dendrogram().axes[0].get_ylabel()
-        '1 - similarity'
+        'dissimilarity\n(1 − max. φ cross-correlation)'
         """
         from ._plot import plot_component_dendrogram
 
         return plot_component_dendrogram(self, ax=ax, figsize=figsize,
-                                         thumbnail_size=thumbnail_size, cmap=cmap)
+                                         thumbnail_size=thumbnail_size, cmap=cmap,
+                                         pixel_size=getattr(self, "pixel_size", None),
+                                         units=getattr(self, "units", None))
 
 
 def _check_cut(n_clusters, threshold, k):

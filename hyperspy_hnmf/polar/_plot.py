@@ -14,12 +14,15 @@ def _display(pattern):
 
 
 def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.9,
-                              cmap="viridis"):
+                              cmap="viridis", pixel_size=None, units=None):
     """Plot the dendrogram of :func:`cluster_components` with pattern thumbnails.
 
     Leaves are coloured by cluster; under every leaf, the component's pattern
-    (square-root intensity), its index and its rotation relative to its
-    cluster's reference. The cut (threshold) is drawn as a dashed line.
+    (square-root intensity, each scaled to its own 99.5th percentile, with
+    one colour bar), its index and its rotation relative to its cluster's
+    reference. The cut (threshold) is drawn as a dashed line. With
+    ``pixel_size`` and ``units`` (the signal method passes the detector's
+    calibration) the first thumbnail has a scale bar.
 
     Parameters
     ----------
@@ -33,6 +36,10 @@ def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.
         Thumbnail width as a fraction of the spacing between leaves.
     cmap : str
         Colour map of the thumbnails.
+    pixel_size : float, optional
+        Size of one pattern pixel in ``units`` (e.g. 0.25 for 0.25 1/nm).
+    units : str, optional
+        Units of ``pixel_size``.
 
     Returns
     -------
@@ -43,9 +50,9 @@ def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.
     >>> from hyperspy_hnmf.polar import cluster_components
     >>> rng = np.random.default_rng(0)
     >>> result = cluster_components(rng.random((4, 16, 16)), n_clusters=2, center=(7.5, 7.5))
-    >>> figure = plot_component_dendrogram(result)
-    >>> len(figure.axes)
-    5
+    >>> figure = plot_component_dendrogram(result, pixel_size=0.25, units="1/nm")
+    >>> len(figure.axes)  # dendrogram, 4 thumbnails, colour bar
+    6
     """
     import matplotlib.pyplot as plt
     from matplotlib import colormaps
@@ -55,7 +62,7 @@ def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.
         if figsize is None:
             figsize = (max(4.0, 0.9 * k + 1.0), 4.0)
         figure, ax = plt.subplots(figsize=figsize)
-        figure.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.32)
+        figure.subplots_adjust(left=0.12, right=0.9, top=0.9, bottom=0.34)
     else:
         figure = ax.figure
     palette = colormaps["tab10"]
@@ -74,7 +81,7 @@ def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.
     )
     if clusters.cut_distance is not None:
         ax.axhline(clusters.cut_distance, color="0.3", linestyle="--", linewidth=1)
-    ax.set_ylabel("1 - similarity")
+    ax.set_ylabel("dissimilarity\n(1 − max. φ cross-correlation)")
     ax.set_title(f"{k} components in {clusters.n_clusters} clusters (φ cross-correlation)")
     ax.set_xticks([])
     ax.yaxis.set_ticks_position("left")
@@ -85,10 +92,14 @@ def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.
     spacing = box.width / k
     size = thumbnail_size * spacing
     height = size * figure.get_figwidth() / figure.get_figheight()
+    image = None
     for position, leaf in enumerate(tree["leaves"]):
         left = box.x0 + (position + 0.5) * spacing - size / 2
         thumb = figure.add_axes([left, box.y0 - height - 0.02, size, height])
-        thumb.imshow(_display(clusters.components[leaf]), cmap=cmap, interpolation="nearest")
+        image = thumb.imshow(_display(clusters.components[leaf]), cmap=cmap,
+                             interpolation="nearest", vmin=0, vmax=1)
+        if position == 0 and pixel_size:
+            _scale_bar(thumb, clusters.components[leaf].shape[1], pixel_size, units)
         thumb.set_xticks([])
         thumb.set_yticks([])
         for spine in thumb.spines.values():
@@ -96,7 +107,27 @@ def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.
             spine.set_linewidth(2)
         angle = clusters.angles_deg[leaf]
         thumb.set_xlabel(f"#{leaf}\n{angle:+.0f}°", fontsize=8, color=leaf_color[leaf])
+    if image is not None:
+        bar = figure.add_axes([box.x1 + 0.015, box.y0 - height - 0.02, 0.012, height])
+        colorbar = figure.colorbar(image, cax=bar)
+        colorbar.set_label("√intensity / its 99.5th pct.", fontsize=7)
+        colorbar.ax.tick_params(labelsize=7)
     return figure
+
+
+def _scale_bar(ax, width_px, pixel_size, units):
+    """A white bar of a round length (about a quarter of the pattern) with its label."""
+    target = 0.25 * width_px * pixel_size
+    length = 10 ** np.floor(np.log10(target))
+    for factor in (5, 2, 1):
+        if factor * length <= target:
+            length *= factor
+            break
+    pixels = length / pixel_size
+    x0, y0 = 0.08 * width_px, 0.88 * width_px
+    ax.plot([x0, x0 + pixels], [y0, y0], color="white", linewidth=3, solid_capstyle="butt")
+    ax.text(x0, y0 - 0.06 * width_px, f"{length:g} {units or ''}".strip(), color="white",
+            fontsize=7, ha="left", va="bottom", fontweight="bold")
 
 
 def _hex(color):
