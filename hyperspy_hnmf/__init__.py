@@ -15,6 +15,7 @@ import sys as _sys
 from . import constraints, matrix, polar, rank_selection, solvers
 from ._hyperspy import data, plotting as _plotting, register, unregister
 from ._hyperspy import decomposition as integration
+from ._hyperspy.joint import joint_decomposition
 from ._hyperspy.results import (
     get_cluster_labels,
     get_hierarchy_level,
@@ -49,6 +50,7 @@ __all__ = [
     "get_split_tree",
     "hnmfk",
     "hnmfk_decomposition",
+    "joint_decomposition",
     "matrix",
     "plot_decomposition_images",
     "plot_hierarchy",

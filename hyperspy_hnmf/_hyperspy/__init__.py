@@ -5,16 +5,17 @@
 - :mod:`.results`: writing decompositions to ``learning_results`` and the
   accessors that read them back;
 - :mod:`.data`: synthetic signals with ground truth;
-- :mod:`.plotting`: figures of hierarchical decompositions.
+- :mod:`.plotting`: figures of hierarchical decompositions;
+- :mod:`.joint`: joint decomposition of signals of one scan.
 
 Nothing below this layer imports it; results that array-level code hands to
 a signal go through :mod:`hyperspy_hnmf._ports`, installed by :func:`register`.
 """
 
 from .. import _ports
-from . import data, decomposition, plotting, results
+from . import data, decomposition, joint, plotting, results
 
-__all__ = ["data", "decomposition", "plotting", "register", "results", "unregister"]
+__all__ = ["data", "decomposition", "joint", "plotting", "register", "results", "unregister"]
 
 
 def register():
