@@ -16,6 +16,7 @@ from . import constraints, matrix, polar, rank_selection, solvers
 from . import _hyperspy
 from ._hyperspy import data, plotting as _plotting, register, unregister
 from ._hyperspy import decomposition as integration
+from ._hyperspy.joint import joint_decomposition
 from ._hyperspy.results import (
     get_cluster_labels,
     get_hierarchy_level,
@@ -51,6 +52,7 @@ __all__ = [
     "get_split_tree",
     "hnmfk",
     "hnmfk_decomposition",
+    "joint_decomposition",
     "matrix",
     "plot_decomposition_images",
     "plot_hierarchy",

@@ -8,16 +8,18 @@
 - :mod:`.plotting`: figures of decompositions and hierarchies;
 - :mod:`.polar`: the polar signal methods (``polar_transform``,
   ``cluster_decomposition_components``, ``polar_cluster_analysis``,
-  ``decomposition_phase_map``...).
+  ``decomposition_phase_map``...);
+- :mod:`.joint`: joint decomposition of signals of one scan.
 
 Nothing below this layer imports it; results that array-level code hands to
 a signal go through :mod:`hyperspy_hnmf._ports`, installed by :func:`register`.
 """
 
 from .. import _ports
-from . import data, decomposition, plotting, polar, results
+from . import data, decomposition, joint, plotting, polar, results
 
-__all__ = ["data", "decomposition", "plotting", "polar", "register", "results", "unregister"]
+__all__ = ["data", "decomposition", "joint", "plotting", "polar", "register", "results",
+           "unregister"]
 
 
 def register():

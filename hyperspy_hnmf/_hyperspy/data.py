@@ -38,6 +38,7 @@ __all__ = [
     "score_decomposition",
     "score_signal",
     "synthetic_4dstem",
+    "synthetic_joint",
     "synthetic_spectrum_image",
 ]
 
@@ -1109,3 +1110,96 @@ def _finish_signal(signal, title, noise, factors, loadings, names, phase, rotati
     }
     truth.update(extra)
     signal.metadata.add_dictionary({"Ground_truth": truth})
+
+
+def synthetic_joint(scan_shape=(32, 32), detector_shape=(32, 32), n_channels=256, dose=200.0,
+                    eds_dose=300.0, random_state=0, noise=True, lazy=False):
+    """A 4D-STEM scan and an EDS spectrum image of the same probe positions.
+
+    Five components share their maps: an amorphous matrix (halo, bremsstrahlung
+    background) and four precipitate phases. ``alpha`` and ``beta`` have the
+    same crystal structure (identical diffraction patterns) and different
+    chemistry; ``gamma`` and ``delta`` have the same chemistry (identical
+    spectra) and different structures. So diffraction alone cannot tell
+    ``alpha`` from ``beta``, EDS alone cannot tell ``gamma`` from ``delta``,
+    and a joint decomposition with shared maps can separate all five.
+
+    Parameters
+    ----------
+    scan_shape, detector_shape : tuple of int
+        As in :func:`synthetic_4dstem`.
+    n_channels : int
+        Energy channels of the spectra (as in :func:`synthetic_spectrum_image`).
+    dose, eds_dose : float
+        Mean electrons per diffraction pattern and X-ray counts per spectrum.
+    random_state : int
+    noise : bool
+        Poisson counts (float32 values) or the expectations.
+    lazy : bool
+        Return lazy signals (the same data, chunked along the scan).
+
+    Returns
+    -------
+    diffraction : hyperspy.signals.Signal2D
+    spectra : hyperspy.signals.Signal1D
+        Each with its ``metadata.Ground_truth`` (same maps, in its own counts;
+        its own patterns or spectra) and component names ``matrix``,
+        ``alpha``, ``beta``, ``gamma``, ``delta``.
+
+    Examples
+    --------
+    >>> from hyperspy_hnmf.data import synthetic_joint, get_ground_truth
+    >>> dp, eds = synthetic_joint(scan_shape=(16, 16), detector_shape=(16, 16), n_channels=128)
+    >>> dp.data.shape, eds.data.shape
+    ((16, 16, 16, 16), (16, 16, 128))
+    >>> truth = get_ground_truth(dp)
+    >>> truth.names
+    ['matrix', 'alpha', 'beta', 'gamma', 'delta']
+    >>> bool(np.allclose(truth.factors[:, 1], truth.factors[:, 2]))
+    True
+    >>> bool(np.allclose(get_ground_truth(eds).factors[:, 3], get_ground_truth(eds).factors[:, 4]))
+    True
+    """
+    base = synthetic_4dstem(scan_shape=scan_shape, detector_shape=detector_shape, n_phases=3,
+                            n_rotations=1, dose=dose, random_state=random_state, noise=False,
+                            particles_per_component=3)
+    truth = get_ground_truth(base)
+    patterns = truth.factors[:, [0, 1, 1, 2, 3]]
+    rng = np.random.default_rng([int(random_state or 0), 1])
+    radius = max(2.0, min(scan_shape) / 16.0)
+    extra = _particle_maps(rng, tuple(scan_shape), 1, 3, radius)[0]
+    maps = [truth.loadings[:, j].reshape(scan_shape) for j in range(4)]
+    extra = ndimage.gaussian_filter(extra, 2.0 * _FWHM_TO_SIGMA, mode="nearest")
+    maps.insert(2, extra * (maps[1].max() / max(extra.max(), 1e-12)))
+    loadings = _blur_and_scale([np.clip(m, 0, None) for m in maps], 0.0, dose)
+    spectra_signal = synthetic_spectrum_image(scan_shape=(4, 4), n_channels=n_channels,
+                                              n_components=4, noise=False)
+    spectra = get_ground_truth(spectra_signal).factors[:, [0, 1, 2, 3, 3]]
+    names = ["matrix", "alpha", "beta", "gamma", "delta"]
+    signals = []
+    seeds = np.random.default_rng([int(random_state or 0), 2]).integers(0, 2**32, size=2)
+    for factors, total, template, seed in ((patterns, dose, base, seeds[0]),
+                                           (spectra, eds_dose, spectra_signal, seeds[1])):
+        scaled = loadings * (total / dose)
+        signal_shape = template.data.shape[2:]
+        data = _sample(scaled, factors, tuple(scan_shape) + signal_shape, np.dtype("float32"),
+                       noise, np.random.default_rng(seed))
+        axes_dict = template.axes_manager.as_dictionary()
+        axes = [dict(axes_dict[f"axis-{i}"]) for i in range(len(axes_dict))]
+        for axis, size in zip(axes[:2], scan_shape):
+            axis.update(size=size, scale=_SCAN_STEP_NM, units="nm")
+        signal = template.__class__(data, axes=axes)
+        if lazy:
+            signal = signal.as_lazy()
+            signal.data = signal.data.rechunk((max(1, scan_shape[0] // 4), -1) +
+                                              (-1,) * len(signal_shape))
+        kind = "diffraction" if template is base else "EDS"
+        _finish_signal(signal, f"Synthetic joint data ({kind}): matrix + 4 phases", noise,
+                       factors, scaled, names, [-1, 0, 1, 2, 3], [np.nan] * 5, total,
+                       dict(generator="synthetic_joint", scan_shape=tuple(scan_shape),
+                            detector_shape=tuple(detector_shape), n_channels=n_channels,
+                            dose=dose, eds_dose=eds_dose,
+                            random_state=_seed_for_metadata(random_state), noise=noise),
+                       {})
+        signals.append(signal)
+    return tuple(signals)

@@ -46,6 +46,7 @@ from ._init import INIT_METHODS, check_init, initialize
 from ._linalg import as_generator, density, to_csr
 from ..matrix import as_data_matrix, compute_dtype, is_chunked
 from ._loop import FitResult, alternate, canonical_order
+from ._multiblock import JointResult, joint_nmf, noise_variance
 from ._objective import beta_divergence
 from ._passes import streaming_nmf
 from ._randomized import randomized_nmf
@@ -56,11 +57,14 @@ __all__ = [
     "LOSSES",
     "SOLVER_NAMES",
     "FitResult",
+    "JointResult",
     "beta_divergence",
     "canonical_order",
     "check_data",
+    "joint_nmf",
     "make_update",
     "nmf",
+    "noise_variance",
     "promote_if_overflowing",
     "randomized_nmf",
     "solve_loadings",

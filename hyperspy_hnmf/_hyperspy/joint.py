@@ -1,0 +1,143 @@
+"""Joint decomposition of signals recorded in the same scan (HyperSpy layer).
+
+The arithmetic is :func:`hyperspy_hnmf.solvers.joint_nmf`; this module reads
+the signals' matrices (lazy signals chunk by chunk), passes the navigation
+grid to the map constraints, and writes every signal's ``learning_results``.
+"""
+
+import numpy as np
+
+from ..constraints import signal_grids
+from ..matrix import as_row_chunks
+from ..solvers import joint_nmf
+from .results import store_decomposition
+
+__all__ = ["joint_decomposition"]
+
+
+def _matrix(signal):
+    n_signal_dims = signal.axes_manager.signal_dimension
+    n_nav = int(np.prod(signal.axes_manager.navigation_shape)) or 1
+    if signal._lazy:
+        return as_row_chunks(signal.data, n_signal_dims)
+    return signal.data.reshape(n_nav, -1)
+
+
+def joint_decomposition(signals, output_dimension, *, loss="auto", weights="noise", init="spa",
+                        max_iter=500, tol=1e-6, random_state=None, constraints=None,
+                        groups=None, known_components=None, pure_regions=None,
+                        print_info=True, return_info=False):
+    """Decompose signals of one scan together: shared maps, one set of components each.
+
+    Every signal ``s_b`` is factorized as ``maps @ components_b`` with the
+    same maps (up to a scale per component and signal): a 4D-STEM scan and
+    the EDS or EELS spectrum image recorded with it. A phase that one
+    modality cannot tell from another (same diffraction, different
+    chemistry) is separated by the other. See
+    :func:`hyperspy_hnmf.solvers.joint_nmf` for the model, the losses and the
+    weights.
+
+    Parameters
+    ----------
+    signals : list of hyperspy signals
+        Same navigation shape (probe positions in the same order); any
+        signal shapes. Lazy signals are read chunk by chunk.
+    output_dimension : int
+        Number of components.
+    loss : "auto", str, or list of str
+        Per signal: ``"kl"`` (counts), ``"frobenius"``; ``"auto"``: KL for
+        integer-valued data.
+    weights : "noise", "balanced" or list of float
+        Weight of every signal's loss; ``"noise"`` (default) weights each
+        entry by its inverse noise variance (Poisson counts: 1; other data:
+        :func:`~hyperspy_hnmf.solvers.noise_variance`). The effective
+        contribution of every signal is printed and stored.
+    init, max_iter, tol, random_state
+        As in :func:`~hyperspy_hnmf.solvers.joint_nmf`.
+    constraints : list of Constraint, optional
+        Map constraints (``MapResolution`` in the navigation units, map
+        ``Penalty``), applied to the shared maps.
+    groups : dict, optional
+    known_components : list of KnownComponent, optional
+        Components supplied as signals or arrays (``block`` = position of the
+        signal in ``signals``), held fixed or within a tolerance.
+    pure_regions : list of PureRegion, optional
+        Probe positions known to hold one component only.
+    print_info : bool, default True
+        Print the weights and the contribution of every signal.
+    return_info : bool, default False
+        Return the :class:`~hyperspy_hnmf.solvers.JointResult`.
+
+    Returns
+    -------
+    JointResult or None
+        The results are stored in every signal's ``learning_results``
+        (``decomposition_algorithm = "hnmf_joint"``): the signal's own
+        components (each summing to 1) and the shared maps in that signal's
+        counts, so ``get_decomposition_model()``, the plotting methods,
+        BSS and ``save``/``load`` work as after ``decomposition``.
+        ``learning_results.hnmf["joint"]`` holds the weights, contributions
+        and divergences.
+
+    Examples
+    --------
+    >>> import hyperspy_hnmf
+    >>> from hyperspy_hnmf.data import synthetic_joint
+    >>> dp, eds = synthetic_joint(scan_shape=(12, 12), detector_shape=(16, 16), n_channels=64)
+    >>> hyperspy_hnmf.joint_decomposition([dp, eds], 5, max_iter=50, print_info=False)
+    >>> dp.learning_results.loadings.shape, eds.learning_results.factors.shape
+    ((144, 5), (64, 5))
+    >>> sorted(eds.learning_results.hnmf["joint"])[:3]
+    ['contributions', 'converged', 'dataset']
+    """
+    signals = list(signals)
+    if not signals:
+        raise ValueError("Give at least one signal.")
+    shape = signals[0].axes_manager.navigation_shape
+    for b, signal in enumerate(signals):
+        if signal.axes_manager.navigation_shape != shape:
+            raise ValueError(
+                f"Signals of a joint decomposition share their probe positions: signal 0 has "
+                f"navigation shape {shape}, signal {b} {signal.axes_manager.navigation_shape}.")
+    map_grid = signal_grids(signals[0])[0] if constraints is not None else None
+    result = joint_nmf([_matrix(signal) for signal in signals], output_dimension, loss=loss,
+                       weights=weights, init=init, max_iter=max_iter, tol=tol,
+                       random_state=random_state, constraints=constraints, groups=groups,
+                       map_grid=map_grid, known_components=known_components,
+                       pure_regions=pure_regions)
+    titles = [str(signal.metadata.General.title) for signal in signals]
+    for b, signal in enumerate(signals):
+        loadings, components = result.block_factors(b)
+        info = {"joint": {
+            "dataset": b,
+            "titles": titles,
+            "losses": ["kl" if beta == 1 else "frobenius" for beta in result.betas],
+            "weights": result.weights.tolist(),
+            "contributions": result.contributions.tolist(),
+            "divergences": result.divergences.tolist(),
+            "n_iter": int(result.n_iter),
+            "converged": bool(result.converged),
+            "known_components": [
+                {key: value for key, value in check.items()} for check in result.known_checks],
+        }}
+        store_decomposition(signal, np.ascontiguousarray(components.T),
+                            np.ascontiguousarray(loadings), "hnmf_joint", info)
+    if print_info:
+        print(_summary(result, titles))
+    return result if return_info else None
+
+
+def _summary(result, titles):
+    lines = ["Joint decomposition (hnmf_joint): shared maps of "
+             f"{result.W.shape[1]} components, {result.n_iter} iterations"
+             + ("" if result.converged else " (not converged)"),
+             f"{'signal':<40} {'loss':>10} {'weight':>8} {'contribution':>13}"]
+    for title, beta, weight, share in zip(titles, result.betas, result.weights,
+                                          result.contributions):
+        lines.append(f"{title[:40]:<40} {'kl' if beta == 1 else 'frobenius':>10} "
+                     f"{weight:>8.3g} {100 * share:>12.1f}%")
+    for check in result.known_checks:
+        verdict = "CONTRADICTED" if check["contradicted"] else "consistent"
+        lines.append(f"{check['name']}: G/df = {check['statistic']:.3g}, "
+                     f"p = {check['p_value']:.2g} ({verdict} with the data)")
+    return "\n".join(lines)

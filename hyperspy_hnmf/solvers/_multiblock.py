@@ -1,0 +1,612 @@
+"""Joint NMF of several datasets that share their maps: ``X_b ≈ W H_b``.
+
+Every dataset ("block", "modality") of a joint fit has the same rows (probe
+positions) and its own columns (detector pixels, energy channels), loss and
+weight. The objective is ``Σ_b λ_b D_b(X_b | W H_b)`` with ``D_b`` the
+Kullback-Leibler divergence (counts) or ``½‖·‖²`` (Frobenius). The shared maps
+``W`` and every ``H_b`` are updated by multiplicative updates, the update of
+``W`` summing the weighted numerators and denominators of all blocks
+(Lee & Seung; joint/multi-view NMF, e.g. Liu et al., SDM 2013).
+
+The data are seen only through :mod:`hyperspy_hnmf.matrix`: ``X @ B``,
+``X.T @ A`` and the KL ratio products of :mod:`._ratio`, so NumPy, CSR and
+dask data take one code path (lazy fits equal in-memory fits up to rounding).
+
+The same loop holds components given by the user fixed or near a reference
+(:class:`~hyperspy_hnmf.constraints.KnownComponent`), masks the maps at
+labelled probe positions (:class:`~hyperspy_hnmf.constraints.PureRegion`),
+and applies the map constraints of :mod:`hyperspy_hnmf.constraints` to the
+shared maps. A fit of one block is an ordinary NMF with these extras.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.stats
+
+from .._checks import check_rank, loss_to_beta
+from ..constraints.known import label_mask
+from ..matrix import StreamedMatrix, as_data_matrix, is_chunked
+from ._init import (_least_squares_loadings, _poisson_weighted, check_init, initialize,
+                    poisson_scales, successive_projection)
+from ._linalg import as_generator, randomized_svd
+from ._loop import intensity_order, record
+from ._ratio import kl_data
+from ._updates import MUUpdate
+
+__all__ = ["JointResult", "joint_nmf", "noise_variance"]
+
+#: Joint fits support these β: Kullback-Leibler (counts) and Frobenius.
+_JOINT_BETAS = (1.0, 2.0)
+
+
+
+@dataclass
+class JointResult:
+    """Outcome of :func:`joint_nmf`.
+
+    Attributes
+    ----------
+    W : ndarray, shape (n, k)
+        The shared maps, scaled so that the components of block 0 sum to 1.
+    H : list of ndarray, shape (k, m_b)
+        The components of every block.
+    betas : list of float
+        The loss of every block (1 KL, 2 Frobenius).
+    weights : ndarray, shape (n_blocks,)
+        The weights ``λ_b`` used (see :func:`joint_nmf`).
+    divergences : ndarray, shape (n_blocks,)
+        ``D_b(X_b | W H_b)`` at the returned factors, unweighted.
+    contributions : ndarray, shape (n_blocks,)
+        Effective contribution of every block: ``λ_b D_b / Σ λ D``, the
+        share of the weighted objective (sums to 1).
+    objective : ndarray
+        Weighted objective after initialization and after every iteration.
+    n_iter : int
+    converged : bool
+    known_checks : list of dict
+        For each known component: the likelihood-ratio check of
+        :func:`check_known_components` (``statistic``, ``df``, ``p_value``,
+        ``change``, ``contradicted``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> W = rng.random((30, 2))
+    >>> result = joint_nmf([W @ rng.random((2, 8)), W @ rng.random((2, 5))], 2,
+    ...                    max_iter=50, random_state=0)
+    >>> [H.shape for H in result.H], round(float(result.contributions.sum()), 6)
+    ([(2, 8), (2, 5)], 1.0)
+    """
+
+    W: np.ndarray
+    H: list
+    betas: list
+    weights: np.ndarray
+    divergences: np.ndarray
+    contributions: np.ndarray
+    objective: np.ndarray
+    n_iter: int
+    converged: bool
+    known_checks: list = field(default_factory=list)
+
+    def block_factors(self, b):
+        """Maps and components of block ``b`` in the package's canonical scale.
+
+        The components of block ``b`` sum to 1 and the maps carry the
+        intensity of that block (counts of block ``b`` at every position),
+        so ``maps @ components`` is the model of ``X_b``.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.random((10, 2)) @ rng.random((2, 4))
+        >>> result = joint_nmf([X, 2 * X], 2, max_iter=20, random_state=0)
+        >>> W1, H1 = result.block_factors(1)
+        >>> H1.sum(axis=1).round(6).tolist()
+        [1.0, 1.0]
+        """
+        H = self.H[b]
+        sums = H.sum(axis=1)
+        scale = np.where(sums > 0, sums, 1.0)
+        return self.W * scale[None, :], H / scale[:, None]
+
+
+class _Block:
+    """One dataset of a joint fit: its data, loss, weight and fixed statistics."""
+
+    def __init__(self, X, beta):
+        self.data = as_data_matrix(X)
+        self.beta = beta
+        if beta == 1:
+            # In memory the CSR copy (and its transpose) is built once per fit.
+            self.kl = kl_data(self.data if is_chunked(self.data) else self.data.array)
+            self.sum = self.kl.sum
+        else:
+            self.kl = None
+            self.norm2 = self.data.statistics()[2]
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    def map_products(self, W, Ht):
+        """Numerator and denominator of the map update (one pass)."""
+        if self.beta == 1:
+            numerator, _ = self.kl.right(W, Ht, Ht)
+            return numerator, np.broadcast_to(Ht.sum(axis=0)[None, :], W.shape)
+        return _f64(self.data @ Ht), W @ (Ht.T @ Ht)
+
+    def component_products(self, W, Ht):
+        """Numerator and denominator of the component update, and ``D_b`` at ``(W, Ht)`` (one pass)."""
+        if self.beta == 1:
+            numerator, data_term = self.kl.left(W, Ht, W, True)
+            model_total = float(W.sum(axis=0) @ Ht.sum(axis=0))
+            return (numerator, np.broadcast_to(W.sum(axis=0)[None, :], Ht.shape),
+                    data_term - self.sum + model_total)
+        numerator = _f64(self.data.T @ W)
+        gram = W.T @ W
+        divergence = 0.5 * (self.norm2 - 2.0 * float(np.sum(numerator * Ht))
+                            + float(np.sum(gram * (Ht.T @ Ht))))
+        return numerator, Ht @ gram, divergence
+
+    def divergence(self, W, Ht):
+        """``D_b(X_b | W Htᵀ)`` (one pass)."""
+        return self.component_products(W, Ht)[2]
+
+
+def _f64(array):
+    return np.asarray(array.toarray() if sp.issparse(array) else array, dtype=np.float64)
+
+
+def _is_counts(data):
+    """Whether every value is an integer (counted electrons), read chunk by chunk."""
+    return all(data.map_chunks(_chunk_is_counts))
+
+
+def _chunk_is_counts(block, start):
+    values = block.data if sp.issparse(block) else np.asarray(block)
+    return bool(np.all(values == np.round(values)))
+
+
+def _chunk_difference_mad(block, start):
+    values = block.toarray() if sp.issparse(block) else np.asarray(block, dtype=np.float64)
+    if values.shape[1] < 2:
+        return np.nan
+    difference = np.diff(values, axis=1)
+    return float(np.median(np.abs(difference - np.median(difference))))
+
+
+def noise_variance(X):
+    """Noise variance per entry, from the differences of neighbouring columns.
+
+    ``σ̂ = 1.4826 · MAD(x[:, j+1] - x[:, j]) / √2``: the differences of
+    neighbouring channels (pixels) cancel the smooth signal and keep twice the
+    noise variance; the median absolute deviation ignores the few large
+    differences at sharp peaks. The MAD is taken per row chunk, and the
+    median over chunks is used (the same for any chunking of small data).
+
+    Parameters
+    ----------
+    X : array-like, dask array or data matrix, shape (n, m)
+
+    Returns
+    -------
+    float
+        Never below ``1e-12`` times the mean square of ``X`` (noise-free data).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.outer(np.ones(200), np.linspace(0, 1, 300)) + rng.normal(0, 0.1, (200, 300))
+    >>> round(noise_variance(X), 3)
+    0.01
+    """
+    data = as_data_matrix(X)
+    mad = float(np.nanmedian(data.map_chunks(_chunk_difference_mad)))
+    variance = (1.4826 * mad) ** 2 / 2.0
+    floor = 1e-12 * data.statistics()[2] / max(data.shape[0] * data.shape[1], 1)
+    return max(variance, floor, np.finfo(float).tiny)
+
+
+def _resolve_losses(loss, blocks):
+    losses = loss if isinstance(loss, (list, tuple)) else [loss] * len(blocks)
+    if len(losses) != len(blocks):
+        raise ValueError(f"loss has {len(losses)} entries for {len(blocks)} datasets.")
+    betas = []
+    for value, data in zip(losses, blocks):
+        if isinstance(value, str) and value == "auto":
+            beta = 1.0 if _is_counts(data) else 2.0
+        else:
+            beta = loss_to_beta(value)
+        if beta not in _JOINT_BETAS:
+            raise ValueError(f"Joint fits support the 'kl' and 'frobenius' losses, got β={beta:g}.")
+        betas.append(beta)
+    return betas
+
+
+def _resolve_weights(weights, blocks):
+    """The weights ``λ_b``, scaled to mean 1.
+
+    ``"noise"``: ``λ_b = 1 / s_b`` with ``s_b = 1`` for KL (Poisson counts are
+    their own noise scale) and the noise variance :func:`noise_variance` for
+    Frobenius: every entry is weighted by its inverse noise variance, the
+    joint maximum likelihood. ``"balanced"``: ``λ_b = 1 / (m_b s_b)``, so that
+    pure noise costs every block the same whatever its number of channels.
+    """
+    if isinstance(weights, str):
+        if weights not in ("noise", "balanced"):
+            raise ValueError(f"weights must be 'noise', 'balanced' or one number per "
+                             f"dataset, got {weights!r}.")
+        noise = np.array([1.0 if block.beta == 1 else noise_variance(block.data)
+                          for block in blocks])
+        values = 1.0 / noise
+        if weights == "balanced":
+            values = values / np.array([block.shape[1] for block in blocks], dtype=float)
+    else:
+        values = np.asarray(weights, dtype=np.float64).ravel()
+        if values.size != len(blocks) or not np.all(np.isfinite(values)) or values.min() <= 0:
+            raise ValueError(f"weights must be {len(blocks)} positive numbers, got {weights!r}.")
+    return values / values.mean()
+
+
+def _stacked(blocks, weights):
+    """All blocks side by side, each scaled by ``√λ_b / rms_b``, for the initialization."""
+    scales = []
+    for block, weight in zip(blocks, weights):
+        statistics = block.data.statistics()
+        rms = np.sqrt(statistics[2] / max(block.shape[0] * block.shape[1], 1))
+        scales.append(np.sqrt(weight / block.shape[1]) / max(rms, np.finfo(float).tiny))
+    scales = np.asarray(scales) / max(scales)
+    if any(isinstance(block.data, StreamedMatrix) for block in blocks):
+        import dask.array as da
+
+        first = blocks[0].data.array
+        arrays = [(block.data.array.astype(np.float32) * np.float32(scale)).rechunk(
+            (first.chunks[0], -1)) for block, scale in zip(blocks, scales)]
+        return StreamedMatrix(da.concatenate(arrays, axis=1)), scales
+    arrays = [block.data.array * scale for block, scale in zip(blocks, scales)]
+    if any(sp.issparse(array) for array in arrays):
+        return sp.hstack(arrays, format="csr"), scales
+    return np.hstack([np.asarray(array, dtype=np.float64) for array in arrays]), scales
+
+
+def _initial_factors(blocks, weights, k, init, rng, poisson):
+    if isinstance(init, tuple):
+        W, Hs = init
+        if W is None or Hs is None or len(Hs) != len(blocks):
+            raise ValueError("A user initialization of a joint fit is (W, [H_1, H_2, ...]).")
+        W = np.array(W, dtype=np.float64)
+        Hs = [np.array(H, dtype=np.float64) for H in Hs]
+        for b, H in enumerate(Hs):
+            if H.shape != (k, blocks[b].shape[1]) or W.shape != (blocks[b].shape[0], k):
+                raise ValueError(f"Initial factors of dataset {b} have shapes {W.shape} and "
+                                 f"{H.shape}, expected {(blocks[b].shape[0], k)} and "
+                                 f"{(k, blocks[b].shape[1])}.")
+        return W, Hs
+    check_init(init)
+    stacked, scales = _stacked(blocks, weights)
+    if init == "spa":
+        W, H = _spa(stacked, k, rng, poisson)
+    else:
+        W, H = initialize(stacked, k, init, rng, poisson_weighted=poisson)
+    edges = np.cumsum([0] + [block.shape[1] for block in blocks])
+    Hs = [H[:, edges[b]:edges[b + 1]].astype(np.float64) / scales[b] for b in range(len(blocks))]
+    return W.astype(np.float64), Hs
+
+
+def _spa(X, k, rng, poisson):
+    """SPA initialization (:func:`~._init.spa_rows`) with the same arithmetic in memory and in passes.
+
+    The purest rows of the (Poisson-weighted) stacked data become the
+    components, the maps their nonnegative least-squares coefficients. The
+    SVD always takes four power iterations, so lazy and in-memory data pick
+    the same rows.
+    """
+    a = b = None
+    streamed = isinstance(X, StreamedMatrix)
+    if poisson:
+        a, b = poisson_scales(X)
+        X = X.scaled(a, b) if streamed else _poisson_weighted(X)[0]
+    U, S, _ = randomized_svd(X, k, rng, n_power_iter=4)
+    row_sums = X.sum(axis=1) if streamed else np.asarray(X.sum(axis=1)).ravel()
+    rows = np.asarray(successive_projection(U * S, row_sums, k))
+    if rows.size < k:
+        rows = np.concatenate([rows, rng.choice(np.setdiff1d(np.arange(X.shape[0]), rows),
+                                                k - rows.size, replace=False)])
+    H = X.take(rows) if streamed else X[rows]
+    H = _f64(H)
+    W = _least_squares_loadings(X, H)
+    W[:, W.sum(axis=0) == 0] = max(float(X.sum()) / (X.shape[0] * X.shape[1]), 1e-12) / k
+    if poisson:
+        W, H = W * a[:, None], H * b[None, :]
+    return W, H
+
+
+def _check_known(known, blocks, k):
+    known = list(known or [])
+    seen = set()
+    for item in known:
+        if item.block >= len(blocks):
+            raise ValueError(f"{item!r} names dataset {item.block}; there are {len(blocks)}.")
+        if item.index >= k:
+            raise ValueError(f"{item!r} names component {item.index}; the fit has {k}.")
+        if item.reference.size != blocks[item.block].shape[1]:
+            raise ValueError(f"{item!r} has {item.reference.size} values; dataset {item.block} "
+                             f"has {blocks[item.block].shape[1]} signal pixels.")
+        if (item.block, item.index) in seen:
+            raise ValueError(f"Two known components for component {item.index} of dataset "
+                             f"{item.block}.")
+        seen.add((item.block, item.index))
+    return known
+
+
+def _project_known(known, Hts):
+    for item in known:
+        item.project(Hts[item.block][:, item.index])
+
+
+def _mask_labels(labels, W):
+    if labels is not None:
+        rows, allowed = labels
+        W[rows] *= allowed
+
+
+def _normalize(W, Hts):
+    """Components of block 0 sum to 1, the maps carry the scale (in place)."""
+    sums = Hts[0].sum(axis=0)
+    scale = np.where(sums > 0, sums, 1.0)
+    W *= scale[None, :]
+    for Ht in Hts:
+        Ht /= scale[None, :]
+
+
+def joint_nmf(blocks, n_components, *, loss="auto", weights="noise", init="spa",
+              max_iter=500, tol=1e-6, random_state=None, constraints=None, groups=None,
+              map_grid=None, known_components=None, pure_regions=None, callback=None):
+    """Joint NMF ``X_b ≈ W H_b`` of datasets that share their probe positions.
+
+    Parameters
+    ----------
+    blocks : list of array-like, scipy.sparse, dask arrays or data matrices
+        The datasets, each of shape ``(n, m_b)``: the same ``n`` rows (probe
+        positions, in the same order), any number of columns. Nonnegative.
+        Dask arrays are read chunk by chunk (two passes per dataset and
+        iteration); the maps ``W`` and components stay in memory.
+    n_components : int
+        Number of components ``k`` (shared maps).
+    loss : "auto", str or float, or a list of them (one per dataset)
+        ``"kl"`` (Poisson counts) or ``"frobenius"``; ``"auto"`` picks KL for
+        data whose values are all integers (counts), else Frobenius.
+    weights : "noise", "balanced" or sequence of float
+        ``λ_b`` in ``Σ_b λ_b D_b``. ``"noise"`` (default): ``λ_b ∝ 1 / s_b``,
+        with ``s_b = 1`` for KL (Poisson noise is its own scale) and ``s_b``
+        the noise variance estimated by :func:`noise_variance` for Frobenius:
+        every entry counts by its inverse noise variance (joint maximum
+        likelihood; a dataset with more channels or counts carries more
+        information and counts more). ``"balanced"``: ``λ_b ∝ 1 / (m_b s_b)``,
+        every dataset costs the same at its noise level whatever its number
+        of channels. Numbers are used as given (scaled to mean 1). The
+        effective contribution of every dataset (its share of the weighted
+        objective) is reported in the result.
+    init : str or tuple, default "spa"
+        A method of :func:`~hyperspy_hnmf.solvers._init.initialize` applied to
+        the datasets side by side (each scaled by its weight and its RMS;
+        Poisson-weighted when all losses are KL), or ``(W, [H_1, H_2, ...])``.
+        ``"spa"`` (the purest probe positions) finds the planted phases of
+        ``benchmarks/bench_joint.py`` where the SVD-based starts end in a
+        local minimum.
+    max_iter : int, default 500
+    tol : float, default 1e-6
+        Stop when the weighted objective changes by less than this fraction.
+    random_state : None, int or numpy.random.Generator
+    constraints : Constraint or list of Constraint, optional
+        Map constraints of :mod:`hyperspy_hnmf.constraints` (``MapResolution``,
+        ``Penalty(on="maps")``, map ``Projection``), applied to the shared maps.
+    groups : dict, optional
+        Named groups of components the constraints refer to.
+    map_grid : Grid or tuple of int, optional
+        Shape (and calibration) of one map, for map constraints.
+    known_components : list of KnownComponent, optional
+        Components held fixed or within a tolerance of a reference. After
+        the fit each is checked against the data (see ``known_checks``).
+    pure_regions : list of PureRegion, optional
+        Probe positions that hold one component only.
+    callback : callable, optional
+        ``callback(iteration, objective)`` after every iteration.
+
+    Returns
+    -------
+    JointResult
+
+    Warns
+    -----
+    UserWarning
+        When the data contradict a known component (likelihood-ratio check
+        of :func:`check_known_components`).
+
+    Examples
+    --------
+    Two modalities with the same three maps; each alone sees only two
+    distinct patterns, together they separate all three:
+
+    >>> rng = np.random.default_rng(1)
+    >>> W = rng.random((200, 3)) ** 4
+    >>> A = np.array([[1.0, 0, 0, 1], [0, 1, 1, 0], [0, 1, 1, 0]])   # 1 and 2 look alike
+    >>> B = np.array([[1.0, 1, 0], [1.0, 1, 0], [0, 0, 1]])          # 0 and 1 look alike
+    >>> XA, XB = rng.poisson(50 * W @ A), rng.poisson(50 * W @ B)
+    >>> result = joint_nmf([XA, XB], 3, max_iter=1000, random_state=0)
+    >>> result.betas
+    [1.0, 1.0]
+    >>> r = np.corrcoef(W.T, result.W.T)[:3, 3:]
+    >>> bool(np.all(r.max(axis=1) > 0.9))
+    True
+    """
+    if not isinstance(blocks, (list, tuple)) or not blocks:
+        raise ValueError("blocks must be a non-empty list of datasets.")
+    data = [as_data_matrix(X) for X in blocks]
+    n = data[0].shape[0]
+    for b, X in enumerate(data):
+        if X.shape[0] != n:
+            raise ValueError(f"All datasets need the same probe positions: dataset 0 has {n} "
+                             f"rows, dataset {b} has {X.shape[0]}.")
+    k = check_rank(n_components, (n, sum(X.shape[1] for X in data)))
+    betas = _resolve_losses(loss, data)
+    items = [_Block(X, beta) for X, beta in zip(data, betas)]
+    lam = _resolve_weights(weights, items)
+    plan = _map_plan(constraints, groups, k, map_grid, n)
+    options = dict(maps_side=plan.maps if plan is not None else None,
+                   labels=label_mask(list(pure_regions or []), n, k), callback=callback)
+    known = _check_known(known_components, items, k)
+    W, Hs = _initial_factors(items, lam, k, init, as_generator(random_state),
+                             poisson=all(b == 1 for b in betas))
+    W = np.maximum(W, 1e-3 * max(float(W.mean()), 1e-12))
+    Hs = [np.maximum(H, 1e-3 * max(float(H.mean()), 1e-12)) for H in Hs]
+    result = _fit(items, k, lam, (W, Hs), max_iter, tol, options, known)
+    result.known_checks = check_known_components(result, items, known, options)
+    return result
+
+
+def _fit(items, k, lam, start, max_iter, tol, options, known):
+    """The alternating multiplicative updates of :func:`joint_nmf` from ``start = (W, Hs)``."""
+    maps_side, labels = options["maps_side"], options["labels"]
+    W = np.array(start[0], dtype=np.float64)
+    Hts = [np.array(H, dtype=np.float64).T.copy() for H in start[1]]
+    _project_known(known, Hts)
+    _mask_labels(labels, W)
+    if maps_side is not None:
+        maps_side.project(W)
+    update = MUUpdate(1.0)  # β = 1 and 2 share the exponent 1: one update for both
+
+    def penalty():
+        return maps_side.penalty_value(W) if maps_side is not None else 0.0
+
+    history = [float(lam @ [block.divergence(W, Ht) for block, Ht in zip(items, Hts)])
+               + penalty()]
+    converged = False
+    iteration = 0
+    for iteration in range(1, max_iter + 1):
+        numerator = np.zeros_like(W)
+        denominator = np.zeros_like(W)
+        for weight, block, Ht in zip(lam, items, Hts):
+            top, bottom = block.map_products(W, Ht)
+            numerator += weight * top
+            denominator += weight * bottom
+        update.apply_ratio(W, numerator, denominator, side=maps_side)
+        _mask_labels(labels, W)
+        objective = 0.0
+        for weight, block, Ht in zip(lam, items, Hts):
+            top, bottom, divergence = block.component_products(W, Ht)
+            objective += weight * divergence
+            update.apply_ratio(Ht, top, bottom)
+        _project_known(known, Hts)
+        _normalize(W, Hts)
+        if record(history, objective + penalty(), iteration, options["callback"], tol):
+            converged = True
+            break
+
+    fixed = {item.index for item in known} | (
+        set(np.flatnonzero(labels[1].any(axis=0)).tolist()) if labels is not None else set())
+    order_blocks = [np.array(sorted(set(range(k)) - fixed))] + [np.array([j]) for j in fixed]
+    order = intensity_order(W.sum(axis=0), [block for block in order_blocks if block.size])
+    W = np.ascontiguousarray(W[:, order])
+    Hs = [np.ascontiguousarray(Ht[:, order].T) for Ht in Hts]
+    divergences = np.array([block.divergence(W, H.T) for block, H in zip(items, Hs)])
+    weighted = lam * divergences
+    total = weighted.sum()
+    contributions = weighted / total if total > 0 else np.full(len(items), 1 / len(items))
+    return JointResult(W=W, H=Hs, betas=[block.beta for block in items], weights=lam,
+                       divergences=divergences, contributions=contributions,
+                       objective=np.asarray(history), n_iter=iteration, converged=converged)
+
+
+def _map_plan(constraints, groups, k, map_grid, n):
+    from ..constraints import build_plan
+
+    if constraints is None and groups is None:
+        return None
+    plan = build_plan(constraints, k, groups=groups, map_grid=map_grid)
+    if plan.components.active:
+        raise ValueError("A joint fit takes constraints on the shared maps only; component "
+                         "constraints belong to one dataset's decomposition.")
+    if plan.maps.grid is not None and plan.maps.grid.size != n:
+        raise ValueError(f"map_grid has {plan.maps.grid.size} positions, the data {n}.")
+    return plan if plan.active else None
+
+
+#: Iterations of the fit with a known component released, in :func:`check_known_components`.
+_CHECK_ITERATIONS = 100
+
+#: ``G / df`` above which a known component is reported as contradicted by the data.
+KNOWN_COMPONENT_RATIO = 2.0
+
+
+def check_known_components(result, blocks, known, options):
+    """Test every known component against the data by a likelihood ratio.
+
+    The fit is continued twice for ``_CHECK_ITERATIONS`` iterations from its
+    result: with the known component ``j`` of block ``b`` held, and released
+    (the other known components held in both). The difference of that
+    block's divergences is the likelihood-ratio statistic ``G = 2 ΔD / s_b``
+    (``s_b`` = 1 for KL, the noise variance for Frobenius), compared with
+    the ``df = m_b`` pixels of the pattern: a correct reference lowers ``G``
+    by about ``df`` at most (``G / df ≲ 1``: the released pattern fits noise),
+    a wrong one (rotated, shifted,
+    miscalibrated) by much more, also when the fit had abandoned it
+    (its map near zero, another component taking its place). Contradicted:
+    ``G / df > KNOWN_COMPONENT_RATIO`` (2, calibrated on
+    ``benchmarks/bench_known.py``); a warning gives the numbers.
+
+    Returns
+    -------
+    list of dict
+        ``name``, ``block``, ``index``, ``statistic`` (``G / df``), ``df``,
+        ``p_value`` (of ``χ²_df``; indicative), ``change`` (relative L2
+        change of the released pattern) and ``contradicted``.
+
+    Examples
+    --------
+    >>> from hyperspy_hnmf.constraints import KnownComponent
+    >>> rng = np.random.default_rng(0)
+    >>> W, H = rng.random((300, 2)) * 40, rng.random((2, 50))
+    >>> X = rng.poisson(W @ H)
+    >>> good = joint_nmf([X], 2, known_components=[KnownComponent(H[0], index=0)],
+    ...                  max_iter=300, random_state=0)
+    >>> sorted(good.known_checks[0])
+    ['block', 'change', 'contradicted', 'df', 'index', 'name', 'p_value', 'statistic']
+    """
+    import warnings
+
+    checks = []
+    for item in known:
+        others = [other for other in known if other is not item]
+        k, start = result.W.shape[1], (result.W, result.H)
+        held = _fit(blocks, k, result.weights, start, _CHECK_ITERATIONS, 0.0, options, known)
+        released = _fit(blocks, k, result.weights, start, _CHECK_ITERATIONS, 0.0, options,
+                        others)
+        block = blocks[item.block]
+        before, after = held.divergences[item.block], released.divergences[item.block]
+        scale = 1.0 if block.beta == 1 else noise_variance(block.data)
+        statistic = max(2.0 * (before - after) / scale, 0.0)
+        df = block.shape[1]
+        p_value = float(scipy.stats.chi2.sf(statistic, df))
+        reference, freed = (_unit_sum(H[item.block][item.index]) for H in (result.H, released.H))
+        change = float(np.linalg.norm(freed - reference) / np.linalg.norm(reference))
+        check = dict(name=item.name, block=item.block, index=item.index,
+                     statistic=statistic / df, df=df, p_value=p_value, change=change,
+                     contradicted=statistic / df > KNOWN_COMPONENT_RATIO)
+        if check["contradicted"]:
+            warnings.warn(
+                f"The data contradict {item.name} (component {item.index} of dataset "
+                f"{item.block}): releasing it lowers the deviance by G = {statistic:.4g} for "
+                f"{df} pixels (G/df = {statistic / df:.3g} > {KNOWN_COMPONENT_RATIO:g}); the "
+                f"released pattern differs from the reference by {100 * change:.3g} %. Check "
+                "the reference (orientation, calibration, centre) or give it a tolerance.",
+                UserWarning, stacklevel=3)
+        checks.append(check)
+    return checks
+
+
+def _unit_sum(vector):
+    return vector / max(float(vector.sum()), np.finfo(float).tiny)
