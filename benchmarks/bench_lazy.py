@@ -175,7 +175,8 @@ def hyperspy_nmf_pass(path, chunk_rows):
 
     data = da.from_array(np.load(path, mmap_mode="r"), chunks=(chunk_rows, -1))
     side = int(np.sqrt(data.shape[1]))
-    s = hs.signals.Signal2D(data.reshape(data.shape[0], side, side)).as_lazy()
+    # HyperSpy refuses integer data: it converts chunk by chunk (part of its time).
+    s = hs.signals.Signal2D(data.reshape(data.shape[0], side, side).astype(np.float32)).as_lazy()
     start = time.perf_counter()
     s.decomposition(algorithm="NMF", output_dimension=K, print_info=False)
     return dict(seconds=time.perf_counter() - start)

@@ -18,4 +18,6 @@ with dask's local schedulers and under a ``dask.distributed`` client.
 from ..matrix import StreamedMatrix, as_row_chunks, compute_dtype
 from ..solvers import randomized_nmf, streaming_nmf
 
-__all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype", "randomized_nmf", "streaming_nmf"]
+# StreamedMatrix, as_row_chunks and compute_dtype stay importable from here; they are
+# documented where they live, in hyperspy_hnmf.matrix.
+__all__ = ["randomized_nmf", "streaming_nmf"]
