@@ -212,3 +212,28 @@ def test_estimate_rank_on_a_lazy_signal_recompresses_each_restart():
     assert result.rank == eager.rank == get_ground_truth(s).n_components
     with pytest.raises(ValueError, match="On lazy signals estimate_rank works on a compressed"):
         hyperspy_hnmf.estimate_rank(lazy, ranks=[2, 3], n_restarts=2, loss="kl")
+
+
+@pytest.mark.parametrize("dtype, rate", [(np.uint16, 0.02), (np.uint16, 5.0), (np.float32, 0.02),
+                                         (np.float32, 5.0)])
+def test_poisson_weighted_products_read_raw_chunks_and_leave_them_untouched(dtype, rate):
+    # The scaled matrix (normalize_poissonian_noise) multiplies the raw chunk
+    # (CSR when mostly zero, float row blocks otherwise) with scaled operands:
+    # same products as the scaled dense array, and the stored chunk unchanged.
+    rng = np.random.default_rng(3)
+    raw = rng.poisson(rate, (300, 64)).astype(dtype)
+    keep = raw.copy()
+    row_scale, column_scale = rng.random(300) + 0.5, rng.random(64) + 0.5
+    X = StreamedMatrix(da.from_array(raw, chunks=(70, -1))).scaled(row_scale, column_scale)
+    dense = raw / np.outer(row_scale, column_scale)
+    B, A = rng.random((64, 3)), rng.random((300, 3))
+    np.testing.assert_allclose(X @ B, dense @ B, rtol=1e-5)
+    np.testing.assert_allclose(X.T @ A, dense.T @ A, rtol=1e-5)
+    np.testing.assert_allclose(X.sum(), dense.sum(), rtol=1e-6)
+    W, H = rng.random((300, 3)) + 0.1, rng.random((3, 64)) + 0.1
+    scaled_fit = streaming_nmf(X, 3, loss="frobenius", W=W, H=H, max_iter=3, tol=0)
+    dense_fit = nmf(dense.astype(np.float32), 3, loss="frobenius", solver="hals", init=(W, H),
+                    max_iter=3, tol=0)
+    np.testing.assert_allclose(scaled_fit.W @ scaled_fit.H, dense_fit.W @ dense_fit.H,
+                               rtol=2e-3, atol=1e-4 * dense.max())
+    np.testing.assert_array_equal(raw, keep)

@@ -418,29 +418,83 @@ def float_rows(block, dtype, start):
 SPARSE_CHUNK_DENSITY = 0.1
 
 
+class RawChunk:
+    """A raw chunk with the scales of a :meth:`StreamedMatrix.scaled` matrix.
+
+    Chunk functions marked ``reads_scaled_chunks`` receive this instead of a
+    scaled float copy: :func:`chunk_matrix` applies the scales block by block
+    (dense) or to the nonzeros only (CSR), so a Poisson-weighted pass costs
+    what an unweighted one does.
+
+    Parameters
+    ----------
+    array : ndarray
+        The chunk as stored.
+    row_scale, column_scale : ndarray or None
+        The chunk stands for ``array / outer(row_scale, column_scale)``.
+
+    Examples
+    --------
+    >>> chunk = RawChunk(np.eye(2, dtype=np.uint16), np.array([1.0, 2.0]), None)
+    >>> chunk.scaled_values(np.dtype(np.float32), 0).tolist()
+    [[1.0, 0.0], [0.0, 0.5]]
+    """
+
+    def __init__(self, array, row_scale, column_scale):
+        self.array, self.row_scale, self.column_scale = array, row_scale, column_scale
+        self.shape = array.shape
+
+    def scaled_values(self, dtype, start):
+        """The whole chunk as checked, scaled floats (for kernels that need them)."""
+        values = _float_block(self.array, dtype, start)
+        return _apply_scales(values, self.row_scale, self.column_scale, slice(None))
+
+
+def _apply_scales(values, row_scale, column_scale, rows):
+    """``values / outer(row_scale[rows], column_scale)`` as a new array (``values`` untouched)."""
+    if row_scale is None and column_scale is None:
+        return values
+    out = values / row_scale[rows, None] if row_scale is not None else values.copy()
+    if column_scale is not None:
+        out /= column_scale[None, :]
+    return out
+
+
+def _unwrap(block):
+    """``(array, row_scale, column_scale)`` of a raw or :class:`RawChunk` block."""
+    if isinstance(block, RawChunk):
+        return block.array, block.row_scale, block.column_scale
+    return block, None, None
+
+
 class _DenseChunk:
     """Products of a raw dense chunk, converted block by block (see :func:`float_rows`)."""
 
-    def __init__(self, block, dtype, start):
+    def __init__(self, block, dtype, start, row_scale=None, column_scale=None):
         self.block, self.dtype, self.start = block, dtype, start
+        self.row_scale, self.column_scale = row_scale, column_scale
+
+    def _values(self):
+        for rows, values in float_rows(self.block, self.dtype, self.start):
+            yield rows, _apply_scales(values, self.row_scale, self.column_scale, rows)
 
     def __matmul__(self, B):
         out = np.empty((self.block.shape[0], B.shape[1]), dtype=np.result_type(self.dtype, B))
-        for rows, values in float_rows(self.block, self.dtype, self.start):
+        for rows, values in self._values():
             out[rows] = values @ B
         return out
 
     def left(self, A):
         """``A.T @ X`` (k × m), as float64."""
         out = np.zeros((A.shape[1], self.block.shape[1]))
-        for rows, values in float_rows(self.block, self.dtype, self.start):
+        for rows, values in self._values():
             out += A[rows].T @ values
         return out
 
     def sums(self):
         """Total and squared norm, in float64."""
         total = norm2 = 0.0
-        for _, values in float_rows(self.block, self.dtype, self.start):
+        for _, values in self._values():
             flat = values.ravel()
             total += float(flat.sum(dtype=np.float64))
             norm2 += float(np.dot(flat, flat.astype(np.float64)))
@@ -476,10 +530,31 @@ def chunk_matrix(block, dtype, start):
     >>> type(chunk).__name__, (chunk @ np.ones((4, 1), np.float32)).ravel().tolist()
     ('_DenseChunk', [1.0, 1.0, 1.0, 1.0])
     """
+    block, row_scale, column_scale = _unwrap(block)
+    if row_scale is not None:
+        row_scale = np.asarray(row_scale, dtype=dtype)
+    if column_scale is not None:
+        column_scale = np.asarray(column_scale, dtype=dtype)
     sample = block[: max(1, min(block.shape[0], (1 << 20) // max(block.shape[1], 1)))]
     if np.count_nonzero(sample) <= SPARSE_CHUNK_DENSITY * sample.size:
-        return _SparseChunk(csr_chunk(block, dtype, start))
-    return _DenseChunk(block, dtype, start)
+        matrix = csr_chunk(block, dtype, start)
+        if row_scale is not None or column_scale is not None:
+            _scale_csr(matrix.indptr, matrix.indices, matrix.data,
+                       _ones_if_none(row_scale, block.shape[0], dtype),
+                       _ones_if_none(column_scale, block.shape[1], dtype))
+        return _SparseChunk(matrix)
+    return _DenseChunk(block, dtype, start, row_scale, column_scale)
+
+
+def _ones_if_none(scale, size, dtype):
+    return np.ones(size, dtype=dtype) if scale is None else scale
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _scale_csr(indptr, indices, data, row_scale, column_scale):
+    for i in numba.prange(indptr.size - 1):
+        for position in range(indptr[i], indptr[i + 1]):
+            data[position] = data[position] / row_scale[i] / column_scale[indices[position]]
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -533,9 +608,11 @@ def csr_chunk(block, dtype, start):
 
 
 def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbation, *args):
-    if getattr(function, "reads_raw_chunks", False) and row_scale is None \
-            and column_scale is None and perturbation is None:
-        return function(np.asarray(block), start, *args)
+    if getattr(function, "reads_raw_chunks", False) and perturbation is None:
+        if row_scale is None and column_scale is None:
+            return function(np.asarray(block), start, *args)
+        if getattr(function, "reads_scaled_chunks", False):
+            return function(RawChunk(np.asarray(block), row_scale, column_scale), start, *args)
     values = _float_block(block, dtype, start)
     if perturbation is not None:
         level, seed = perturbation
@@ -587,6 +664,8 @@ def _statistics(block, start):
 
 for _function in (_right_product, _left_product, _statistics):
     _function.reads_raw_chunks = True
+for _function in (_right_product, _left_product):
+    _function.reads_scaled_chunks = True  # they take a RawChunk when the matrix is scaled
 
 
 def _take_rows(block, start, local):

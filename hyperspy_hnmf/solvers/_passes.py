@@ -22,7 +22,7 @@ from ._init import check_init, initialize
 from ._linalg import as_generator
 from ._loop import FitResult, canonical_order, record, rescale
 from ._updates import make_update
-from ..matrix.streamed import StreamedMatrix, chunk_matrix, float_rows
+from ..matrix.streamed import RawChunk, StreamedMatrix, chunk_matrix, float_rows
 from . import _kernels
 from ._objective import MODEL_FLOOR
 from ._updates import MU_FLOOR
@@ -64,7 +64,8 @@ def _chunk_pass(block, start, W_chunk, Ht, beta, solver, penalties, update_maps,
         if first:
             statistics["norm_X2"] = X.sums()[1]
     else:
-        block = _checked_raw(block, dtype, start)
+        block = (block.scaled_values(dtype, start) if isinstance(block, RawChunk)
+                 else _checked_raw(block, dtype, start))
         k = Ht.shape[1]
         zeros = np.zeros(k)
         l1 = penalties.l1 if penalties.has_penalty else zeros
@@ -81,6 +82,7 @@ def _chunk_pass(block, start, W_chunk, Ht, beta, solver, penalties, update_maps,
 
 
 _chunk_pass.reads_raw_chunks = True
+_chunk_pass.reads_scaled_chunks = True
 
 
 def _checked_raw(block, dtype, start):
