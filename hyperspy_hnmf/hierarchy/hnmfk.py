@@ -171,7 +171,7 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
         k = estimate.rank
         scores = estimate[k]
         node.score = float(scores.silhouettes.min())
-        if node.score < estimate.silhouette_threshold:
+        if not estimate.supported or node.score < estimate.silhouette_threshold:
             node.status = "single_cluster"
             continue
         components = estimate.stability(k).components.astype(X.dtype)
