@@ -167,8 +167,9 @@ class StreamedMatrix:
         return StreamedMatrix(self.array, row_scale, column_scale, self._counter,
                               self.perturbation)
 
-    def perturbed(self, level, seed):
-        """The data times ``1 + U(-level, level)``, the same noise at every pass (no pass).
+    def perturbed(self, level, seed, kind="uniform"):
+        """The data times ``1 + U(-level, level)`` (``kind="uniform"``) or resampled as
+        ``Poisson(X)`` (``kind="poisson"``, counts), the same noise at every pass (no pass).
 
         Each chunk draws its noise from a generator seeded by ``(seed, first
         row)``, so a pass reads the same perturbed data whatever the order
@@ -176,7 +177,7 @@ class StreamedMatrix:
         passes).
         """
         return StreamedMatrix(self.array, self.row_scale, self.column_scale, self._counter,
-                              (float(level), int(seed)))
+                              (kind, float(level), int(seed)))
 
     def map_chunks(self, function, per_chunk=None, shared=(), reduce=None, only=None):
         """Run ``function(block, start, *per_chunk[i], *shared)`` on every chunk, in one pass.
@@ -615,9 +616,13 @@ def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbat
             return function(RawChunk(np.asarray(block), row_scale, column_scale), start, *args)
     values = _float_block(block, dtype, start)
     if perturbation is not None:
-        level, seed = perturbation
-        noise = np.random.default_rng([seed, start]).random(values.shape, dtype=values.dtype)
-        values = values * (1 - level + 2 * level * noise)
+        kind, level, seed = perturbation
+        rng = np.random.default_rng([seed, start])
+        if kind == "poisson":
+            values = rng.poisson(values).astype(values.dtype)
+        else:
+            noise = rng.random(values.shape, dtype=values.dtype)
+            values = values * (1 - level + 2 * level * noise)
     if row_scale is not None:
         values = values / row_scale[:, None]
     if column_scale is not None:

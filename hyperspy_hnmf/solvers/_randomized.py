@@ -118,7 +118,7 @@ def randomized_nmf(X, n_components, *, oversampling=10, power_iterations=2, refi
     return result
 
 
-def compressed_hals(Q, B, W, Ht, max_iter, tol, norm2=None, stop="relative"):
+def compressed_hals(Q, B, W, Ht, max_iter, tol, norm2=None, stop="relative", update=None):
     """HALS on ``X ≈ Q B`` without a pass over the data; ``W`` and ``Ht`` updated in place.
 
     Parameters
@@ -138,6 +138,9 @@ def compressed_hals(Q, B, W, Ht, max_iter, tol, norm2=None, stop="relative"):
         than ``tol`` times itself; ``"progress"``: by less than ``tol`` times
         the decrease since the first iteration (noise dominates the error of
         low-dose data, so the relative rule would run to ``max_iter``).
+    update : HALSUpdate, optional
+        The half-step (default ``HALSUpdate()``, accelerated HALS);
+        ``HALSUpdate(alpha=0)`` is plain HALS, one sweep per half-step.
 
     Returns
     -------
@@ -155,7 +158,7 @@ def compressed_hals(Q, B, W, Ht, max_iter, tol, norm2=None, stop="relative"):
     >>> bool(error < 1e-3)
     True
     """
-    update = HALSUpdate()
+    update = HALSUpdate() if update is None else update
     if norm2 is None:
         norm2 = float(np.sum(B.astype(np.float64) ** 2))
     previous = first = None
