@@ -121,10 +121,38 @@ def _ratio_at(value, w, Ht, j, model_floor):
 
 #: Row blocks of :func:`kl_chunk_pass`: a fixed number, so that the summed
 #: component statistics do not depend on the number of threads.
-KL_PASS_BLOCKS = 16
+KL_PASS_BLOCKS = 4
 
 
-@numba.njit(parallel=True, nogil=True, cache=True, fastmath=True)
+@numba.njit(inline="always", nogil=True)
+def _row_nonzeros(block, words, lanes, i, columns, values):
+    """Gather the nonzeros of row ``i``: their columns and values; returns their count.
+
+    With ``lanes > 0``, ``words`` is the row-major chunk viewed as 64-bit
+    words of ``lanes`` entries each: a zero word (most of them, for counted
+    electrons) skips ``lanes`` entries with one test.
+    """
+    count = 0
+    if lanes > 0:
+        for t in range(words.shape[1]):
+            if words[i, t] != 0:
+                base = t * lanes
+                for lane in range(lanes):
+                    x = block[i, base + lane]
+                    if x != 0:
+                        columns[count] = base + lane
+                        values[count] = x
+                        count += 1
+    else:
+        for j in range(block.shape[1]):
+            x = block[i, j]
+            if x != 0:
+                columns[count] = j
+                values[count] = x
+                count += 1
+    return count
+
+
 def kl_chunk_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, update_maps):
     """One KL pass over a raw chunk: its maps' update and the components' statistics.
 
@@ -172,6 +200,18 @@ def kl_chunk_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, update_maps
     >>> N.ravel().tolist(), round(term, 6)
     ([3.0, 3.0], 4.682131)
     """
+    lanes = 8 // block.itemsize if block.dtype.kind in "ub" and block.itemsize < 8 else 0
+    if lanes and block.flags.c_contiguous and block.shape[1] % lanes == 0:
+        words = block.view(np.uint64)
+    else:
+        lanes, words = 0, np.zeros((block.shape[0], 0), dtype=np.uint64)
+    return _kl_chunk_pass(block, words, lanes, W, Ht, Ht_sums, l1, l2, floor, model_floor,
+                          update_maps)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True, fastmath=True)
+def _kl_chunk_pass(block, words, lanes, W, Ht, Ht_sums, l1, l2, floor, model_floor,
+                   update_maps):
     n, m = block.shape
     k = W.shape[1]
     W_new = np.empty_like(W)
@@ -187,13 +227,7 @@ def kl_chunk_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, update_maps
         term = 0.0
         for i in range(b * step, min(n, (b + 1) * step)):
             # The row's nonzeros, gathered once (zeros are most of counted data).
-            count = 0
-            for j in range(m):
-                x = block[i, j]
-                if x != 0:
-                    columns[count] = j
-                    values[count] = x
-                    count += 1
+            count = _row_nonzeros(block, words, lanes, i, columns, values)
             for q in range(k):
                 w[q] = W[i, q]
             if update_maps:
@@ -214,7 +248,7 @@ def kl_chunk_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, update_maps
                 ratio = _ratio_at(values[p], w, Ht, j, model_floor)
                 for q in range(k):
                     partial[b, j, q] += ratio * w[q]
-                term += values[p] * np.log(ratio)
+                term += values[p] * np.log(np.float32(ratio))
         terms[b] = term
     N = np.zeros((m, k))
     total = 0.0
