@@ -61,8 +61,13 @@ def _validate_array(X, where, reset_features=None):
     """Turn ``X`` into a 2D float array or CSR/CSC matrix without copying float data.
 
     Other types follow :func:`~hyperspy_hnmf.matrix.compute_dtype`, as data
-    read in passes do (counts of up to 16 bits give float32).
+    read in passes do (counts of up to 16 bits give float32). pydata
+    ``sparse`` arrays (event data) become CSR, with memory ∝ their nonzeros.
     """
+    from .matrix import is_sparse, to_csr
+
+    if is_sparse(X) and not sp.issparse(X):
+        X = to_csr(X)
     if sp.issparse(X):
         if X.format not in ("csr", "csc"):
             X = X.tocsr()

@@ -20,7 +20,8 @@ import numpy as np
 
 from .._checks import check_finite, check_nonnegative, row_blocks
 
-__all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype"]
+__all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype", "is_sparse", "sparse_chunk",
+           "to_csr"]
 
 #: Target size of one row chunk in float32 bytes when chunks must be made.
 TARGET_CHUNK_BYTES = 64 * 2**20
@@ -103,6 +104,94 @@ def _float_block(block, dtype, start):
             "or crop them away (s.inav[...], s.isig[...])")
         raise ValueError(f"{message} Found in {where}.") from None
     return values
+
+
+def is_sparse(X):
+    """Whether ``X`` is a sparse array: scipy.sparse, or pydata ``sparse`` (COO, GCXS, ...).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> is_sparse(sp.eye(2)), is_sparse(np.eye(2))
+    (True, False)
+    """
+    import scipy.sparse as sp
+
+    return sp.issparse(X) or type(X).__module__.split(".")[0] == "sparse"
+
+
+def to_csr(X):
+    """A 2D scipy.sparse or pydata ``sparse`` array as scipy CSR, duplicates summed.
+
+    Memory and time ∝ the nonzeros: a row-major sorted pydata COO (as
+    :func:`hyperspy_hnmf.events.events_to_array` makes, and as reshaping
+    keeps) becomes CSR without sorting; other layouts go through scipy's
+    conversion. The dtype is kept.
+
+    Parameters
+    ----------
+    X : scipy.sparse matrix/array or pydata sparse array, 2D
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> to_csr(sp.coo_matrix(([1.0, 2.0], ([0, 0], [1, 1])), shape=(2, 2))).toarray()
+    array([[0., 3.],
+           [0., 0.]])
+    """
+    import scipy.sparse as sp
+
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        X.sum_duplicates()
+        return X
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2D sparse array (samples × features), got {X.ndim}D; "
+                         "reshape it to (probe positions, detector pixels) first.")
+    if type(X).__name__ == "COO":
+        rows, columns = X.coords
+        n = int(X.shape[0])
+        if getattr(X, "sorted", False) and not getattr(X, "has_duplicates", True):
+            indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+            index_type = np.int32 if X.shape[1] < 2**31 else np.int64
+            return sp.csr_matrix((X.data, columns.astype(index_type), indptr), shape=X.shape)
+        return sp.csr_matrix((X.data, (rows, columns)), shape=X.shape)
+    return to_csr(X.to_scipy_sparse())
+
+
+def sparse_chunk(block, dtype, start):
+    """A sparse chunk as a checked CSR matrix of ``dtype`` (finite, ≥ 0), no dense copy.
+
+    Parameters
+    ----------
+    block : scipy.sparse or pydata sparse array, shape (n, m)
+    dtype : numpy.dtype
+    start : int
+        Index of the chunk's first row (for messages).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of ``dtype``
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> sparse_chunk(sp.eye(3, dtype=np.uint16), np.dtype(np.float32), 0).dtype
+    dtype('float32')
+    """
+    X = to_csr(block)
+    if X.dtype != dtype:
+        X = X.astype(dtype)
+    if X.data.size and not (np.all(np.isfinite(X.data)) and X.data.min() >= 0):
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        bad = rows[~(np.isfinite(X.data) & (X.data >= 0))]
+        _float_block(np.asarray(X[int(bad[0])].toarray()), dtype, start + int(bad[0]))
+    return X
 
 
 class StreamedMatrix:
@@ -476,6 +565,8 @@ def chunk_matrix(block, dtype, start):
     >>> type(chunk).__name__, (chunk @ np.ones((4, 1), np.float32)).ravel().tolist()
     ('_DenseChunk', [1.0, 1.0, 1.0, 1.0])
     """
+    if is_sparse(block):
+        return _SparseChunk(sparse_chunk(block, dtype, start))
     sample = block[: max(1, min(block.shape[0], (1 << 20) // max(block.shape[1], 1)))]
     if np.count_nonzero(sample) <= SPARSE_CHUNK_DENSITY * sample.size:
         return _SparseChunk(csr_chunk(block, dtype, start))
@@ -533,6 +624,9 @@ def csr_chunk(block, dtype, start):
 
 
 def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbation, *args):
+    if is_sparse(block):
+        return _run_sparse_chunk(function, block, start, dtype, row_scale, column_scale,
+                                 perturbation, *args)
     if getattr(function, "reads_raw_chunks", False) and row_scale is None \
             and column_scale is None and perturbation is None:
         return function(np.asarray(block), start, *args)
@@ -545,6 +639,29 @@ def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbat
         values = values / row_scale[:, None]
     if column_scale is not None:
         values = values / column_scale[None, :]
+    return function(values, start, *args)
+
+
+def _run_sparse_chunk(function, block, start, dtype, row_scale, column_scale, perturbation,
+                      *args):
+    """:func:`_run_chunk` for a sparse chunk: the function gets a checked CSR matrix.
+
+    Scaling and perturbation act on the stored values only (zeros stay
+    zero), so nothing is densified.
+    """
+    import scipy.sparse as sp
+
+    values = sparse_chunk(block, dtype, start)
+    if perturbation is not None:
+        level, seed = perturbation
+        noise = np.random.default_rng([seed, start]).random(values.data.shape,
+                                                            dtype=values.dtype)
+        values = values.copy()
+        values.data *= 1 - level + 2 * level * noise
+    if row_scale is not None:
+        values = sp.csr_matrix(sp.diags(1 / row_scale) @ values)
+    if column_scale is not None:
+        values = sp.csr_matrix(values @ sp.diags(1 / column_scale))
     return function(values, start, *args)
 
 
@@ -576,6 +693,11 @@ def _left_product(block, start, B_rows):
 
 
 def _statistics(block, start):
+    if is_sparse(block):
+        data = block.data.astype(np.float64)
+        rows = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
+        columns = np.bincount(block.indices, weights=data, minlength=block.shape[1])
+        return rows, columns, float(data @ data)
     rows, columns, norm2 = [], 0.0, 0.0
     for _, values in float_rows(block, compute_dtype(block.dtype), start):
         rows.append(values.sum(axis=1, dtype=np.float64))
@@ -590,6 +712,8 @@ for _function in (_right_product, _left_product, _statistics):
 
 
 def _take_rows(block, start, local):
+    if is_sparse(block):
+        return block[local].toarray()  # a few rows (a tree node's subset)
     return np.ascontiguousarray(block[local])
 
 
@@ -602,6 +726,10 @@ def _rows_t_times(block, start, local, A):
 
 
 def _row_statistics(block, start):
+    if is_sparse(block):
+        squared = block.multiply(block)
+        return (np.asarray(block.sum(axis=1, dtype=np.float64)).ravel(),
+                np.asarray(squared.sum(axis=1, dtype=np.float64)).ravel())
     sums, squares = [], []
     for _, values in float_rows(block, compute_dtype(block.dtype), start):
         sums.append(values.sum(axis=1, dtype=np.float64))
