@@ -21,7 +21,7 @@ import numpy as np
 from .._checks import check_finite, check_nonnegative, row_blocks
 
 __all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype", "is_sparse", "sparse_chunk",
-           "to_csr"]
+           "to_csr", "value_range"]
 
 #: Target size of one row chunk in float32 bytes when chunks must be made.
 TARGET_CHUNK_BYTES = 64 * 2**20
@@ -192,6 +192,40 @@ def sparse_chunk(block, dtype, start):
         bad = rows[~(np.isfinite(X.data) & (X.data >= 0))]
         _float_block(np.asarray(X[int(bad[0])].toarray()), dtype, start + int(bad[0]))
     return X
+
+
+def value_range(array):
+    """``(max |x|, min x, sum x)`` of a 2D dask array in one pass (float64 sum).
+
+    Dense chunks go through dask's reductions; sparse chunks (scipy or
+    pydata, which dask's reductions do not all support) through their stored
+    values, a chunk with implicit zeros having a minimum of at most 0.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> value_range(da.from_array(np.array([[1.0, -2.0], [0.0, 3.0]]), chunks=1))
+    (3.0, -2.0, 2.0)
+    """
+    import dask
+
+    if not is_sparse(array._meta):
+        result = dask.compute(da.absolute(array).max() if array.dtype.kind == "f" else array.max(),
+                              array.min(), array.sum(dtype=np.float64))
+    else:
+        parts = dask.compute(*[dask.delayed(_sparse_range)(block)
+                               for block in array.to_delayed().ravel()])
+        result = (max(p[0] for p in parts), min(p[1] for p in parts), sum(p[2] for p in parts))
+    return tuple(float(value) for value in result)
+
+
+def _sparse_range(block):
+    X = to_csr(block)
+    data = X.data
+    zero = 0.0 if X.nnz < X.shape[0] * X.shape[1] else np.inf
+    if not data.size:
+        return 0.0, zero, 0.0
+    return float(np.abs(data).max()), min(float(data.min()), zero), float(data.sum(dtype=np.float64))
 
 
 class StreamedMatrix:
