@@ -148,6 +148,26 @@ def _compact(indptr, columns, counts, new_indptr, new_columns, new_counts):
             source += 1
 
 
+@numba.njit(parallel=True, cache=True, nogil=True)
+def grid_coordinates(indptr, indices, scan_width, detector_width):
+    """4D coordinates (scan y, scan x, detector y, detector x) of the nonzeros of CSR rows.
+
+    Rows are probe positions ``y * scan_width + x``; columns detector pixels
+    ``v * detector_width + u``. Returns an int64 array of shape (4, nnz) in
+    the CSR order (row-major sorted when the CSR indices are sorted).
+    """
+    out = np.empty((4, indices.size), dtype=np.int64)
+    for i in numba.prange(indptr.size - 1):
+        y, x = divmod(i, scan_width)
+        for p in range(indptr[i], indptr[i + 1]):
+            out[0, p] = y
+            out[1, p] = x
+            v, u = divmod(np.int64(indices[p]), detector_width)
+            out[2, p] = v
+            out[3, p] = u
+    return out
+
+
 def _binned(columns, scan_shape, detector_shape, time_window, dtype):
     """CSR arrays ``(indptr, indices, data)`` of the binned events."""
     sy, sx, dy, dx = _positions(columns, scan_shape, detector_shape)
@@ -253,7 +273,7 @@ def events_to_array(events, scan_shape, detector_shape, *, time_window=None, chu
     >>> events = {"scan_y": [0, 0, 1], "scan_x": [1, 1, 0],
     ...           "detector_y": [2, 2, 0], "detector_x": [3, 3, 1]}
     >>> X = events_to_array(events, (2, 2), (4, 4))
-    >>> X.shape, X.nnz, X[1, 2 * 4 + 3], X[2, 1]
+    >>> X.shape, X.nnz, float(X[1, 2 * 4 + 3]), float(X[2, 1])
     ((4, 16), 2, 2.0, 1.0)
     >>> events_to_array(events, (2, 2), (4, 4), chunks=1).chunks
     ((2, 2), (16,))

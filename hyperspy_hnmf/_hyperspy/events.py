@@ -14,7 +14,7 @@ import uuid
 
 import numpy as np
 
-from ..events import csr_row_blocks, events_to_array, row_chunks
+from ..events import csr_row_blocks, events_to_array, grid_coordinates, row_chunks
 
 __all__ = ["events_to_signal"]
 
@@ -23,10 +23,7 @@ def _coo_chunk(block, lines, scan_width, detector_shape):
     """A CSR block of ``lines`` scan lines as a 4D ``sparse.COO`` (no dense copy)."""
     import sparse
 
-    rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-    columns = block.indices
-    coords = np.stack([rows // scan_width, rows % scan_width,
-                       columns // detector_shape[1], columns % detector_shape[1]])
+    coords = grid_coordinates(block.indptr, block.indices, scan_width, detector_shape[1])
     return sparse.COO(coords, block.data, shape=(lines, scan_width) + tuple(detector_shape),
                       has_duplicates=False, sorted=True)
 

@@ -123,10 +123,9 @@ def is_sparse(X):
 def to_csr(X):
     """A 2D scipy.sparse or pydata ``sparse`` array as scipy CSR, duplicates summed.
 
-    Memory and time ∝ the nonzeros: a row-major sorted pydata COO (as
-    :func:`hyperspy_hnmf.events.events_to_array` makes, and as reshaping
-    keeps) becomes CSR without sorting; other layouts go through scipy's
-    conversion. The dtype is kept.
+    Memory and time ∝ the nonzeros: a pydata COO (canonical: duplicates
+    summed, row-major sorted, as reshaping keeps it) becomes CSR without
+    sorting; other layouts go through scipy's conversion. The dtype is kept.
 
     Parameters
     ----------
@@ -153,9 +152,11 @@ def to_csr(X):
         raise ValueError(f"Expected a 2D sparse array (samples × features), got {X.ndim}D; "
                          "reshape it to (probe positions, detector pixels) first.")
     if type(X).__name__ == "COO":
+        # pydata COO arrays are canonical (duplicates summed, row-major sorted
+        # unless built with sorted=True on unsorted input): check the order.
         rows, columns = X.coords
         n = int(X.shape[0])
-        if getattr(X, "sorted", False) and not getattr(X, "has_duplicates", True):
+        if rows.size < 2 or bool(np.all(rows[1:] >= rows[:-1])):
             indptr = np.zeros(n + 1, dtype=np.int64)
             np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
             index_type = np.int32 if X.shape[1] < 2**31 else np.int64
