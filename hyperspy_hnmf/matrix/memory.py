@@ -1,7 +1,6 @@
 """The data interface over an in-memory NumPy array or CSR matrix."""
 
 import numpy as np
-import scipy.sparse as sp
 
 from .._checks import row_blocks
 from .rows import RowData
