@@ -23,7 +23,8 @@ from ._init import check_init, initialize
 from ._linalg import as_generator
 from ._loop import FitResult, canonical_order, record, rescale
 from ._updates import make_update
-from ..matrix.streamed import RawChunk, StreamedMatrix, chunk_matrix, float_rows
+from ..matrix.streamed import (RawChunk, StreamedMatrix, chunk_matrix, float_rows, is_sparse,
+                               sparse_chunk)
 from . import _kernels
 from ._objective import MODEL_FLOOR
 from ._updates import MU_FLOOR
@@ -51,7 +52,8 @@ def _chunk_pass(block, start, W_chunk, Ht, beta, solver, penalties, update_maps,
     ``block`` is the raw chunk (counts stay integers): Frobenius products go
     through :func:`~.matrix.chunk_matrix` (CSR for mostly-zero counts, else
     float row blocks); KL reads the raw chunk in one fused kernel
-    (:func:`~._kernels.kl_chunk_pass`), skipping zeros.
+    (:func:`~._kernels.kl_chunk_pass`), skipping zeros, or a sparse chunk
+    (event data) through its CSR twin :func:`~._kernels.kl_chunk_pass_csr`.
     """
     dtype = Ht.dtype
     statistics = {}
@@ -65,19 +67,26 @@ def _chunk_pass(block, start, W_chunk, Ht, beta, solver, penalties, update_maps,
         if first:
             statistics["norm_X2"] = X.sums()[1]
     else:
-        block = (block.scaled_values(dtype, start) if isinstance(block, RawChunk)
-                 else _checked_raw(block, dtype, start))
         k = Ht.shape[1]
         zeros = np.zeros(k)
         l1 = penalties.l1 if penalties.has_penalty else zeros
         l2 = penalties.l2 if penalties.has_penalty else zeros
-        kernel = _kl_dense_pass if _mostly_nonzero(block) else _kernels.kl_chunk_pass
-        W_chunk, statistics["N"], statistics["data_term"] = kernel(
-            block, np.ascontiguousarray(W_chunk), Ht, Ht.sum(axis=0, dtype=np.float64),
-            np.asarray(l1, dtype=np.float64), np.asarray(l2, dtype=np.float64),
-            MU_FLOOR, MODEL_FLOOR, update_maps)
+        arguments = (np.ascontiguousarray(W_chunk), Ht, Ht.sum(axis=0, dtype=np.float64),
+                     np.asarray(l1, dtype=np.float64), np.asarray(l2, dtype=np.float64),
+                     MU_FLOOR, MODEL_FLOOR, update_maps)
+        if is_sparse(block):  # event data: a checked CSR chunk, cost ∝ nonzeros
+            block = sparse_chunk(block, dtype, start)
+            W_chunk, statistics["N"], statistics["data_term"] = _kernels.kl_chunk_pass_csr(
+                block.indptr, block.indices, block.data, block.shape[1], *arguments)
+            total = block.data.sum(dtype=np.float64)
+        else:
+            block = (block.scaled_values(dtype, start) if isinstance(block, RawChunk)
+                     else _checked_raw(block, dtype, start))
+            kernel = _kl_dense_pass if _mostly_nonzero(block) else _kernels.kl_chunk_pass
+            W_chunk, statistics["N"], statistics["data_term"] = kernel(block, *arguments)
+            total = block.sum(dtype=np.float64)
         if first:
-            statistics["sum_X"] = float(block.sum(dtype=np.float64))
+            statistics["sum_X"] = float(total)
     statistics["WtW"] = W_chunk.T.astype(np.float64) @ W_chunk
     statistics["W_sums"] = W_chunk.sum(axis=0, dtype=np.float64)
     return W_chunk, statistics

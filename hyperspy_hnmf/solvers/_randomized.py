@@ -21,7 +21,7 @@ from ._loop import _balance, canonical_order
 from ._objective import frobenius_from_products
 from ._updates import HALSUpdate
 from ._passes import streaming_nmf
-from ..matrix.streamed import StreamedMatrix
+from ..matrix.streamed import StreamedMatrix, is_sparse, to_csr
 
 __all__ = ["randomized_nmf"]
 
@@ -39,8 +39,9 @@ def randomized_nmf(X, n_components, *, oversampling=10, power_iterations=2, refi
 
     Parameters
     ----------
-    X : dask.array.Array, StreamedMatrix or ndarray, shape (n, m)
-        Nonnegative data; dask arrays are read chunk by chunk.
+    X : dask.array.Array, StreamedMatrix, ndarray or sparse array, shape (n, m)
+        Nonnegative data; dask arrays are read chunk by chunk; sparse arrays
+        (scipy or pydata) are read as CSR, never densified.
     n_components : int
     oversampling : int, default 10
         Extra dimensions of the compression (l = k + oversampling).
@@ -84,7 +85,9 @@ def randomized_nmf(X, n_components, *, oversampling=10, power_iterations=2, refi
         raise ValueError("The randomized solver initializes from the compressed data: use "
                          "init='nndsvd', 'nndsvda', 'nndsvdar' or 'random'.")
     if not isinstance(X, StreamedMatrix):
-        if not isinstance(X, da.Array):
+        if is_sparse(X):  # one CSR chunk, read in place: never densified
+            X = da.from_array(to_csr(X), chunks=X.shape, asarray=False)
+        elif not isinstance(X, da.Array):
             X = np.asarray(X)
             X = da.from_array(X, chunks=(max(1, (1 << 24) // max(X.shape[1], 1)), -1))
         X = StreamedMatrix(X)
