@@ -44,16 +44,23 @@ class _Penalties:
         pass
 
 
-def _chunk_pass(block, start, W_chunk, Ht, beta, solver, penalties, update_maps, first):
+def _chunk_pass(block, start, W_chunk, missing, Ht, beta, solver, penalties, update_maps,
+                first):
     """Update one chunk's maps (optional) and return them with the component statistics.
 
     ``block`` is the raw chunk (counts stay integers): Frobenius products go
     through :func:`~.matrix.chunk_matrix` (CSR for mostly-zero counts, else
     float row blocks); KL reads the raw chunk in one fused kernel
-    (:func:`~._kernels.kl_chunk_pass`), skipping zeros.
+    (:func:`~._kernels.kl_chunk_pass`), skipping zeros. ``missing``: the
+    chunk's entries to treat as missing (:func:`~._robust.fill_missing`, a
+    float copy of this chunk only), or None.
     """
     dtype = Ht.dtype
     statistics = {}
+    if missing is not None:
+        from ._robust import fill_missing
+
+        block = fill_missing(_checked_raw(block, dtype, start), W_chunk, Ht, missing)
     if beta == 2:
         X = chunk_matrix(block, dtype, start)
         if update_maps:
@@ -125,7 +132,7 @@ def _column_scale(before, after):
 
 def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver="auto", init="nndsvda",
                   max_iter=200, tol=1e-4, random_state=None, callback=None,
-                  constraints=None, W=None, H=None):
+                  constraints=None, W=None, H=None, missing=None):
     """Exact NMF ``X ≈ W H`` of a dask array, one pass over the data per iteration.
 
     Parameters
@@ -152,6 +159,11 @@ def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver="auto", init="nn
     W, H : ndarray, optional
         Start from these factors instead of ``init`` (used by the randomized
         solver's refinement).
+    missing : MissingEntries, optional
+        Entries (and whole columns) of the data to treat as missing: at every
+        pass they are replaced by the current model (expectation-maximization
+        for missing data; :func:`~hyperspy_hnmf.solvers.robust_nmf`), in a
+        copy of the chunk being read.
 
     Returns
     -------
@@ -195,10 +207,15 @@ def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver="auto", init="nn
         maps_side.project(W)
 
     def run_pass(update_maps, first=False):
-        per_chunk = [(W[Xs.rows(i)],) for i in range(Xs.n_chunks)]
+        per_chunk = [(W[Xs.rows(i)], None if missing is None else missing.chunk(Xs.rows(i)))
+                     for i in range(Xs.n_chunks)]
+        # Filled entries change with the model: their totals are taken at every pass.
+        first = first or missing is not None
         chunks, statistics = Xs.map_chunks(
             _chunk_pass, per_chunk=per_chunk,
             shared=(Ht, beta, solver, penalties, update_maps, first), reduce="second")
+        totals.update({name: statistics.pop(name) for name in ("norm_X2", "sum_X")
+                       if name in statistics})
         return np.concatenate(chunks), statistics
 
     def penalty_value():
@@ -206,8 +223,8 @@ def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver="auto", init="nn
             return 0.0
         return maps_side.penalty_value(W) + components_side.penalty_value(Ht)
 
+    totals = {}
     _, statistics = run_pass(update_maps=False, first=True)
-    totals = {name: statistics.pop(name) for name in ("norm_X2", "sum_X") if name in statistics}
     history = [_objective(beta, statistics, totals, Ht) + penalty_value()]
     converged = False
     iteration = 0

@@ -1,0 +1,557 @@
+"""Robust NMF: detector outliers found by a false-alarm rule and fitted as missing data.
+
+Hot pixels, cosmic-ray hits, dead pixels and saturated entries are single
+entries of the data that no nonnegative low-rank model explains; dead or
+hot detector channels are whole columns. :func:`robust_nmf` alternates
+
+1. a fit of ``X ≈ W H`` in which the current outliers are *missing data*:
+   at every pass over the data they are replaced by the current model
+   (expectation-maximization; for the KL and Frobenius updates this is the
+   same as leaving them out of the updates), in a copy of the chunk being
+   read, never of the data;
+2. a test of every entry against the fitted model, which gives the next
+   set of outliers (computed afresh, so an entry can leave the set).
+
+It stops when the set no longer changes, or after ``max_rounds`` rounds.
+The data are read through :class:`~hyperspy_hnmf.matrix.StreamedMatrix`
+and :func:`~hyperspy_hnmf.solvers.streaming_nmf`, so NumPy arrays (read
+as row chunks without a copy) and dask arrays go through the same code.
+
+Threshold rules (``alpha`` is the false-alarm rate per entry, two-sided)
+--------------------------------------------------------------------------
+KL (counts, Poisson noise)
+    an entry ``x`` with model ``mu`` is an outlier when its Poisson tail
+    probability is below ``alpha / 2``: ``P(X >= x | mu) < alpha / 2``
+    (hot pixels, cosmic rays) or ``P(X <= x | mu) < alpha / 2`` (dead or
+    saturated entries). The tails are exact (regularized incomplete gamma
+    functions), which matters at the low counts of 4D-STEM where the
+    Gaussian or Anscombe approximations are wrong by orders of magnitude.
+Frobenius
+    ``|x - mu| > z * sigma_j`` with ``z = Φ⁻¹(1 - alpha / 2)`` and
+    ``sigma_j = 1.4826 * median_i |x_ij - mu_ij|``, the MAD-scaled
+    residual of channel ``j`` (noise may differ between channels).
+Whole channels (dead or hot detector pixels, columns)
+    the fitted model cannot reveal them: the components are free at every
+    channel and would simply copy a dead (zero) or hot channel. They are
+    found before the fit from the channel totals ``c_j`` and the median
+    ``lambda_j`` of the totals of the channel's detector neighbours (its
+    8 neighbours on a 2D detector, 4 along a spectrum): dead when
+    ``c_j < lambda_j / CHANNEL_CONTRAST``, hot when ``c_j > CHANNEL_CONTRAST
+    * lambda_j``, and (KL) the Poisson tail of ``c_j`` given ``lambda_j``
+    below ``alpha / 2``. All their entries are missing data; the components
+    at those channels are filled afterwards with the median of the
+    neighbouring channels (the fit has no data there).
+
+``"auto"`` sets ``alpha = 1 / (n m)``: if the model were exact, about one
+entry of the whole dataset would be flagged by chance.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy import special
+
+from .._checks import DEFAULT_LOSS, resolve_loss
+from ._init import initialize
+from ._linalg import as_generator
+from ._loop import canonical_order
+from ._objective import MODEL_FLOOR
+
+__all__ = ["CHANNEL_CONTRAST", "MAX_ROUNDS", "MissingEntries", "Outliers",
+           "check_outliers", "false_alarm_rate", "robust_nmf"]
+
+#: Ratio of a channel's total to its neighbours' beyond which it is dead or hot.
+CHANNEL_CONTRAST = 10.0
+
+#: Largest number of detection rounds after the first fit.
+MAX_ROUNDS = 4
+
+#: Largest false-alarm rate accepted (beyond it the "outliers" are the data).
+MAX_FALSE_ALARM = 0.01
+
+
+def check_outliers(value):
+    """Validate the ``outliers`` option: ``None``, ``"auto"`` or a false-alarm rate.
+
+    Parameters
+    ----------
+    value : None, "auto" or float
+        ``None``: no outlier handling. ``"auto"``: false-alarm rate
+        ``1 / (number of entries)``. A float in ``(0, 0.01]``: the
+        false-alarm rate per entry.
+
+    Returns
+    -------
+    None, "auto" or float
+
+    Raises
+    ------
+    ValueError
+        For anything else, with what is accepted.
+
+    Examples
+    --------
+    >>> check_outliers("auto"), check_outliers(1e-6)
+    ('auto', 1e-06)
+    >>> check_outliers(0.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: `outliers` must be None (off), 'auto' or a false-alarm rate per entry in (0, 0.01], got 0.5. ...
+    """
+    if value is None or (isinstance(value, str) and value.lower() == "auto"):
+        return None if value is None else "auto"
+    if (not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.number))
+            and 0 < float(value) <= MAX_FALSE_ALARM):
+        return float(value)
+    raise ValueError(
+        f"`outliers` must be None (off), 'auto' or a false-alarm rate per entry in "
+        f"(0, {MAX_FALSE_ALARM}], got {value!r}. E.g. outliers='auto' (about one false "
+        "alarm per dataset) or outliers=1e-6.")
+
+
+def false_alarm_rate(option, n_entries):
+    """The false-alarm rate per entry that ``option`` asks for.
+
+    Examples
+    --------
+    >>> false_alarm_rate("auto", 10**6), false_alarm_rate(1e-5, 10**6)
+    (1e-06, 1e-05)
+    """
+    option = check_outliers(option)
+    if option == "auto":
+        return min(1.0 / max(n_entries, 1), 1e-4)
+    return option
+
+
+class MissingEntries:
+    """Entries and whole columns of the data treated as missing, by row chunk.
+
+    Parameters
+    ----------
+    rows, cols : array of int
+        Coordinates of the missing entries.
+    columns : array of int
+        Columns missing in every row.
+
+    Examples
+    --------
+    >>> missing = MissingEntries([3, 0], [1, 2], [4])
+    >>> missing.chunk(slice(2, 5))
+    (array([1]), array([1]), array([4]))
+    """
+
+    def __init__(self, rows, cols, columns=()):
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        order = np.lexsort((cols, rows))
+        self.rows, self.cols = rows[order], cols[order]
+        self.columns = np.asarray(columns, dtype=np.int64)
+
+    def chunk(self, rows):
+        """``(local rows, columns of the entries, missing columns)`` of a row slice."""
+        first, last = np.searchsorted(self.rows, [rows.start, rows.stop])
+        return self.rows[first:last] - rows.start, self.cols[first:last], self.columns
+
+
+def fill_missing(block, W, Ht, missing):
+    """A float copy of one chunk with its missing entries replaced by the model ``W Htᵀ``.
+
+    Only the chunk is copied; the model is evaluated at the missing entries.
+
+    Examples
+    --------
+    >>> block = np.array([[1, 9], [1, 1]], dtype=np.uint16)
+    >>> W, Ht = np.ones((2, 1), np.float32), np.ones((2, 1), np.float32)
+    >>> fill_missing(block, W, Ht, (np.array([0]), np.array([1]), np.array([], int)))
+    array([[1., 1.],
+           [1., 1.]], dtype=float32)
+    """
+    rows, cols, columns = missing
+    filled = np.array(block, dtype=Ht.dtype)
+    if columns.size:
+        filled[:, columns] = W @ Ht[columns].T
+    if rows.size:
+        filled[rows, cols] = np.einsum("ij,ij->i", W[rows], Ht[cols])
+    return filled
+
+
+@dataclass
+class Outliers:
+    """The outliers a robust fit found, as sparse lists (never a dense copy of the data).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(n, m)`` of the data.
+    rows, cols : ndarray of int64
+        Coordinates of the outlying entries (row-major order).
+    values, expected : ndarray of float64
+        The data and the fitted model at those entries.
+    dead_channels, hot_channels : ndarray of int64
+        Whole channels (columns) left out of the fit.
+    false_alarm : float
+        False-alarm rate per entry of the rule.
+    z_threshold : float
+        The equivalent normal score, ``Φ⁻¹(1 - false_alarm / 2)``.
+    loss : str
+        ``"kullback-leibler"`` (Poisson tails) or ``"frobenius"`` (MAD rule).
+    rounds : int
+        Detection rounds run after the first fit.
+    dispersion : float
+        Mean squared Pearson residual of the entries kept (KL: about 1 when
+        the data are counts with Poisson noise; far from 1 the rule's
+        false-alarm rate does not hold); NaN for Frobenius.
+
+    Examples
+    --------
+    >>> o = Outliers((2, 3), np.array([1]), np.array([2]), np.array([50.0]), np.array([1.0]),
+    ...              np.array([0]), np.array([], int), 1e-6, 4.89, "kullback-leibler", 2, 1.0)
+    >>> o.row_counts().tolist(), o.channel_counts().tolist()
+    ([0, 1], [2, 0, 1])
+    """
+
+    shape: tuple
+    rows: np.ndarray
+    cols: np.ndarray
+    values: np.ndarray
+    expected: np.ndarray
+    dead_channels: np.ndarray
+    hot_channels: np.ndarray
+    false_alarm: float
+    z_threshold: float
+    loss: str
+    rounds: int
+    dispersion: float = float("nan")
+
+    @property
+    def n_entries(self):
+        """Number of outlying entries (not counting whole channels)."""
+        return int(self.rows.size)
+
+    @property
+    def bad_channels(self):
+        """Dead and hot channels, sorted."""
+        return np.union1d(self.dead_channels, self.hot_channels).astype(np.int64)
+
+    def row_counts(self):
+        """Outlying entries in every row (probe position); whole channels count in every row."""
+        counts = np.bincount(self.rows, minlength=self.shape[0])
+        return counts + self.bad_channels.size
+
+    def channel_counts(self):
+        """Outlying entries in every channel; a dead or hot channel counts all its rows."""
+        counts = np.bincount(self.cols, minlength=self.shape[1])
+        counts[self.bad_channels] = self.shape[0]
+        return counts
+
+    def to_sparse(self):
+        """The outlying entries as a COO matrix of their data values.
+
+        Examples
+        --------
+        >>> o = Outliers((2, 2), np.array([0]), np.array([1]), np.array([7.0]), np.array([1.0]),
+        ...              np.array([], int), np.array([], int), 1e-6, 4.89, "frobenius", 1)
+        >>> o.to_sparse().toarray().tolist()
+        [[0.0, 7.0], [0.0, 0.0]]
+        """
+        return sp.coo_matrix((self.values, (self.rows, self.cols)), shape=self.shape)
+
+    def summary(self):
+        """One line: how many entries and channels were left out, and by which rule.
+
+        Examples
+        --------
+        >>> o = Outliers((10, 10), np.array([1]), np.array([2]), np.array([50.0]),
+        ...              np.array([1.0]), np.array([3]), np.array([], int), 1e-6, 4.89,
+        ...              "kullback-leibler", 2, 1.02)
+        >>> print(o.summary())
+        Outliers: 1 entries (1 high, 0 low; 1 % of 100) and 1 dead + 0 hot channels left out of the fit (Poisson tails, false-alarm rate 1e-06 per entry, |z| > 4.89; 2 rounds; dispersion 1.02).
+        """
+        n, m = self.shape
+        high = int(np.count_nonzero(self.values > self.expected))
+        share = 100.0 * self.n_entries / max(n * m, 1)
+        rule = "Poisson tails" if self.loss == "kullback-leibler" else "MAD-scaled residuals"
+        dispersion = "" if not np.isfinite(self.dispersion) else (
+            f"; dispersion {self.dispersion:.3g}")
+        return (f"Outliers: {self.n_entries} entries ({high} high, {self.n_entries - high} "
+                f"low; {share:.2g} % of {n * m}) and {self.dead_channels.size} dead + "
+                f"{self.hot_channels.size} hot channels left out of the fit ({rule}, "
+                f"false-alarm rate {self.false_alarm:.3g} per entry, |z| > "
+                f"{self.z_threshold:.3g}; {self.rounds} rounds{dispersion}).")
+
+
+def _neighbour_median(values, grid_shape):
+    """Median of every channel's detector neighbours (8 on a 2D grid, 4 along 1D)."""
+    if grid_shape is not None and len(grid_shape) == 2 and int(np.prod(grid_shape)) == values.size:
+        image = values.reshape(grid_shape)
+        padded = np.pad(image, 1, mode="reflect")
+        rows, cols = image.shape
+        shifts = [padded[1 + dy: 1 + dy + rows, 1 + dx: 1 + dx + cols]
+                  for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+        return np.median(np.stack(shifts), axis=0).ravel()
+    padded = np.pad(values, 2, mode="reflect")
+    shifts = [padded[2 + d: 2 + d + values.size] for d in (-2, -1, 1, 2)]
+    return np.median(np.stack(shifts), axis=0)
+
+
+def bad_channels(column_sums, grid_shape, alpha, counts):
+    """Dead and hot channels from the channel totals and their detector neighbours.
+
+    Parameters
+    ----------
+    column_sums : ndarray, shape (m,)
+        Total of every channel over all rows.
+    grid_shape : tuple of int or None
+        The detector's shape (2D: 8 neighbours), else channels in a line.
+    alpha : float
+        False-alarm rate (KL: the Poisson tail of the total must be below
+        ``alpha / 2`` too).
+    counts : bool
+        Whether the totals are counts (the KL loss).
+
+    Returns
+    -------
+    dead, hot : ndarray of int64
+
+    Examples
+    --------
+    >>> totals = np.full(25, 400.0)
+    >>> totals[7], totals[12] = 0.0, 9000.0
+    >>> [a.tolist() for a in bad_channels(totals, (5, 5), 1e-6, True)]
+    [[7], [12]]
+    """
+    c = np.asarray(column_sums, dtype=np.float64)
+    expected = _neighbour_median(c, grid_shape)
+    dead = c * CHANNEL_CONTRAST < expected
+    hot = c > CHANNEL_CONTRAST * np.maximum(expected, 0) + (0 if counts else np.finfo(float).tiny)
+    if counts:
+        lam = np.maximum(expected, MODEL_FLOOR)
+        dead &= special.gammaincc(np.floor(c) + 1, lam) < alpha / 2
+        hot &= special.gammainc(np.maximum(np.ceil(c), 1), lam) < alpha / 2
+    return np.flatnonzero(dead).astype(np.int64), np.flatnonzero(hot).astype(np.int64)
+
+
+def _chunk_test(block, start, W, Ht, beta, alpha, scale, skip):
+    """Outlying entries of one chunk against the model ``W Htᵀ``, and Pearson sums."""
+    x = np.asarray(block, dtype=np.float64)
+    model = np.maximum(W.astype(np.float64) @ Ht.T.astype(np.float64), MODEL_FLOOR)
+    z = float(special.ndtri(1 - alpha / 2))
+    keep = np.ones(x.shape[1], dtype=bool)
+    keep[skip] = False
+    if beta == 1:
+        spread = 0.8 * z * np.sqrt(model)  # a loose screen; the exact tails decide
+        candidates = ((x >= 1) & (x > model + spread)) | (x < model - spread)
+        candidates[:, ~keep] = False
+        rows, cols = np.nonzero(candidates)
+        xs, mus = x[rows, cols], model[rows, cols]
+        tail = np.where(xs > mus, special.gammainc(np.maximum(xs, 1), mus),
+                        special.gammaincc(xs + 1, mus))
+        flagged = tail < alpha / 2
+        pearson = (x - model) ** 2 / model
+        pearson[:, ~keep] = 0
+        pearson[rows[flagged], cols[flagged]] = 0
+        pearson = np.array([pearson.sum(), keep.sum() * x.shape[0] - flagged.sum()])
+    else:
+        residual = np.abs(x - model)
+        candidates = residual > z * scale[None, :]
+        candidates[:, ~keep] = False
+        rows, cols = np.nonzero(candidates)
+        xs, mus = x[rows, cols], model[rows, cols]
+        flagged = np.ones(rows.size, dtype=bool)
+        pearson = np.zeros(2)
+    return ((rows[flagged] + start, cols[flagged], xs[flagged], mus[flagged]),
+            (pearson, x.sum(axis=0)))
+
+
+def _chunk_residual_median(block, start, W, Ht):
+    """Median absolute residual of every channel over one chunk's rows, and the row count."""
+    x = np.asarray(block, dtype=np.float64)
+    residual = np.abs(x - W.astype(np.float64) @ Ht.T.astype(np.float64))
+    return np.median(residual, axis=0), x.shape[0]
+
+
+def _detect(Xs, W, H, beta, alpha, skip):
+    """One pass (two for Frobenius): the outlying entries of the data against ``W H``.
+
+    Returns their rows, columns, values and model values, the dispersion
+    (KL) and the column sums of the data.
+    """
+    Ht = np.ascontiguousarray(H.T)
+    per_chunk = [(W[Xs.rows(i)],) for i in range(Xs.n_chunks)]
+    scale = None
+    if beta == 2:
+        medians = Xs.map_chunks(_chunk_residual_median, per_chunk=per_chunk, shared=(Ht,))
+        weights = np.array([rows for _, rows in medians], dtype=np.float64)
+        stacked = np.stack([median for median, _ in medians])
+        scale = 1.4826 * (weights @ stacked) / weights.sum()
+        positive = scale[scale > 0]
+        floor = 1e-3 * float(np.median(positive)) if positive.size else 1.0
+        scale = np.maximum(scale, floor)
+    parts, (sums, column_sums) = Xs.map_chunks(
+        _chunk_test, per_chunk=per_chunk, shared=(Ht, beta, alpha, scale, skip),
+        reduce="second")
+    rows, cols, values, expected = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    dispersion = float(sums[0] / sums[1]) if beta == 1 and sums[1] > 0 else float("nan")
+    return (rows.astype(np.int64), cols.astype(np.int64), values, expected, dispersion,
+            column_sums)
+
+
+def _filled_view(Xs, W, H, missing):
+    """The data with the missing entries replaced by the model ``W H``, read chunk by chunk.
+
+    A lazy view (nothing is computed or copied until a pass reads a chunk),
+    for the initialization of the robust fit.
+    """
+    from ..matrix import StreamedMatrix
+
+    Ht = np.ascontiguousarray(H.T)
+
+    def fill(block, block_info=None):
+        start, stop = block_info[0]["array-location"][0]
+        rows = slice(start, stop)
+        return fill_missing(block, W[rows], Ht, missing.chunk(rows))
+
+    return StreamedMatrix(Xs.array.map_blocks(fill, dtype=Ht.dtype), _counter=Xs._counter)
+
+
+def _as_streamed(X):
+    """A :class:`~hyperspy_hnmf.matrix.StreamedMatrix` over ``X`` without copying it."""
+    import dask.array as da
+
+    from ..matrix import StreamedMatrix
+    from ..matrix.streamed import TARGET_CHUNK_BYTES
+
+    if isinstance(X, StreamedMatrix):
+        return X
+    if isinstance(X, da.Array):
+        return StreamedMatrix(X)
+    if sp.issparse(X):
+        raise ValueError(
+            "outliers=... works on NumPy and dask arrays; this data is a scipy.sparse "
+            "matrix. Pass it as a dask array of row chunks (dask.array.from_array(X.toarray() "
+            "of each chunk)) or fit without outliers.")
+    X = np.asarray(X)
+    rows = max(1, TARGET_CHUNK_BYTES // max(X.shape[1] * X.dtype.itemsize, 1))
+    return StreamedMatrix(da.from_array(X, chunks=(min(rows, X.shape[0]), X.shape[1])))
+
+
+def _repair_channels(H, channels, grid_shape):
+    """Components at channels without data: the median of their neighbouring channels."""
+    if not channels.size:
+        return H
+    H = H.copy()
+    for row in H:
+        row[channels] = _neighbour_median(np.where(np.isin(np.arange(row.size), channels),
+                                                   np.nan, row), grid_shape)[channels]
+    return np.nan_to_num(H, nan=0.0)
+
+
+def robust_nmf(X, n_components, *, outliers="auto", loss=DEFAULT_LOSS, solver="auto",
+               init="nndsvda", max_iter=200, tol=1e-4, random_state=None, n_restarts=1,
+               callback=None, constraints=None, signal_shape=None, max_rounds=MAX_ROUNDS):
+    """NMF ``X ≈ W H`` that keeps detector outliers out of the components and maps.
+
+    The outliers (hot or dead pixels, cosmic-ray hits, saturated entries,
+    dead or hot channels) are found by the false-alarm rule of this module
+    and fitted as missing data (see the module's notes); the fit and the
+    test alternate until the set of outliers no longer changes.
+
+    Parameters
+    ----------
+    X : ndarray, dask.array.Array or StreamedMatrix, shape (n, m), nonnegative
+        Read in row chunks (a NumPy array is not copied).
+    n_components : int
+    outliers : "auto" or float, default "auto"
+        False-alarm rate per entry (:func:`false_alarm_rate`).
+    loss : {"auto", "frobenius", "kl"} or {2, 1}
+        KL: exact Poisson tails; Frobenius: MAD-scaled residuals.
+    solver, init, max_iter, tol, random_state, callback, constraints
+        As in :func:`~hyperspy_hnmf.solvers.streaming_nmf` (each round is
+        such a fit, started from the previous round's factors).
+    n_restarts : int, default 1
+        Runs of the first fit (the first with ``init``, then random).
+    signal_shape : tuple of int, optional
+        Shape of the detector (``m`` pixels), for the neighbours of the
+        channel rule; without it channels are neighbours along a line.
+    max_rounds : int, default 4
+        Largest number of detection rounds after the first fit.
+
+    Returns
+    -------
+    result : FitResult
+        The final fit, in :func:`~hyperspy_hnmf.solvers.canonical_order`;
+        components at dead or hot channels are the median of their
+        neighbouring channels.
+    found : Outliers
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.poisson(rng.random((60, 2)) @ rng.random((2, 40)) * 20).astype(np.float32)
+    >>> X[5, 7] = X[30, 2] = 500                                  # two cosmic-ray hits
+    >>> result, found = robust_nmf(X, 2, loss="kl", random_state=0)
+    >>> sorted(zip(found.rows.tolist(), found.cols.tolist()))
+    [(5, 7), (30, 2)]
+    """
+    from ._passes import streaming_nmf
+
+    alpha_option = check_outliers(outliers)
+    if alpha_option is None:
+        raise ValueError("robust_nmf needs outliers='auto' or a false-alarm rate.")
+    Xs = _as_streamed(X)
+    beta = resolve_loss(loss, Xs, solver)
+    if beta not in (1.0, 2.0):
+        raise ValueError(
+            f"outliers=... supports the Kullback-Leibler and Frobenius losses, got "
+            f"β={beta:g}. Use loss='kl' for counts or loss='frobenius'.")
+    n, m = Xs.shape
+    alpha = false_alarm_rate(alpha_option, n * m)
+    empty = np.zeros(0, dtype=np.int64)
+    rng = as_generator(random_state)
+    options = dict(loss=beta, solver=solver, max_iter=max_iter, tol=tol, callback=callback,
+                   constraints=constraints)
+    result = None
+    for restart in range(n_restarts):
+        run = streaming_nmf(Xs, n_components, init=init if restart == 0 else "random",
+                            random_state=rng, **options)
+        if result is None or run.final_objective < result.final_objective:
+            result = run
+    used = (empty, empty, np.zeros(0), np.zeros(0))
+    dead = hot = channels = empty
+    dispersion = float("nan")
+    rounds = 0
+    for rounds in range(1, max_rounds + 1):
+        rows, cols, values, expected, dispersion, column_sums = _detect(
+            Xs, result.W, result.H, beta, alpha, channels)
+        # Channels are judged on their totals without the outlying entries
+        # (a hot pixel must not make its neighbours look dead).
+        totals = column_sums - np.bincount(cols, weights=values, minlength=m)
+        dead, hot = bad_channels(totals, signal_shape, alpha, beta == 1)
+        new_channels = np.union1d(dead, hot).astype(np.int64)
+        entries = ~np.isin(cols, new_channels)
+        rows, cols, values, expected = rows[entries], cols[entries], values[entries], \
+            expected[entries]
+        if (np.array_equal(rows, used[0]) and np.array_equal(cols, used[1])
+                and np.array_equal(new_channels, channels)):
+            break
+        used, channels = (rows, cols, values, expected), new_channels
+        missing = MissingEntries(rows, cols, channels)
+        if rounds == 1:
+            # The first fit was pulled by the outliers: start again from the
+            # initialization of the data with the outliers replaced.
+            W, H = initialize(_filled_view(Xs, result.W, result.H, missing), n_components,
+                              init, rng, poisson_weighted=beta < 2)
+        else:
+            W, H = result.W, result.H
+        result = streaming_nmf(Xs, n_components, W=W, H=H, missing=missing, **options)
+    H = _repair_channels(result.H, channels, signal_shape)
+    result.W, result.H, _ = canonical_order(result.W, H.astype(result.H.dtype),
+                                            constraints.blocks if constraints else None)
+    z = float(special.ndtri(1 - alpha / 2))
+    found = Outliers(shape=(n, m), rows=used[0], cols=used[1],
+                     values=np.asarray(used[2], dtype=np.float64),
+                     expected=np.asarray(used[3], dtype=np.float64), dead_channels=dead,
+                     hot_channels=hot, false_alarm=alpha, z_threshold=z,
+                     loss="kullback-leibler" if beta == 1 else "frobenius", rounds=rounds,
+                     dispersion=dispersion)
+    return result, found
