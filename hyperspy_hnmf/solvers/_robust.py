@@ -33,14 +33,17 @@ Frobenius
 Whole channels (dead or hot detector pixels, columns)
     the fitted model cannot reveal them: the components are free at every
     channel and would simply copy a dead (zero) or hot channel. They are
-    found before the fit from the channel totals ``c_j`` and the median
-    ``lambda_j`` of the totals of the channel's detector neighbours (its
-    8 neighbours on a 2D detector, 4 along a spectrum): dead when
-    ``c_j < lambda_j / CHANNEL_CONTRAST``, hot when ``c_j > CHANNEL_CONTRAST
-    * lambda_j``, and (KL) the Poisson tail of ``c_j`` given ``lambda_j``
-    below ``alpha / 2``. All their entries are missing data; the components
-    at those channels are filled afterwards with the median of the
-    neighbouring channels (the fit has no data there).
+    found from the channel totals ``c_j`` (without the outlying entries)
+    and the totals of the channel's detector neighbours (its 8 neighbours
+    on a 2D detector, 4 along a spectrum): dead when ``c_j`` is below
+    ``1 / CHANNEL_CONTRAST`` of all its neighbours but two (one along a
+    spectrum; a dead line may pass through the pixel), hot when above
+    ``CHANNEL_CONTRAST`` times all its neighbours but two (a direct beam
+    spans several pixels, a hot pixel one), and (KL) when the Poisson tail
+    of ``c_j`` given that neighbour is below ``alpha / 2``. All their
+    entries are missing data; the components at those channels are filled
+    afterwards with the median of the neighbouring channels (the fit has no
+    data there).
 
 ``"auto"`` sets ``alpha = 1 / (n m)``: if the model were exact, about one
 entry of the whole dataset would be flagged by chance.
@@ -280,18 +283,27 @@ class Outliers:
                 f"{self.z_threshold:.3g}; {self.rounds} rounds{dispersion}).")
 
 
-def _neighbour_median(values, grid_shape):
-    """Median of every channel's detector neighbours (8 on a 2D grid, 4 along 1D)."""
+def _neighbours(values, grid_shape):
+    """The detector neighbours of every channel, sorted: (8, m) on a 2D grid, else (4, m).
+
+    On a 2D detector the 8 surrounding pixels (mirrored at the edges); otherwise
+    the channels at distance 1 and 2 along the line.
+    """
     if grid_shape is not None and len(grid_shape) == 2 and int(np.prod(grid_shape)) == values.size:
         image = values.reshape(grid_shape)
         padded = np.pad(image, 1, mode="reflect")
         rows, cols = image.shape
-        shifts = [padded[1 + dy: 1 + dy + rows, 1 + dx: 1 + dx + cols]
+        shifts = [padded[1 + dy: 1 + dy + rows, 1 + dx: 1 + dx + cols].ravel()
                   for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
-        return np.median(np.stack(shifts), axis=0).ravel()
-    padded = np.pad(values, 2, mode="reflect")
-    shifts = [padded[2 + d: 2 + d + values.size] for d in (-2, -1, 1, 2)]
-    return np.median(np.stack(shifts), axis=0)
+    else:
+        padded = np.pad(values, 2, mode="reflect")
+        shifts = [padded[2 + d: 2 + d + values.size] for d in (-2, -1, 1, 2)]
+    return np.sort(np.stack(shifts), axis=0)
+
+
+def _neighbour_median(values, grid_shape):
+    """Median of every channel's detector neighbours (NaN, e.g. other bad channels, ignored)."""
+    return np.nanmedian(_neighbours(values, grid_shape), axis=0)
 
 
 def bad_channels(column_sums, grid_shape, alpha, counts):
@@ -321,13 +333,15 @@ def bad_channels(column_sums, grid_shape, alpha, counts):
     [[7], [12]]
     """
     c = np.asarray(column_sums, dtype=np.float64)
-    expected = _neighbour_median(c, grid_shape)
-    dead = c * CHANNEL_CONTRAST < expected
-    hot = c > CHANNEL_CONTRAST * np.maximum(expected, 0) + (0 if counts else np.finfo(float).tiny)
+    neighbours = _neighbours(c, grid_shape)
+    spare = 2 if neighbours.shape[0] == 8 else 1  # a dead or hot line may pass through
+    darkest, brightest = neighbours[spare], neighbours[-1 - spare]
+    dead = c * CHANNEL_CONTRAST < darkest
+    hot = c > CHANNEL_CONTRAST * brightest + (0 if counts else np.finfo(float).tiny)
     if counts:
-        lam = np.maximum(expected, MODEL_FLOOR)
-        dead &= special.gammaincc(np.floor(c) + 1, lam) < alpha / 2
-        hot &= special.gammainc(np.maximum(np.ceil(c), 1), lam) < alpha / 2
+        dead &= special.gammaincc(np.floor(c) + 1, np.maximum(darkest, MODEL_FLOOR)) < alpha / 2
+        hot &= special.gammainc(np.maximum(np.ceil(c), 1),
+                                np.maximum(brightest, MODEL_FLOOR)) < alpha / 2
     return np.flatnonzero(dead).astype(np.int64), np.flatnonzero(hot).astype(np.int64)
 
 
