@@ -52,14 +52,12 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, beta, solver, penalties, upd
     through :func:`~.matrix.chunk_matrix` (CSR for mostly-zero counts, else
     float row blocks); KL reads the raw chunk in one fused kernel
     (:func:`~._kernels.kl_chunk_pass`), skipping zeros. ``missing``: the
-    chunk's entries to treat as missing (:func:`~._robust.fill_missing`, a
+    chunk's entries to treat as missing (:func:`fill_missing`, a
     float copy of this chunk only), or None.
     """
     dtype = Ht.dtype
     statistics = {}
     if missing is not None:
-        from ._robust import fill_missing
-
         block = fill_missing(_checked_raw(block, dtype, start), W_chunk, Ht, missing)
     if beta == 2:
         X = chunk_matrix(block, dtype, start)
@@ -88,6 +86,57 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, beta, solver, penalties, upd
 
 
 _chunk_pass.reads_raw_chunks = True
+
+
+class MissingEntries:
+    """Entries and whole columns of the data treated as missing, by row chunk.
+
+    Parameters
+    ----------
+    rows, cols : array of int
+        Coordinates of the missing entries.
+    columns : array of int
+        Columns missing in every row.
+
+    Examples
+    --------
+    >>> missing = MissingEntries([3, 0], [1, 2], [4])
+    >>> missing.chunk(slice(2, 5))
+    (array([1]), array([1]), array([4]))
+    """
+
+    def __init__(self, rows, cols, columns=()):
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        order = np.lexsort((cols, rows))
+        self.rows, self.cols = rows[order], cols[order]
+        self.columns = np.asarray(columns, dtype=np.int64)
+
+    def chunk(self, rows):
+        """``(local rows, columns of the entries, missing columns)`` of a row slice."""
+        first, last = np.searchsorted(self.rows, [rows.start, rows.stop])
+        return self.rows[first:last] - rows.start, self.cols[first:last], self.columns
+
+
+def fill_missing(block, W, Ht, missing):
+    """A float copy of one chunk with its missing entries replaced by the model ``W Htᵀ``.
+
+    Only the chunk is copied; the model is evaluated at the missing entries.
+
+    Examples
+    --------
+    >>> block = np.array([[1, 9], [1, 1]], dtype=np.uint16)
+    >>> W, Ht = np.ones((2, 1), np.float32), np.ones((2, 1), np.float32)
+    >>> fill_missing(block, W, Ht, (np.array([0]), np.array([1]), np.array([], int)))
+    array([[1., 1.],
+           [1., 1.]], dtype=float32)
+    """
+    rows, cols, columns = missing
+    filled = np.array(block, dtype=Ht.dtype)
+    if columns.size:
+        filled[:, columns] = W @ Ht[columns].T
+    if rows.size:
+        filled[rows, cols] = np.einsum("ij,ij->i", W[rows], Ht[cols])
+    return filled
 
 
 def _checked_raw(block, dtype, start):

@@ -60,8 +60,9 @@ from ._init import initialize
 from ._linalg import as_generator
 from ._loop import canonical_order
 from ._objective import MODEL_FLOOR
+from ._passes import MissingEntries, fill_missing, streaming_nmf
 
-__all__ = ["CHANNEL_CONTRAST", "MAX_ROUNDS", "MissingEntries", "Outliers",
+__all__ = ["CHANNEL_CONTRAST", "MAX_ROUNDS", "Outliers",
            "check_outliers", "false_alarm_rate", "robust_nmf"]
 
 #: Ratio of a channel's total to its neighbours' beyond which it is dead or hot.
@@ -125,57 +126,6 @@ def false_alarm_rate(option, n_entries):
     if option == "auto":
         return min(1.0 / max(n_entries, 1), 1e-4)
     return option
-
-
-class MissingEntries:
-    """Entries and whole columns of the data treated as missing, by row chunk.
-
-    Parameters
-    ----------
-    rows, cols : array of int
-        Coordinates of the missing entries.
-    columns : array of int
-        Columns missing in every row.
-
-    Examples
-    --------
-    >>> missing = MissingEntries([3, 0], [1, 2], [4])
-    >>> missing.chunk(slice(2, 5))
-    (array([1]), array([1]), array([4]))
-    """
-
-    def __init__(self, rows, cols, columns=()):
-        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
-        order = np.lexsort((cols, rows))
-        self.rows, self.cols = rows[order], cols[order]
-        self.columns = np.asarray(columns, dtype=np.int64)
-
-    def chunk(self, rows):
-        """``(local rows, columns of the entries, missing columns)`` of a row slice."""
-        first, last = np.searchsorted(self.rows, [rows.start, rows.stop])
-        return self.rows[first:last] - rows.start, self.cols[first:last], self.columns
-
-
-def fill_missing(block, W, Ht, missing):
-    """A float copy of one chunk with its missing entries replaced by the model ``W Htᵀ``.
-
-    Only the chunk is copied; the model is evaluated at the missing entries.
-
-    Examples
-    --------
-    >>> block = np.array([[1, 9], [1, 1]], dtype=np.uint16)
-    >>> W, Ht = np.ones((2, 1), np.float32), np.ones((2, 1), np.float32)
-    >>> fill_missing(block, W, Ht, (np.array([0]), np.array([1]), np.array([], int)))
-    array([[1., 1.],
-           [1., 1.]], dtype=float32)
-    """
-    rows, cols, columns = missing
-    filled = np.array(block, dtype=Ht.dtype)
-    if columns.size:
-        filled[:, columns] = W @ Ht[columns].T
-    if rows.size:
-        filled[rows, cols] = np.einsum("ij,ij->i", W[rows], Ht[cols])
-    return filled
 
 
 @dataclass
@@ -508,8 +458,6 @@ def robust_nmf(X, n_components, *, outliers="auto", loss=DEFAULT_LOSS, solver="a
     >>> sorted(zip(found.rows.tolist(), found.cols.tolist())) == sorted(zip(*hits))
     True
     """
-    from ._passes import streaming_nmf
-
     alpha_option = check_outliers(outliers)
     if alpha_option is None:
         raise ValueError("robust_nmf needs outliers='auto' or a false-alarm rate.")
