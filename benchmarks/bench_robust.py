@@ -1,9 +1,9 @@
 """Robust KL fit (``outliers="auto"``) against the plain KL fit on corrupted 4D-STEM counts.
 
 Synthetic scan (hyperspy_hnmf.data.synthetic_4dstem) with
-- 0.1 % hot pixels at 100 × the mean count, one dead detector column, and
-- (second case) a saturated direct beam: counts clipped at 60 % of the
-  brightest direct-beam entry, plus the hot pixels.
+- 0.1 % hot pixels at 100 × the mean count and one dead detector column;
+- a saturated direct beam: counts clipped at 30 % of the brightest entry
+  (alone, and with the hot pixels).
 Map r: Pearson correlation of the learned maps with the planted ones after
 Hungarian matching (score_decomposition), per component and mean.
 
@@ -23,27 +23,28 @@ from hyperspy_hnmf.data import get_ground_truth, score_decomposition, synthetic_
 SCAN, DETECTOR, DEAD_COLUMN = (48, 48), (32, 32), 21
 
 
-def corrupt(X, rng, saturate=False):
+def corrupt(X, rng, hot=True, dead_column=True, saturate=False):
+    """Corrupted copy of ``X``; the planted hot entries, dead channels and saturated count."""
     X = X.copy()
     m = X.shape[1]
-    dead = np.flatnonzero(np.arange(m) % DETECTOR[1] == DEAD_COLUMN)
-    if not saturate:
+    dead = np.zeros(0, dtype=int)
+    if dead_column:
+        dead = np.flatnonzero(np.arange(m) % DETECTOR[1] == DEAD_COLUMN)
         X[:, dead] = 0
-    else:
-        dead = np.zeros(0, dtype=int)
-    live = np.setdiff1d(np.arange(X.size), (np.arange(X.shape[0])[:, None] * m + dead).ravel())
-    hot = np.sort(rng.choice(live, int(round(0.001 * X.size)), replace=False))
-    X.flat[hot] = np.round(100 * X.mean())
-    saturated = None
+    planted = np.zeros(0, dtype=int)
+    if hot:
+        live = np.setdiff1d(np.arange(X.size),
+                            (np.arange(X.shape[0])[:, None] * m + dead).ravel())
+        planted = np.sort(rng.choice(live, int(round(0.001 * X.size)), replace=False))
+        X.flat[planted] = np.round(100 * X.mean())
+    saturated = 0
     if saturate:
-        centre = (DETECTOR[0] // 2 - 1, DETECTOR[0] // 2 + 1)
-        beam = np.zeros(DETECTOR, bool)
-        beam[centre[0]:centre[1], centre[0]:centre[1]] = True
-        beam = np.flatnonzero(beam.ravel())
-        level = np.round(0.6 * X[:, beam].max())
+        level = np.round(0.3 * X.max())  # the direct beam is the brightest
+        beam = X.max(axis=0) > level
+        beam &= np.isin(np.arange(m), np.flatnonzero(X.sum(axis=0) > 0.05 * X.sum(axis=0).max()))
         saturated = int(np.count_nonzero(X[:, beam] > level))
         X[:, beam] = np.minimum(X[:, beam], level)
-    return X, hot, dead, saturated
+    return X, planted, dead, saturated
 
 
 def fit(X, k, truth, **options):
@@ -51,7 +52,8 @@ def fit(X, k, truth, **options):
     model = HNMF(k, loss="kl", random_state=0, max_iter=300, signal_grid=DETECTOR, **options)
     W = model.fit_transform(X)
     seconds = time.perf_counter() - start
-    score = score_decomposition(model.components_.T, W, truth.factors, truth.loadings)
+    score = score_decomposition(model.components_.T, W, truth.factors, truth.loadings,
+                                names=truth.names)
     return model, W, score, seconds
 
 
@@ -65,7 +67,9 @@ def main():
     k = truth.factors.shape[1]
     X = np.ascontiguousarray(s.data.reshape(-1, np.prod(DETECTOR)), dtype=np.float32)
     rng = np.random.default_rng(1)
-    cases = {"hot + dead column": corrupt(X, rng), "hot + saturated beam": corrupt(X, rng, True)}
+    cases = {"hot + dead column": corrupt(X, rng),
+             "saturated beam": corrupt(X, rng, hot=False, dead_column=False, saturate=True),
+             "hot + saturated beam": corrupt(X, rng, dead_column=False, saturate=True)}
     load = open("/proc/loadavg").read().split()[:3]
     print(f"data: {SCAN[0]}×{SCAN[1]} scan, {DETECTOR[0]}×{DETECTOR[1]} detector, k={k}, "
           f"mean count {X.mean():.3g}/entry; load average {' '.join(load)}\n")
@@ -73,14 +77,14 @@ def main():
     for name, (Xc, *_ ) in cases.items():
         runs[f"{name}, plain"] = fit(Xc, k, truth)
         runs[f"{name}, robust"] = fit(Xc, k, truth, outliers="auto")
-    names = [f"c{i}" for i in range(k)]
+    names = truth.names
     header = "| data, fit | " + " | ".join(f"map r {n}" for n in names) + \
         " | mean map r | Δ vs clean | flagged entries | bad channels | time (s) |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     reference = runs["clean, plain"][2].mean_map_correlation
     for name, (model, W, score, seconds) in runs.items():
-        per = _per_component(score, k)
+        per = score.map_correlation
         found = model.outliers_
         flagged = "–" if found is None else str(found.n_entries)
         channels = "–" if found is None else f"{found.dead_channels.size} dead, " \
@@ -99,19 +103,15 @@ def main():
         found = runs[f"{name}, robust"][0].outliers_
         flat = found.rows * X.shape[1] + found.cols
         hits = np.intersect1d(flat, hot).size
-        precision = hits / max(flat.size, 1)
+        precision = f"{hits / flat.size:.3f}" if flat.size and hot.size else "–"
+        recall = f"{hits / hot.size:.3f}" if hot.size else "–"
         extra = f" (+{saturated} saturated entries)" if saturated else ""
-        print(f"| {name} | {hot.size}{extra} | {flat.size} | {precision:.3f} | "
-              f"{hits / hot.size:.3f} | {dead.size} / {found.dead_channels.size} "
+        print(f"| {name} | {hot.size}{extra} | {flat.size} | {precision} | "
+              f"{recall} | {dead.size} / {found.dead_channels.size} "
               f"(exact: {np.array_equal(dead, found.dead_channels)}) | {false_rate:.2e} |")
     print(f"\n{runs['hot + dead column, robust'][0].outliers_.summary()}")
     if args.figure:
         _figure(args.figure, s, cases["hot + dead column"], runs, truth)
-
-
-def _per_component(score, k):
-    table = str(score).splitlines()[1:1 + k]
-    return [float(line.split()[-1]) for line in table]
 
 
 def _figure(path, s, case, runs, truth):
@@ -119,67 +119,68 @@ def _figure(path, s, case, runs, truth):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm, PowerNorm
 
     Xc, hot, dead, _ = case
-    robust = runs["hot + dead column, robust"][0]
-    found = robust.outliers_
+    found = runs["hot + dead column, robust"][0].outliers_
     am = s.axes_manager
-    ky, kx = am.signal_axes[1], am.signal_axes[0]
-    ny, nx = am.navigation_axes[1], am.navigation_axes[0]
-    k_extent = [kx.offset, kx.offset + kx.scale * kx.size, ky.offset + ky.scale * ky.size,
-                ky.offset]
+    kx, ky = am.signal_axes
+    nx, ny = am.navigation_axes
+    k_extent = [kx.offset - kx.scale / 2, kx.offset + kx.scale * (kx.size - 0.5),
+                ky.offset + ky.scale * (ky.size - 0.5), ky.offset - ky.scale / 2]
     r_extent = [0, nx.scale * nx.size, ny.scale * ny.size, 0]
-    counts = np.bincount(found.rows, minlength=Xc.shape[0]).reshape(SCAN)
-    row = int(np.argmax(counts))
-    fig, axes = plt.subplots(3, 4, figsize=(15, 11))
-    image = axes[0, 0].imshow(Xc[row].reshape(DETECTOR), extent=k_extent, cmap="magma",
-                              norm=matplotlib.colors.PowerNorm(0.4))
-    fig.colorbar(image, ax=axes[0, 0], label="counts")
-    axes[0, 0].set_title(f"Corrupted pattern at probe position {np.unravel_index(row, SCAN)}")
-    axes[0, 0].set_xlabel("kx (1/nm)"), axes[0, 0].set_ylabel("ky (1/nm)")
-    image = axes[0, 1].imshow(counts, extent=r_extent, cmap="viridis")
-    fig.colorbar(image, ax=axes[0, 1], label="outlying entries (count)")
-    axes[0, 1].set_title("Outliers found per probe position")
-    axes[0, 1].set_xlabel("x (nm)"), axes[0, 1].set_ylabel("y (nm)")
+    k = truth.loadings.shape[1]
+    fig, axes = plt.subplots(4, k, figsize=(4.6 * k, 16))
+
+    def show(ax, image, extent, title, label, units, **kwargs):
+        shown = ax.imshow(image, extent=extent, **kwargs)
+        fig.colorbar(shown, ax=ax, label=label, shrink=0.85)
+        ax.set_title(title, fontsize=10)
+        axis = "k" if units == "1/nm" else ""
+        ax.set_xlabel(f"{axis}x ({units})")
+        ax.set_ylabel(f"{axis}y ({units})")
+
+    per_position = np.bincount(found.rows, minlength=Xc.shape[0]).reshape(SCAN)
+    row = int(np.argmax(per_position))
+    where = tuple(int(v) for v in np.unravel_index(row, SCAN))
+    show(axes[0, 0], Xc[row].reshape(DETECTOR), k_extent,
+         f"Corrupted pattern at probe position {where}", "counts", "1/nm",
+         cmap="magma", norm=PowerNorm(0.4))
+    hot_here = found.cols[found.rows == row]
+    axes[0, 0].scatter(kx.offset + kx.scale * (hot_here % DETECTOR[1]),
+                       ky.offset + ky.scale * (hot_here // DETECTOR[1]), s=120,
+                       facecolors="none", edgecolors="cyan", label="outliers found")
+    axes[0, 0].legend(loc="lower left", fontsize=8)
+    show(axes[0, 1], per_position, r_extent, "Outlying entries per probe position",
+         "entries (count)", "nm", cmap="viridis")
     per_channel = np.bincount(found.cols, minlength=Xc.shape[1])
     per_channel[found.bad_channels] = Xc.shape[0]
-    image = axes[0, 2].imshow(per_channel.reshape(DETECTOR), extent=k_extent, cmap="viridis",
-                              norm=matplotlib.colors.LogNorm(vmin=1))
-    fig.colorbar(image, ax=axes[0, 2], label="positions left out (count)")
-    axes[0, 2].set_title("Outliers per detector pixel (dead column: all)")
-    axes[0, 2].set_xlabel("kx (1/nm)"), axes[0, 2].set_ylabel("ky (1/nm)")
-    axes[0, 3].axis("off")
-    rows = (("plain KL fit", runs["hot + dead column, plain"]),
-            ("robust KL fit", runs["hot + dead column, robust"]))
+    show(axes[0, 2], per_channel.reshape(DETECTOR), k_extent,
+         "Probe positions left out per detector pixel", "positions (count)", "1/nm",
+         cmap="viridis", norm=LogNorm(vmin=1))
+    for j in range(3, k):
+        axes[0, j].axis("off")
     truth_maps = truth.loadings.T.reshape((-1,) + SCAN)
-    for j in range(min(4, truth_maps.shape[0])):
-        image = axes[1, j].imshow(truth_maps[j], extent=r_extent, cmap="gray")
-        fig.colorbar(image, ax=axes[1, j], label="planted intensity (counts)")
-        axes[1, j].set_title(f"Planted map {j}")
-        axes[1, j].set_xlabel("x (nm)")
-    for j, (label, (model, W, score, _)) in enumerate(rows):
-        matched = _matching(score, truth_maps.shape[0])
-        for c in range(min(2, truth_maps.shape[0])):
-            ax = axes[2, 2 * j + c]
-            learned = W[:, matched[c]].reshape(SCAN)
-            image = ax.imshow(learned, extent=r_extent, cmap="gray")
-            fig.colorbar(image, ax=ax, label="counts in component")
-            r = np.corrcoef(learned.ravel(), truth_maps[c].ravel())[0, 1]
-            ax.set_title(f"{label}: map matched to planted {c} (r = {r:.2f})")
-            ax.set_xlabel("x (nm)")
-    for j in range(truth_maps.shape[0], 4):
-        axes[1, j].axis("off")
-    fig.suptitle("0.1 % hot pixels at 100× the mean count and a dead detector column: "
-                 "plain KL vs outliers='auto'")
+    names = truth.names
+    for j in range(k):
+        show(axes[1, j], truth_maps[j], r_extent, f"Planted map: {names[j]}",
+             "counts in component", "nm", cmap="gray")
+    for line, (label, key) in enumerate((("plain KL", "plain"), ("outliers='auto'", "robust")),
+                                        start=2):
+        model, W, score, _ = runs[f"hot + dead column, {key}"]
+        matched = score.matched
+        for j in range(k):
+            learned = W[:, matched[j]].reshape(SCAN)
+            r = np.corrcoef(learned.ravel(), truth_maps[j].ravel())[0, 1]
+            show(axes[line, j], learned, r_extent, f"{label}: map of {names[j]} (r = {r:.2f})",
+                 "counts in component", "nm", cmap="gray")
+    fig.suptitle("0.1 % hot pixels at 100× the mean count and a dead detector column "
+                 f"(kx = {kx.offset + kx.scale * DEAD_COLUMN:.1f} 1/nm): plain KL fit vs "
+                 "outliers='auto'", fontsize=12)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=70)
     print(f"figure: {path}")
-
-
-def _matching(score, k):
-    table = str(score).splitlines()[1:1 + k]
-    return [int(line.split()[1]) for line in table]
 
 
 if __name__ == "__main__":

@@ -445,7 +445,10 @@ def robust_nmf(X, n_components, *, outliers="auto", loss=DEFAULT_LOSS, solver="a
     result : FitResult
         The final fit, in :func:`~hyperspy_hnmf.solvers.canonical_order`;
         components at dead or hot channels are the median of their
-        neighbouring channels.
+        neighbouring channels. ``n_iter`` counts the iterations of all
+        rounds, ``objective`` is the last round's history (the divergence
+        with the outliers replaced by the model), ``restart_objectives``
+        those of the first fit's restarts.
     found : Outliers
 
     Examples
@@ -473,10 +476,12 @@ def robust_nmf(X, n_components, *, outliers="auto", loss=DEFAULT_LOSS, solver="a
     rng = as_generator(random_state)
     options = dict(loss=beta, solver=solver, max_iter=max_iter, tol=tol, callback=callback,
                    constraints=constraints)
-    result = None
+    result, iterations, restarts = None, 0, []
     for restart in range(n_restarts):
         run = streaming_nmf(Xs, n_components, init=init if restart == 0 else "random",
                             random_state=rng, **options)
+        iterations += run.n_iter
+        restarts.append(run.final_objective)
         if result is None or run.final_objective < result.final_objective:
             result = run
     used = (empty, empty, np.zeros(0), np.zeros(0))
@@ -507,6 +512,8 @@ def robust_nmf(X, n_components, *, outliers="auto", loss=DEFAULT_LOSS, solver="a
         else:
             W, H = result.W, result.H
         result = streaming_nmf(Xs, n_components, W=W, H=H, missing=missing, **options)
+        iterations += result.n_iter
+    result.n_iter, result.restart_objectives = iterations, restarts
     H = _repair_channels(result.H, channels, signal_shape)
     result.W, result.H, _ = canonical_order(result.W, H.astype(result.H.dtype),
                                             constraints.blocks if constraints else None)
