@@ -62,11 +62,15 @@ from ._loop import canonical_order
 from ._objective import MODEL_FLOOR
 from ._passes import MissingEntries, fill_missing, streaming_nmf
 
-__all__ = ["CHANNEL_CONTRAST", "MAX_ROUNDS", "Outliers",
+__all__ = ["CHANNEL_CONTRAST", "EVENT_SHARE", "MAX_ROUNDS", "Outliers",
            "check_outliers", "false_alarm_rate", "robust_nmf"]
 
 #: Ratio of a channel's total to its neighbours' beyond which it is dead or hot.
 CHANNEL_CONTRAST = 10.0
+
+#: Share of a component's pattern (or map) in one channel (or probe position)
+#: beyond which it models isolated events, not a phase (see :func:`_spent_on_events`).
+EVENT_SHARE = 0.5
 
 #: Largest number of detection rounds after the first fit.
 MAX_ROUNDS = 4
@@ -323,8 +327,25 @@ def _chunk_test(block, start, W, Ht, beta, alpha, scale, skip):
         xs, mus = x[rows, cols], model[rows, cols]
         flagged = np.ones(rows.size, dtype=bool)
         pearson = np.zeros(2)
-    return ((rows[flagged] + start, cols[flagged], xs[flagged], mus[flagged]),
+    return ((rows[flagged] + start, cols[flagged], xs[flagged], mus[flagged], x.sum(axis=1)),
             (pearson, x.sum(axis=0)))
+
+
+def _spent_on_events(W, H):
+    """Components that model isolated events: one channel or one position holds most of them.
+
+    A diffraction pattern or spectrum spreads over many channels, a map
+    blurred by the probe over many positions; a component with more than
+    :data:`EVENT_SHARE` of its pattern in one channel, or of its map at one
+    position, was spent on outliers (a channel hot in some patterns, a
+    burst of cosmic rays). The entries such a component explains are tested
+    against the model without it.
+    """
+    def share(A, axis):
+        total = A.sum(axis=axis, dtype=np.float64)
+        return A.max(axis=axis) / np.where(total > 0, total, np.inf)
+
+    return (share(H, 1) > EVENT_SHARE) | (share(W, 0) > EVENT_SHARE)
 
 
 def _chunk_residual_median(block, start, W, Ht):
@@ -338,8 +359,9 @@ def _detect(Xs, W, H, beta, alpha, skip):
     """One pass (two for Frobenius): the outlying entries of the data against ``W H``.
 
     Returns their rows, columns, values and model values, the dispersion
-    (KL) and the column sums of the data.
+    (KL), and the row and column sums of the data.
     """
+    W = np.where(_spent_on_events(W, H)[None, :], 0, W).astype(W.dtype)
     Ht = np.ascontiguousarray(H.T)
     per_chunk = [(W[Xs.rows(i)],) for i in range(Xs.n_chunks)]
     scale = None
@@ -354,17 +376,19 @@ def _detect(Xs, W, H, beta, alpha, skip):
     parts, (sums, column_sums) = Xs.map_chunks(
         _chunk_test, per_chunk=per_chunk, shared=(Ht, beta, alpha, scale, skip),
         reduce="second")
-    rows, cols, values, expected = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    rows, cols, values, expected, row_sums = (np.concatenate([p[i] for p in parts])
+                                              for i in range(5))
     dispersion = float(sums[0] / sums[1]) if beta == 1 and sums[1] > 0 else float("nan")
     return (rows.astype(np.int64), cols.astype(np.int64), values, expected, dispersion,
-            column_sums)
+            row_sums, column_sums)
 
 
 def _filled_view(Xs, W, H, missing):
     """The data with the missing entries replaced by the model ``W H``, read chunk by chunk.
 
     A lazy view (nothing is computed or copied until a pass reads a chunk),
-    for the initialization of the robust fit.
+    for the initialization of the robust fit (with the rank-one model of
+    :func:`_neutral_model`).
     """
     from ..matrix import StreamedMatrix
 
@@ -376,6 +400,20 @@ def _filled_view(Xs, W, H, missing):
         return fill_missing(block, W[rows], Ht, missing.chunk(rows))
 
     return StreamedMatrix(Xs.array.map_blocks(fill, dtype=Ht.dtype), _counter=Xs._counter)
+
+
+def _neutral_model(row_sums, column_sums, rows, cols, values, channels, grid_shape):
+    """Rank-one model ``r_i c_j / T`` of the data without the outliers.
+
+    The filling of outliers for a fresh initialization: the model of a fit
+    can hold a component spent on the outliers, this one cannot.
+    """
+    n, m = row_sums.size, column_sums.size
+    r = row_sums - np.bincount(rows, weights=values, minlength=n)
+    c = column_sums - np.bincount(cols, weights=values, minlength=m)
+    c = _repair_channels(c[None, :], channels, grid_shape)[0]
+    total = max(float(c.sum()), np.finfo(float).tiny)
+    return r[:, None], (c / total)[None, :]
 
 
 def _as_streamed(X):
@@ -489,7 +527,7 @@ def robust_nmf(X, n_components, *, outliers="auto", loss=DEFAULT_LOSS, solver="a
     dispersion = float("nan")
     rounds = 0
     for rounds in range(1, max_rounds + 1):
-        rows, cols, values, expected, dispersion, column_sums = _detect(
+        rows, cols, values, expected, dispersion, row_sums, column_sums = _detect(
             Xs, result.W, result.H, beta, alpha, channels)
         # Channels are judged on their totals without the outlying entries
         # (a hot pixel must not make its neighbours look dead).
@@ -505,10 +543,15 @@ def robust_nmf(X, n_components, *, outliers="auto", loss=DEFAULT_LOSS, solver="a
         used, channels = (rows, cols, values, expected), new_channels
         missing = MissingEntries(rows, cols, channels)
         if rounds == 1:
-            # The first fit was pulled by the outliers: start again from the
-            # initialization of the data with the outliers replaced.
-            W, H = initialize(_filled_view(Xs, result.W, result.H, missing), n_components,
-                              init, rng, poisson_weighted=beta < 2)
+            # The first fit was pulled by the outliers (it may even spend a
+            # component on them, which the missing-data fit would keep):
+            # start again from the initialization of the data with the
+            # outliers replaced by a rank-one model.
+            W1, H1 = _neutral_model(row_sums, column_sums, rows, cols, values, channels,
+                                    signal_shape)
+            W, H = initialize(_filled_view(Xs, W1.astype(Xs.dtype), H1.astype(Xs.dtype),
+                                           missing), n_components, init, rng,
+                              poisson_weighted=beta < 2)
         else:
             W, H = result.W, result.H
         result = streaming_nmf(Xs, n_components, W=W, H=H, missing=missing, **options)
