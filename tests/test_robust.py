@@ -86,6 +86,41 @@ def test_clean_data_flag_almost_nothing_and_keep_their_maps(scan, fits):
     assert 0.9 < found.dispersion < 1.1  # Poisson counts: the rule's rate holds
 
 
+def _streaks(X, rng, n=40, counts=300.0):
+    """Cosmic-ray tracks: 3 to 6 neighbouring detector pixels of one pattern."""
+    X, planted = X.copy(), []
+    for _ in range(n):
+        i, (y, x), length = rng.integers(X.shape[0]), rng.integers(3, 18, 2), rng.integers(3, 7)
+        for d in range(length):
+            X[i, y * DETECTOR[1] + x + d] += counts
+            planted.append(i * X.shape[1] + y * DETECTOR[1] + x + d)
+    return X, np.unique(planted)
+
+
+def _intermittent(X, rng, channel=7 * DETECTOR[1] + 9, share=0.3):
+    """One detector pixel hot (100× the mean count) in ``share`` of the patterns."""
+    X = X.copy()
+    rows = np.flatnonzero(rng.random(X.shape[0]) < share)
+    X[rows, channel] = np.round(100 * X.mean())
+    return X, rows * X.shape[1] + channel
+
+
+@pytest.mark.parametrize("corruption", [_streaks, _intermittent])
+def test_events_a_plain_fit_spends_a_component_on(scan, fits, corruption):
+    X, planted = corruption(scan["X"], np.random.default_rng(4))
+    k, truth = scan["k"], scan["truth"]
+    plain = HNMF(k, loss="kl", random_state=0, max_iter=300).fit(X)
+    robust = HNMF(k, loss="kl", random_state=0, max_iter=300, outliers="auto",
+                  signal_grid=DETECTOR)
+    W = robust.fit_transform(X)
+    assert map_r(W, robust.components_, truth) >= fits["clean"][2] - 0.02
+    assert map_r(plain.transform(X), plain.components_, truth) < fits["clean"][2] - 0.1
+    found = robust.outliers_
+    flagged = found.rows * X.shape[1] + found.cols
+    assert np.isin(planted, flagged).mean() >= 0.95
+    assert np.isin(flagged, planted).mean() >= 0.95
+
+
 def test_lazy_equals_in_memory(scan):
     Xc, k = scan["Xc"][:288], scan["k"]
     options = dict(loss="kl", random_state=0, max_iter=100, signal_shape=DETECTOR)

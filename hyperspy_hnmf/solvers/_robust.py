@@ -69,8 +69,8 @@ __all__ = ["CHANNEL_CONTRAST", "EVENT_SHARE", "MAX_ROUNDS", "Outliers",
 CHANNEL_CONTRAST = 10.0
 
 #: Share of a component's pattern (or map) in one channel (or probe position)
-#: beyond which it models isolated events, not a phase (see :func:`_spent_on_events`).
-EVENT_SHARE = 0.5
+#: beyond which that peak models isolated events (see :func:`_event_peaks`).
+EVENT_SHARE = 0.25
 
 #: Largest number of detection rounds after the first fit.
 MAX_ROUNDS = 4
@@ -331,21 +331,26 @@ def _chunk_test(block, start, W, Ht, beta, alpha, scale, skip):
             (pearson, x.sum(axis=0)))
 
 
-def _spent_on_events(W, H):
-    """Components that model isolated events: one channel or one position holds most of them.
+def _event_peaks(W, H):
+    """Peaks of components spent on isolated events: ``(component, channel)`` and ``(position, component)``.
 
     A diffraction pattern or spectrum spreads over many channels, a map
-    blurred by the probe over many positions; a component with more than
-    :data:`EVENT_SHARE` of its pattern in one channel, or of its map at one
-    position, was spent on outliers (a channel hot in some patterns, a
-    burst of cosmic rays). The entries such a component explains are tested
-    against the model without it.
+    blurred by the probe over many positions. A component with more than
+    :data:`EVENT_SHARE` of its pattern in one channel (a detector pixel hot
+    in some patterns), or of its map at one position, models events there;
+    the entries of that channel (position) are tested against the model
+    with that peak replaced by the median of the neighbouring channels
+    (positions along the scan).
     """
-    def share(A, axis):
-        total = A.sum(axis=axis, dtype=np.float64)
-        return A.max(axis=axis) / np.where(total > 0, total, np.inf)
+    def peaks(A):
+        total = A.sum(axis=1, dtype=np.float64)
+        share = A.max(axis=1) / np.where(total > 0, total, np.inf)
+        which = np.flatnonzero(share > EVENT_SHARE)
+        return which, A[which].argmax(axis=1)
 
-    return (share(H, 1) > EVENT_SHARE) | (share(W, 0) > EVENT_SHARE)
+    component, channel = peaks(H)
+    component_w, position = peaks(np.ascontiguousarray(W.T))
+    return (component, channel), (position, component_w)
 
 
 def _chunk_residual_median(block, start, W, Ht):
@@ -355,13 +360,38 @@ def _chunk_residual_median(block, start, W, Ht):
     return np.median(residual, axis=0), x.shape[0]
 
 
-def _detect(Xs, W, H, beta, alpha, skip):
+def _detect(Xs, W, H, beta, alpha, skip, grid_shape=None):
     """One pass (two for Frobenius): the outlying entries of the data against ``W H``.
 
     Returns their rows, columns, values and model values, the dispersion
-    (KL), and the row and column sums of the data.
+    (KL), and the row and column sums of the data. Peaks of components
+    spent on events (:func:`_event_peaks`) are left out of the model.
     """
-    W = np.where(_spent_on_events(W, H)[None, :], 0, W).astype(W.dtype)
+    W_full, H_full = W, H
+    (component, channel), (position, component_w) = _event_peaks(W, H)
+    if component.size or position.size:
+        H, W = H.copy(), W.copy()
+        for q, j in zip(component, channel):
+            H[q] = _repair_channels(H[q][None, :], np.array([j]), grid_shape)[0]
+        for i, q in zip(position, component_w):
+            W[:, q] = _repair_channels(W[:, q][None, :], np.array([i]), None)[0]
+    found = _test_pass(Xs, W, H, beta, alpha, skip)
+    # A peak whose removal flags most of its channel (or position) is a real
+    # feature (a zero-loss peak), not an event: keep it in the model.
+    n, m = Xs.shape
+    keep_channel = np.bincount(found[1], minlength=m)[channel] > n / 2
+    keep_position = np.bincount(found[0], minlength=n)[position] > m / 2
+    if keep_channel.any() or keep_position.any():
+        H[component[keep_channel], channel[keep_channel]] = H_full[
+            component[keep_channel], channel[keep_channel]]
+        W[position[keep_position], component_w[keep_position]] = W_full[
+            position[keep_position], component_w[keep_position]]
+        found = _test_pass(Xs, W, H, beta, alpha, skip)
+    return found
+
+
+def _test_pass(Xs, W, H, beta, alpha, skip):
+    """:func:`_detect`'s pass(es) over the data for the model ``W H``."""
     Ht = np.ascontiguousarray(H.T)
     per_chunk = [(W[Xs.rows(i)],) for i in range(Xs.n_chunks)]
     scale = None
@@ -528,7 +558,7 @@ def robust_nmf(X, n_components, *, outliers="auto", loss=DEFAULT_LOSS, solver="a
     rounds = 0
     for rounds in range(1, max_rounds + 1):
         rows, cols, values, expected, dispersion, row_sums, column_sums = _detect(
-            Xs, result.W, result.H, beta, alpha, channels)
+            Xs, result.W, result.H, beta, alpha, channels, signal_shape)
         # Channels are judged on their totals without the outlying entries
         # (a hot pixel must not make its neighbours look dead).
         totals = column_sums - np.bincount(cols, weights=values, minlength=m)
