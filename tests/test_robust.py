@@ -146,7 +146,7 @@ def test_frobenius_rule_finds_spikes_in_gaussian_noise():
     assert np.abs(result.W @ result.H - clean).max() < 0.5  # spikes (+20) left out
 
 
-def test_hyperspy_signals_and_summary(scan, capsys):
+def test_hyperspy_signals_and_summary(scan, capsys, tmp_path):
     import hyperspy.api as hs
 
     s = hs.signals.Signal2D(scan["Xc"].reshape(SCAN + DETECTOR))
@@ -157,6 +157,10 @@ def test_hyperspy_signals_and_summary(scan, capsys):
     assert per_position.data.shape == SCAN and per_channel.data.shape == DETECTOR
     assert per_channel.data[:, DEAD_COLUMN].tolist() == [np.prod(SCAN)] * DETECTOR[0]
     assert per_position.data.sum() == entries["navigation_index"].size + np.prod(SCAN) * 24
+    s.save(tmp_path / "robust.hspy")
+    loaded = get_outliers(hs.load(tmp_path / "robust.hspy"))
+    assert np.array_equal(loaded[0].data, per_position.data)
+    assert np.array_equal(loaded[2]["signal_index"], entries["signal_index"])
     s.decomposition(algorithm="hnmf", output_dimension=2, loss="kl", print_info=False)
     with pytest.raises(ValueError, match="was not robust"):
         get_outliers(s)
