@@ -204,8 +204,10 @@ class HNMF(*_estimator_bases()):
         components and maps (:func:`~hyperspy_hnmf.solvers.robust_nmf`).
         Entries whose Poisson tail (KL) or MAD-scaled residual (Frobenius)
         is below the false-alarm rate are fitted as missing data; ``"auto"``
-        uses ``1 / X.size`` (about one false alarm per dataset), a float
-        sets the rate per entry. What was found is in ``outliers_``.
+        uses ``min(1 / X.size, 1e-4)`` (about one false alarm per dataset),
+        a float in ``(0, 0.01]`` sets the rate per entry. With a 2D
+        ``signal_grid`` (set by ``decomposition``) dead and hot channels are
+        judged against their 8 detector neighbours. What was found is in ``outliers_``.
 
     Attributes
     ----------
