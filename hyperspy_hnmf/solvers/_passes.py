@@ -103,6 +103,8 @@ class MissingEntries:
     >>> missing = MissingEntries([3, 0], [1, 2], [4])
     >>> missing.chunk(slice(2, 5))
     (array([1]), array([1]), array([4]))
+    >>> MissingEntries([3], [1]).chunk(slice(0, 2)) is None
+    True
     """
 
     def __init__(self, rows, cols, columns=()):
@@ -112,8 +114,14 @@ class MissingEntries:
         self.columns = np.asarray(columns, dtype=np.int64)
 
     def chunk(self, rows):
-        """``(local rows, columns of the entries, missing columns)`` of a row slice."""
+        """``(local rows, columns of the entries, missing columns)`` of a row slice, or None.
+
+        None when nothing in those rows is missing (the chunk is then read
+        as it is, without a copy).
+        """
         first, last = np.searchsorted(self.rows, [rows.start, rows.stop])
+        if first == last and not self.columns.size:
+            return None
         return self.rows[first:last] - rows.start, self.cols[first:last], self.columns
 
 

@@ -427,7 +427,10 @@ def _filled_view(Xs, W, H, missing):
     def fill(block, block_info=None):
         start, stop = block_info[0]["array-location"][0]
         rows = slice(start, stop)
-        return fill_missing(block, W[rows], Ht, missing.chunk(rows))
+        entries = missing.chunk(rows)
+        if entries is None:
+            return np.asarray(block, dtype=Ht.dtype)
+        return fill_missing(block, W[rows], Ht, entries)
 
     return StreamedMatrix(Xs.array.map_blocks(fill, dtype=Ht.dtype), _counter=Xs._counter)
 
