@@ -18,6 +18,7 @@ from ._hyperspy import data, plotting as _plotting, register, unregister
 from ._hyperspy import decomposition as integration
 from ._hyperspy.events import events_to_signal
 from ._hyperspy.joint import joint_decomposition
+from ._hyperspy.robust import get_outliers
 from ._hyperspy.results import (
     get_cluster_labels,
     get_hierarchy_level,
@@ -52,6 +53,7 @@ __all__ = [
     "get_cluster_labels",
     "get_hierarchy_level",
     "get_mixing_matrices",
+    "get_outliers",
     "get_split_tree",
     "hnmfk",
     "hnmfk_decomposition",

@@ -203,6 +203,16 @@ class HNMF(*_estimator_bases()):
     refine_passes : int, default 5
         ``solver="randomized"`` only: exact HALS iterations (one pass each)
         after the compressed solve.
+    outliers : None, "auto" or float, default None
+        Flat fits, KL or Frobenius: keep detector outliers (hot, dead or
+        saturated pixels, cosmic-ray hits, dead or hot channels) out of the
+        components and maps (:func:`~hyperspy_hnmf.solvers.robust_nmf`).
+        Entries whose Poisson tail (KL) or MAD-scaled residual (Frobenius)
+        is below the false-alarm rate are fitted as missing data; ``"auto"``
+        uses ``min(1 / X.size, 1e-4)`` (about one false alarm per dataset),
+        a float in ``(0, 0.01]`` sets the rate per entry. With a 2D
+        ``signal_grid`` (set by ``decomposition``) dead and hot channels are
+        judged against their 8 detector neighbours. What was found is in ``outliers_``.
 
     Attributes
     ----------
@@ -237,6 +247,10 @@ class HNMF(*_estimator_bases()):
         decreasing in the package's component order. ``decomposition``
         stores it as HyperSpy's ``explained_variance_ratio``, so
         ``plot_explained_variance_ratio()`` works.
+    outliers_ : Outliers or None
+        With ``outliers``: the outlying entries and channels found
+        (:class:`~hyperspy_hnmf.solvers.Outliers`; ``summary()`` gives one
+        line); ``None`` otherwise.
     constraint_metrics_ : dict
         What the constraints did: ``dip_score`` of every component (with the
         width of the first ContinuousIntensity), ``out_of_band_fraction`` of
@@ -305,6 +319,7 @@ class HNMF(*_estimator_bases()):
         signal_grid=None,
         power_iterations=2,
         refine_passes=5,
+        outliers=None,
     ):
         self.n_components = n_components
         self.loss = loss
@@ -330,6 +345,7 @@ class HNMF(*_estimator_bases()):
         self.signal_grid = signal_grid
         self.power_iterations = power_iterations
         self.refine_passes = refine_passes
+        self.outliers = outliers
 
     # -- estimator protocol ------------------------------------------------
     @classmethod
@@ -424,6 +440,13 @@ class HNMF(*_estimator_bases()):
                 raise ValueError(f"`{name}` must be an integer ≥ 0, got {value!r}.")
             if value != default and solver != "randomized":
                 raise ValueError(f"`{name}` applies to solver='randomized' only.")
+        if solvers.check_outliers(self.outliers) is not None and (
+                self._kind != "flat" or solver == "randomized" or beta not in (1.0, 2.0)):
+            raise ValueError(
+                f"outliers={self.outliers!r} applies to flat fits with the Kullback-Leibler or "
+                f"Frobenius loss and an exact solver; this fit is {self._kind!r} with "
+                f"solver={solver!r} and β={beta:g}. Drop `outliers`, or fit a flat model "
+                "(one number of components) with loss='kl' or 'frobenius'.")
         if self.constraints is not None or self.groups is not None:
             k = self.n_components
             k = k[0] if _is_sequence(k) else k
@@ -585,7 +608,9 @@ class HNMF(*_estimator_bases()):
             total = None
         bar, callback = self._progress(total)
         try:
-            if kind == "flat":
+            if kind == "flat" and self.outliers is not None:
+                W, H, details = self._fit_robust(X, k, beta, solver, callback, plan)
+            elif kind == "flat":
                 W, H, details = self._fit_flat(X, k, beta, solver, callback, plan)
             elif kind == "layers":
                 W, H, details = self._fit_layers(X, beta, solver, callback, plan)
@@ -609,6 +634,7 @@ class HNMF(*_estimator_bases()):
         self.restart_objectives_ = np.asarray(details.get("restarts", [details["divergence"]]))
         self.hierarchy_ = details.get("hierarchy")
         self.constraint_metrics_ = self._metrics(W, H, plan)
+        self.outliers_ = details.get("outliers")
         self.explained_intensity_ratio_ = explained_intensity(W, H) / max(total, np.finfo(float).tiny)
         self._beta, self._solver = beta, solver
         self.loss_ = {2.0: "frobenius", 1.0: "kullback-leibler", 0.0: "itakura-saito"}.get(
@@ -668,6 +694,10 @@ class HNMF(*_estimator_bases()):
                                       constraints=plan, power_iterations=self.power_iterations,
                                       refine_passes=self.refine_passes)
                 restarts = [best.divergence]
+            elif self.outliers is not None:
+                W, H, details = self._fit_robust(Xs, k, beta, solver, callback, plan)
+                self.passes_ = Xs.passes
+                return self._set_fitted(W, H, details, plan, Xs.shape[1], beta, solver, total)
             else:
                 best, restarts = None, []
                 for restart in range(self.n_restarts):
@@ -712,6 +742,18 @@ class HNMF(*_estimator_bases()):
         details = dict(n_iter=result.n_iter, objective=result.objective,
                        divergence=result.divergence, converged=result.converged,
                        restarts=result.restart_objectives)
+        return result.W, result.H, details
+
+    def _fit_robust(self, X, k, beta, solver, callback, plan):
+        result, found = solvers.robust_nmf(
+            X, k, outliers=self.outliers, loss=beta, solver=solver, init=self.init,
+            max_iter=self.max_iter, tol=self.tol, random_state=self.random_state,
+            n_restarts=self.n_restarts, callback=callback, constraints=plan,
+            signal_shape=None if self.signal_grid is None else tuple(
+                getattr(self.signal_grid, "shape", self.signal_grid)))
+        details = dict(n_iter=result.n_iter, objective=result.objective,
+                       divergence=result.divergence, converged=result.converged,
+                       outliers=found)
         return result.W, result.H, details
 
     def _fit_layers(self, X, beta, solver, callback, plan):

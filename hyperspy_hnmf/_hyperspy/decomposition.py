@@ -31,6 +31,7 @@ from .._checks import (check_finite, check_nonnegative, check_not_all_zero, chec
                        is_auto_loss, row_blocks)
 from ..estimators import explained_intensity
 from .results import _keeping_previous_results, clear_results, stamp_results, store_decomposition
+from .robust import outlier_info, outlier_line
 
 #: The name to pass as ``algorithm`` to ``decomposition``.
 ALGORITHM_NAME = "hnmf"
@@ -47,8 +48,10 @@ _DOC_NOTE = """
     nonnegative matrix factorization of hyperspy_hnmf. It needs
     ``output_dimension`` and takes the options of :class:`hyperspy_hnmf.HNMF`
     as keywords: ``loss``, ``solver``, ``init``, ``max_iter``, ``tol``,
-    ``random_state``, ``n_restarts``, ``clip_negative`` and
-    ``show_progressbar`` (None follows HyperSpy's preferences). Components
+    ``random_state``, ``n_restarts``, ``clip_negative``, ``outliers``
+    (``"auto"``: keep detector outliers out of the fit, see
+    ``hyperspy_hnmf.get_outliers``) and ``show_progressbar`` (None follows
+    HyperSpy's preferences). Components
     sum to one and are sorted by decreasing total intensity; fit details are
     stored in ``learning_results.hnmf``.
 """
@@ -126,6 +129,10 @@ def _build_estimator(algorithm, output_dimension, options, signal=None):
             estimator.navigation_grid = navigation
         if estimator.signal_grid is None:
             estimator.signal_grid = sig
+    if signal is not None and estimator.outliers is not None and estimator.signal_grid is None:
+        from ..constraints import signal_grids
+
+        estimator.signal_grid = signal_grids(signal)[1]  # neighbours of the channel rule
     estimator._validate_params()
     return estimator
 
@@ -403,6 +410,10 @@ def _hnmf_decomposition(signal, original, arguments, options):
         results.output_dimension = int(estimator.n_components_)
         _store_explained_intensity(results, nav_mask, sig_mask, total)
         results.hnmf = _fit_info(estimator)
+        if estimator.outliers_ is not None:
+            results.hnmf["outliers"] = outlier_info(
+                estimator.outliers_, nav_mask, sig_mask, signal.axes_manager.navigation_size,
+                signal.axes_manager.signal_size)
         stamp_results(results)
     if arguments["print_info"]:
         _print_info(results.hnmf, normalize, estimator)
@@ -469,6 +480,8 @@ def _lazy_decomposition(signal, estimator, arguments):
         ratio = estimator.explained_intensity_ratio_
     info = _fit_info(estimator)
     info["passes"] = int(estimator.passes_)
+    if estimator.outliers_ is not None:
+        info["outliers"] = outlier_info(estimator.outliers_)
     store_decomposition(signal, factors, loadings, ALGORITHM_NAME, info,
                         explained_intensity_ratio=ratio,
                         poissonian_noise_normalized=normalize)
@@ -513,7 +526,10 @@ def _print_info(info, normalize, estimator):
     ]
     if "passes" in info:
         lines.append(f"  passes over the lazy data={info['passes']}")
-    print("\n".join(lines + _constraint_lines(info)))
+    lines += _constraint_lines(info)
+    if outlier_line(info):
+        lines.append(outlier_line(info))
+    print("\n".join(lines))
 
 
 def loss_is_poisson(estimator, data=None):

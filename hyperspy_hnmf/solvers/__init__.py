@@ -51,23 +51,27 @@ from ._multiblock import JointResult, joint_nmf, noise_variance
 from ._objective import beta_divergence
 from ._passes import streaming_nmf
 from ._randomized import randomized_nmf
+from ._robust import Outliers, check_outliers, robust_nmf
 from ._updates import MU_FLOOR, SPARSE_KL_DENSITY, hals_sweep, make_update
 
 __all__ = [
     "INIT_METHODS",
     "LOSSES",
+    "Outliers",
     "SOLVER_NAMES",
     "FitResult",
     "JointResult",
     "beta_divergence",
     "canonical_order",
     "check_data",
+    "check_outliers",
     "joint_nmf",
     "make_update",
     "nmf",
     "noise_variance",
     "promote_if_overflowing",
     "randomized_nmf",
+    "robust_nmf",
     "solve_loadings",
     "streaming_nmf",
 ]

@@ -46,7 +46,8 @@ class _Penalties:
         pass
 
 
-def _chunk_pass(block, start, W_chunk, Ht, beta, solver, penalties, update_maps, first):
+def _chunk_pass(block, start, W_chunk, missing, Ht, beta, solver, penalties, update_maps,
+                first):
     """Update one chunk's maps (optional) and return them with the component statistics.
 
     ``block`` is the raw chunk (counts stay integers): Frobenius products go
@@ -54,9 +55,15 @@ def _chunk_pass(block, start, W_chunk, Ht, beta, solver, penalties, update_maps,
     float row blocks); KL reads the raw chunk in one fused kernel
     (:func:`~._kernels.kl_chunk_pass`), skipping zeros, or a sparse chunk
     (event data) through its CSR twin :func:`~._kernels.kl_chunk_pass_csr`.
+    ``missing``: the chunk's entries to treat as missing (:func:`fill_missing`,
+    a float copy of this chunk only), or None.
     """
     dtype = Ht.dtype
     statistics = {}
+    if missing is not None:
+        raw = (block.scaled_values(dtype, start) if isinstance(block, RawChunk)
+               else _checked_raw(block, dtype, start))
+        block = fill_missing(raw, W_chunk, Ht, missing)
     if beta == 2:
         X = chunk_matrix(block, dtype, start)
         if update_maps:
@@ -173,6 +180,65 @@ def _kl_dense_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, update_map
     return W_new, N, term
 
 
+class MissingEntries:
+    """Entries and whole columns of the data treated as missing, by row chunk.
+
+    Parameters
+    ----------
+    rows, cols : array of int
+        Coordinates of the missing entries.
+    columns : array of int
+        Columns missing in every row.
+
+    Examples
+    --------
+    >>> missing = MissingEntries([3, 0], [1, 2], [4])
+    >>> missing.chunk(slice(2, 5))
+    (array([1]), array([1]), array([4]))
+    >>> MissingEntries([3], [1]).chunk(slice(0, 2)) is None
+    True
+    """
+
+    def __init__(self, rows, cols, columns=()):
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        order = np.lexsort((cols, rows))
+        self.rows, self.cols = rows[order], cols[order]
+        self.columns = np.asarray(columns, dtype=np.int64)
+
+    def chunk(self, rows):
+        """``(local rows, columns of the entries, missing columns)`` of a row slice, or None.
+
+        None when nothing in those rows is missing (the chunk is then read
+        as it is, without a copy).
+        """
+        first, last = np.searchsorted(self.rows, [rows.start, rows.stop])
+        if first == last and not self.columns.size:
+            return None
+        return self.rows[first:last] - rows.start, self.cols[first:last], self.columns
+
+
+def fill_missing(block, W, Ht, missing):
+    """A float copy of one chunk with its missing entries replaced by the model ``W Htᵀ``.
+
+    Only the chunk is copied; the model is evaluated at the missing entries.
+
+    Examples
+    --------
+    >>> block = np.array([[1, 9], [1, 1]], dtype=np.uint16)
+    >>> W, Ht = np.ones((2, 1), np.float32), np.ones((2, 1), np.float32)
+    >>> fill_missing(block, W, Ht, (np.array([0]), np.array([1]), np.array([], int)))
+    array([[1., 1.],
+           [1., 1.]], dtype=float32)
+    """
+    rows, cols, columns = missing
+    filled = np.array(block, dtype=Ht.dtype)
+    if columns.size:
+        filled[:, columns] = W @ Ht[columns].T
+    if rows.size:
+        filled[rows, cols] = np.einsum("ij,ij->i", W[rows], Ht[cols])
+    return filled
+
+
 def _checked_raw(block, dtype, start):
     """The raw chunk, C-contiguous, checked where its type can hold bad values.
 
@@ -215,7 +281,7 @@ def _column_scale(before, after):
 
 def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver="auto", init="nndsvda",
                   max_iter=200, tol=1e-4, random_state=None, callback=None,
-                  constraints=None, W=None, H=None):
+                  constraints=None, W=None, H=None, missing=None):
     """Exact NMF ``X ≈ W H`` of a dask array, one pass over the data per iteration.
 
     Parameters
@@ -242,6 +308,11 @@ def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver="auto", init="nn
     W, H : ndarray, optional
         Start from these factors instead of ``init`` (used by the randomized
         solver's refinement).
+    missing : MissingEntries, optional
+        Entries (and whole columns) of the data to treat as missing: at every
+        pass they are replaced by the current model (expectation-maximization
+        for missing data; :func:`~hyperspy_hnmf.solvers.robust_nmf`), in a
+        copy of the chunk being read.
 
     Returns
     -------
@@ -285,10 +356,15 @@ def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver="auto", init="nn
         maps_side.project(W)
 
     def run_pass(update_maps, first=False):
-        per_chunk = [(W[Xs.rows(i)],) for i in range(Xs.n_chunks)]
+        per_chunk = [(W[Xs.rows(i)], None if missing is None else missing.chunk(Xs.rows(i)))
+                     for i in range(Xs.n_chunks)]
+        # Filled entries change with the model: their totals are taken at every pass.
+        first = first or missing is not None
         chunks, statistics = Xs.map_chunks(
             _chunk_pass, per_chunk=per_chunk,
             shared=(Ht, beta, solver, penalties, update_maps, first), reduce="second")
+        totals.update({name: statistics.pop(name) for name in ("norm_X2", "sum_X")
+                       if name in statistics})
         return np.concatenate(chunks), statistics
 
     def penalty_value():
@@ -296,8 +372,8 @@ def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver="auto", init="nn
             return 0.0
         return maps_side.penalty_value(W) + components_side.penalty_value(Ht)
 
+    totals = {}
     _, statistics = run_pass(update_maps=False, first=True)
-    totals = {name: statistics.pop(name) for name in ("norm_X2", "sum_X") if name in statistics}
     history = [_objective(beta, statistics, totals, Ht) + penalty_value()]
     converged = False
     iteration = 0
