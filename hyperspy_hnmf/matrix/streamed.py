@@ -178,6 +178,23 @@ class StreamedMatrix:
         return StreamedMatrix(self.array, self.row_scale, self.column_scale, self._counter,
                               (float(level), int(seed)))
 
+    def resampled(self, draw):
+        """The data resampled chunk by chunk by ``draw(chunk, start)`` in every pass (no pass).
+
+        ``draw`` (e.g. :class:`~hyperspy_hnmf.solvers.PoissonResampler`) must
+        give the same rows whatever the chunk they arrive in, so that every
+        pass reads the same resample; the resample never sits in memory whole.
+
+        Examples
+        --------
+        >>> import dask.array as da
+        >>> X = StreamedMatrix(da.from_array(np.ones((4, 3)), chunks=(2, 3)))
+        >>> X.resampled(lambda chunk, start: chunk * (start + 1)).sum(axis=1).tolist()
+        [3.0, 3.0, 9.0, 9.0]
+        """
+        return StreamedMatrix(self.array, self.row_scale, self.column_scale, self._counter,
+                              draw)
+
     def map_chunks(self, function, per_chunk=None, shared=(), reduce=None, only=None):
         """Run ``function(block, start, *per_chunk[i], *shared)`` on every chunk, in one pass.
 
@@ -537,7 +554,9 @@ def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbat
             and column_scale is None and perturbation is None:
         return function(np.asarray(block), start, *args)
     values = _float_block(block, dtype, start)
-    if perturbation is not None:
+    if callable(perturbation):
+        values = perturbation(values, start)
+    elif perturbation is not None:
         level, seed = perturbation
         noise = np.random.default_rng([seed, start]).random(values.shape, dtype=values.dtype)
         values = values * (1 - level + 2 * level * noise)

@@ -46,6 +46,7 @@ from ._init import INIT_METHODS, check_init, initialize
 from ._linalg import as_generator, density, to_csr
 from ..matrix import as_data_matrix, compute_dtype, is_chunked
 from ._loop import FitResult, alternate, canonical_order
+from ._bootstrap import BootstrapResult, PoissonResampler, bootstrap_nmf, match_components
 from ._multiblock import JointResult, joint_nmf, noise_variance
 from ._objective import beta_divergence
 from ._passes import streaming_nmf
@@ -53,16 +54,20 @@ from ._randomized import randomized_nmf
 from ._updates import MU_FLOOR, SPARSE_KL_DENSITY, hals_sweep, make_update
 
 __all__ = [
+    "BootstrapResult",
     "INIT_METHODS",
     "LOSSES",
     "SOLVER_NAMES",
     "FitResult",
     "JointResult",
+    "PoissonResampler",
     "beta_divergence",
+    "bootstrap_nmf",
     "canonical_order",
     "check_data",
     "joint_nmf",
     "make_update",
+    "match_components",
     "nmf",
     "noise_variance",
     "promote_if_overflowing",
