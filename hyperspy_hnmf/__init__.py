@@ -17,6 +17,7 @@ from . import _hyperspy
 from ._hyperspy import data, plotting as _plotting, register, unregister
 from ._hyperspy import decomposition as integration
 from ._hyperspy.joint import joint_decomposition
+from ._hyperspy.uncertainty import Uncertainty, uncertainty
 from ._hyperspy.results import (
     get_cluster_labels,
     get_hierarchy_level,
@@ -61,6 +62,8 @@ __all__ = [
     "register",
     "solvers",
     "stability",
+    "Uncertainty",
+    "uncertainty",
     "unregister",
 ]
 __version__ = "0.1.0"

@@ -334,7 +334,7 @@ class BootstrapResult:
         maps = _inside(W_true, self.W_lower, self.W_upper, axis=0)
         if H_true is None:
             return maps
-        return maps, _inside(H_true, self.H_lower.T, self.H_upper.T, axis=0)
+        return maps, _inside(H_true, self.H_lower, self.H_upper, axis=1)
 
 
 def _inside(truth, lower, upper, axis):
