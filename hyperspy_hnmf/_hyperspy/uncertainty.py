@@ -42,7 +42,16 @@ class Uncertainty:
 
     Examples
     --------
-    See :func:`uncertainty`.
+    >>> import hyperspy_hnmf
+    >>> from hyperspy_hnmf.data import synthetic_4dstem
+    >>> s = synthetic_4dstem(scan_shape=(10, 10), detector_shape=(16, 16), n_phases=1,
+    ...                      n_rotations=1)
+    >>> s.decomposition(algorithm="hnmf", output_dimension=2, print_info=False)
+    >>> u = hyperspy_hnmf.uncertainty(s, n_resamples=5, random_state=0, show_progressbar=False)
+    >>> u
+    <Uncertainty: 2 components, 5 poisson resamples, 90 % intervals>
+    >>> u.summary().splitlines()[1].split()[:2]
+    ['component', 'stability']
     """
 
     def __init__(self, signal, result):
