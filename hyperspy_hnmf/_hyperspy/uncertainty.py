@@ -35,7 +35,7 @@ class Uncertainty:
     stability : ndarray, shape (k,)
         Median correlation of every resampled component with the reference
         one it was matched to (1: found again in every resample).
-    method, confidence, n_resamples
+    method, confidence, interval, n_resamples
         The settings of the bootstrap.
     result : hyperspy_hnmf.solvers.BootstrapResult
         The arrays (resampled correlations, seeds, samples if kept).
@@ -49,7 +49,7 @@ class Uncertainty:
     >>> s.decomposition(algorithm="hnmf", output_dimension=2, print_info=False)
     >>> u = hyperspy_hnmf.uncertainty(s, n_resamples=5, random_state=0, show_progressbar=False)
     >>> u
-    <Uncertainty: 2 components, 5 poisson resamples, 90 % intervals>
+    <Uncertainty: 2 components, 5 poisson resamples, 90 % basic intervals>
     >>> u.summary().splitlines()[1].split()[:2]
     ['component', 'stability']
     """
@@ -58,6 +58,7 @@ class Uncertainty:
         self.result = result
         self.method = result.method
         self.confidence = result.confidence
+        self.interval = result.interval
         self.n_resamples = result.n_resamples
         percent = f"{100 * result.confidence:g} %"
         self.loadings_lower = _loadings(signal, result.W_lower, f"lower {percent} bound of the maps")
@@ -85,7 +86,7 @@ class Uncertainty:
         width = result.W_upper - result.W_lower
         scale = np.maximum(np.median(result.W, axis=0), np.finfo(float).tiny)
         lines = [f"Bootstrap of the hnmf decomposition: {self.n_resamples} resamples "
-                 f"({self.method}), {100 * self.confidence:g} % intervals, "
+                 f"({self.method}), {100 * self.confidence:g} % {self.interval} intervals, "
                  f"{result.n_iter} iterations per refit",
                  f"{'component':>9}  {'stability':>9}  {'map r':>6}  {'median width':>12}  "
                  f"{'width / median map':>18}"]
@@ -101,7 +102,8 @@ class Uncertainty:
 
     def __repr__(self):
         return (f"<Uncertainty: {len(self.stability)} components, {self.n_resamples} "
-                f"{self.method} resamples, {100 * self.confidence:g} % intervals>")
+                f"{self.method} resamples, {100 * self.confidence:g} % {self.interval} "
+                "intervals>")
 
 
 def _loadings(signal, array, title):
@@ -160,16 +162,21 @@ def _matrix(signal):
 
 
 def uncertainty(s, n_resamples=50, method="poisson", confidence=0.9, random_state=None, *,
-                max_iter=20, tol=0.0, keep_samples=False, show_progressbar=None,
-                print_info=False):
+                interval="basic", max_iter=20, tol=0.0, keep_samples=False,
+                show_progressbar=None, print_info=False):
     """Bootstrap confidence intervals of the maps and components of an hnmf decomposition.
 
     Every resample of the counts is fitted again from the decomposition in
     ``s.learning_results`` (a warm start, ``max_iter`` iterations of the
     solver and loss of that fit), its components matched to the reference
     ones (Hungarian assignment on their correlation) and scaled like them
-    (components sum to one, maps in counts). The percentiles of the
-    resampled maps and components give per-pixel and per-channel intervals.
+    (components sum to one, maps in counts). Quantiles of the resampled
+    maps and components give per-pixel and per-channel intervals (by default
+    the basic bootstrap interval, which subtracts the bias of the fit that the
+    resamples reproduce; see :func:`hyperspy_hnmf.solvers.bootstrap_interval`).
+    The intervals describe the noise of the counts given the model: where
+    the factorization is not unique (e.g. a component present at every probe
+    position), the bias of the fit itself is not in them.
     Lazy signals are resampled chunk by chunk inside every pass: a resample
     never sits in memory whole, and it is the same whatever the chunks.
 
@@ -185,10 +192,15 @@ def uncertainty(s, n_resamples=50, method="poisson", confidence=0.9, random_stat
         recorded electrons resampled with replacement, ``X* ~ Poisson(X)``
         (needs no model). Both assume counted electrons.
     confidence : float, default 0.9
-        Nominal coverage of the two-sided percentile intervals.
+        Nominal coverage of the two-sided intervals.
     random_state : None, int or numpy.random.Generator
         Seed of the resamples (the same seed gives the same intervals, lazy
         or not).
+    interval : {"basic", "percentile"}, default "basic"
+        ``"basic"``: ``[2 fit - q_hi, 2 fit - q_lo]`` clipped at 0, with
+        ``q_lo, q_hi`` the resamples' quantiles; ``"percentile"``:
+        ``[q_lo, q_hi]``. Entries below 1e-6 of a component's largest value
+        count as zeros.
     max_iter : int, default 20
         Iterations of every refit. 50 resamples then cost about
         ``1000 / n_iter`` fits of ``n_iter`` iterations.
@@ -238,7 +250,7 @@ def uncertainty(s, n_resamples=50, method="poisson", confidence=0.9, random_stat
     try:
         result = bootstrap_nmf(X, W, H, loss=float(info["beta"]), solver=info["solver"],
                                method=method, n_resamples=n_resamples, confidence=confidence,
-                               max_iter=max_iter, tol=tol, random_state=random_state,
+                               interval=interval, max_iter=max_iter, tol=tol, random_state=random_state,
                                keep_samples=keep_samples, callback=callback)
     finally:
         if bar is not None:

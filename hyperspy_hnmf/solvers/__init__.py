@@ -46,7 +46,8 @@ from ._init import INIT_METHODS, check_init, initialize
 from ._linalg import as_generator, density, to_csr
 from ..matrix import as_data_matrix, compute_dtype, is_chunked
 from ._loop import FitResult, alternate, canonical_order
-from ._bootstrap import BootstrapResult, PoissonResampler, bootstrap_nmf, match_components
+from ._bootstrap import (BootstrapResult, PoissonResampler, bootstrap_interval, bootstrap_nmf,
+                         match_components)
 from ._multiblock import JointResult, joint_nmf, noise_variance
 from ._objective import beta_divergence
 from ._passes import streaming_nmf
@@ -62,6 +63,7 @@ __all__ = [
     "JointResult",
     "PoissonResampler",
     "beta_divergence",
+    "bootstrap_interval",
     "bootstrap_nmf",
     "canonical_order",
     "check_data",

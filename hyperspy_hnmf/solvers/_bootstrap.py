@@ -10,8 +10,9 @@ reference fit, for a few iterations, through the shared loops
 :func:`~hyperspy_hnmf.solvers.streaming_nmf` in passes); its components are
 matched to the reference components (Hungarian assignment on their
 correlation) and scaled as the reference (components sum to one, maps carry
-the counts). Percentiles of the resampled maps and components give the
-intervals.
+the counts). Quantiles of the resampled maps and components give the
+intervals (:func:`bootstrap_interval`): by default the basic bootstrap
+interval, which corrects for the bias of the fit that the resamples show.
 
 Two resampling schemes:
 
@@ -40,11 +41,22 @@ from .._checks import check_finite, check_nonnegative
 from ..matrix import ArrayMatrix, StreamedMatrix, as_data_matrix
 from ._linalg import as_generator
 
-__all__ = ["METHODS", "BootstrapResult", "PoissonResampler", "bootstrap_nmf",
-           "match_components"]
+__all__ = ["INTERVALS", "METHODS", "ZERO_TOLERANCE", "BootstrapResult", "PoissonResampler", "bootstrap_interval",
+           "bootstrap_nmf", "match_components"]
 
 #: Resampling schemes of :func:`bootstrap_nmf`.
 METHODS = ("poisson", "nonparametric")
+
+#: Interval types of :func:`bootstrap_interval`.
+INTERVALS = ("basic", "percentile")
+
+#: Entries of a fit below this fraction of their component's largest value are
+#: numerical zeros: multiplicative updates keep every entry ≥ ``MU_FLOOR`` and
+#: approach a zero only geometrically, so an absent component's map sits at
+#: 1e-16 to 1e-7 counts instead of 0. :func:`bootstrap_nmf` rounds them to 0
+#: (fit and resamples) before forming the intervals, so that a true zero can
+#: lie inside them.
+ZERO_TOLERANCE = 1e-6
 
 _MASK64 = (1 << 64) - 1
 
@@ -205,6 +217,72 @@ class PoissonResampler:
         return out
 
 
+def bootstrap_interval(samples, estimate, confidence=0.9, interval="basic", atol=0.0):
+    """Two-sided bootstrap interval of every entry of a nonnegative estimate.
+
+    Entries of ``samples`` and ``estimate`` at or below ``atol`` are taken
+    as zeros first (the numerical floor of the solver).
+
+    With ``q_lo`` and ``q_hi`` the ``(1 - confidence) / 2`` and
+    ``(1 + confidence) / 2`` quantiles of the resampled estimates ``θ*`` and
+    ``θ̂`` the estimate:
+
+    ``"basic"`` (reverse percentile)
+        ``[2 θ̂ - q_hi, 2 θ̂ - q_lo]``, clipped at 0. It assumes that the
+        estimate errs about the truth as the resamples err about the
+        estimate (``θ̂ - θ ≈ θ* - θ̂`` in distribution), so a bias of the
+        fit that the resamples reproduce is subtracted instead of added. At
+        an estimate of 0 it is ``[0, 0]``.
+    ``"percentile"``
+        ``[q_lo, q_hi]``: the spread of the resamples, placed where they
+        are. Calibrated only for an unbiased estimate.
+
+    Parameters
+    ----------
+    samples : ndarray, shape (n_resamples, ...)
+        The resampled estimates.
+    estimate : ndarray, shape (...)
+        The estimate from the data (the reference fit).
+    confidence : float, default 0.9
+    interval : {"basic", "percentile"}, default "basic"
+    atol : float or ndarray broadcasting to ``estimate``, default 0
+        Values at or below it are zeros.
+
+    Returns
+    -------
+    lower, upper : ndarray, shape (...)
+        Nonnegative bounds, ``lower <= upper``.
+
+    Examples
+    --------
+    >>> samples = np.array([[1.0, 5.0], [2.0, 6.0], [3.0, 7.0]])
+    >>> lower, upper = bootstrap_interval(samples, np.array([1.0, 6.0]), confidence=0.5)
+    >>> lower.tolist(), upper.tolist()
+    ([0.0, 5.5], [0.5, 6.5])
+    >>> [b.tolist() for b in bootstrap_interval(samples, np.array([1.0, 6.0]), 0.5,
+    ...                                         interval="percentile")]
+    [[1.5, 5.5], [2.5, 6.5]]
+    >>> [b.tolist() for b in bootstrap_interval(np.full((3, 1), 1e-16), np.array([2e-14]),
+    ...                                         atol=1e-6)]
+    [[0.0], [0.0]]
+    """
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be one of {INTERVALS} ('basic': bias-corrected, "
+                         f"'percentile': the resamples' quantiles), got {interval!r}.")
+    samples = np.asarray(samples)
+    estimate = np.asarray(estimate, dtype=np.float64)
+    if samples.shape[1:] != estimate.shape:
+        raise ValueError(f"The samples have shape {samples.shape}: they need shape "
+                         f"(n_resamples, *{estimate.shape}) to match the estimate.")
+    samples = np.where(samples > atol, samples, 0)
+    estimate = np.where(estimate > atol, estimate, 0.0)
+    tails = [(1 - confidence) / 2, (1 + confidence) / 2]
+    low, high = np.quantile(samples, tails, axis=0)
+    if interval == "percentile":
+        return low, high
+    return np.maximum(2 * estimate - high, 0.0), np.maximum(2 * estimate - low, 0.0)
+
+
 def _unit_rows(A):
     """Rows centred and scaled to unit norm (for Pearson correlations)."""
     A = np.asarray(A, dtype=np.float64)
@@ -253,7 +331,7 @@ class BootstrapResult:
     W, H : ndarray
         The reference fit, scaled so that every component sums to one.
     W_lower, W_upper : ndarray, shape (n, k)
-        Lower and upper bounds of the maps (percentile intervals).
+        Lower and upper bounds of the maps (:func:`bootstrap_interval`).
     H_lower, H_upper : ndarray, shape (k, m)
         Lower and upper bounds of the components.
     W_median : ndarray, shape (n, k)
@@ -267,6 +345,8 @@ class BootstrapResult:
         with others.
     method : str
     confidence : float
+    interval : str
+        ``"basic"`` or ``"percentile"`` (:func:`bootstrap_interval`).
     n_resamples : int
     n_iter : int
         Iterations of every refit.
@@ -303,6 +383,7 @@ class BootstrapResult:
     seeds: np.ndarray
     W_samples: np.ndarray = None
     H_samples: np.ndarray = None
+    interval: str = "basic"
 
     @property
     def stability(self):
@@ -345,7 +426,7 @@ def _inside(truth, lower, upper, axis):
     return np.mean((truth >= lower) & (truth <= upper), axis=axis)
 
 
-def _check_options(n_resamples, confidence, method, max_iter):
+def _check_options(n_resamples, confidence, method, max_iter, interval):
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
             or n_resamples < 2:
         raise ValueError(f"n_resamples must be an integer ≥ 2 (50 or more for 90 % intervals), "
@@ -360,6 +441,9 @@ def _check_options(n_resamples, confidence, method, max_iter):
                          f"resampled), got {method!r}.")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"max_iter must be an integer ≥ 1, got {max_iter!r}.")
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be 'basic' (bias-corrected, the default) or "
+                         f"'percentile' (the resamples' quantiles), got {interval!r}.")
 
 
 def _reference(W, H, shape):
@@ -383,7 +467,7 @@ def _reference(W, H, shape):
 
 
 def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resamples=50,
-                  confidence=0.9, max_iter=50, tol=0.0, random_state=None,
+                  confidence=0.9, interval="basic", max_iter=50, tol=0.0, random_state=None,
                   keep_samples=False, callback=None):
     """Bootstrap confidence intervals of a fitted NMF ``X ≈ W H``.
 
@@ -404,7 +488,12 @@ def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resa
         resampled with replacement.
     n_resamples : int, default 50
     confidence : float, default 0.9
-        Coverage of the two-sided percentile intervals.
+        Nominal coverage of the two-sided intervals.
+    interval : {"basic", "percentile"}, default "basic"
+        ``"basic"``: ``[2 θ̂ - q_hi, 2 θ̂ - q_lo]`` clipped at 0, which
+        subtracts the bias of the fit that the resamples reproduce (e.g. a
+        map a few counts above a true zero); ``"percentile"``: ``[q_lo, q_hi]``
+        (:func:`bootstrap_interval`).
     max_iter : int, default 50
         Iterations of every refit, from the reference fit.
     tol : float, default 0
@@ -434,7 +523,7 @@ def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resa
     from . import nmf
     from ._passes import streaming_nmf
 
-    _check_options(n_resamples, confidence, method, max_iter)
+    _check_options(n_resamples, confidence, method, max_iter, interval)
     data = as_data_matrix(X)
     W_ref, H_ref = _reference(W, H, data.shape)
     n, m = data.shape
@@ -462,16 +551,17 @@ def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resa
         n_iter = fit.n_iter
         if callback is not None:
             callback(r)
-    tails = [(1 - confidence) / 2, (1 + confidence) / 2]
-    W_lower, W_upper = np.quantile(W_samples, tails, axis=0)
-    H_lower, H_upper = np.quantile(H_samples, tails, axis=0)
+    W_lower, W_upper = bootstrap_interval(W_samples, W_ref, confidence, interval,
+                                          atol=ZERO_TOLERANCE * W_ref.max(axis=0))
+    H_lower, H_upper = bootstrap_interval(H_samples, H_ref, confidence, interval,
+                                          atol=ZERO_TOLERANCE * H_ref.max(axis=1, keepdims=True))
     return BootstrapResult(
         W=W_ref, H=H_ref, W_lower=W_lower, W_upper=W_upper, H_lower=H_lower, H_upper=H_upper,
         W_median=np.median(W_samples, axis=0), component_correlation=component_correlation,
         map_correlation=map_correlation, method=method, confidence=float(confidence),
         n_resamples=int(n_resamples), n_iter=int(n_iter), seeds=seeds,
         W_samples=W_samples if keep_samples else None,
-        H_samples=H_samples if keep_samples else None)
+        H_samples=H_samples if keep_samples else None, interval=interval)
 
 
 def _resample_in_memory(data, draw):
