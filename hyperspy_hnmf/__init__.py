@@ -19,6 +19,7 @@ from ._hyperspy import decomposition as integration
 from ._hyperspy.events import events_to_signal
 from ._hyperspy.joint import joint_decomposition
 from ._hyperspy.robust import get_outliers
+from ._hyperspy.uncertainty import Uncertainty, uncertainty
 from ._hyperspy.results import (
     get_cluster_labels,
     get_hierarchy_level,
@@ -66,6 +67,8 @@ __all__ = [
     "register",
     "solvers",
     "stability",
+    "Uncertainty",
+    "uncertainty",
     "unregister",
 ]
 __version__ = "0.1.0"

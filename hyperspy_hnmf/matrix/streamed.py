@@ -303,6 +303,23 @@ class StreamedMatrix:
         return StreamedMatrix(self.array, self.row_scale, self.column_scale, self._counter,
                               (kind, float(level), int(seed)))
 
+    def resampled(self, draw):
+        """The data resampled chunk by chunk by ``draw(chunk, start)`` in every pass (no pass).
+
+        ``draw`` (e.g. :class:`~hyperspy_hnmf.solvers.PoissonResampler`) must
+        give the same rows whatever the chunk they arrive in, so that every
+        pass reads the same resample; the resample never sits in memory whole.
+
+        Examples
+        --------
+        >>> import dask.array as da
+        >>> X = StreamedMatrix(da.from_array(np.ones((4, 3)), chunks=(2, 3)))
+        >>> X.resampled(lambda chunk, start: chunk * (start + 1)).sum(axis=1).tolist()
+        [3.0, 3.0, 9.0, 9.0]
+        """
+        return StreamedMatrix(self.array, self.row_scale, self.column_scale, self._counter,
+                              draw)
+
     def map_chunks(self, function, per_chunk=None, shared=(), reduce=None, only=None):
         """Run ``function(block, start, *per_chunk[i], *shared)`` on every chunk, in one pass.
 
@@ -744,7 +761,9 @@ def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbat
         if getattr(function, "reads_scaled_chunks", False):
             return function(RawChunk(np.asarray(block), row_scale, column_scale), start, *args)
     values = _float_block(block, dtype, start)
-    if perturbation is not None:
+    if callable(perturbation):  # a resampler (bootstrap): values -> resampled values
+        values = perturbation(values, start)
+    elif perturbation is not None:
         kind, level, seed = perturbation
         rng = np.random.default_rng([seed, start])
         if kind == "poisson":
@@ -769,7 +788,9 @@ def _run_sparse_chunk(function, block, start, dtype, row_scale, column_scale, pe
     import scipy.sparse as sp
 
     values = sparse_chunk(block, dtype, start)
-    if perturbation is not None:
+    if callable(perturbation):  # a resampler (bootstrap); it keeps CSR as CSR
+        values = perturbation(values, start)
+    elif perturbation is not None:
         kind, level, seed = perturbation
         rng = np.random.default_rng([seed, start])
         values = values.copy()

@@ -47,6 +47,8 @@ from ._linalg import as_generator, density, to_csr
 from ..matrix import as_data_matrix, compute_dtype, is_chunked, is_sparse
 from ..matrix import to_csr as sparse_to_csr
 from ._loop import FitResult, alternate, canonical_order
+from ._bootstrap import (BootstrapResult, PoissonResampler, bootstrap_interval, bootstrap_nmf,
+                         match_components)
 from ._multiblock import JointResult, joint_nmf, noise_variance
 from ._objective import beta_divergence
 from ._passes import streaming_nmf
@@ -55,18 +57,23 @@ from ._robust import Outliers, check_outliers, robust_nmf
 from ._updates import MU_FLOOR, SPARSE_KL_DENSITY, hals_sweep, make_update
 
 __all__ = [
+    "BootstrapResult",
     "INIT_METHODS",
     "LOSSES",
     "Outliers",
     "SOLVER_NAMES",
     "FitResult",
     "JointResult",
+    "PoissonResampler",
     "beta_divergence",
+    "bootstrap_interval",
+    "bootstrap_nmf",
     "canonical_order",
     "check_data",
     "check_outliers",
     "joint_nmf",
     "make_update",
+    "match_components",
     "nmf",
     "noise_variance",
     "promote_if_overflowing",
