@@ -630,8 +630,8 @@ def _split(data, unit, maps, mixed, phase_patterns, phase_angles, descriptors, t
         unit[k + i] = piece
         maps[:, k + i] = share * maps[:, j]
         maps[:, j] *= 1.0 - share
-    maps = _partition(np.asarray(data, dtype=np.float64), unit.reshape(unit.shape[0], -1), maps,
-                      mixed, k + np.arange(mixed.size), n_refit)
+    maps = _partition(data, unit.reshape(unit.shape[0], -1), maps, mixed,
+                      k + np.arange(mixed.size), n_refit)
     return unit, maps
 
 
