@@ -700,8 +700,9 @@ def _speckle_test(data, maps, counts, descriptors, phase_patterns, labels, trans
     is built from the data: the positions with the smallest share of
     crystalline counts (the lower half; crystals cover a minority of the
     scan) and of the component's own counts (the lower half: where it may
-    carry a piece of a crystal that no crystalline component holds) are averaged with the component's own map values, in random
-    order, as weights (the same averaging of speckle), and the average is
+    carry a piece of a crystal that no crystalline component holds) are
+    averaged with the component's own map values, in random order, as
+    weights (the same averaging of speckle), and the average is
     drawn as Poisson counts at the component's counts (the same counting
     noise). Its similarity to each phase pattern, the largest over
     ``n_resamples`` such draws, is the speckle similarity.
