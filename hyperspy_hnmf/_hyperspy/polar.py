@@ -519,9 +519,11 @@ def decomposition_phase_map(self, n_phases=None, threshold=None, number_of_compo
     counting noise by Poisson resamples of each component; components whose
     maps cover the scan or whose spots counting noise explains form the
     amorphous matrix, the others are clustered into phases up to in-plane
-    rotation. Every probe position is then tested: is a phase's presence
-    significant (Poisson likelihood ratio, scaled for speckle, level
-    ``alpha``) and strong enough (``boundary``)? See
+    rotation; a matrix component that resembles a phase more than amorphous
+    speckle does (it holds part of a crystal) is split, position by
+    position, into the phase's piece and the rest. Every probe position is
+    then tested: is a phase's presence significant (Poisson likelihood
+    ratio, scaled for speckle, level ``alpha``) and strong enough (``boundary``)? See
     :func:`hyperspy_hnmf.polar.phase_map` for the details.
 
     Parameters

@@ -22,10 +22,32 @@ Array-level logic behind the signal method ``phase_map`` (no HyperSpy here).
    distribution of that share for a pattern with no spots), by
    ``anisotropy_margin`` times and its map does not cover the scan (the
    matrix is present everywhere; speckle keeps its anisotropy above the
-   counting-noise level, so that alone would not tell). All other components form the amorphous
-   matrix class; the crystalline ones are clustered hierarchically on
-   ``1 - corrected similarity`` into ``n_phases`` phases, or merged while the
-   corrected similarity stays above ``threshold``.
+   counting-noise level, so that alone would not tell). The crystalline ones
+   are clustered hierarchically on ``1 - corrected similarity`` into
+   ``n_phases`` phases, or merged while the corrected similarity stays above
+   ``threshold``.
+3b. **Crystals shared with speckle.** A decomposition can give part of a
+   crystal to a component that also models amorphous speckle; its map then
+   covers the scan and step 3 leaves it, with the crystal's piece, in the
+   matrix. With the data, every component with significant anisotropy that is
+   not crystalline (except the matrix's reference, its component with the
+   most counts, which defines the matrix) is compared with each phase's
+   pattern, and with what speckle alone reaches: the data at positions where
+   neither a crystalline component nor the component itself is strong,
+   averaged with the component's own map values in random order (the same
+   averaging of speckle) and drawn at its counts (the same counting noise). A
+   component whose similarity to a phase exceeds the largest of
+   ``n_resamples`` such speckle similarities by ``anisotropy_margin`` times
+   is split in two: a *piece*, the phase's pattern at the component's
+   orientation, with the share of the component that the projection of its
+   anisotropic descriptor gives, and the *rest*. At every position the
+   component's counts are divided between the two by maximum likelihood (all
+   other maps held, the component's total kept), so they go to the crystal or
+   to the speckle as the data say. Steps 1 to 3 are then run again: rests
+   belong to the matrix; a piece joins its phase where its map is local
+   (participation ratio below ``matrix_occupancy``: a real piece of a
+   crystal) and the matrix otherwise (the resemblance was spread over the
+   scan). All other components form the amorphous matrix class.
 4. **Pixel labels by a likelihood-ratio test.** At every probe position the
    Poisson deviance of the data under the decomposition is compared with the
    deviance once a phase's components are removed and the others refitted
@@ -90,7 +112,8 @@ class PhaseMap:
     Attributes
     ----------
     component_labels : ndarray of int, shape (k,)
-        Class of every component.
+        Class of every component (pieces split off mixed components included;
+        see ``split_from``).
     component_angles_deg : ndarray, shape (k,)
         Rotation of every crystalline component relative to its phase's
         reference (its strongest member), degrees counter-clockwise as
@@ -101,7 +124,17 @@ class PhaseMap:
     references : ndarray of int, shape (n_classes,)
         Reference component of every class (-1 for an empty matrix class).
     crystalline : ndarray of bool, shape (k,)
-        Components with significant spots.
+        Components with significant spots and a local map.
+    split_from : ndarray of int, shape (k,)
+        For every component, the mixed decomposition component it was split
+        from (step 3b), else -1. Components ``0 .. n - 1`` are the
+        decomposition's (a split one is replaced by its rest); pieces are
+        appended after them, so ``k`` may exceed the number given.
+    phase_similarity, speckle_similarity : ndarray, shape (n, n_phases) or None
+        φ cross-correlation of every decomposition component (``n`` of them)
+        with every phase's pattern, and the largest reached by
+        ``n_resamples`` speckle averages made like the component (step 3b;
+        None without data, or when no component needed the test).
     occupancy : ndarray, shape (k,)
         Participation ratio of every component's map.
     anisotropy, anisotropy_null : ndarray, shape (k,)
@@ -148,6 +181,7 @@ class PhaseMap:
     def __init__(self, **attributes):
         self.labels = self.statistic = self.pvalues = None
         self.dispersion = self.orientation_deg = None
+        self.split_from = self.phase_similarity = self.speckle_similarity = None
         self.__dict__.update(attributes)
 
     @property
@@ -363,7 +397,10 @@ def phase_map(patterns, maps, data=None, n_phases=None, threshold=None, linkage=
         amorphous speckle averaged into it leaves more anisotropy than
         counting noise explains (0.05 at 2000 counts per pattern, 0.2 at 500
         in the multislice scenes), so anisotropy alone does not tell it from
-        a crystal. ``1`` turns this test off.
+        a crystal. ``1`` turns this test off. With ``data``, a component
+        whose map covers the scan but whose pattern resembles a phase more
+        than speckle averages do (by ``anisotropy_margin`` times) is split
+        into a piece of the phase and the rest (module description, step 3b).
     boundary : float
         A labelled position must also carry at least this fraction of its
         phase's typical peak share of the counts (the 95th percentile of the
@@ -455,6 +492,73 @@ def phase_map(patterns, maps, data=None, n_phases=None, threshold=None, linkage=
         PolarTransform(shape, center)  # validates the centre first
         radial_range = default_radial_range(mean, center)
     transform = PolarTransform(shape, center, radial_range, n_r, n_phi)
+    group = dict(transform=transform, n_resamples=n_resamples, margin=margin,
+                 matrix_occupancy=matrix_occupancy, n_phases=n_phases, threshold=threshold,
+                 linkage=linkage)
+    grouped = _group(unit, scaled_maps, rng, **group)
+    split_from = np.full(k, -1, dtype=np.int64)
+    phase_similarity = speckle_similarity = None
+    spread = (grouped["anisotropy"] > margin * grouped["null"]) & ~grouped["crystalline"]
+    if grouped["references"][0] >= 0:
+        spread[grouped["references"][0]] = False  # the matrix's reference defines it
+    if data is not None and grouped["labels"].max() > 0 and spread.any():
+        phase_similarity, speckle_similarity, phase_angles = _speckle_test(
+            data, scaled_maps, grouped["counts"], grouped["descriptors"],
+            grouped["class_patterns"][1:], grouped["labels"], transform, n_resamples, rng)
+        ratio = phase_similarity / np.maximum(speckle_similarity, 1e-12)
+        mixed = np.flatnonzero(spread & (ratio.max(axis=1) > margin))
+        if mixed.size:
+            phases = np.argmax(ratio[mixed], axis=1)
+            unit, scaled_maps = _split(data, unit, scaled_maps, mixed,
+                                       grouped["class_patterns"][1 + phases],
+                                       phase_angles[mixed, phases], grouped["descriptors"],
+                                       transform, n_refit)
+            split_from = np.concatenate([split_from, mixed])
+            grouped = _group(unit, scaled_maps, rng, split_from=split_from, **group)
+    labels = grouped["labels"]
+    crystalline = grouped["crystalline"]
+    references, angles = grouped["references"], grouped["angles"]
+    class_patterns, symmetry = grouped["class_patterns"], grouped["symmetry"]
+    k = labels.size
+    n_classes = labels.max() + 1
+    class_maps = np.stack([scaled_maps[:, labels == c].sum(axis=1) for c in range(n_classes)],
+                          axis=1)
+    result = PhaseMap(
+        component_labels=labels, component_angles_deg=angles, references=references,
+        crystalline=crystalline, split_from=split_from, phase_similarity=phase_similarity,
+        speckle_similarity=speckle_similarity, occupancy=grouped["occupancy"],
+        anisotropy=grouped["anisotropy"], anisotropy_null=grouped["null"],
+        counts=grouped["counts"], similarity=grouped["similarity"],
+        corrected_similarity=grouped["corrected"], noise_ceiling=grouped["ceiling"],
+        pair_angles_deg=grouped["pair_angles"], symmetry_deg=symmetry,
+        linkage=grouped["linkage"], maps=class_maps, patterns=class_patterns,
+        transform=transform,
+        classes=["matrix"] + [f"phase {c}" for c in range(1, n_classes)],
+    )
+    if data is not None and n_classes > 1:
+        _label_pixels(result, data, unit.reshape(k, -1), scaled_maps, alpha, boundary,
+                      n_refit)
+        if nav_shape is not None and label_window > 1:
+            result.labels = _majority(result.labels, nav_shape, n_classes, label_window)
+            _orientation(result, scaled_maps)
+    elif data is not None:
+        result.labels = np.zeros(maps.shape[0], dtype=np.int64)
+        result.orientation_deg = np.full(maps.shape[0], np.nan)
+    return result
+
+
+def _group(unit, scaled_maps, rng, transform, n_resamples, margin, matrix_occupancy, n_phases,
+           threshold, linkage, split_from=None):
+    """Steps 1 to 3: descriptors, noise-corrected similarity, matrix or crystal, phases.
+
+    ``split_from``: for every component the mixed one it was split from
+    (step 3b), -1 for the others. The rests of split components belong to the
+    matrix; a piece has its phase's spots by construction (its pattern comes
+    from many more counts than its map carries, so the anisotropy test at its
+    own counts does not apply) and is crystalline when its map is local.
+    """
+    k = unit.shape[0]
+    counts = scaled_maps.sum(axis=0)
     band = slice(None)  # every radius of the transform's range
     polar = transform(unit)
     descriptors = anisotropic_polar(polar)
@@ -466,6 +570,10 @@ def phase_map(patterns, maps, data=None, n_phases=None, threshold=None, linkage=
     np.fill_diagonal(corrected, 1.0)
     occupancy = _occupancy(scaled_maps)
     crystalline = (anisotropy > margin * null) & (occupancy < matrix_occupancy)
+    if split_from is not None:
+        pieces = split_from >= 0
+        crystalline = np.where(pieces, occupancy < matrix_occupancy, crystalline)
+        crystalline[split_from[pieces]] = False
     labels = np.zeros(k, dtype=np.int64)
     crystal = np.flatnonzero(crystalline)
     tree = None
@@ -483,6 +591,78 @@ def phase_map(patterns, maps, data=None, n_phases=None, threshold=None, linkage=
         totals = np.array([counts[crystal[raw == c]].sum() for c in ids])
         for new, old in enumerate(ids[np.argsort(-totals, kind="stable")]):
             labels[crystal[raw == old]] = new + 1
+    references, angles, class_patterns, symmetry = _classes(labels, counts, unit, pair_angles,
+                                                            transform)
+    return dict(counts=counts, descriptors=descriptors, anisotropy=anisotropy,
+                similarity=similarity, pair_angles=pair_angles, ceiling=ceiling, null=null,
+                corrected=corrected, occupancy=occupancy, crystalline=crystalline,
+                labels=labels, linkage=tree, references=references, angles=angles,
+                class_patterns=class_patterns, symmetry=symmetry)
+
+
+def _split(data, unit, maps, mixed, phase_patterns, phase_angles, descriptors, transform,
+           n_refit):
+    """Split every mixed component into a piece of its phase and the rest (step 3b).
+
+    The piece is the phase's pattern at the component's orientation; its share
+    of the component is the projection of the component's anisotropic
+    descriptor on the piece's. The rest is the component less that share
+    (clipped at zero). The component's counts at every position are divided
+    between the two as the data say (:func:`_partition`).
+
+    Returns
+    -------
+    unit : ndarray, shape (k + n_mixed, rows, columns)
+        The rests in place of the mixed components, the pieces appended.
+    maps : ndarray, shape (n_nav, k + n_mixed)
+    """
+    k = unit.shape[0]
+    unit = np.concatenate([unit, np.zeros((mixed.size,) + unit.shape[1:])])
+    maps = np.concatenate([maps, np.zeros((maps.shape[0], mixed.size))], axis=1)
+    for i, (j, pattern, angle) in enumerate(zip(mixed, phase_patterns, phase_angles)):
+        piece = np.clip(rotate_pattern(pattern, -angle, transform.center), 0, None)
+        piece /= max(piece.sum(), 1e-300)
+        piece_desc = anisotropic_polar(transform(piece))
+        share = float(np.clip((descriptors[j] * piece_desc).sum()
+                              / max((piece_desc**2).sum(), 1e-300), 0.0, 1.0))
+        rest = np.clip(unit[j] - share * piece, 0, None)
+        unit[j] = rest / max(rest.sum(), 1e-300)
+        unit[k + i] = piece
+        maps[:, k + i] = share * maps[:, j]
+        maps[:, j] *= 1.0 - share
+    maps = _partition(data, unit.reshape(unit.shape[0], -1), maps, mixed,
+                      k + np.arange(mixed.size), n_refit)
+    return unit, maps
+
+
+def _partition(data, W, H, rests, pieces, n_iter, eps=1e-12):
+    """Divide each split component's counts between its rest and its piece, position by position.
+
+    The total ``H[:, rest] + H[:, piece]`` stays as the decomposition gave it;
+    the piece's fraction ``f`` at every position maximises the Poisson
+    likelihood of the data with every other map held (EM updates,
+    ``f <- f A / (f A + (1 - f) B)`` with ``A``, ``B`` the data-over-model
+    weighted sums of the two patterns).
+    """
+    total = H[:, rests] + H[:, pieces]
+    fraction = np.where(total > 0, H[:, pieces] / np.where(total > 0, total, 1.0), 0.5)
+    fraction = np.clip(fraction, 0.01, 0.99)
+    for _ in range(n_iter):
+        H[:, pieces] = fraction * total
+        H[:, rests] = (1.0 - fraction) * total
+        ratio = data / np.maximum(H @ W, eps)
+        a = ratio @ W[pieces].T
+        b = ratio @ W[rests].T
+        fraction = fraction * a / np.maximum(fraction * a + (1.0 - fraction) * b, eps)
+    H[:, pieces] = fraction * total
+    H[:, rests] = (1.0 - fraction) * total
+    return H
+
+
+def _classes(labels, counts, unit, pair_angles, transform):
+    """Reference, member angles, pattern and symmetry of every class."""
+    k = labels.size
+    shape = unit.shape[1:]
     n_classes = labels.max() + 1
     references = np.full(n_classes, -1, dtype=np.int64)
     angles = np.zeros(k)
@@ -505,26 +685,55 @@ def phase_map(patterns, maps, data=None, n_phases=None, threshold=None, linkage=
         members = labels == c
         angles[members] = -((-angles[members] + symmetry[c] / 2) % symmetry[c]
                             - symmetry[c] / 2)
-    class_maps = np.stack([scaled_maps[:, labels == c].sum(axis=1) for c in range(n_classes)],
-                          axis=1)
-    result = PhaseMap(
-        component_labels=labels, component_angles_deg=angles, references=references,
-        crystalline=crystalline, occupancy=occupancy, anisotropy=anisotropy, anisotropy_null=null, counts=counts,
-        similarity=similarity, corrected_similarity=corrected, noise_ceiling=ceiling,
-        pair_angles_deg=pair_angles, symmetry_deg=symmetry, linkage=tree, maps=class_maps, patterns=class_patterns,
-        transform=transform,
-        classes=["matrix"] + [f"phase {c}" for c in range(1, n_classes)],
-    )
-    if data is not None and n_classes > 1:
-        _label_pixels(result, data, unit.reshape(k, -1), scaled_maps, alpha, boundary,
-                      n_refit)
-        if nav_shape is not None and label_window > 1:
-            result.labels = _majority(result.labels, nav_shape, n_classes, label_window)
-            _orientation(result, scaled_maps)
-    elif data is not None:
-        result.labels = np.zeros(maps.shape[0], dtype=np.int64)
-        result.orientation_deg = np.full(maps.shape[0], np.nan)
-    return result
+    return references, angles, class_patterns, symmetry
+
+
+def _speckle_test(data, maps, counts, descriptors, phase_patterns, labels, transform,
+                  n_resamples, rng):
+    """Similarity of every component to every phase, and what speckle alone reaches.
+
+    A component whose map covers much of the scan may still carry a crystal:
+    the decomposition can give part of a crystal to a component that also
+    holds amorphous speckle. Speckle averaged over many positions is itself
+    anisotropic and resembles any pattern a little, so the question is
+    whether the component resembles a phase more than speckle does. The null
+    is built from the data: the positions with the smallest share of
+    crystalline counts (the lower half; crystals cover a minority of the
+    scan) and of the component's own counts (the lower half: where it may
+    carry a piece of a crystal that no crystalline component holds) are
+    averaged with the component's own map values, in random order, as
+    weights (the same averaging of speckle), and the average is
+    drawn as Poisson counts at the component's counts (the same counting
+    noise). Its similarity to each phase pattern, the largest over
+    ``n_resamples`` such draws, is the speckle similarity.
+
+    Returns
+    -------
+    phase_similarity, speckle_similarity, phase_angles : ndarray, shape (k, n_phases)
+        The similarities and the rotation taking each component onto each phase.
+    """
+    k = maps.shape[1]
+    phase_desc = anisotropic_polar(transform(phase_patterns))
+    phase_similarity, phase_angles = phi_xcorr(descriptors, phase_desc)
+    total = np.maximum(maps.sum(axis=1), 1e-300)
+    crystal = maps[:, labels > 0].sum(axis=1) / total
+    crystal_free = crystal <= np.median(crystal)
+    shape = phase_patterns.shape[1:]
+    speckle = np.zeros_like(phase_similarity)
+    for j in range(k):
+        own = maps[:, j] / total
+        absent = np.flatnonzero(crystal_free & (own <= np.median(own)))
+        if absent.size < 8:
+            absent = np.flatnonzero(crystal_free)
+        weights = np.stack([rng.choice(maps[:, j], size=absent.size, replace=False)
+                            for _ in range(n_resamples)])
+        means = weights @ data[absent]
+        means /= np.maximum(means.sum(axis=1, keepdims=True), 1e-300)
+        draws = rng.poisson(means * max(counts[j], 1.0)).reshape((n_resamples,) + shape)
+        similarity = phi_xcorr(anisotropic_polar(transform(draws.astype(np.float64))),
+                               phase_desc)[0]
+        speckle[j] = similarity.max(axis=0)
+    return phase_similarity, speckle, phase_angles
 
 
 def _label_pixels(result, data, W, H, alpha, boundary, n_refit):
