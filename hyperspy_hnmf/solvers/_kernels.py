@@ -245,6 +245,15 @@ def kl_chunk_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, update_maps
                           update_maps)
 
 
+@numba.njit(nogil=True)
+def _sum_blocks(partial):
+    """The row blocks' statistics summed in block order (deterministic)."""
+    N = np.zeros(partial.shape[1:])
+    for b in range(partial.shape[0]):
+        N += partial[b]
+    return N
+
+
 @numba.njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def _kl_chunk_pass(block, words, lanes, W, Ht, Ht_sums, l1, l2, floor, model_floor,
                    update_maps):
@@ -267,12 +276,7 @@ def _kl_chunk_pass(block, words, lanes, W, Ht, Ht_sums, l1, l2, floor, model_flo
             term += _kl_row(columns, values, count, i, W, W_new, Ht, Ht_sums, l1, l2, floor,
                             model_floor, update_maps, w, numerator, partial[b])
         terms[b] = term
-    N = np.zeros((m, k))
-    total = 0.0
-    for b in range(blocks):
-        N += partial[b]
-        total += terms[b]
-    return W_new, N, total
+    return W_new, _sum_blocks(partial), terms.sum()
 
 
 @numba.njit(parallel=True, nogil=True, cache=True, fastmath=True)
@@ -328,9 +332,4 @@ def kl_chunk_pass_csr(indptr, indices, data, m, W, Ht, Ht_sums, l1, l2, floor, m
                             Ht, Ht_sums, l1, l2, floor, model_floor, update_maps, w,
                             numerator, partial[b])
         terms[b] = term
-    N = np.zeros((m, k))
-    total = 0.0
-    for b in range(blocks):
-        N += partial[b]
-        total += terms[b]
-    return W_new, N, total
+    return W_new, _sum_blocks(partial), terms.sum()
