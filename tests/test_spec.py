@@ -49,6 +49,7 @@ def via_streaming(k, **options):
 
 
 def via_randomized(k, **options):
+    options.pop("solver", None)  # randomized_nmf is the randomized solver
     randomized_nmf(lazy(), k, **options)
 
 
