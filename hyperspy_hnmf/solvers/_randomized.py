@@ -119,16 +119,6 @@ def _fit_randomized(X, spec, rng, callback=None):
     return result
 
 
-def _streamed(X):
-    """``X`` as a StreamedMatrix (in-memory arrays in row chunks of about 16 M entries)."""
-    if isinstance(X, StreamedMatrix):
-        return X
-    if not isinstance(X, da.Array):
-        X = np.asarray(X)
-        X = da.from_array(X, chunks=(max(1, (1 << 24) // max(X.shape[1], 1)), -1))
-    return StreamedMatrix(X)
-
-
 def compressed_hals(Q, B, W, Ht, max_iter, tol, norm2=None, stop="relative"):
     """HALS on ``X ≈ Q B`` without a pass over the data; ``W`` and ``Ht`` updated in place.
 
@@ -192,3 +182,13 @@ def compressed_hals(Q, B, W, Ht, max_iter, tol, norm2=None, stop="relative"):
             first = error
         previous = objective if stop == "relative" else error
     return float(np.sqrt(max(2.0 * objective, 0.0) / max(norm2, 1e-300))), iteration
+
+
+def _streamed(X):
+    """``X`` as a StreamedMatrix (in-memory arrays in row chunks of about 16 M entries)."""
+    if isinstance(X, StreamedMatrix):
+        return X
+    if not isinstance(X, da.Array):
+        X = np.asarray(X)
+        X = da.from_array(X, chunks=(max(1, (1 << 24) // max(X.shape[1], 1)), -1))
+    return StreamedMatrix(X)
