@@ -12,10 +12,11 @@ layer that knows HyperSpy.
 
 import sys as _sys
 
-from . import constraints, matrix, polar, rank_selection, solvers
+from . import constraints, events, matrix, polar, rank_selection, solvers
 from . import _hyperspy
 from ._hyperspy import data, plotting as _plotting, register, unregister
 from ._hyperspy import decomposition as integration
+from ._hyperspy.events import events_to_signal
 from ._hyperspy.joint import joint_decomposition
 from ._hyperspy.results import (
     get_cluster_labels,
@@ -46,6 +47,8 @@ __all__ = [
     "constraints",
     "data",
     "estimate_rank",
+    "events",
+    "events_to_signal",
     "get_cluster_labels",
     "get_hierarchy_level",
     "get_mixing_matrices",

@@ -163,8 +163,10 @@ def looks_like_counts(X):
     if dtype.kind != "f":
         return False
     if type(array).__module__.startswith("dask."):
-        first = np.asarray(array.blocks[(0,) * array.ndim].compute())
-        return _integer_valued(first)
+        first = array.blocks[(0,) * array.ndim].compute()
+        if sp.issparse(first) or type(first).__module__.split(".")[0] == "sparse":
+            return _integer_valued(first.data)  # sparse chunk (events): its stored values
+        return _integer_valued(np.asarray(first))
     if sp.issparse(array):
         return _integer_valued(array.data)
     values = np.asarray(array)

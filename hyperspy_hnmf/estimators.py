@@ -61,8 +61,13 @@ def _validate_array(X, where, reset_features=None):
     """Turn ``X`` into a 2D float array or CSR/CSC matrix without copying float data.
 
     Other types follow :func:`~hyperspy_hnmf.matrix.compute_dtype`, as data
-    read in passes do (counts of up to 16 bits give float32).
+    read in passes do (counts of up to 16 bits give float32). pydata
+    ``sparse`` arrays (event data) become CSR, with memory ∝ their nonzeros.
     """
+    from .matrix import is_sparse, to_csr
+
+    if is_sparse(X) and not sp.issparse(X):
+        X = to_csr(X)
     if sp.issparse(X):
         if X.format not in ("csr", "csc"):
             X = X.tocsr()
@@ -769,13 +774,9 @@ def _promote_streamed(X):
     (for :attr:`HNMF.explained_intensity_ratio_`) and its minimum (zeros are
     refused for losses with β ≤ 0).
     """
-    import dask
-    import dask.array as da
+    from .matrix.streamed import value_range
 
-    maximum, minimum, total = dask.compute(
-        da.absolute(X).max() if X.dtype.kind == "f" else X.max(), X.min(),
-        X.sum(dtype=np.float64))
-    maximum, minimum, total = float(maximum), float(minimum), float(total)
+    maximum, minimum, total = value_range(X)  # sparse chunks too (event data)
     if overflow_safe_dtype(compute_dtype(X.dtype), maximum, X.shape) != compute_dtype(X.dtype):
         warnings.warn(promotion_warning(maximum), UserWarning, stacklevel=4)
         X = X.astype(np.float64)

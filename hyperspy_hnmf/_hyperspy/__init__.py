@@ -9,16 +9,17 @@
 - :mod:`.polar`: the polar signal methods (``polar_transform``,
   ``cluster_decomposition_components``, ``polar_cluster_analysis``,
   ``decomposition_phase_map``...);
-- :mod:`.joint`: joint decomposition of signals of one scan.
+- :mod:`.joint`: joint decomposition of signals of one scan;
+- :mod:`.events`: electron event lists as lazy signals with sparse chunks.
 
 Nothing below this layer imports it; results that array-level code hands to
 a signal go through :mod:`hyperspy_hnmf._ports`, installed by :func:`register`.
 """
 
 from .. import _ports
-from . import data, decomposition, joint, plotting, polar, results
+from . import data, decomposition, events, joint, plotting, polar, results
 
-__all__ = ["data", "decomposition", "joint", "plotting", "polar", "register", "results",
+__all__ = ["data", "decomposition", "events", "joint", "plotting", "polar", "register", "results",
            "unregister"]
 
 

@@ -103,7 +103,10 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
     random_state : int, default 0
     **estimate_options
         Other arguments of ``estimate_rank`` (``perturbation``,
-        ``silhouette_threshold``, ``loss``...).
+        ``silhouette_threshold``, ``loss``...). The perturbation defaults to
+        ``"auto"`` here: a Poisson resample of counts, so that a node of one
+        pattern plus counting noise, whose noise-fitted split would be the
+        same in every restart under a 3 % perturbation, is left a leaf.
 
     Returns
     -------
@@ -166,12 +169,12 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
             continue
         Xn = node_data(node.rows)
         estimate = estimate_rank(Xn, node_ranks, n_restarts, random_state=int(next(seeds)),
-                                 **estimate_options)
+                                 **{"perturbation": "auto", **estimate_options})
         reports[node.id] = estimate
         k = estimate.rank
         scores = estimate[k]
         node.score = float(scores.silhouettes.min())
-        if node.score < estimate.silhouette_threshold:
+        if not estimate.supported or node.score < estimate.silhouette_threshold:
             node.status = "single_cluster"
             continue
         components = estimate.stability(k).components.astype(X.dtype)

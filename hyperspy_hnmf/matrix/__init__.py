@@ -15,14 +15,16 @@ on NumPy arrays, scipy.sparse matrices and dask arrays (threaded or on a
 
 :class:`ArrayMatrix` holds NumPy or CSR data (one chunk, or row blocks);
 :class:`StreamedMatrix` holds a dask array chunked along rows and reads each
-chunk once per operation. :func:`as_data_matrix` picks one.
+chunk once per operation; chunks may be dense or sparse (scipy.sparse or
+pydata ``sparse``, e.g. electron events): sparse chunks are read as CSR and
+every product costs time ∝ their nonzeros, never densified. :func:`as_data_matrix` picks one.
 """
 
 from .memory import ArrayMatrix
-from .streamed import StreamedMatrix, as_row_chunks, compute_dtype
+from .streamed import StreamedMatrix, as_row_chunks, compute_dtype, is_sparse, to_csr
 
 __all__ = ["ArrayMatrix", "StreamedMatrix", "as_data_matrix", "as_row_chunks",
-           "compute_dtype", "is_chunked"]
+           "compute_dtype", "is_chunked", "is_sparse", "to_csr"]
 
 
 def is_chunked(X):
@@ -44,8 +46,10 @@ def as_data_matrix(X):
 
     Parameters
     ----------
-    X : ndarray, scipy.sparse matrix, dask.array.Array, ArrayMatrix or StreamedMatrix
-        2D, rows = probe positions.
+    X : ndarray, scipy.sparse or pydata sparse array, dask.array.Array, ArrayMatrix or StreamedMatrix
+        2D, rows = probe positions. A pydata sparse array becomes scipy CSR
+        (memory ∝ nonzeros); a dask array may hold sparse chunks (read as
+        CSR, chunk by chunk).
 
     Returns
     -------

@@ -1,11 +1,10 @@
 """The data interface over an in-memory NumPy array or CSR matrix."""
 
 import numpy as np
-import scipy.sparse as sp
 
 from .._checks import row_blocks
 from .rows import RowData
-from .streamed import compute_dtype
+from .streamed import compute_dtype, is_sparse, to_csr
 
 __all__ = ["ArrayMatrix"]
 
@@ -22,8 +21,8 @@ class ArrayMatrix:
 
     Parameters
     ----------
-    X : ndarray or scipy.sparse matrix, shape (n, m)
-        Validated data; float32 and float64 stay as they are, other types follow
+    X : ndarray, scipy.sparse or pydata sparse array, shape (n, m)
+        Validated data (sparse arrays are held as CSR); float32 and float64 stay as they are, other types follow
         :func:`~hyperspy_hnmf.matrix.compute_dtype`.
 
     Examples
@@ -36,8 +35,8 @@ class ArrayMatrix:
     """
 
     def __init__(self, X):
-        if sp.issparse(X):
-            X = X.tocsr()
+        if is_sparse(X):
+            X = to_csr(X)
         else:
             X = np.asarray(X)
         if X.dtype not in (np.float32, np.float64):

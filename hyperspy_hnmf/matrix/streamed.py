@@ -20,7 +20,8 @@ import numpy as np
 
 from .._checks import check_finite, check_nonnegative, row_blocks
 
-__all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype"]
+__all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype", "is_sparse", "sparse_chunk",
+           "to_csr", "value_range"]
 
 #: Target size of one row chunk in float32 bytes when chunks must be made.
 TARGET_CHUNK_BYTES = 64 * 2**20
@@ -105,6 +106,129 @@ def _float_block(block, dtype, start):
     return values
 
 
+def is_sparse(X):
+    """Whether ``X`` is a sparse array: scipy.sparse, or pydata ``sparse`` (COO, GCXS, ...).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> is_sparse(sp.eye(2)), is_sparse(np.eye(2))
+    (True, False)
+    """
+    import scipy.sparse as sp
+
+    return sp.issparse(X) or type(X).__module__.split(".")[0] == "sparse"
+
+
+def to_csr(X):
+    """A 2D scipy.sparse or pydata ``sparse`` array as scipy CSR, duplicates summed.
+
+    Memory and time ∝ the nonzeros: a pydata COO (canonical: duplicates
+    summed, row-major sorted, as reshaping keeps it) becomes CSR without
+    sorting; other layouts go through scipy's conversion. The dtype is kept.
+
+    Parameters
+    ----------
+    X : scipy.sparse matrix/array or pydata sparse array, 2D
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> to_csr(sp.coo_matrix(([1.0, 2.0], ([0, 0], [1, 1])), shape=(2, 2))).toarray()
+    array([[0., 3.],
+           [0., 0.]])
+    """
+    import scipy.sparse as sp
+
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        X.sum_duplicates()
+        return X
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2D sparse array (samples × features), got {X.ndim}D; "
+                         "reshape it to (probe positions, detector pixels) first.")
+    if type(X).__name__ == "COO":
+        # pydata COO arrays are canonical (duplicates summed, row-major sorted
+        # unless built with sorted=True on unsorted input): check the order.
+        rows, columns = X.coords
+        n = int(X.shape[0])
+        if rows.size < 2 or bool(np.all(rows[1:] >= rows[:-1])):
+            indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+            index_type = np.int32 if X.shape[1] < 2**31 else np.int64
+            return sp.csr_matrix((X.data, columns.astype(index_type), indptr), shape=X.shape)
+        return sp.csr_matrix((X.data, (rows, columns)), shape=X.shape)
+    return to_csr(X.to_scipy_sparse())
+
+
+def sparse_chunk(block, dtype, start):
+    """A sparse chunk as a checked CSR matrix of ``dtype`` (finite, ≥ 0), no dense copy.
+
+    Parameters
+    ----------
+    block : scipy.sparse or pydata sparse array, shape (n, m)
+    dtype : numpy.dtype
+    start : int
+        Index of the chunk's first row (for messages).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of ``dtype``
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> sparse_chunk(sp.eye(3, dtype=np.uint16), np.dtype(np.float32), 0).dtype
+    dtype('float32')
+    """
+    X = to_csr(block)
+    if X.dtype != dtype:
+        X = X.astype(dtype)
+    if X.data.size and not (np.all(np.isfinite(X.data)) and X.data.min() >= 0):
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        bad = rows[~(np.isfinite(X.data) & (X.data >= 0))]
+        _float_block(np.asarray(X[int(bad[0])].toarray()), dtype, start + int(bad[0]))
+    return X
+
+
+def value_range(array):
+    """``(max |x|, min x, sum x)`` of a 2D dask array in one pass (float64 sum).
+
+    Dense chunks go through dask's reductions; sparse chunks (scipy or
+    pydata, which dask's reductions do not all support) through their stored
+    values, a chunk with implicit zeros having a minimum of at most 0.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> value_range(da.from_array(np.array([[1.0, -2.0], [0.0, 3.0]]), chunks=1))
+    (3.0, -2.0, 2.0)
+    """
+    import dask
+
+    if not is_sparse(array._meta):
+        result = dask.compute(da.absolute(array).max() if array.dtype.kind == "f" else array.max(),
+                              array.min(), array.sum(dtype=np.float64))
+    else:
+        parts = dask.compute(*[dask.delayed(_sparse_range)(block)
+                               for block in array.to_delayed().ravel()])
+        result = (max(p[0] for p in parts), min(p[1] for p in parts), sum(p[2] for p in parts))
+    return tuple(float(value) for value in result)
+
+
+def _sparse_range(block):
+    X = to_csr(block)
+    data = X.data
+    zero = 0.0 if X.nnz < X.shape[0] * X.shape[1] else np.inf
+    if not data.size:
+        return 0.0, zero, 0.0
+    return float(np.abs(data).max()), min(float(data.min()), zero), float(data.sum(dtype=np.float64))
+
+
 class StreamedMatrix:
     """A nonnegative data matrix held as a row-chunked dask array.
 
@@ -167,8 +291,9 @@ class StreamedMatrix:
         return StreamedMatrix(self.array, row_scale, column_scale, self._counter,
                               self.perturbation)
 
-    def perturbed(self, level, seed):
-        """The data times ``1 + U(-level, level)``, the same noise at every pass (no pass).
+    def perturbed(self, level, seed, kind="uniform"):
+        """The data times ``1 + U(-level, level)`` (``kind="uniform"``) or resampled as
+        ``Poisson(X)`` (``kind="poisson"``, counts), the same noise at every pass (no pass).
 
         Each chunk draws its noise from a generator seeded by ``(seed, first
         row)``, so a pass reads the same perturbed data whatever the order
@@ -176,7 +301,7 @@ class StreamedMatrix:
         passes).
         """
         return StreamedMatrix(self.array, self.row_scale, self.column_scale, self._counter,
-                              (float(level), int(seed)))
+                              (kind, float(level), int(seed)))
 
     def map_chunks(self, function, per_chunk=None, shared=(), reduce=None, only=None):
         """Run ``function(block, start, *per_chunk[i], *shared)`` on every chunk, in one pass.
@@ -530,6 +655,8 @@ def chunk_matrix(block, dtype, start):
     >>> type(chunk).__name__, (chunk @ np.ones((4, 1), np.float32)).ravel().tolist()
     ('_DenseChunk', [1.0, 1.0, 1.0, 1.0])
     """
+    if is_sparse(block):
+        return _SparseChunk(sparse_chunk(block, dtype, start))
     block, row_scale, column_scale = _unwrap(block)
     if row_scale is not None:
         row_scale = np.asarray(row_scale, dtype=dtype)
@@ -608,6 +735,9 @@ def csr_chunk(block, dtype, start):
 
 
 def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbation, *args):
+    if is_sparse(block):
+        return _run_sparse_chunk(function, block, start, dtype, row_scale, column_scale,
+                                 perturbation, *args)
     if getattr(function, "reads_raw_chunks", False) and perturbation is None:
         if row_scale is None and column_scale is None:
             return function(np.asarray(block), start, *args)
@@ -615,13 +745,44 @@ def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbat
             return function(RawChunk(np.asarray(block), row_scale, column_scale), start, *args)
     values = _float_block(block, dtype, start)
     if perturbation is not None:
-        level, seed = perturbation
-        noise = np.random.default_rng([seed, start]).random(values.shape, dtype=values.dtype)
-        values = values * (1 - level + 2 * level * noise)
+        kind, level, seed = perturbation
+        rng = np.random.default_rng([seed, start])
+        if kind == "poisson":
+            values = rng.poisson(values).astype(values.dtype)
+        else:
+            noise = rng.random(values.shape, dtype=values.dtype)
+            values = values * (1 - level + 2 * level * noise)
     if row_scale is not None:
         values = values / row_scale[:, None]
     if column_scale is not None:
         values = values / column_scale[None, :]
+    return function(values, start, *args)
+
+
+def _run_sparse_chunk(function, block, start, dtype, row_scale, column_scale, perturbation,
+                      *args):
+    """:func:`_run_chunk` for a sparse chunk: the function gets a checked CSR matrix.
+
+    Scaling and perturbation act on the stored values only (zeros stay
+    zero), so nothing is densified.
+    """
+    import scipy.sparse as sp
+
+    values = sparse_chunk(block, dtype, start)
+    if perturbation is not None:
+        kind, level, seed = perturbation
+        rng = np.random.default_rng([seed, start])
+        values = values.copy()
+        if kind == "poisson":  # zeros stay zero: a Poisson draw of 0 is 0
+            values.data = rng.poisson(values.data).astype(values.dtype)
+            values.eliminate_zeros()
+        else:
+            values.data *= 1 - level + 2 * level * rng.random(values.data.shape,
+                                                              dtype=values.dtype)
+    if row_scale is not None:
+        values = sp.csr_matrix(sp.diags(1 / row_scale) @ values)
+    if column_scale is not None:
+        values = sp.csr_matrix(values @ sp.diags(1 / column_scale))
     return function(values, start, *args)
 
 
@@ -653,6 +814,11 @@ def _left_product(block, start, B_rows):
 
 
 def _statistics(block, start):
+    if is_sparse(block):
+        data = block.data.astype(np.float64)
+        rows = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
+        columns = np.bincount(block.indices, weights=data, minlength=block.shape[1])
+        return rows, columns, float(data @ data)
     rows, columns, norm2 = [], 0.0, 0.0
     for _, values in float_rows(block, compute_dtype(block.dtype), start):
         rows.append(values.sum(axis=1, dtype=np.float64))
@@ -669,6 +835,8 @@ for _function in (_right_product, _left_product):
 
 
 def _take_rows(block, start, local):
+    if is_sparse(block):
+        return block[local].toarray()  # a few rows (a tree node's subset)
     return np.ascontiguousarray(block[local])
 
 
@@ -681,6 +849,10 @@ def _rows_t_times(block, start, local, A):
 
 
 def _row_statistics(block, start):
+    if is_sparse(block):
+        squared = block.multiply(block)
+        return (np.asarray(block.sum(axis=1, dtype=np.float64)).ravel(),
+                np.asarray(squared.sum(axis=1, dtype=np.float64)).ravel())
     sums, squares = [], []
     for _, values in float_rows(block, compute_dtype(block.dtype), start):
         sums.append(values.sum(axis=1, dtype=np.float64))

@@ -17,6 +17,7 @@ from ._metrics import (
     cluster_silhouettes,
     consensus_matrix,
     cophenetic_correlation,
+    information_criterion,
     iq_index,
     knee,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "consensus_matrix",
     "cophenetic_correlation",
     "estimate_rank",
+    "information_criterion",
     "iq_index",
     "knee",
     "stability",

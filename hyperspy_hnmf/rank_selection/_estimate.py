@@ -16,6 +16,7 @@ from ._metrics import (
     cluster_silhouettes,
     consensus_matrix,
     cophenetic_correlation,
+    information_criterion,
     iq_index,
     knee,
 )
@@ -67,8 +68,10 @@ def check_perturbation(perturbation):
         return ("uniform", float(perturbation)) if perturbation > 0 else ("none", 0.0)
     if perturbation in (None, False):
         return "none", 0.0
+    if perturbation == "auto":
+        return "auto", 0.03
     if perturbation not in _fits.PERTURBATIONS:
-        raise ValueError(f"perturbation must be one of {_fits.PERTURBATIONS} or a float "
+        raise ValueError(f"perturbation must be one of {('auto',) + _fits.PERTURBATIONS} or a float "
                          f"in [0, 1), got {perturbation!r}.")
     return perturbation, 0.03 if perturbation == "uniform" else 0.0
 
@@ -96,6 +99,19 @@ def _one_blas_thread():
     return threadpool_limits(1)
 
 
+def _integer_chunk(block, start):
+    return bool(np.all(block == np.round(block)))
+
+
+def _are_counts(X):
+    """Whether all values are integers (counts: the Poisson resampling applies)."""
+    if isinstance(X, np.ndarray):
+        return bool(np.all(X == np.round(X)))
+    if np.issubdtype(X.array.dtype, np.integer):
+        return True
+    return all(X.map_chunks(_integer_chunk))
+
+
 def _lazy_data(Y, normalize):
     """Data read in passes (a StreamedMatrix), Poisson-weighted if asked, and the scales."""
     scales = None
@@ -110,8 +126,8 @@ def _compress_lazy(Y, rank, settings, rng):
     """``(Q, B, ||Y'||²)`` of one perturbed copy ``Y'`` of lazy data, in ``3 + 2q`` passes."""
     from ..solvers._linalg import randomized_range
 
-    if settings["kind"] == "uniform":
-        Y = Y.perturbed(settings["level"], int(rng.integers(2**63)))
+    if settings["kind"] != "none":
+        Y = Y.perturbed(settings["level"], int(rng.integers(2**63)), settings["kind"])
     norm2 = Y.statistics()[2]
     Q = np.ascontiguousarray(randomized_range(Y, min(rank, *Y.shape), rng, 0, _fits._POWER_ITER),
                              dtype=Y.dtype)
@@ -248,8 +264,13 @@ def _score_rank(k, runs, scales, consensus_rows):
     )
 
 
-def recommend(ranks, errors, min_silhouettes, threshold):
-    """The recommended rank and why (see :func:`estimate_rank`, Notes)."""
+def recommend(ranks, errors, min_silhouettes, threshold, aic=None, reference=None):
+    """The recommended rank, why, and whether any rank is supported (see
+    :func:`estimate_rank`, Notes).
+
+    ``aic`` holds the information criterion per rank (None: stability alone);
+    ``reference`` is ``(rank, aic)`` of the rank below the smallest candidate.
+    """
     ranks = list(ranks)
     knee_rank = ranks[knee(ranks, errors)]
     stable = [k for k, s in zip(ranks, min_silhouettes) if s >= threshold]
@@ -257,15 +278,29 @@ def recommend(ranks, errors, min_silhouettes, threshold):
         k = ranks[0]
         return k, (f"no rank has stable components (every min silhouette below "
                    f"{threshold:.2f}); the smallest rank tried, {k}, is returned: try smaller "
-                   "ranks, more restarts, or a weaker perturbation")
-    k = stable[-1]
-    reason = (f"largest rank whose components are stable (min silhouette "
-              f"{min_silhouettes[ranks.index(k)]:.2f} >= {threshold:.2f})")
+                   "ranks, more restarts, or a weaker perturbation"), False
+    if aic is None:
+        k = stable[-1]
+        reason = (f"largest rank whose components are stable (min silhouette "
+                  f"{min_silhouettes[ranks.index(k)]:.2f} >= {threshold:.2f})")
+    else:
+        k = min(stable, key=lambda rank: aic[ranks.index(rank)])
+        if reference is not None and reference[1] <= aic[ranks.index(k)]:
+            return ranks[0], (
+                f"no stable rank fits better than rank {reference[0]} once its extra "
+                f"parameters are counted (information criterion); the smallest rank tried, "
+                f"{ranks[0]}, is returned: the data may hold fewer components"), False
+        reason = (f"stable components (min silhouette {min_silhouettes[ranks.index(k)]:.2f} "
+                  f">= {threshold:.2f}) and the lowest information criterion of the stable "
+                  "ranks")
+        larger = [rank for rank in stable if rank > k]
+        if larger:
+            reason += f" (stable but not better fits: k={', '.join(map(str, larger))})"
     if len(ranks) < 3:
-        return k, reason
+        return k, reason, True
     if knee_rank == k:
-        return k, reason + f", at the knee of the error curve (k={knee_rank})"
-    return k, reason + f"; the knee of the error curve is at k={knee_rank}"
+        return k, reason + f", at the knee of the error curve (k={knee_rank})", True
+    return k, reason + f"; the knee of the error curve is at k={knee_rank}", True
 
 
 class RankEstimate:
@@ -282,6 +317,17 @@ class RankEstimate:
         Why it was recommended.
     knee_rank : int
         Rank at the knee of the error curve.
+    aic : ndarray or None
+        Akaike's information criterion of the best fit per rank, up to a
+        constant (:func:`~hyperspy_hnmf.rank_selection.information_criterion`);
+        None for losses without a likelihood (β other than 1 and 2).
+    reference : tuple or None
+        ``(rank, aic)`` of the rank below the smallest candidate (fitted,
+        not scored), or None when the smallest candidate is 1.
+    supported : bool
+        Whether the recommended rank is stable and, with an information
+        criterion, fits better than ``reference`` (HNMFk makes a leaf of a
+        node whose estimate is not supported).
     settings : dict
         Restarts, perturbation, compression and solver settings used.
 
@@ -297,7 +343,7 @@ class RankEstimate:
     """
 
     def __init__(self, scores, rank, reason, knee_rank, threshold, settings, scales=None,
-                 shape=None):
+                 shape=None, aic=None, reference=None, supported=True):
         self.scores = list(scores)
         self.ranks = [s.rank for s in self.scores]
         self.rank = rank
@@ -306,6 +352,9 @@ class RankEstimate:
         self.silhouette_threshold = threshold
         self.settings = dict(settings)
         self.shape = shape
+        self.aic = None if aic is None else np.asarray(aic, dtype=np.float64)
+        self.reference = reference
+        self.supported = bool(supported)
 
     @property
     def errors(self):
@@ -429,11 +478,14 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
         Candidate ranks, strictly increasing.
     n_restarts : int, default 10
         Runs per rank, at least 2.
-    perturbation : {"uniform", "poisson", "none"} or float, default "uniform"
-        ``"uniform"``: multiply every value by ``1 + U(-0.03, 0.03)``, a float
-        sets that amplitude (NMFk's resampling); ``"poisson"``: a parametric
-        bootstrap of counted data, ``X' ~ Poisson(X)``; ``"none"``: random
-        starts only.
+    perturbation : {"uniform", "poisson", "auto", "none"} or float, default "uniform"
+        ``"poisson"``: a parametric bootstrap of counted data,
+        ``X' ~ Poisson(X)``; ``"uniform"``: multiply every value by
+        ``1 + U(-0.03, 0.03)``, a float sets that amplitude (NMFk's
+        resampling); ``"none"``: random starts only. ``"auto"``: ``"poisson"``
+        when every value is a nonnegative integer (counts), else
+        ``"uniform"``. Only a perturbation as large as the noise makes
+        components fitted to noise differ between restarts (see Notes).
     normalize_poissonian_noise : bool, default True
         Fit ``X / sqrt(row sums ⊗ column sums)``, as HyperSpy does, so
         Poisson noise weighs alike everywhere (Frobenius loss only).
@@ -472,8 +524,17 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
 
     Notes
     -----
-    The recommendation is NMFk's: the largest *stable* rank, whose smallest
-    cluster silhouette reaches ``silhouette_threshold``. Beyond the true rank
+    The recommendation: among the *stable* ranks (smallest cluster
+    silhouette ≥ ``silhouette_threshold``, NMFk), the one with the lowest
+    Akaike information criterion (:func:`information_criterion`; Frobenius
+    and KL losses), compared also with the rank below the smallest candidate
+    (fitted, not scored; if that one is lower, no rank is ``supported``).
+    Converged fits of a rank beyond the truth often split one component the
+    same way in every restart when the perturbation is much smaller than the
+    noise (a 3 % perturbation of counted data), so stability alone would
+    overestimate; the criterion rejects a component that lowers the
+    residual no more than fitting noise does. With other β, stability
+    alone decides (the largest stable rank). Beyond the true rank
     the extra components fit noise and differ between runs (low silhouette
     and Iq) while the error curve flattens; its knee (lowest error per rank
     against rank, :func:`~hyperspy_hnmf.rank_selection.knee`) is reported
@@ -500,14 +561,16 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     compressed = _use_compression(compression, hnmf_options)
     loss_beta = solvers.loss_to_beta(hnmf_options.get("loss", "frobenius"))
     normalize = bool(normalize_poissonian_noise) and loss_beta == 2.0
-    if lazy and (not compressed or kind == "poisson"):
+    if lazy and not compressed:
         raise ValueError(
             "On lazy signals estimate_rank works on a compressed copy of the data: use the "
-            "default Frobenius/HALS options (no loss, solver or constraints) and "
-            "perturbation='uniform' or 'none' (a Poisson resample needs the counts).")
-    if kind == "poisson" and np.any(X != np.round(X)):
-        raise ValueError("perturbation='poisson' resamples counts, but the data are not "
-                         "integers; use perturbation='uniform'.")
+            "default Frobenius/HALS options (no loss, solver or constraints).")
+    if kind in ("auto", "poisson"):
+        counts = _are_counts(X)
+        if kind == "poisson" and not counts:
+            raise ValueError("perturbation='poisson' resamples counts, but the data are not "
+                             "integers; use perturbation='uniform'.")
+        kind = "poisson" if counts else "uniform"
     if lazy:
         X, scales = _lazy_data(X, normalize)
     else:
@@ -518,23 +581,36 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     seeds = np.random.SeedSequence(random_state).spawn(n_restarts + 1)
     rows = np.random.default_rng(seeds[-1]).permutation(shape[0])[:consensus_rows]
     rows.sort()
+    # The rank below the smallest candidate is fitted too (not scored): the
+    # information criterion needs it to tell whether any candidate is supported.
+    fitted_ranks = ([ranks[0] - 1] if ranks[0] > 1 else []) + ranks
     n_jobs = 1 if lazy else max(1, min(n_restarts, n_jobs or os.cpu_count() or 1))
     with _one_blas_thread():
         if n_jobs == 1:
-            per_restart = [_restart(X, scales, ranks, seed, settings, hnmf_options)
+            per_restart = [_restart(X, scales, fitted_ranks, seed, settings, hnmf_options)
                            for seed in seeds[:-1]]
         else:
             with ThreadPoolExecutor(n_jobs) as pool:
                 per_restart = list(pool.map(
-                    lambda seed: _restart(X, scales, ranks, seed, settings, hnmf_options),
-                    seeds[:-1]))
-    scores = [_score_rank(k, [runs[i] for runs in per_restart], scales, rows)
+                    lambda seed: _restart(X, scales, fitted_ranks, seed, settings,
+                                          hnmf_options), seeds[:-1]))
+    offset = len(fitted_ranks) - len(ranks)
+    scores = [_score_rank(k, [runs[offset + i] for runs in per_restart], scales, rows)
               for i, k in enumerate(ranks)]
     errors = [sc.errors.min() for sc in scores]
     min_sil = [sc.silhouettes.min() for sc in scores]
-    rank, reason = recommend(ranks, errors, min_sil, silhouette_threshold)
+    aic = reference = None
+    likelihood = {2.0: "frobenius", 1.0: "kl"}.get(loss_beta)
+    if likelihood is not None:
+        best = errors if not offset else [min(runs[0].error for runs in per_restart)] + errors
+        values = information_criterion(fitted_ranks, best, shape, likelihood)
+        aic = values[offset:]
+        reference = (fitted_ranks[0], float(values[0])) if offset else None
+    rank, reason, supported = recommend(ranks, errors, min_sil, silhouette_threshold, aic,
+                                        reference)
     return RankEstimate(scores, rank, reason, ranks[knee(ranks, errors)], silhouette_threshold,
-                        settings, shape=shape)
+                        settings, shape=shape, aic=aic, reference=reference,
+                        supported=supported)
 
 
 def stability(s, n_components, n_restarts=10, perturbation="uniform", **options):

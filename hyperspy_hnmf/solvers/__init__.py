@@ -44,7 +44,8 @@ from .._spec import (DEFAULT_INIT, DEFAULT_MAX_ITER, DEFAULT_N_RESTARTS, DEFAULT
                      DEFAULT_TOL, resolve_fit)
 from ._init import INIT_METHODS, initialize
 from ._linalg import as_generator, density, to_csr
-from ..matrix import StreamedMatrix, as_data_matrix, compute_dtype, is_chunked
+from ..matrix import StreamedMatrix, as_data_matrix, compute_dtype, is_chunked, is_sparse
+from ..matrix import to_csr as sparse_to_csr
 from ._loop import FitResult, alternate, canonical_order
 from ._multiblock import JointResult, joint_nmf, noise_variance
 from ._objective import beta_divergence
@@ -103,8 +104,11 @@ def _as_float_data(X):
     """Float data: float32/float64 as they are, other types by :func:`~hyperspy_hnmf.matrix.compute_dtype`.
 
     The rule is the one data read in passes follow, so counts (uint8, uint16)
-    give float32 factors in memory and out of core alike.
+    give float32 factors in memory and out of core alike. pydata ``sparse``
+    arrays become CSR (memory ∝ nonzeros).
     """
+    if is_sparse(X) and not sp.issparse(X):
+        X = sparse_to_csr(X)
     if sp.issparse(X):
         X = X.tocsr() if X.format not in ("csr", "csc") else X
     else:
@@ -288,8 +292,6 @@ def _fit_nmf(X, spec, callback=None):
         best.restart_objectives = all_objectives
         return best
     if spec.solver == "randomized":
-        if sp.issparse(X):
-            X = X.toarray()
         result = _fit_randomized(X, spec, rng, callback)
         result.divergence = beta_divergence(X, result.W, result.H, beta)
         return result

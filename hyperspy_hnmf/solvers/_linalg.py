@@ -84,11 +84,31 @@ def randomized_range(X, rank, rng, n_oversamples=10, n_power_iter=4):
     width = min(rank + n_oversamples, n, m)
     dtype = np.result_type(X.dtype, np.float32)
     sketch = rng.standard_normal((m, width)).astype(dtype, copy=False)
-    Q = np.linalg.qr(np.asarray(X @ sketch))[0]
+    Q = orthonormal_basis(np.asarray(X @ sketch))
     for _ in range(n_power_iter):
-        Z = np.linalg.qr(times(X.T, Q))[0]
-        Q = np.linalg.qr(np.asarray(X @ Z))[0]
+        Z = orthonormal_basis(times(X.T, Q))
+        Q = orthonormal_basis(np.asarray(X @ Z))
     return Q
+
+
+def orthonormal_basis(Z):
+    """``Q`` of the thin QR decomposition of a tall, skinny ``Z``, on one thread.
+
+    LAPACK's threaded QR of a tall, skinny matrix spends its time in thread
+    synchronization (0.67 s instead of 3 ms for 16384 × 17 on two cores):
+    one thread is faster, and far faster on a busy machine.
+
+    Examples
+    --------
+    >>> Z = np.random.default_rng(0).random((100, 3))
+    >>> Q = orthonormal_basis(Z)
+    >>> Q.shape, bool(np.allclose(Q.T @ Q, np.eye(3)))
+    ((100, 3), True)
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return scipy.linalg.qr(Z, mode="economic", check_finite=False)[0]
 
 
 def randomized_svd(X, rank, rng, n_oversamples=10, n_power_iter=None):

@@ -23,7 +23,7 @@ from ._loop import _balance, canonical_order
 from ._objective import frobenius_from_products
 from ._updates import HALSUpdate
 from ._passes import _fit_passes
-from ..matrix.streamed import StreamedMatrix
+from ..matrix.streamed import StreamedMatrix, is_sparse, to_csr
 
 __all__ = ["randomized_nmf"]
 
@@ -37,8 +37,9 @@ def randomized_nmf(X, n_components, *, oversampling=DEFAULT_OVERSAMPLING,
 
     Parameters
     ----------
-    X : dask.array.Array, StreamedMatrix or ndarray, shape (n, m)
-        Nonnegative data; dask arrays are read chunk by chunk.
+    X : dask.array.Array, StreamedMatrix, ndarray or sparse array, shape (n, m)
+        Nonnegative data; dask arrays are read chunk by chunk; sparse arrays
+        (scipy or pydata) are read as CSR, never densified.
     n_components : int
     oversampling : int, default 10
         Extra dimensions of the compression (l = k + oversampling).
@@ -84,7 +85,8 @@ def randomized_nmf(X, n_components, *, oversampling=DEFAULT_OVERSAMPLING,
 def _fit_randomized(X, spec, rng, callback=None):
     """:func:`randomized_nmf` with resolved options (a :class:`~hyperspy_hnmf._spec.FitSpec`).
 
-    ``X``: a StreamedMatrix, dask array or ndarray; ``rng`` a generator. No checks.
+    ``X``: a StreamedMatrix, dask array, ndarray or sparse array; ``rng`` a
+    generator. No checks.
     """
     X = _streamed(X)
     k, init, constraints = spec.n_components, spec.init, spec.plan
@@ -119,7 +121,7 @@ def _fit_randomized(X, spec, rng, callback=None):
     return result
 
 
-def compressed_hals(Q, B, W, Ht, max_iter, tol, norm2=None, stop="relative"):
+def compressed_hals(Q, B, W, Ht, max_iter, tol, norm2=None, stop="relative", update=None):
     """HALS on ``X ≈ Q B`` without a pass over the data; ``W`` and ``Ht`` updated in place.
 
     Parameters
@@ -139,6 +141,9 @@ def compressed_hals(Q, B, W, Ht, max_iter, tol, norm2=None, stop="relative"):
         than ``tol`` times itself; ``"progress"``: by less than ``tol`` times
         the decrease since the first iteration (noise dominates the error of
         low-dose data, so the relative rule would run to ``max_iter``).
+    update : HALSUpdate, optional
+        The half-step (default ``HALSUpdate()``, accelerated HALS);
+        ``HALSUpdate(alpha=0)`` is plain HALS, one sweep per half-step.
 
     Returns
     -------
@@ -156,7 +161,7 @@ def compressed_hals(Q, B, W, Ht, max_iter, tol, norm2=None, stop="relative"):
     >>> bool(error < 1e-3)
     True
     """
-    update = HALSUpdate()
+    update = HALSUpdate() if update is None else update
     if norm2 is None:
         norm2 = float(np.sum(B.astype(np.float64) ** 2))
     previous = first = None
@@ -185,10 +190,13 @@ def compressed_hals(Q, B, W, Ht, max_iter, tol, norm2=None, stop="relative"):
 
 
 def _streamed(X):
-    """``X`` as a StreamedMatrix (in-memory arrays in row chunks of about 16 M entries)."""
+    """``X`` as a StreamedMatrix: dense arrays in row chunks of about 16 M entries,
+    sparse arrays as one CSR chunk read in place (never densified)."""
     if isinstance(X, StreamedMatrix):
         return X
-    if not isinstance(X, da.Array):
+    if is_sparse(X):
+        X = da.from_array(to_csr(X), chunks=X.shape, asarray=False)
+    elif not isinstance(X, da.Array):
         X = np.asarray(X)
         X = da.from_array(X, chunks=(max(1, (1 << 24) // max(X.shape[1], 1)), -1))
     return StreamedMatrix(X)
