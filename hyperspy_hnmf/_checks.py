@@ -286,6 +286,213 @@ def check_rank(n_components, shape=None):
     return int(n_components)
 
 
+#: Initialization names of the flat solvers (a ``(W, H)`` tuple is accepted too).
+INIT_METHODS = ("nndsvd", "nndsvda", "nndsvdar", "spa", "random")
+
+
+def check_init(init):
+    """Raise ``ValueError`` unless ``init`` names a method or is a ``(W, H)`` tuple.
+
+    Examples
+    --------
+    >>> check_init("spa")
+    """
+    if isinstance(init, tuple) or (isinstance(init, str) and init in INIT_METHODS):
+        return
+    raise ValueError(
+        f"Unknown init {init!r}. Valid values are "
+        f"{', '.join(repr(name) for name in INIT_METHODS)}, or a tuple (W, H) "
+        "of initial arrays."
+    )
+
+
+def check_count(value, name, minimum):
+    """Check that the option ``name`` is an integer ≥ ``minimum``; return it as ``int``.
+
+    Examples
+    --------
+    >>> check_count(3, "max_iter", 1)
+    3
+    >>> check_count(0, "max_iter", 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_iter must be an integer ≥ 1, got 0.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_tol(tol):
+    """Check that ``tol`` is a real number ≥ 0; return it as ``float``.
+
+    Examples
+    --------
+    >>> check_tol(1e-4)
+    0.0001
+    >>> check_tol(-1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: tol must be a real number ≥ 0, got -1.0.
+    """
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
+        raise ValueError(f"tol must be a real number ≥ 0, got {tol!r}.")
+    return float(tol)
+
+
+def check_flag(value, name):
+    """Check that the option ``name`` is ``True`` or ``False``; return it as ``bool``.
+
+    Examples
+    --------
+    >>> check_flag(True, "fine_tune")
+    True
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def check_layer_ranks(ranks):
+    """Check the ranks of a multi-layer fit: integers ≥ 1, strictly decreasing.
+
+    Parameters
+    ----------
+    ranks : sequence of int
+        Number of components per level, finest first.
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> check_layer_ranks([12, 6, 3])
+    (12, 6, 3)
+    """
+    if isinstance(ranks, (str, bytes)) or not hasattr(ranks, "__len__"):
+        raise ValueError(
+            f"ranks must be a sequence of integers, finest first (e.g. [12, 6, 3]), "
+            f"got {ranks!r}."
+        )
+    ranks = list(ranks)
+    if not ranks:
+        raise ValueError("ranks is empty: give at least one rank, e.g. [12, 6, 3].")
+    for position, rank in enumerate(ranks):
+        if isinstance(rank, bool) or not isinstance(rank, numbers.Integral):
+            raise ValueError(
+                f"ranks must be a sequence of integers, but ranks[{position}] is "
+                f"{rank!r}."
+            )
+        if rank < 1:
+            raise ValueError(
+                f"Every rank must be ≥ 1, but ranks[{position}] is {rank}."
+            )
+    for position in range(1, len(ranks)):
+        if ranks[position] >= ranks[position - 1]:
+            raise ValueError(
+                "ranks must be strictly decreasing (finest level first), but "
+                f"ranks[{position - 1}]={ranks[position - 1]} is not larger than "
+                f"ranks[{position}]={ranks[position]}."
+            )
+    return tuple(int(rank) for rank in ranks)
+
+
+def check_layer_weights(layer_weights, n_levels):
+    """The weights λ of a multi-layer fine-tuning, one per level (``None``: the deepest only).
+
+    Returns
+    -------
+    ndarray of float64, shape (n_levels,)
+
+    Examples
+    --------
+    >>> check_layer_weights(None, 3)
+    array([0., 0., 1.])
+    """
+    if layer_weights is None:
+        weights = np.zeros(n_levels)
+        weights[-1] = 1.0
+        return weights
+    try:
+        weights = np.asarray(layer_weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        weights = None
+    if weights is None or weights.ndim != 1:
+        raise ValueError(
+            f"layer_weights must be a sequence of {n_levels} nonnegative numbers "
+            f"(one per level), got {layer_weights!r}."
+        )
+    if weights.size != n_levels:
+        raise ValueError(
+            f"layer_weights has {weights.size} entries, but there are {n_levels} "
+            "levels: give one weight per rank."
+        )
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError(
+            f"layer_weights must be finite and ≥ 0, got {weights.tolist()}."
+        )
+    if not np.any(weights > 0):
+        raise ValueError(
+            "layer_weights are all zero: at least one level must be weighted "
+            "(the default weights only the deepest level)."
+        )
+    return weights
+
+
+def check_level(level, n_levels):
+    """Check a level of a multi-layer result: 1 (finest) to ``n_levels`` (coarsest).
+
+    Examples
+    --------
+    >>> check_level(2, 3)
+    2
+    """
+    if (
+        isinstance(level, bool)
+        or not isinstance(level, numbers.Integral)
+        or not 1 <= level <= n_levels
+    ):
+        raise ValueError(
+            f"level must be an integer from 1 (finest) to {n_levels} "
+            f"(coarsest), got {level!r}."
+        )
+    return int(level)
+
+
+def check_n_leaves(n_leaves, n_rows):
+    """Check the number of leaves of a splitting tree: 1 to the number of rows.
+
+    Examples
+    --------
+    >>> check_n_leaves(4, 100)
+    4
+    """
+    if (isinstance(n_leaves, bool) or not isinstance(n_leaves, numbers.Integral)
+            or not 1 <= n_leaves <= n_rows):
+        raise ValueError(
+            f"n_leaves must be an integer between 1 and {n_rows} (the number of rows of X, "
+            f"{n_rows}), got {n_leaves!r}.")
+    return int(n_leaves)
+
+
+def check_score_threshold(score_threshold):
+    """Check a tree's split-score threshold: a finite number or ``None``.
+
+    Examples
+    --------
+    >>> check_score_threshold(0.1), check_score_threshold(None)
+    (0.1, None)
+    """
+    if score_threshold is not None and (
+        isinstance(score_threshold, bool) or not isinstance(score_threshold, numbers.Real)
+        or not np.isfinite(score_threshold)
+    ):
+        raise ValueError(f"score_threshold must be a finite number or None, "
+                         f"got {score_threshold!r}.")
+    return score_threshold
+
+
 def data_values(X):
     """Return the stored values of ``X`` (dense array or the nonzeros of sparse).
 
@@ -603,3 +810,46 @@ def check_init_factor(factor, name):
             f"dimension(s) (some are equal or combinations of the others), so they cannot "
             "separate into distinct components. Give linearly independent components, "
             "e.g. perturb them or use init='nndsvda'.")
+
+
+#: Largest false-alarm rate accepted (beyond it the "outliers" are the data).
+MAX_FALSE_ALARM = 0.01
+
+
+def check_outliers(value):
+    """Validate the ``outliers`` option: ``None``, ``"auto"`` or a false-alarm rate.
+
+    Parameters
+    ----------
+    value : None, "auto" or float
+        ``None``: no outlier handling. ``"auto"``: false-alarm rate
+        ``1 / (number of entries)``. A float in ``(0, 0.01]``: the
+        false-alarm rate per entry.
+
+    Returns
+    -------
+    None, "auto" or float
+
+    Raises
+    ------
+    ValueError
+        For anything else, with what is accepted.
+
+    Examples
+    --------
+    >>> check_outliers("auto"), check_outliers(1e-6)
+    ('auto', 1e-06)
+    >>> check_outliers(0.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: `outliers` must be None (off), 'auto' or a false-alarm rate per entry in (0, 0.01], got 0.5. ...
+    """
+    if value is None or (isinstance(value, str) and value.lower() == "auto"):
+        return None if value is None else "auto"
+    if (not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.number))
+            and 0 < float(value) <= MAX_FALSE_ALARM):
+        return float(value)
+    raise ValueError(
+        f"`outliers` must be None (off), 'auto' or a false-alarm rate per entry in "
+        f"(0, {MAX_FALSE_ALARM}], got {value!r}. E.g. outliers='auto' (about one false "
+        "alarm per dataset) or outliers=1e-6.")

@@ -11,7 +11,6 @@ same methods.
 """
 
 import inspect
-import numbers
 import warnings
 
 import numpy as np
@@ -19,12 +18,13 @@ import scipy.sparse as sp
 
 from . import _checks, solvers
 from ._checks import (DEFAULT_LOSS, NumericalError, check_nonnegative, check_real,
-                      overflow_safe_dtype, promotion_warning, resolve_loss,
-                      resolve_solver)
-from .hierarchy.multilayer import check_layer_ranks, _check_weights
+                      overflow_safe_dtype, promotion_warning)
+from ._spec import (DEFAULT_FINE_TUNE, DEFAULT_FINE_TUNE_ITER, DEFAULT_INIT, DEFAULT_MAX_ITER,
+                    DEFAULT_MIN_LEAF_SIZE, DEFAULT_N_RESTARTS, DEFAULT_POWER_ITERATIONS,
+                    DEFAULT_REFINE_PASSES, DEFAULT_SOLVER, DEFAULT_TOL, resolve_fit)
 from .matrix import compute_dtype
 from .solvers import promote_if_overflowing
-from .solvers._init import _poisson_weighted, check_init
+from .solvers._init import _poisson_weighted
 
 
 def _estimator_bases():
@@ -251,6 +251,11 @@ class HNMF(*_estimator_bases()):
         With ``outliers``: the outlying entries and channels found
         (:class:`~hyperspy_hnmf.solvers.Outliers`; ``summary()`` gives one
         line); ``None`` otherwise.
+    spec_ : FitSpec
+        The options of the fit, validated and resolved once
+        (:func:`~hyperspy_hnmf._spec.resolve_fit`): ``loss="auto"`` and
+        ``solver="auto"`` resolved, the ranks, the constraint plan, and
+        every other option as the algorithms received it. Frozen.
     constraint_metrics_ : dict
         What the constraints did: ``dip_score`` of every component (with the
         width of the first ContinuousIntensity), ``out_of_band_fraction`` of
@@ -297,28 +302,28 @@ class HNMF(*_estimator_bases()):
         n_components=None,
         *,
         loss=DEFAULT_LOSS,
-        solver="auto",
-        init="nndsvda",
-        max_iter=200,
-        tol=1e-4,
+        solver=DEFAULT_SOLVER,
+        init=DEFAULT_INIT,
+        max_iter=DEFAULT_MAX_ITER,
+        tol=DEFAULT_TOL,
         random_state=None,
-        n_restarts=1,
+        n_restarts=DEFAULT_N_RESTARTS,
         clip_negative=False,
         show_progressbar=False,
         hierarchy=None,
         level=None,
-        fine_tune=True,
-        fine_tune_iter=100,
+        fine_tune=DEFAULT_FINE_TUNE,
+        fine_tune_iter=DEFAULT_FINE_TUNE_ITER,
         layer_weights=None,
-        min_leaf_size=1,
+        min_leaf_size=DEFAULT_MIN_LEAF_SIZE,
         max_depth=None,
         score_threshold=None,
         constraints=None,
         groups=None,
         navigation_grid=None,
         signal_grid=None,
-        power_iterations=2,
-        refine_passes=5,
+        power_iterations=DEFAULT_POWER_ITERATIONS,
+        refine_passes=DEFAULT_REFINE_PASSES,
         outliers=None,
     ):
         self.n_components = n_components
@@ -419,64 +424,24 @@ class HNMF(*_estimator_bases()):
 
     # -- validation ----------------------------------------------------------
     def _validate_params(self, X=None):
-        """Check every parameter; returns ``(beta, solver)``.
+        """Check every parameter once; return the resolved :class:`~hyperspy_hnmf._spec.FitSpec`.
 
-        ``loss="auto"`` is resolved from ``X`` (:func:`~hyperspy_hnmf._checks.resolve_loss`;
-        without data, checked as the Frobenius loss).
+        ``X`` (the data, their shape, or None) lets ``loss="auto"`` be
+        resolved from the data (:func:`~hyperspy_hnmf._checks.resolve_loss`;
+        without data, checked as the Frobenius loss) and the ranks and grids
+        be checked against the data's shape.
         """
-        beta = resolve_loss(self.loss, X, self.solver)
-        solver = resolve_solver(self.solver, beta)
-        check_init(self.init)
-        self._validate_hierarchy()
-        for name, minimum in (("max_iter", 1), ("n_restarts", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-                raise ValueError(f"`{name}` must be an integer ≥ {minimum}, got {value!r}.")
-        if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
-            raise ValueError(f"`tol` must be a real number ≥ 0, got {self.tol!r}.")
-        for name, default in (("power_iterations", 2), ("refine_passes", 5)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-                raise ValueError(f"`{name}` must be an integer ≥ 0, got {value!r}.")
-            if value != default and solver != "randomized":
-                raise ValueError(f"`{name}` applies to solver='randomized' only.")
-        if solvers.check_outliers(self.outliers) is not None and (
-                self._kind != "flat" or solver == "randomized" or beta not in (1.0, 2.0)):
-            raise ValueError(
-                f"outliers={self.outliers!r} applies to flat fits with the Kullback-Leibler or "
-                f"Frobenius loss and an exact solver; this fit is {self._kind!r} with "
-                f"solver={solver!r} and β={beta:g}. Drop `outliers`, or fit a flat model "
-                "(one number of components) with loss='kl' or 'frobenius'.")
-        if self.constraints is not None or self.groups is not None:
-            k = self.n_components
-            k = k[0] if _is_sequence(k) else k
-            if k is not None:
-                self._constraint_plan(k, None)
-        return beta, solver
-
-    def _constraint_plan(self, k, shape):
-        """The resolved constraints for ``k`` components (None if unconstrained).
-
-        ``shape`` is the data's; ``None`` (no data yet) checks the grids
-        against themselves.
-        """
-        if self.constraints is None and self.groups is None:
-            return None
-        from .constraints import Grid, Penalty
-        from .solvers import _constraint_plan
-
-        grids = [grid if grid is None or isinstance(grid, Grid) else Grid(tuple(grid))
-                 for grid in (self.navigation_grid, self.signal_grid)]
-        if shape is None:
-            shape = tuple(grid.size if grid is not None else 1 for grid in grids)
-        plan = _constraint_plan(self.constraints, k, self.groups, grids[0], grids[1], shape)
-        if plan is not None and self._kind == "tree" and plan.components.has_penalty:
-            bad = [c for c in plan.constraints if isinstance(c, Penalty) and c.on == "components"]
-            raise ValueError(
-                f"{bad[0]!r}: penalties on components are not supported with "
-                "hierarchy='tree', whose components come from rank-2 splits; use it with a "
-                "flat or multi-layer fit, or constrain the tree's components by a projection.")
-        return plan
+        return resolve_fit(
+            X, self.n_components, loss=self.loss, solver=self.solver, init=self.init,
+            max_iter=self.max_iter, tol=self.tol, random_state=self.random_state,
+            n_restarts=self.n_restarts, hierarchy=self.hierarchy, level=self.level,
+            fine_tune=self.fine_tune, fine_tune_iter=self.fine_tune_iter,
+            layer_weights=self.layer_weights, min_leaf_size=self.min_leaf_size,
+            max_depth=self.max_depth, score_threshold=self.score_threshold,
+            constraints=self.constraints, groups=self.groups,
+            navigation_grid=self.navigation_grid, signal_grid=self.signal_grid,
+            power_iterations=self.power_iterations, refine_passes=self.refine_passes,
+            outliers=self.outliers)
 
     @property
     def _kind(self):
@@ -486,58 +451,6 @@ class HNMF(*_estimator_bases()):
         if self.hierarchy == "layers" or _is_sequence(self.n_components):
             return "layers"
         return "flat"
-
-    def _validate_hierarchy(self):
-        if self.hierarchy not in (None, "layers", "tree"):
-            raise ValueError(
-                f"Unknown hierarchy {self.hierarchy!r}. Valid values are None (flat, "
-                "or layers when n_components is a list), 'layers' and 'tree'."
-            )
-        kind = self._kind
-        if kind == "layers":
-            ranks = check_layer_ranks(self.n_components)
-            if self.level is not None and not (
-                isinstance(self.level, numbers.Integral) and 1 <= self.level <= len(ranks)
-            ):
-                raise ValueError(
-                    f"level must be an integer from 1 (finest) to {len(ranks)} "
-                    f"(coarsest), got {self.level!r}."
-                )
-            _check_weights(self.layer_weights, len(ranks))
-            if not isinstance(self.fine_tune_iter, numbers.Integral) or self.fine_tune_iter < 0:
-                raise ValueError(
-                    f"`fine_tune_iter` must be an integer ≥ 0, got {self.fine_tune_iter!r}."
-                )
-        elif _is_sequence(self.n_components):
-            raise ValueError(
-                f"hierarchy={self.hierarchy!r} takes one number of components, but "
-                f"n_components is {list(self.n_components)}; a list of ranks asks for "
-                "hierarchy='layers'."
-            )
-        elif self.n_components is not None:
-            _checks.check_rank(self.n_components)
-        if kind != "layers":
-            for name in ("level", "layer_weights"):
-                if getattr(self, name) is not None:
-                    raise ValueError(
-                        f"`{name}` applies to multi-layer NMF only (a list of ranks as "
-                        f"n_components), not to hierarchy={self.hierarchy!r}."
-                    )
-        if kind != "tree":
-            for name, default in (("min_leaf_size", 1), ("max_depth", None),
-                                  ("score_threshold", None)):
-                if getattr(self, name) != default:
-                    raise ValueError(
-                        f"`{name}` applies to hierarchy='tree' only; set "
-                        "hierarchy='tree' to build a splitting tree."
-                    )
-        if kind == "tree" and self._solver_name(resolve_loss(self.loss, None, self.solver)) == "als":
-            raise ValueError(
-                "solver='als' cannot compute the tree's maps; use 'hals' or 'mu'."
-            )
-
-    def _solver_name(self, beta):
-        return resolve_solver(self.solver, beta)
 
     def _prepare_data(self, X, where):
         X = _validate_array(X, where)
@@ -588,42 +501,35 @@ class HNMF(*_estimator_bases()):
                [2., 0.],
                [2., 1.]])
         """
-        self._validate_params()
         if _is_dask(X):
-            beta, solver = self._validate_params(X)
-            return self._fit_streaming(X, beta, solver)
+            return self._fit_streaming(X)
         X = self._prepare_data(X, f"{type(self).__name__}.fit")
-        beta, solver = self._validate_params(X)
-        if beta <= 0:
-            _checks.check_zeros_for_beta(
-                beta, X.nnz < X.shape[0] * X.shape[1] if sp.issparse(X) else X.min() == 0)
-        kind = self._kind
-        k = self.n_components if self.n_components is not None else min(X.shape)
-        plan = self._constraint_plan(k[0] if _is_sequence(k) else k, X.shape)
-        if kind == "flat":
-            total = self.max_iter * self.n_restarts
-        elif kind == "layers":
-            total = self.max_iter * len(self.n_components) + self.fine_tune_iter
+        spec = self._validate_params(X)
+        solvers.check_data(X, where=f"{type(self).__name__}.fit", beta=spec.beta)
+        W, H, details = self._fit(X, spec)
+        return self._set_fitted(W, H, details, spec, X.shape[1],
+                                float(X.sum(dtype=np.float64)))
+
+    def _fit(self, X, spec):
+        """Run the fit that ``spec.kind`` names, with the progress bar (if asked for)."""
+        fit = {"flat": self._fit_flat if spec.outliers is None else self._fit_robust,
+               "layers": self._fit_layers, "tree": self._fit_tree}
+        if spec.kind == "flat":
+            total = spec.max_iter * spec.n_restarts
+        elif spec.kind == "layers":
+            total = spec.max_iter * len(spec.ranks) + spec.fine_tune_iter
         else:
             total = None
         bar, callback = self._progress(total)
         try:
-            if kind == "flat" and self.outliers is not None:
-                W, H, details = self._fit_robust(X, k, beta, solver, callback, plan)
-            elif kind == "flat":
-                W, H, details = self._fit_flat(X, k, beta, solver, callback, plan)
-            elif kind == "layers":
-                W, H, details = self._fit_layers(X, beta, solver, callback, plan)
-            else:
-                W, H, details = self._fit_tree(X, beta, solver, plan)
+            return fit[spec.kind](X, spec, callback)
         finally:
             if bar is not None:
                 bar.close()
-        return self._set_fitted(W, H, details, plan, X.shape[1], beta, solver,
-                                float(X.sum(dtype=np.float64)))
 
-    def _set_fitted(self, W, H, details, plan, n_features, beta, solver, total):
+    def _set_fitted(self, W, H, details, spec, n_features, total):
         _check_fitted_factors(W, H, details)
+        self.spec_ = spec
         self.components_ = H
         self.n_components_ = H.shape[0]
         self.n_features_in_ = n_features
@@ -633,23 +539,21 @@ class HNMF(*_estimator_bases()):
         self.converged_ = details["converged"]
         self.restart_objectives_ = np.asarray(details.get("restarts", [details["divergence"]]))
         self.hierarchy_ = details.get("hierarchy")
-        self.constraint_metrics_ = self._metrics(W, H, plan)
+        self.constraint_metrics_ = self._metrics(W, H, spec.plan)
         self.outliers_ = details.get("outliers")
         self.explained_intensity_ratio_ = explained_intensity(W, H) / max(total, np.finfo(float).tiny)
-        self._beta, self._solver = beta, solver
-        self.loss_ = {2.0: "frobenius", 1.0: "kullback-leibler", 0.0: "itakura-saito"}.get(
-            float(beta), float(beta))
+        self._beta, self._solver = spec.beta, spec.solver
+        self.loss_ = spec.loss
         return W
 
-    def _fit_streaming(self, X, beta, solver):
+    def _fit_streaming(self, X):
         """Fit a dask array read chunk by chunk (:class:`~hyperspy_hnmf.matrix.StreamedMatrix`).
 
-        Multi-layer fits and trees go through the same functions as in-memory
-        data (:mod:`hyperspy_hnmf.matrix` gives both the same interface); flat
-        fits through the one-pass-per-iteration solver.
+        Every kind of fit goes through the same functions as in-memory data
+        (:mod:`hyperspy_hnmf.matrix` gives both the same interface); flat
+        fits read the data once per iteration.
         """
         from .matrix import StreamedMatrix
-        from .solvers import randomized_nmf, streaming_nmf
 
         if len(X.shape) != 2:
             raise ValueError(f"Expected a 2D dask array (samples × features), got "
@@ -657,64 +561,17 @@ class HNMF(*_estimator_bases()):
         streamed = X if isinstance(X, StreamedMatrix) else None
         raw = streamed.array if streamed is not None else X
         check_real(raw.dtype, f"{type(self).__name__}.fit")
+        spec = self._validate_params(X)
         raw, total, minimum = _promote_streamed(raw)
-        _checks.check_zeros_for_beta(beta, minimum == 0)
+        _checks.check_zeros_for_beta(spec.beta, minimum == 0)
         if streamed is None:
             Xs = StreamedMatrix(raw)
         else:  # e.g. Poisson-weighted: the same weights on the (promoted) data
             Xs = StreamedMatrix(raw, streamed.row_scale, streamed.column_scale,
                                 perturbation=streamed.perturbation)
-        if self._kind != "flat":
-            k = self.n_components if self.n_components is not None else min(Xs.shape)
-            plan = self._constraint_plan(k[0] if _is_sequence(k) else k, Xs.shape)
-            fit = self._fit_layers if self._kind == "layers" else self._fit_tree
-            bar, callback = self._progress(
-                self.max_iter * len(k) + self.fine_tune_iter if self._kind == "layers" else None)
-            try:
-                if self._kind == "layers":
-                    W, H, details = fit(Xs, beta, solver, callback, plan)
-                else:
-                    W, H, details = fit(Xs, beta, solver, plan)
-            finally:
-                if bar is not None:
-                    bar.close()
-            self.passes_ = Xs.passes
-            return self._set_fitted(W, H, details, plan, Xs.shape[1], beta, solver, total)
-        k = self.n_components if self.n_components is not None else min(Xs.shape)
-        _checks.check_rank(k, Xs.shape)
-        plan = self._constraint_plan(k, Xs.shape)
-        bar, callback = self._progress(self.max_iter * self.n_restarts)
-        rng = solvers._linalg.as_generator(self.random_state)
-        try:
-            if solver == "randomized":
-                if self.n_restarts != 1:
-                    raise ValueError("solver='randomized' makes one run: use n_restarts=1.")
-                best = randomized_nmf(Xs, k, init=self.init, max_iter=self.max_iter,
-                                      tol=self.tol, random_state=rng, callback=callback,
-                                      constraints=plan, power_iterations=self.power_iterations,
-                                      refine_passes=self.refine_passes)
-                restarts = [best.divergence]
-            elif self.outliers is not None:
-                W, H, details = self._fit_robust(Xs, k, beta, solver, callback, plan)
-                self.passes_ = Xs.passes
-                return self._set_fitted(W, H, details, plan, Xs.shape[1], beta, solver, total)
-            else:
-                best, restarts = None, []
-                for restart in range(self.n_restarts):
-                    result = streaming_nmf(
-                        Xs, k, loss=beta, solver=solver,
-                        init=self.init if restart == 0 else "random", max_iter=self.max_iter,
-                        tol=self.tol, random_state=rng, callback=callback, constraints=plan)
-                    restarts.append(result.final_objective)
-                    if best is None or result.final_objective < best.final_objective:
-                        best = result
-        finally:
-            if bar is not None:
-                bar.close()
-        details = dict(n_iter=best.n_iter, objective=best.objective,
-                       divergence=best.divergence, converged=best.converged, restarts=restarts)
+        W, H, details = self._fit(Xs, spec)
         self.passes_ = Xs.passes
-        return self._set_fitted(best.W, best.H, details, plan, Xs.shape[1], beta, solver, total)
+        return self._set_fitted(W, H, details, spec, Xs.shape[1], total)
 
     def _metrics(self, W, H, plan):
         if plan is None:
@@ -733,61 +590,44 @@ class HNMF(*_estimator_bases()):
             metrics["out_of_band_fraction"] = out_of_band_fraction(stack, plan.map_resolution)
         return metrics
 
-    def _fit_flat(self, X, k, beta, solver, callback, plan):
-        result = solvers.nmf(
-            X, k, loss=beta, solver=solver, init=self.init, max_iter=self.max_iter,
-            tol=self.tol, random_state=self.random_state, n_restarts=self.n_restarts,
-            callback=callback, constraints=plan,
-        )
+    def _fit_flat(self, X, spec, callback):
+        result = solvers._fit_nmf(X, spec, callback)
         details = dict(n_iter=result.n_iter, objective=result.objective,
                        divergence=result.divergence, converged=result.converged,
                        restarts=result.restart_objectives)
         return result.W, result.H, details
 
-    def _fit_robust(self, X, k, beta, solver, callback, plan):
-        result, found = solvers.robust_nmf(
-            X, k, outliers=self.outliers, loss=beta, solver=solver, init=self.init,
-            max_iter=self.max_iter, tol=self.tol, random_state=self.random_state,
-            n_restarts=self.n_restarts, callback=callback, constraints=plan,
-            signal_shape=None if self.signal_grid is None else tuple(
-                getattr(self.signal_grid, "shape", self.signal_grid)))
+    def _fit_robust(self, X, spec, callback):
+        result, found = solvers._robust._fit_robust(X, spec, callback)
         details = dict(n_iter=result.n_iter, objective=result.objective,
                        divergence=result.divergence, converged=result.converged,
                        outliers=found)
         return result.W, result.H, details
 
-    def _fit_layers(self, X, beta, solver, callback, plan):
-        from .hierarchy.multilayer import multilayer_nmf
+    def _fit_layers(self, X, spec, callback):
+        from .hierarchy.multilayer import _fit_multilayer
 
-        result = multilayer_nmf(
-            X, self.n_components, loss=beta, solver=solver, init=self.init,
-            max_iter=self.max_iter, tol=self.tol, random_state=self.random_state,
-            fine_tune=self.fine_tune, fine_tune_iter=self.fine_tune_iter,
-            layer_weights=self.layer_weights,
-            callback=None if callback is None else (lambda stage, it, obj: callback(it, obj)),
-            constraints=plan,
-        )
-        chosen = result.level(self.level or 1)
+        result = _fit_multilayer(
+            X, spec, None if callback is None else (lambda stage, it, obj: callback(it, obj)))
+        chosen = result.level(spec.level)
         history = (result.fine_tune_objective if len(result.fine_tune_objective)
                    else result.layer_objectives[0])
         details = dict(n_iter=result.fine_tune_n_iter, objective=np.asarray(history),
                        divergence=chosen.error, converged=True, hierarchy=result)
         return chosen.W, chosen.H, details
 
-    def _fit_tree(self, X, beta, solver, plan):
-        from .hierarchy.tree import rank2_tree
+    def _fit_tree(self, X, spec, callback=None):
+        from .hierarchy.tree import _grow_tree
 
+        beta, plan = spec.beta, spec.plan
         data, column_scales = X, None
         if beta < 2:
             # Counted data: split the Poisson-weighted rows, as the flat
             # initialization does; on raw counts the bright direct beam
             # dominates every rank-2 split.
             data, _, column_scales = _poisson_weighted(X)
-        tree = rank2_tree(
-            data, self.n_components if self.n_components is not None else min(X.shape),
-            min_leaf_size=self.min_leaf_size, max_depth=self.max_depth,
-            score_threshold=self.score_threshold, random_state=self.random_state,
-        )
+        tree = _grow_tree(data, spec.n_components, spec.min_leaf_size, spec.max_depth,
+                          spec.score_threshold, spec.random_state)
         if column_scales is not None:
             for node in tree.nodes:
                 component = node.component * column_scales
@@ -798,9 +638,8 @@ class HNMF(*_estimator_bases()):
             for leaf, component in zip(tree.leaves, Ht.T):
                 leaf.component = component / max(component.sum(), np.finfo(float).tiny)
         H = tree.components.astype(X.dtype, copy=False)
-        W = tree.maps(X, loss=beta, solver=solver, max_iter=max(self.max_iter, 1000),
-                      tol=min(self.tol, 1e-6),
-                      constraints=plan)
+        W = tree.maps(X, loss=beta, solver=spec.solver, max_iter=max(spec.max_iter, 1000),
+                      tol=min(spec.tol, 1e-6), constraints=plan)
         divergence = solvers.beta_divergence(X, W, H, beta)
         details = dict(n_iter=len(tree.nodes), objective=np.asarray([divergence]),
                        divergence=divergence, converged=True, hierarchy=tree)

@@ -91,9 +91,9 @@ def test_sparse_input():
 @pytest.mark.parametrize(
     "params,message",
     [
-        (dict(max_iter=0), r"`max_iter` must be an integer ≥ 1, got 0"),
-        (dict(tol=-1.0), r"`tol` must be a real number ≥ 0, got -1.0"),
-        (dict(n_components=0), r"integer ≥ 1, got 0"),
+        (dict(max_iter=0), r"max_iter must be an integer ≥ 1, got 0"),
+        (dict(tol=-1.0), r"tol must be a real number ≥ 0, got -1.0"),
+        (dict(n_components=0), r"integer ≥ 1 for data of shape \(60, 40\), got 0"),
         (dict(loss="l1"), r"Unknown loss 'l1'"),
     ],
 )

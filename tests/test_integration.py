@@ -209,11 +209,11 @@ def test_keyboard_interrupt_keeps_previous_results(monkeypatch):
     s, snapshot = previous_results()
     before = s.data.copy()
 
-    def interrupted(*args, **kwargs):
-        kwargs["callback"](1, 1.0)
+    def interrupted(X, spec, callback=None):
+        callback(1, 1.0)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(hyperspy_hnmf.estimators.solvers, "nmf", interrupted)
+    monkeypatch.setattr(hyperspy_hnmf.estimators.solvers, "_fit_nmf", interrupted)
     with pytest.raises(KeyboardInterrupt):
         s.decomposition(algorithm="hnmf", output_dimension=3, normalize_poissonian_noise=True,
                         show_progressbar=True)

@@ -236,7 +236,7 @@ def test_bad_input_is_rejected_before_any_work(monkeypatch, kwargs, message):
     def no_work(*args, **kwargs):
         raise AssertionError("validation must come before any factorization")
 
-    monkeypatch.setattr(multilayer, "nmf", no_work)
+    monkeypatch.setattr(multilayer, "_fit_nmf", no_work)
     arguments = dict(X=GOOD, ranks=[4, 2])
     arguments.update(kwargs)
     X = arguments.pop("X")

@@ -146,7 +146,7 @@ def _check_constraint_combinations(estimator, arguments):
             "normalize_poissonian_noise=True cannot be combined with constraints: the "
             "weighting would reshape the maps and components the constraints act on. For "
             "counted data use loss='kl' instead.")
-    plan = estimator._constraint_plan(_finest_rank(estimator), None)
+    plan = estimator._validate_params().plan
     if plan is None:
         return
     for mask, side, name in (("navigation_mask", plan.maps, "maps"),
@@ -157,11 +157,6 @@ def _check_constraint_combinations(estimator, arguments):
                 f"({', '.join(label for _, _, label in side.projections)}): the masked "
                 f"{name} would no longer fill the grid. Crop the signal instead "
                 "(s.inav[...] / s.isig[...]).")
-
-
-def _finest_rank(estimator):
-    k = estimator.n_components
-    return int(k[0]) if isinstance(k, (list, tuple, np.ndarray)) else int(k)
 
 
 def exposed_rank(estimator):

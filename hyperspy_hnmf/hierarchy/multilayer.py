@@ -84,16 +84,17 @@ P. De Handschutter and N. Gillis, "A consistent and flexible framework for
 deep matrix factorizations", Pattern Recognition (2023).
 """
 
-import numbers
+import dataclasses
 from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ..solvers import _as_float_data, check_data, nmf
-from .._checks import DEFAULT_LOSS, resolve_loss, resolve_solver, row_blocks
-from ..solvers._init import check_init
+from ..solvers import _as_float_data, _fit_nmf, check_data
+from .._checks import DEFAULT_LOSS, check_level, row_blocks
+from .._spec import (DEFAULT_FINE_TUNE, DEFAULT_FINE_TUNE_ITER, DEFAULT_INIT, DEFAULT_MAX_ITER,
+                     DEFAULT_SOLVER, DEFAULT_TOL, resolve_fit)
 from ..solvers._linalg import as_generator, density, squared_norm, times, to_csr
 from ..solvers._objective import MODEL_FLOOR, beta_divergence, frobenius_from_products
 from ..solvers._loop import check_objective, intensity_order
@@ -254,16 +255,7 @@ class MultiLayerResult:
         return np.argmax(P, axis=0)
 
     def _index(self, level):
-        if (
-            isinstance(level, bool)
-            or not isinstance(level, numbers.Integral)
-            or not 1 <= level <= self.n_levels
-        ):
-            raise ValueError(
-                f"level must be an integer from 1 (finest) to {self.n_levels} "
-                f"(coarsest), got {level!r}."
-            )
-        return int(level) - 1
+        return check_level(level, self.n_levels) - 1
 
 
 @dataclass(frozen=True)
@@ -280,76 +272,6 @@ class Level:
     H: np.ndarray
     M: np.ndarray
     error: float
-
-
-# ----------------------------------------------------------------------------
-# Validation
-
-
-def _check_positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}.")
-    return int(value)
-
-
-def check_layer_ranks(ranks):
-    if isinstance(ranks, (str, bytes)) or not hasattr(ranks, "__len__"):
-        raise ValueError(
-            f"ranks must be a sequence of integers, finest first (e.g. [12, 6, 3]), "
-            f"got {ranks!r}."
-        )
-    ranks = list(ranks)
-    if not ranks:
-        raise ValueError("ranks is empty: give at least one rank, e.g. [12, 6, 3].")
-    for position, rank in enumerate(ranks):
-        if isinstance(rank, bool) or not isinstance(rank, numbers.Integral):
-            raise ValueError(
-                f"ranks must be a sequence of integers, but ranks[{position}] is "
-                f"{rank!r}."
-            )
-        if rank < 1:
-            raise ValueError(
-                f"Every rank must be ≥ 1, but ranks[{position}] is {rank}."
-            )
-    for position in range(1, len(ranks)):
-        if ranks[position] >= ranks[position - 1]:
-            raise ValueError(
-                "ranks must be strictly decreasing (finest level first), but "
-                f"ranks[{position - 1}]={ranks[position - 1]} is not larger than "
-                f"ranks[{position}]={ranks[position]}."
-            )
-    return tuple(int(rank) for rank in ranks)
-
-
-def _check_weights(layer_weights, n_levels):
-    if layer_weights is None:
-        weights = np.zeros(n_levels)
-        weights[-1] = 1.0
-        return weights
-    try:
-        weights = np.asarray(layer_weights, dtype=np.float64)
-    except (TypeError, ValueError):
-        weights = None
-    if weights is None or weights.ndim != 1:
-        raise ValueError(
-            f"layer_weights must be a sequence of {n_levels} nonnegative numbers "
-            f"(one per level), got {layer_weights!r}."
-        )
-    if weights.size != n_levels:
-        raise ValueError(
-            f"layer_weights has {weights.size} entries, but there are {n_levels} "
-            "levels: give one weight per rank."
-        )
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-        raise ValueError(
-            f"layer_weights must be finite and ≥ 0, got {weights.tolist()}."
-        )
-    if not np.any(weights > 0):
-        raise ValueError(
-            "layer_weights are all zero: at least one level must be weighted "
-            "(the default weights only the deepest level)."
-        )
-    return weights
 
 
 # ----------------------------------------------------------------------------
@@ -664,13 +586,13 @@ def multilayer_nmf(
     ranks,
     *,
     loss=DEFAULT_LOSS,
-    solver="auto",
-    init="nndsvda",
-    max_iter=200,
-    tol=1e-4,
+    solver=DEFAULT_SOLVER,
+    init=DEFAULT_INIT,
+    max_iter=DEFAULT_MAX_ITER,
+    tol=DEFAULT_TOL,
     random_state=None,
-    fine_tune=True,
-    fine_tune_iter=100,
+    fine_tune=DEFAULT_FINE_TUNE,
+    fine_tune_iter=DEFAULT_FINE_TUNE_ITER,
     layer_weights=None,
     callback=None,
     constraints=None,
@@ -757,61 +679,49 @@ def multilayer_nmf(
     >>> bool(result.total_error < result.greedy_total_error)
     True
     """
-    beta = resolve_loss(loss, X, solver)
-    if beta not in (1.0, 2.0):
-        raise ValueError(
-            f"multilayer_nmf supports the Frobenius (β=2) and Kullback-Leibler "
-            f"(β=1) losses, got β={beta:g}. Use loss='frobenius' or loss='kl'."
-        )
-    solver = resolve_solver(solver, beta)
-    check_init(init)
-    ranks = check_layer_ranks(ranks)
-    max_iter = _check_positive_int(max_iter, "max_iter")
-    fine_tune_iter = _check_positive_int(fine_tune_iter, "fine_tune_iter")
-    if (
-        isinstance(tol, bool) or not isinstance(tol, numbers.Real)
-        or not np.isfinite(tol) or tol < 0
-    ):
-        raise ValueError(f"tol must be a real number ≥ 0, got {tol!r}.")
-    if not isinstance(fine_tune, (bool, np.bool_)):
-        raise ValueError(f"fine_tune must be True or False, got {fine_tune!r}.")
-    if callback is not None and not callable(callback):
-        raise ValueError(f"callback must be callable, got {callback!r}.")
-    weights = _check_weights(layer_weights, len(ranks))
     streamed = _as_streamed(X)
-    if streamed is not None:
-        X = streamed
-    else:
-        X = _as_float_data(X)
+    X = streamed if streamed is not None else _as_float_data(X)
     if len(X.shape) != 2:
         raise ValueError(f"Expected a 2D array (samples × features), got {len(X.shape)}D.")
-    if ranks[0] >= min(X.shape):
-        raise ValueError(
-            f"The finest rank ranks[0]={ranks[0]} must be smaller than min(n, m) = "
-            f"{min(X.shape)} for data of shape {X.shape}."
-        )
+    spec = resolve_fit(X, ranks, hierarchy="layers", loss=loss, solver=solver, init=init,
+                       max_iter=max_iter, tol=tol, random_state=random_state,
+                       fine_tune=fine_tune, fine_tune_iter=fine_tune_iter,
+                       layer_weights=layer_weights, callback=callback, constraints=constraints)
     if streamed is None:
-        check_data(X, where="multilayer_nmf", beta=beta)
-    if streamed is None and beta == 1 and not sp.issparse(X) and density(X) <= SPARSE_KL_DENSITY:
-        X = to_csr(X)  # once, for every layer-1 iteration and the fine-tuning
-    rng = as_generator(random_state)
+        check_data(X, where="multilayer_nmf", beta=spec.beta)
+    return _fit_multilayer(X, spec, callback)
 
-    level_plans = _level_plans(constraints, ranks)
+
+def _fit_multilayer(X, spec, callback=None):
+    """:func:`multilayer_nmf` with resolved options (a :class:`~hyperspy_hnmf._spec.FitSpec`).
+
+    ``X``: checked float data (array or CSR/CSC) or a StreamedMatrix
+    (``spec.streamed``). No option is checked again; every layer is a flat
+    fit (:func:`~hyperspy_hnmf.solvers._fit_nmf`) with the spec's options.
+    """
+    beta, ranks, tol = spec.beta, spec.ranks, spec.tol
+    weights, level_plans = spec.layer_weights, spec.level_plans
+    streamed = spec.streamed
+    if not streamed and beta == 1 and not sp.issparse(X) and density(X) <= SPARSE_KL_DENSITY:
+        X = to_csr(X)  # once, for every layer-1 iteration and the fine-tuning
+    rng = as_generator(spec.random_state)
 
     # Greedy pass.
     Ws, Hs, Ms, layer_objectives = [], [], [], []
-    data, layer_init = X, init
+    data, layer_init = X, spec.init
     for position, rank in enumerate(ranks):
         stage = f"layer {position + 1}"
         layer_callback = None
         if callback is not None:
             layer_callback = lambda it, obj, stage=stage: callback(stage, it, obj)  # noqa: E731
-        fit = nmf if position > 0 or streamed is None else _streaming_layer
-        result = fit(
-            data, rank, loss=beta, solver=solver, init=layer_init, max_iter=max_iter,
-            tol=tol, random_state=rng, callback=layer_callback,
-            constraints=level_plans[position],
-        )
+        if position > 0:  # the maps of the layer above, checked as data
+            data = _as_float_data(data)
+            check_data(data, beta=beta)
+        layer = dataclasses.replace(
+            spec, kind="flat", ranks=(rank,), init=layer_init, n_restarts=1,
+            random_state=rng, plan=level_plans[position], level_plans=(level_plans[position],),
+            layer_weights=None, shape=data.shape, streamed=streamed and position == 0)
+        result = _fit_nmf(data, layer, layer_callback)
         layer_objectives.append(result.objective)
         if position == 0:
             known = {0: result.divergence}
@@ -823,19 +733,20 @@ def multilayer_nmf(
             Hs.append((Ms[-1] @ Hs[-1]).astype(X.dtype))
         data = result.W
         if isinstance(layer_init, tuple):
-            layer_init = "nndsvda"
+            layer_init = DEFAULT_INIT
     greedy_errors = _level_errors(X, Ws, Hs, beta, known)
 
     fine_tune_objective = np.zeros(0)
     n_iter = 0
-    if fine_tune:
+    if spec.fine_tune:
         Ht = np.ascontiguousarray(Hs[0].T)
         Ws = [W.copy() for W in Ws]
         tuner = _fine_tune_frobenius if beta == 2 else _fine_tune_kl
         sides = [None if plan is None else plan.maps for plan in level_plans]
         sides.append(None if level_plans[0] is None else level_plans[0].components)
         Ws, Ht, Ms, fine_tune_objective, n_iter = tuner(
-            X, Ws, Ht, [M.copy() for M in Ms], weights, fine_tune_iter, tol, callback, sides)
+            X, Ws, Ht, [M.copy() for M in Ms], weights, spec.fine_tune_iter, tol, callback,
+            sides)
         Ws, Ht, Ms = _normalize(Ws, Ht, Ms, sort=True,
                                 blocks=None if level_plans[0] is None else level_plans[0].blocks)
         Hs = [np.ascontiguousarray(Ht.T)]
@@ -859,21 +770,6 @@ def multilayer_nmf(
     )
 
 
-def _level_plans(plan, ranks):
-    """Constraint plans per level: the given one for level 1, its global map constraints above."""
-    if plan is None or not plan.active:
-        return [None] * len(ranks)
-    from ..constraints import build_plan
-
-    shared = [c for c, _, _ in plan.resolved
-              if c.on == "maps" and c.components is None]
-    plans = [plan]
-    for rank in ranks[1:]:
-        coarse = build_plan(shared, rank, map_grid=plan.maps.grid) if shared else None
-        plans.append(coarse if coarse is not None and coarse.active else None)
-    return plans
-
-
 def _as_streamed(X):
     """``X`` as a StreamedMatrix when it is read in passes (dask array), else None."""
     from ..matrix import StreamedMatrix
@@ -883,12 +779,6 @@ def _as_streamed(X):
     if type(X).__module__.startswith("dask."):
         return StreamedMatrix(X)
     return None
-
-
-def _streaming_layer(X, rank, **options):
-    from ..solvers import streaming_nmf
-
-    return streaming_nmf(X, rank, **options)
 
 
 def _level_errors_chunk(block, start, W_rows, Hs, beta, skip):

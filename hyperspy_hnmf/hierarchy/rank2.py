@@ -21,11 +21,10 @@ images using rank-two nonnegative matrix factorization", IEEE TGRS 53 (2015)
 2066-2078.
 """
 
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
 
+from .._checks import check_count, check_tol
 from ..matrix.rows import RowData
 from ..solvers import canonical_order, check_data
 from ..solvers._linalg import as_generator
@@ -227,12 +226,6 @@ def fit_rank2(data, rows, H, *, max_iter, tol, callback=None):
     return W, np.ascontiguousarray(H), np.asarray(history)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}.")
-    return int(value)
-
-
 def check_fit_options(max_iter, tol, init):
     """Validate the options shared by :func:`rank2_nmf` and the splitting tree.
 
@@ -240,9 +233,8 @@ def check_fit_options(max_iter, tol, init):
     --------
     >>> check_fit_options(100, 1e-4, "svd")
     """
-    _check_positive_int("max_iter", max_iter)
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
-        raise ValueError(f"tol must be a real number ≥ 0, got {tol!r}.")
+    check_count(max_iter, "max_iter", 1)
+    check_tol(tol)
     if isinstance(init, tuple) and len(init) == 2:
         return
     if isinstance(init, str) and init in RANK2_INITS:

@@ -44,12 +44,13 @@ images using rank-two nonnegative matrix factorization", IEEE TGRS 53 (2015)
 2066-2078.
 """
 
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
+from .._checks import check_count, check_n_leaves, check_score_threshold
+from .._spec import DEFAULT_MIN_LEAF_SIZE, DEFAULT_TOL
 from ..solvers import canonical_order, check_data, solve_loadings
 from ..solvers._linalg import as_generator
 from ..matrix import as_data_matrix, is_chunked
@@ -638,17 +639,13 @@ class _Builder:
         return f"no_split: no leaf can be split ({details})"
 
 
-def _check_int(name, value, low, high=None, what=""):
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low
-            or (high is not None and value > high)):
-        bound = f"between {low} and {high}{what}" if high is not None else f"≥ {low}"
-        raise ValueError(f"{name} must be an integer {bound}, got {value!r}.")
-    return int(value)
+#: Iterations of each rank-2 NMF of a tree, at most.
+RANK2_MAX_ITER = 100
 
 
-def rank2_tree(X, n_leaves, *, min_leaf_size=1, max_depth=None, score_threshold=None,
-               split_score="error", random_state=None, max_iter=100, tol=1e-4, init="svd",
-               refine=True):
+def rank2_tree(X, n_leaves, *, min_leaf_size=DEFAULT_MIN_LEAF_SIZE, max_depth=None,
+               score_threshold=None, split_score="error", random_state=None,
+               max_iter=RANK2_MAX_ITER, tol=DEFAULT_TOL, init="svd", refine=True):
     """Cluster the rows of ``X`` by hierarchical rank-2 NMF splitting.
 
     Starting with all rows in the root, the leaf with the best split score is
@@ -735,29 +732,28 @@ def rank2_tree(X, n_leaves, *, min_leaf_size=1, max_depth=None, score_threshold=
             f"Expected a 2D array (rows to cluster × channels), got {len(X.shape)}D: reshape "
             "the data to (positions, channels) first."
         )
-    n_leaves = _check_int("n_leaves", n_leaves, 1, X.shape[0],
-                          f" (the number of rows of X, {X.shape[0]})")
-    min_leaf_size = _check_int("min_leaf_size", min_leaf_size, 1)
+    n_leaves = check_n_leaves(n_leaves, X.shape[0])
+    min_leaf_size = check_count(min_leaf_size, "min_leaf_size", 1)
     if max_depth is not None:
-        max_depth = _check_int("max_depth", max_depth, 1)
-    if score_threshold is not None and (
-        isinstance(score_threshold, bool) or not isinstance(score_threshold, numbers.Real)
-        or not np.isfinite(score_threshold)
-    ):
-        raise ValueError(f"score_threshold must be a finite number or None, "
-                         f"got {score_threshold!r}.")
+        max_depth = check_count(max_depth, "max_depth", 1)
+    check_score_threshold(score_threshold)
     if split_score not in SPLIT_SCORES:
         raise ValueError(f"Unknown split_score {split_score!r}. Valid values are "
                          f"{', '.join(repr(name) for name in SPLIT_SCORES)}.")
     if not isinstance(init, str):
         raise ValueError(f"init must be 'svd' or 'random' for a tree, got {init!r}.")
     check_fit_options(max_iter, tol, init)
-    if is_chunked(X):  # read in passes: checked chunk by chunk
-        data = as_data_matrix(X)
-    else:
+    if not is_chunked(X):  # data read in passes are checked chunk by chunk
         check_data(X, where="rank2_tree")
-        data = RowData(X)
+    return _grow_tree(X, n_leaves, min_leaf_size, max_depth, score_threshold, random_state,
+                      split_score, max_iter, tol, init, refine)
 
+
+def _grow_tree(X, n_leaves, min_leaf_size, max_depth, score_threshold, random_state,
+               split_score="error", max_iter=RANK2_MAX_ITER, tol=DEFAULT_TOL, init="svd",
+               refine=True):
+    """:func:`rank2_tree` with checked options and data: no checks."""
+    data = as_data_matrix(X) if is_chunked(X) else RowData(X)
     builder = _Builder(data, n_leaves, min_leaf_size, max_depth, score_threshold,
                        split_score, max_iter, tol, init, random_state, bool(refine))
     stop_reason = builder.grow()

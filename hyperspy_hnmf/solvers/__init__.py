@@ -33,26 +33,26 @@ from .._checks import (
     check_finite,
     check_nonnegative,
     check_not_all_zero,
-    check_rank,
     check_real,
     check_zeros_for_beta,
     loss_to_beta,
     overflow_safe_dtype,
     promotion_warning,
-    resolve_loss,
     resolve_solver,
 )
-from ._init import INIT_METHODS, check_init, initialize
+from .._spec import (DEFAULT_INIT, DEFAULT_MAX_ITER, DEFAULT_N_RESTARTS, DEFAULT_SOLVER,
+                     DEFAULT_TOL, resolve_fit)
+from ._init import INIT_METHODS, initialize
 from ._linalg import as_generator, density, to_csr
-from ..matrix import as_data_matrix, compute_dtype, is_chunked, is_sparse
+from ..matrix import StreamedMatrix, as_data_matrix, compute_dtype, is_chunked, is_sparse
 from ..matrix import to_csr as sparse_to_csr
 from ._loop import FitResult, alternate, canonical_order
 from ._bootstrap import (BootstrapResult, PoissonResampler, bootstrap_interval, bootstrap_nmf,
                          match_components)
 from ._multiblock import JointResult, joint_nmf, noise_variance
 from ._objective import beta_divergence
-from ._passes import streaming_nmf
-from ._randomized import randomized_nmf
+from ._passes import _fit_passes, streaming_nmf
+from ._randomized import _fit_randomized, randomized_nmf
 from ._robust import Outliers, check_outliers, robust_nmf
 from ._updates import MU_FLOOR, SPARSE_KL_DENSITY, hals_sweep, make_update
 
@@ -171,12 +171,12 @@ def nmf(
     n_components,
     *,
     loss=DEFAULT_LOSS,
-    solver="auto",
-    init="nndsvda",
-    max_iter=200,
-    tol=1e-4,
+    solver=DEFAULT_SOLVER,
+    init=DEFAULT_INIT,
+    max_iter=DEFAULT_MAX_ITER,
+    tol=DEFAULT_TOL,
     random_state=None,
-    n_restarts=1,
+    n_restarts=DEFAULT_N_RESTARTS,
     callback=None,
     constraints=None,
     groups=None,
@@ -261,37 +261,61 @@ def nmf(
     >>> float(out_of_band_fraction(result.W.T.reshape(3, 10, 4), 4).max()) < 1e-3
     True
     """
+    unknown = sorted(set(randomized_options) - {"oversampling", "power_iterations",
+                                                 "refine_passes"})
+    if unknown:
+        raise TypeError(f"nmf() got an unexpected keyword argument {unknown[0]!r}")
     X = _as_float_data(X)
-    beta = resolve_loss(loss, X, solver)
-    solver = resolve_solver(solver, beta)
-    check_data(X, beta=beta)
-    k = check_rank(n_components, X.shape)
-    plan = _constraint_plan(constraints, k, groups, map_grid, component_grid, X.shape)
-    check_init(init)
-    if isinstance(n_restarts, bool) or not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1:
-        raise ValueError(f"n_restarts must be an integer ≥ 1, got {n_restarts!r}.")
-    if randomized_options and solver != "randomized":
-        raise ValueError(f"Options {sorted(randomized_options)} apply to solver='randomized' only.")
-    rng = as_generator(random_state)
-    if solver == "randomized":
-        if n_restarts != 1 or isinstance(init, tuple):
-            raise ValueError("solver='randomized' makes one run from the compressed data: "
-                             "use n_restarts=1 and a named init.")
-        result = randomized_nmf(X, k, init=init, max_iter=max_iter, tol=tol,
-                                random_state=rng, callback=callback, constraints=plan,
-                                **randomized_options)
+    spec = resolve_fit(
+        X, n_components, loss=loss, solver=solver, init=init, max_iter=max_iter, tol=tol,
+        random_state=random_state, n_restarts=n_restarts, callback=callback,
+        constraints=constraints, groups=groups, navigation_grid=map_grid,
+        signal_grid=component_grid, **randomized_options)
+    check_data(X, beta=spec.beta)
+    return _fit_nmf(X, spec, callback)
+
+
+def _fit_nmf(X, spec, callback=None):
+    """A flat fit with resolved options (:class:`~hyperspy_hnmf._spec.FitSpec`): no checks.
+
+    ``X`` is checked data: a float array or CSR/CSC matrix, or data read in
+    passes (dask array or StreamedMatrix; then ``spec.streamed``). Runs
+    ``spec.n_restarts`` fits (the first from ``spec.init``, the others from
+    a random start) and keeps the lowest objective; ``solver="randomized"``
+    makes one run from the compressed data.
+    """
+    k, beta, plan = spec.n_components, spec.beta, spec.plan
+    rng = as_generator(spec.random_state)
+    if spec.streamed:
+        Xs = X if isinstance(X, StreamedMatrix) else StreamedMatrix(X)
+        if spec.solver == "randomized":
+            result = _fit_randomized(Xs, spec, rng, callback)
+            result.restart_objectives = [result.divergence]
+            return result
+        best, all_objectives = None, []
+        for restart in range(spec.n_restarts):
+            result = _fit_passes(Xs, k, beta, spec.solver,
+                                 spec.init if restart == 0 else "random", spec.max_iter,
+                                 spec.tol, rng, callback, plan)
+            all_objectives.append(result.final_objective)
+            if best is None or result.final_objective < best.final_objective:
+                best = result
+        best.restart_objectives = all_objectives
+        return best
+    if spec.solver == "randomized":
+        result = _fit_randomized(X, spec, rng, callback)
         result.divergence = beta_divergence(X, result.W, result.H, beta)
         return result
     if beta == 1 and not sp.issparse(X) and density(X) <= SPARSE_KL_DENSITY:
         X = to_csr(X)  # once, for the initialization and every restart
     best = None
     all_objectives = []
-    for restart in range(n_restarts):
-        start = init if restart == 0 else "random"
+    for restart in range(spec.n_restarts):
+        start = spec.init if restart == 0 else "random"
         W, H = initialize(X, k, start, rng, poisson_weighted=beta < 2)
         result = alternate(
-            X, W, H, make_update(solver, beta),
-            max_iter=max_iter, tol=tol, callback=callback, constraints=plan,
+            X, W, H, make_update(spec.solver, beta),
+            max_iter=spec.max_iter, tol=spec.tol, callback=callback, constraints=plan,
         )
         all_objectives.append(result.final_objective)
         if best is None or result.final_objective < best.final_objective:
@@ -300,28 +324,6 @@ def nmf(
     best.restart_objectives = all_objectives
     best.divergence = beta_divergence(X, best.W, best.H, beta)
     return best
-
-
-def _constraint_plan(constraints, k, groups, map_grid, component_grid, shape):
-    """The :class:`ConstraintPlan` of a call, or None when nothing is constrained."""
-    from ..constraints import ConstraintPlan, Grid, build_plan
-
-    if isinstance(constraints, ConstraintPlan):
-        return constraints if constraints.active else None
-    if constraints is None and groups is None:
-        return None
-    grids = []
-    for name, grid, size in (("map_grid", map_grid, shape[0]),
-                             ("component_grid", component_grid, shape[1])):
-        if grid is not None:
-            grid = grid if isinstance(grid, Grid) else Grid(tuple(grid))
-            if grid.size != size:
-                raise ValueError(
-                    f"{name} has shape {grid.shape} ({grid.size} pixels), but the data have "
-                    f"{size} {'rows' if name == 'map_grid' else 'columns'}.")
-        grids.append(grid)
-    plan = build_plan(constraints, k, groups=groups, map_grid=grids[0], component_grid=grids[1])
-    return plan if plan.active or groups else None
 
 
 def solve_loadings(X, H, *, loss="frobenius", solver="auto", max_iter=200, tol=1e-4,

@@ -11,27 +11,8 @@ separable nonnegative matrix factorization", IEEE TPAMI 36 (2014) 698.
 import numpy as np
 import scipy.sparse as sp
 
-from .._checks import check_factor, check_init_factor, row_blocks
+from .._checks import INIT_METHODS, check_factor, check_init, check_init_factor, row_blocks
 from ._linalg import randomized_svd
-
-INIT_METHODS = ("nndsvd", "nndsvda", "nndsvdar", "spa", "random")
-
-
-def check_init(init):
-    """Raise ``ValueError`` unless ``init`` names a method or is a ``(W, H)`` tuple.
-
-    Examples
-    --------
-    >>> check_init("spa")
-    """
-    if isinstance(init, tuple) or (isinstance(init, str) and init in INIT_METHODS):
-        return
-    raise ValueError(
-        f"Unknown init {init!r}. Valid values are "
-        f"{', '.join(repr(name) for name in INIT_METHODS)}, or a tuple (W, H) "
-        "of initial arrays."
-    )
-
 
 def data_mean(X):
     """Mean of all entries of ``X`` (dense or sparse) in float64.

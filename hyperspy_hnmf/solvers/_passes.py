@@ -18,8 +18,9 @@ pass 0 evaluates the initialization, pass ``p`` finishes iteration ``p``.
 import numpy as np
 import scipy.linalg
 
-from .._checks import DEFAULT_LOSS, resolve_loss, resolve_solver
-from ._init import check_init, initialize
+from .._checks import DEFAULT_LOSS
+from .._spec import DEFAULT_INIT, DEFAULT_MAX_ITER, DEFAULT_SOLVER, DEFAULT_TOL, resolve_fit
+from ._init import initialize
 from ._linalg import as_generator
 from ._loop import FitResult, canonical_order, record, rescale
 from ._updates import make_update
@@ -279,9 +280,10 @@ def _column_scale(before, after):
     return np.where(a > 0, b / np.where(a > 0, a, 1.0), 1.0)
 
 
-def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver="auto", init="nndsvda",
-                  max_iter=200, tol=1e-4, random_state=None, callback=None,
-                  constraints=None, W=None, H=None, missing=None):
+def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver=DEFAULT_SOLVER,
+                  init=DEFAULT_INIT, max_iter=DEFAULT_MAX_ITER, tol=DEFAULT_TOL,
+                  random_state=None, callback=None, constraints=None, W=None, H=None,
+                  missing=None):
     """Exact NMF ``X ≈ W H`` of a dask array, one pass over the data per iteration.
 
     Parameters
@@ -330,20 +332,27 @@ def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver="auto", init="nn
     >>> bool(np.linalg.norm(X - result.W @ result.H) / np.linalg.norm(X) < 1e-2)
     True
     """
-    beta = resolve_loss(loss, X, solver)
-    if beta not in (1.0, 2.0):
-        raise ValueError(
-            f"Data read in passes (lazy signals) support the Frobenius and Kullback-Leibler "
-            f"losses, got β={beta:g}. Use loss='frobenius' or loss='kl', or load the data.")
-    solver = resolve_solver(solver, beta)
-    check_init(init)
-    if init == "spa" and W is None:
-        raise ValueError("init='spa' is not available for data read in passes; use "
-                         "'nndsvda' (the default) or give (W, H).")
     Xs = X if isinstance(X, StreamedMatrix) else StreamedMatrix(X)
-    k = int(n_components)
+    given = W is not None and H is not None
+    spec = resolve_fit(Xs, n_components, loss=loss, solver=solver,
+                       init=DEFAULT_INIT if given else init, max_iter=max_iter, tol=tol,
+                       callback=callback, constraints=constraints)
+    return _fit_passes(Xs, spec.n_components, spec.beta, spec.solver, spec.init,
+                       spec.max_iter, spec.tol, as_generator(random_state), callback,
+                       spec.plan, W=W, H=H, missing=missing)
+
+
+def _fit_passes(Xs, k, beta, solver, init, max_iter, tol, rng, callback, constraints,
+                W=None, H=None, missing=None):
+    """:func:`streaming_nmf` with resolved options (β 1 or 2, a concrete solver): no checks.
+
+    ``Xs`` is a :class:`~hyperspy_hnmf.matrix.StreamedMatrix`, ``rng`` a
+    generator, ``constraints`` a ConstraintPlan or None; ``W`` and ``H``, if
+    both given, replace the initialization; ``missing`` as in
+    :func:`streaming_nmf`.
+    """
     if W is None or H is None:
-        W, H = initialize(Xs, k, init, as_generator(random_state), poisson_weighted=beta < 2)
+        W, H = initialize(Xs, k, init, rng, poisson_weighted=beta < 2)
     W = np.ascontiguousarray(W, dtype=Xs.dtype)
     Ht = np.ascontiguousarray(np.asarray(H, dtype=Xs.dtype).T)
     update = make_update(solver, beta)

@@ -15,26 +15,24 @@ import dask.array as da
 import numpy as np
 import scipy.linalg
 
-from ._init import check_init, nndsvd_factors
+from .._spec import (DEFAULT_INIT, DEFAULT_MAX_ITER, DEFAULT_OVERSAMPLING,
+                     DEFAULT_POWER_ITERATIONS, DEFAULT_REFINE_PASSES, DEFAULT_TOL, resolve_fit)
+from ._init import nndsvd_factors
 from ._linalg import as_generator, randomized_range
 from ._loop import _balance, canonical_order
 from ._objective import frobenius_from_products
 from ._updates import HALSUpdate
-from ._passes import streaming_nmf
+from ._passes import _fit_passes
 from ..matrix.streamed import StreamedMatrix, is_sparse, to_csr
 
 __all__ = ["randomized_nmf"]
 
 
-def _check_count(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}.")
-    return int(value)
-
-
-def randomized_nmf(X, n_components, *, oversampling=10, power_iterations=2, refine_passes=5,
-                   init="nndsvda", max_iter=200, tol=1e-4, random_state=None, callback=None,
-                   constraints=None):
+def randomized_nmf(X, n_components, *, oversampling=DEFAULT_OVERSAMPLING,
+                   power_iterations=DEFAULT_POWER_ITERATIONS,
+                   refine_passes=DEFAULT_REFINE_PASSES, init=DEFAULT_INIT,
+                   max_iter=DEFAULT_MAX_ITER, tol=DEFAULT_TOL, random_state=None,
+                   callback=None, constraints=None):
     """Frobenius NMF from a randomized compression of ``X``, refined by exact passes.
 
     Parameters
@@ -76,22 +74,25 @@ def randomized_nmf(X, n_components, *, oversampling=10, power_iterations=2, refi
     >>> result.passes, bool(np.linalg.norm(X - result.W @ result.H) / np.linalg.norm(X) < 0.05)
     (12, True)
     """
-    k = _check_count(n_components, "n_components", 1)
-    oversampling = _check_count(oversampling, "oversampling", 0)
-    power_iterations = _check_count(power_iterations, "power_iterations", 0)
-    refine_passes = _check_count(refine_passes, "refine_passes", 0)
-    check_init(init)
-    if isinstance(init, tuple) or init == "spa":
-        raise ValueError("The randomized solver initializes from the compressed data: use "
-                         "init='nndsvd', 'nndsvda', 'nndsvdar' or 'random'.")
-    if not isinstance(X, StreamedMatrix):
-        if is_sparse(X):  # one CSR chunk, read in place: never densified
-            X = da.from_array(to_csr(X), chunks=X.shape, asarray=False)
-        elif not isinstance(X, da.Array):
-            X = np.asarray(X)
-            X = da.from_array(X, chunks=(max(1, (1 << 24) // max(X.shape[1], 1)), -1))
-        X = StreamedMatrix(X)
-    rng = as_generator(random_state)
+    X = _streamed(X)
+    spec = resolve_fit(X, n_components, loss="frobenius", solver="randomized", init=init,
+                       max_iter=max_iter, tol=tol, callback=callback, constraints=constraints,
+                       oversampling=oversampling, power_iterations=power_iterations,
+                       refine_passes=refine_passes)
+    return _fit_randomized(X, spec, as_generator(random_state), callback)
+
+
+def _fit_randomized(X, spec, rng, callback=None):
+    """:func:`randomized_nmf` with resolved options (a :class:`~hyperspy_hnmf._spec.FitSpec`).
+
+    ``X``: a StreamedMatrix, dask array, ndarray or sparse array; ``rng`` a
+    generator. No checks.
+    """
+    X = _streamed(X)
+    k, init, constraints = spec.n_components, spec.init, spec.plan
+    max_iter, tol = spec.max_iter, spec.tol
+    oversampling, power_iterations = spec.oversampling, spec.power_iterations
+    refine_passes = spec.refine_passes
     passes_before = X.passes
     Q = randomized_range(X, k, rng, oversampling, power_iterations)
     B = np.ascontiguousarray((X.T @ Q).T, dtype=X.dtype)  # l × m, one pass
@@ -109,9 +110,8 @@ def randomized_nmf(X, n_components, *, oversampling=10, power_iterations=2, refi
     compressed_hals(Q.astype(X.dtype), B, W, Ht, max_iter, tol)
     H = np.ascontiguousarray(Ht.T)
     if refine_passes:
-        result = streaming_nmf(X, k, loss="frobenius", solver="hals", W=W, H=H,
-                               max_iter=refine_passes, tol=0, callback=callback,
-                               constraints=constraints)
+        result = _fit_passes(X, k, 2.0, "hals", init, refine_passes, 0.0, rng, callback,
+                             constraints, W=W, H=H)
     else:
         from ..solvers._loop import FitResult
 
@@ -187,3 +187,16 @@ def compressed_hals(Q, B, W, Ht, max_iter, tol, norm2=None, stop="relative", upd
             first = error
         previous = objective if stop == "relative" else error
     return float(np.sqrt(max(2.0 * objective, 0.0) / max(norm2, 1e-300))), iteration
+
+
+def _streamed(X):
+    """``X`` as a StreamedMatrix: dense arrays in row chunks of about 16 M entries,
+    sparse arrays as one CSR chunk read in place (never densified)."""
+    if isinstance(X, StreamedMatrix):
+        return X
+    if is_sparse(X):
+        X = da.from_array(to_csr(X), chunks=X.shape, asarray=False)
+    elif not isinstance(X, da.Array):
+        X = np.asarray(X)
+        X = da.from_array(X, chunks=(max(1, (1 << 24) // max(X.shape[1], 1)), -1))
+    return StreamedMatrix(X)

@@ -55,12 +55,14 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import special
 
-from .._checks import DEFAULT_LOSS, resolve_loss
+from .._checks import DEFAULT_LOSS, MAX_FALSE_ALARM, check_outliers  # noqa: F401
+from .._spec import (DEFAULT_INIT, DEFAULT_MAX_ITER, DEFAULT_N_RESTARTS, DEFAULT_SOLVER,
+                     DEFAULT_TOL, resolve_fit)
 from ._init import initialize
 from ._linalg import as_generator
 from ._loop import canonical_order
 from ._objective import MODEL_FLOOR
-from ._passes import MissingEntries, fill_missing, streaming_nmf
+from ._passes import MissingEntries, _fit_passes, fill_missing
 
 __all__ = ["CHANNEL_CONTRAST", "EVENT_SHARE", "MAX_ROUNDS", "Outliers",
            "check_outliers", "false_alarm_rate", "robust_nmf"]
@@ -74,49 +76,6 @@ EVENT_SHARE = 0.25
 
 #: Largest number of detection rounds after the first fit.
 MAX_ROUNDS = 4
-
-#: Largest false-alarm rate accepted (beyond it the "outliers" are the data).
-MAX_FALSE_ALARM = 0.01
-
-
-def check_outliers(value):
-    """Validate the ``outliers`` option: ``None``, ``"auto"`` or a false-alarm rate.
-
-    Parameters
-    ----------
-    value : None, "auto" or float
-        ``None``: no outlier handling. ``"auto"``: false-alarm rate
-        ``1 / (number of entries)``. A float in ``(0, 0.01]``: the
-        false-alarm rate per entry.
-
-    Returns
-    -------
-    None, "auto" or float
-
-    Raises
-    ------
-    ValueError
-        For anything else, with what is accepted.
-
-    Examples
-    --------
-    >>> check_outliers("auto"), check_outliers(1e-6)
-    ('auto', 1e-06)
-    >>> check_outliers(0.5)
-    Traceback (most recent call last):
-    ...
-    ValueError: `outliers` must be None (off), 'auto' or a false-alarm rate per entry in (0, 0.01], got 0.5. ...
-    """
-    if value is None or (isinstance(value, str) and value.lower() == "auto"):
-        return None if value is None else "auto"
-    if (not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.number))
-            and 0 < float(value) <= MAX_FALSE_ALARM):
-        return float(value)
-    raise ValueError(
-        f"`outliers` must be None (off), 'auto' or a false-alarm rate per entry in "
-        f"(0, {MAX_FALSE_ALARM}], got {value!r}. E.g. outliers='auto' (about one false "
-        "alarm per dataset) or outliers=1e-6.")
-
 
 def false_alarm_rate(option, n_entries):
     """The false-alarm rate per entry that ``option`` asks for.
@@ -481,9 +440,10 @@ def _repair_channels(H, channels, grid_shape):
     return np.nan_to_num(H, nan=0.0)
 
 
-def robust_nmf(X, n_components, *, outliers="auto", loss=DEFAULT_LOSS, solver="auto",
-               init="nndsvda", max_iter=200, tol=1e-4, random_state=None, n_restarts=1,
-               callback=None, constraints=None, signal_shape=None, max_rounds=MAX_ROUNDS):
+def robust_nmf(X, n_components, *, outliers="auto", loss=DEFAULT_LOSS, solver=DEFAULT_SOLVER,
+               init=DEFAULT_INIT, max_iter=DEFAULT_MAX_ITER, tol=DEFAULT_TOL, random_state=None,
+               n_restarts=DEFAULT_N_RESTARTS, callback=None, constraints=None,
+               signal_shape=None, max_rounds=MAX_ROUNDS):
     """NMF ``X ≈ W H`` that keeps detector outliers out of the components and maps.
 
     The outliers (hot or dead pixels, cosmic-ray hits, saturated entries,
@@ -532,25 +492,34 @@ def robust_nmf(X, n_components, *, outliers="auto", loss=DEFAULT_LOSS, solver="a
     >>> sorted(zip(found.rows.tolist(), found.cols.tolist())) == sorted(zip(*hits))
     True
     """
-    alpha_option = check_outliers(outliers)
-    if alpha_option is None:
+    if check_outliers(outliers) is None:
         raise ValueError("robust_nmf needs outliers='auto' or a false-alarm rate.")
     Xs = _as_streamed(X)
-    beta = resolve_loss(loss, Xs, solver)
-    if beta not in (1.0, 2.0):
-        raise ValueError(
-            f"outliers=... supports the Kullback-Leibler and Frobenius losses, got "
-            f"β={beta:g}. Use loss='kl' for counts or loss='frobenius'.")
+    spec = resolve_fit(Xs, n_components, outliers=outliers, loss=loss, solver=solver,
+                       init=init, max_iter=max_iter, tol=tol, random_state=random_state,
+                       n_restarts=n_restarts, callback=callback, constraints=constraints,
+                       signal_grid=signal_shape)
+    return _fit_robust(Xs, spec, callback, max_rounds)
+
+
+def _fit_robust(X, spec, callback=None, max_rounds=MAX_ROUNDS):
+    """:func:`robust_nmf` with the options resolved in ``spec`` (a flat FitSpec): no checks."""
+    Xs = _as_streamed(X)
+    beta, n_components, init = spec.beta, spec.n_components, spec.init
+    constraints = spec.plan
+    signal_shape = None if spec.signal_grid is None else tuple(spec.signal_grid.shape)
     n, m = Xs.shape
-    alpha = false_alarm_rate(alpha_option, n * m)
+    alpha = false_alarm_rate(spec.outliers, n * m)
     empty = np.zeros(0, dtype=np.int64)
-    rng = as_generator(random_state)
-    options = dict(loss=beta, solver=solver, max_iter=max_iter, tol=tol, callback=callback,
-                   constraints=constraints)
+    rng = as_generator(spec.random_state)
+
+    def fit(start, W=None, H=None, missing=None):
+        return _fit_passes(Xs, n_components, beta, spec.solver, start, spec.max_iter,
+                           spec.tol, rng, callback, constraints, W=W, H=H, missing=missing)
+
     result, iterations, restarts = None, 0, []
-    for restart in range(n_restarts):
-        run = streaming_nmf(Xs, n_components, init=init if restart == 0 else "random",
-                            random_state=rng, **options)
+    for restart in range(spec.n_restarts):
+        run = fit(init if restart == 0 else "random")
         iterations += run.n_iter
         restarts.append(run.final_objective)
         if result is None or run.final_objective < result.final_objective:
@@ -587,7 +556,7 @@ def robust_nmf(X, n_components, *, outliers="auto", loss=DEFAULT_LOSS, solver="a
                               poisson_weighted=beta < 2)
         else:
             W, H = result.W, result.H
-        result = streaming_nmf(Xs, n_components, W=W, H=H, missing=missing, **options)
+        result = fit(init, W=W, H=H, missing=missing)
         iterations += result.n_iter
     result.n_iter, result.restart_objectives = iterations, restarts
     H = _repair_channels(result.H, channels, signal_shape)
