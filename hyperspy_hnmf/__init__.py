@@ -16,7 +16,7 @@ from . import constraints, matrix, polar, rank_selection, solvers
 from . import _hyperspy
 from ._hyperspy import data, plotting as _plotting, register, unregister
 from ._hyperspy import decomposition as integration
-from ._hyperspy.joint import joint_decomposition
+from ._hyperspy.joint import get_known_component_checks, joint_decomposition
 from ._hyperspy.results import (
     get_cluster_labels,
     get_hierarchy_level,
@@ -48,6 +48,7 @@ __all__ = [
     "estimate_rank",
     "get_cluster_labels",
     "get_hierarchy_level",
+    "get_known_component_checks",
     "get_mixing_matrices",
     "get_split_tree",
     "hnmfk",
