@@ -207,7 +207,7 @@ def get_known_component_checks(signal):
     After ``s.decomposition(algorithm="hnmf", known_components=[...])`` or
     :func:`joint_decomposition` with known components, every known component
     was tested against the data (see
-    :func:`hyperspy_hnmf.solvers.check_known_components`). This returns one
+    :func:`hyperspy_hnmf.solvers._multiblock.check_known_components`). This returns one
     dict per known component with the test's numbers and ``residual_map``,
     a signal over the scan (calibrated like the navigation axes) of the
     deviance that releasing the component gains at every probe position:
@@ -230,10 +230,10 @@ def get_known_component_checks(signal):
     >>> import hyperspy_hnmf
     >>> from hyperspy_hnmf.constraints import KnownComponent
     >>> from hyperspy_hnmf.data import synthetic_4dstem
-    >>> s = synthetic_4dstem(scan_shape=(8, 8), detector_shape=(8, 8), n_phases=1,
+    >>> s = synthetic_4dstem(scan_shape=(8, 8), detector_shape=(16, 16), n_phases=1,
     ...                      n_rotations=1, random_state=0)
-    >>> halo = KnownComponent(hyperspy_hnmf.data.get_ground_truth(s).factors[:, 0].reshape(8, 8),
-    ...                       index=0, name="halo")
+    >>> pattern = hyperspy_hnmf.data.get_ground_truth(s).factors[:, 0].reshape(16, 16)
+    >>> halo = KnownComponent(pattern, index=0, name="halo")
     >>> s.decomposition(algorithm="hnmf", output_dimension=2, known_components=[halo],
     ...                 max_iter=50, print_info=False)
     >>> checks = get_known_component_checks(s)

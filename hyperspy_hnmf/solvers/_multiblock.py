@@ -67,9 +67,10 @@ class JointResult:
     n_iter : int
     converged : bool
     known_checks : list of dict
-        For each known component: the likelihood-ratio check of
-        :func:`check_known_components` (``statistic``, ``df``, ``p_value``,
-        ``change``, ``contradicted``).
+        For each known component: the residual check of
+        :func:`check_known_components` (``statistic`` = G/df, ``df``,
+        ``dispersion``, ``F``, ``p_value``, ``change``, ``residual_map``,
+        ``contradicted``).
 
     Examples
     --------
