@@ -590,6 +590,21 @@ def _residual_start(blocks, held, item, deviance, positive):
     return W, Hs
 
 
+def _released(start, item):
+    """``start`` with the known component's pattern and map lifted off zero.
+
+    Multiplicative updates never move an exact zero: a reference with zero
+    pixels (a rotated or cropped pattern) or an abandoned map (zero almost
+    everywhere) would stay so after its release. A floor of 10⁻³ of the
+    mean lets them grow.
+    """
+    W, Hs = start[0].copy(), [H.copy() for H in start[1]]
+    b, j = item.block, item.index
+    Hs[b][j] = np.maximum(Hs[b][j], 1e-3 * max(float(Hs[b][j].mean()), 1e-300))
+    W[:, j] = np.maximum(W[:, j], 1e-3 * max(float(W.mean()), 1e-300))
+    return W, Hs
+
+
 def check_known_components(result, blocks, known, options):
     """Test every known component against the data through the fit's residual.
 
@@ -597,7 +612,8 @@ def check_known_components(result, blocks, known, options):
     for ``_CHECK_ITERATIONS`` iterations (the other known components held
     in all of them): the **held** fit from the result, and two **free**
     fits of the same rank with ``j`` released, one warm-started from the
-    result, one with ``j``'s slot re-initialized from the residual of the
+    result (``j``'s pattern and map lifted off exact zeros, which
+    multiplicative updates cannot move), one with ``j``'s slot re-initialized from the residual of the
     held fit (the missed counts at the positions with the largest residual
     deviance: a phase whose reference was so wrong that the fit abandoned
     it, its map near zero, is found there again). The better free fit
@@ -652,7 +668,8 @@ def check_known_components(result, blocks, known, options):
         others = [other for other in known if other is not item]
         start = (result.W, result.H)
         held = _fit(blocks, k, result.weights, start, _CHECK_ITERATIONS, 0.0, options, known)
-        free = _fit(blocks, k, result.weights, start, _CHECK_ITERATIONS, 0.0, options, others)
+        free = _fit(blocks, k, result.weights, _released(start, item), _CHECK_ITERATIONS, 0.0,
+                    options, others)
         held_deviance, _, positive = _per_position(blocks, held, scales)
         restart = _residual_start(blocks, held, item, held_deviance, positive)
         restarted = False
@@ -684,7 +701,8 @@ def check_known_components(result, blocks, known, options):
                 f"{df} degrees of freedom (G/df = {statistic / df:.3g}, dispersion "
                 f"{dispersion:.3g}, F = {F:.3g}, p = {p_value:.2g} < {KNOWN_COMPONENT_ALPHA:g}); "
                 f"the released pattern differs from the reference by {100 * change:.3g} %. "
-                "The residual map (known_checks[...]['residual_map']) shows where. Check the "
+                "The residual map (known_checks[...]['residual_map']; for a signal "
+                "hyperspy_hnmf.get_known_component_checks(s)) shows where. Check the "
                 "reference (orientation, calibration, centre) or give it a tolerance.",
                 UserWarning, stacklevel=3)
         checks.append(check)
