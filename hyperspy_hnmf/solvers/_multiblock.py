@@ -344,6 +344,47 @@ def _check_known(known, blocks, k):
     return known
 
 
+#: Iterations of the short trial fits that place the known components (:func:`_match_known`).
+_MATCH_ITERATIONS = 20
+
+
+def _match_known(items, lam, W, Hs, known, options):
+    """Permute the initial components so that each known one replaces the one it stands for.
+
+    The initialization orders its components arbitrarily, and on counted
+    data every pattern contains the matrix background, so neither the
+    correlation of patterns nor the divergence right after the swap says
+    reliably which one the reference stands for; holding it in a slot that
+    started as another phase loses that phase. For every known component in
+    turn, each free slot ``c`` is tried in a short fit (``_MATCH_ITERATIONS``
+    iterations, the reference held in ``c`` and the components placed so
+    far held in theirs); the slot of the lowest objective moves to the
+    component's index.
+    """
+    import copy
+
+    k = W.shape[1]
+    placed = []
+    for item in known:
+        best, best_value = item.index, np.inf
+        for c in range(k):
+            if c in {other.index for other in placed}:
+                continue
+            trial = copy.copy(item)
+            trial.index = c
+            fit = _fit(items, k, lam, (W, Hs), _MATCH_ITERATIONS, 0.0, options,
+                       placed + [trial], reorder=False)
+            value = float(fit.objective[-1])
+            if value < best_value:
+                best, best_value = c, value
+        order = np.arange(k)
+        order[[best, item.index]] = order[[item.index, best]]
+        W = W[:, order]
+        Hs = [H[order] for H in Hs]
+        placed.append(item)
+    return W, Hs
+
+
 def _project_known(known, Hts):
     for item in known:
         item.project(Hts[item.block][:, item.index])
@@ -465,12 +506,14 @@ def joint_nmf(blocks, n_components, *, loss="auto", weights="noise", init="spa",
                              poisson=all(b == 1 for b in betas))
     W = np.maximum(W, 1e-3 * max(float(W.mean()), 1e-12))
     Hs = [np.maximum(H, 1e-3 * max(float(H.mean()), 1e-12)) for H in Hs]
+    if known and not isinstance(init, tuple):
+        W, Hs = _match_known(items, lam, W, Hs, known, dict(options, callback=None))
     result = _fit(items, k, lam, (W, Hs), max_iter, tol, options, known)
     result.known_checks = check_known_components(result, items, known, options)
     return result
 
 
-def _fit(items, k, lam, start, max_iter, tol, options, known):
+def _fit(items, k, lam, start, max_iter, tol, options, known, reorder=True):
     """The alternating multiplicative updates of :func:`joint_nmf` from ``start = (W, Hs)``."""
     maps_side, labels = options["maps_side"], options["labels"]
     W = np.array(start[0], dtype=np.float64)
@@ -511,7 +554,8 @@ def _fit(items, k, lam, start, max_iter, tol, options, known):
     fixed = {item.index for item in known} | (
         set(np.flatnonzero(labels[1].any(axis=0)).tolist()) if labels is not None else set())
     order_blocks = [np.array(sorted(set(range(k)) - fixed))] + [np.array([j]) for j in fixed]
-    order = intensity_order(W.sum(axis=0), [block for block in order_blocks if block.size])
+    order = (intensity_order(W.sum(axis=0), [block for block in order_blocks if block.size])
+             if reorder else np.arange(k))
     W = np.ascontiguousarray(W[:, order])
     Hs = [np.ascontiguousarray(Ht[:, order].T) for Ht in Hts]
     divergences = np.array([block.divergence(W, H.T) for block, H in zip(items, Hs)])
