@@ -51,7 +51,11 @@ _DOC_NOTE = """
     ``random_state``, ``n_restarts``, ``clip_negative`` and
     ``show_progressbar`` (None follows HyperSpy's preferences). Components
     sum to one and are sorted by decreasing total intensity; fit details are
-    stored in ``learning_results.hnmf``.
+    stored in ``learning_results.hnmf``. ``known_components=[KnownComponent(...)]``
+    and ``pure_regions=[PureRegion(...)]`` (:mod:`hyperspy_hnmf.constraints`)
+    hold reference patterns and label pure probe positions in a flat fit;
+    every reference is checked against the data
+    (:func:`hyperspy_hnmf.get_known_component_checks`).
 """
 
 
