@@ -17,7 +17,7 @@ from . import _hyperspy
 from ._hyperspy import data, plotting as _plotting, register, unregister
 from ._hyperspy import decomposition as integration
 from ._hyperspy.events import events_to_signal
-from ._hyperspy.joint import joint_decomposition
+from ._hyperspy.joint import get_known_component_checks, joint_decomposition
 from ._hyperspy.robust import get_outliers
 from ._hyperspy.uncertainty import Uncertainty, uncertainty
 from ._hyperspy.results import (
@@ -53,6 +53,7 @@ __all__ = [
     "events_to_signal",
     "get_cluster_labels",
     "get_hierarchy_level",
+    "get_known_component_checks",
     "get_mixing_matrices",
     "get_outliers",
     "get_split_tree",

@@ -1,13 +1,15 @@
-"""Joint decomposition: shared maps across modalities, known components, pure regions."""
+"""Joint decomposition: shared maps across modalities, known components, pure regions.
+
+The residual check of known components: tests/test_known.py.
+"""
 
 import dask.array as da
 import numpy as np
 import pytest
-from scipy import ndimage
 
 import hyperspy_hnmf
 from hyperspy_hnmf.constraints import KnownComponent, MapResolution, PureRegion, out_of_band_fraction
-from hyperspy_hnmf.data import get_ground_truth, score_decomposition, synthetic_4dstem, synthetic_joint
+from hyperspy_hnmf.data import get_ground_truth, score_decomposition, synthetic_joint
 from hyperspy_hnmf.solvers import joint_nmf, noise_variance
 
 
@@ -169,41 +171,3 @@ def test_pure_regions_zero_the_other_maps():
     result = joint_nmf([X], 3, pure_regions=[PureRegion(mask, index=2)], max_iter=30,
                        random_state=0)
     assert np.all(result.W[:10, :2] == 0) and np.all(result.W[:10, 2] > 0)
-
-
-def _rotated(pattern, shape, angle):
-    return ndimage.rotate(pattern.reshape(shape), angle, reshape=False, order=1).clip(0).ravel()
-
-
-@pytest.fixture(scope="module")
-def low_dose():
-    s = synthetic_4dstem(scan_shape=(32, 32), detector_shape=(32, 32), n_phases=2,
-                         n_rotations=1, dose=150, random_state=2)
-    return s.data.reshape(1024, -1), get_ground_truth(s)
-
-
-def test_supplied_matrix_pattern_improves_the_other_maps(low_dose):
-    X, truth = low_dose
-    free = joint_nmf([X], 3, max_iter=600, tol=1e-7, random_state=0)
-    fixed = joint_nmf([X], 3, max_iter=600, tol=1e-7, random_state=0,
-                      known_components=[KnownComponent(truth.factors[:, 0], index=0,
-                                                       name="matrix")])
-    r_free = score_decomposition(free.H[0].T, free.W, truth.factors, truth.loadings)
-    r_fixed = score_decomposition(fixed.H[0].T, fixed.W, truth.factors, truth.loadings)
-    assert r_fixed.map_correlation[1:].mean() > r_free.map_correlation[1:].mean()
-    assert not fixed.known_checks[0]["contradicted"]
-
-
-def test_wrong_reference_is_reported(low_dose):
-    """A matrix pattern rotated by 10° is reported (G/df 3.3 > 2; the true one gives 1.7).
-
-    Known miss: a wrong *phase* reference that the fit abandons (its map
-    goes to ~0) is not reported (G/df ≈ 1.2); see docs/beyond.md.
-    """
-    X, truth = low_dose
-    wrong = _rotated(truth.factors[:, 0], (32, 32), 10)
-    with pytest.warns(UserWarning, match="contradict"):
-        result = joint_nmf([X], 3, max_iter=600, tol=1e-7, random_state=0,
-                           known_components=[KnownComponent(wrong, index=0)])
-    check = result.known_checks[0]
-    assert check["contradicted"] and check["statistic"] > 2

@@ -30,6 +30,7 @@ from ..solvers import canonical_order
 from .._checks import (check_finite, check_nonnegative, check_not_all_zero, check_real,
                        is_auto_loss, row_blocks)
 from ..estimators import explained_intensity
+from .joint import check_lines, fit_signals, known_info
 from .results import _keeping_previous_results, clear_results, stamp_results, store_decomposition
 from .robust import outlier_info, outlier_line
 
@@ -53,7 +54,11 @@ _DOC_NOTE = """
     ``hyperspy_hnmf.get_outliers``) and ``show_progressbar`` (None follows
     HyperSpy's preferences). Components
     sum to one and are sorted by decreasing total intensity; fit details are
-    stored in ``learning_results.hnmf``.
+    stored in ``learning_results.hnmf``. ``known_components=[KnownComponent(...)]``
+    and ``pure_regions=[PureRegion(...)]`` (:mod:`hyperspy_hnmf.constraints`)
+    hold reference patterns and label pure probe positions in a flat fit;
+    every reference is checked against the data
+    (:func:`hyperspy_hnmf.get_known_component_checks`).
 """
 
 
@@ -370,6 +375,11 @@ def _check_centre(arguments):
 
 
 def _hnmf_decomposition(signal, original, arguments, options):
+    known = options.pop("known_components", None)
+    regions = options.pop("pure_regions", None)
+    if known or regions:
+        return _known_decomposition(signal, arguments, options, list(known or []),
+                                    list(regions or []))
     estimator = _build_estimator(arguments["algorithm"], arguments["output_dimension"], options,
                                  signal)
     check_real(signal.data.dtype, "decomposition(algorithm='hnmf')")
@@ -413,6 +423,97 @@ def _hnmf_decomposition(signal, original, arguments, options):
     if arguments["print_info"]:
         _print_info(results.hnmf, normalize, estimator)
     return estimator if arguments["return_info"] else None
+
+
+#: Options of ``decomposition(algorithm="hnmf")`` that a fit with known components takes.
+KNOWN_OPTIONS = ("loss", "init", "max_iter", "tol", "random_state", "constraints", "groups",
+                 "show_progressbar")
+
+
+def _known_decomposition(signal, arguments, options, known, regions):
+    """``known_components`` / ``pure_regions``: a joint fit of one signal (one block).
+
+    Everything is checked before the fit; the results are stored as any
+    ``algorithm="hnmf"`` decomposition, with the known components' residual
+    checks in ``learning_results.hnmf["known_components"]``.
+    """
+    what = "known_components/pure_regions"
+    if isinstance(arguments["algorithm"], HNMF):
+        raise TypeError(f"{what} need algorithm='hnmf' with keyword options, not an HNMF "
+                        "instance.")
+    k = arguments["output_dimension"]
+    if isinstance(options.get("hierarchy"), str) or isinstance(k, (list, tuple, np.ndarray)):
+        raise ValueError(
+            f"{what} work with a flat decomposition (one integer output_dimension); "
+            "hierarchies (output_dimension=[...], hierarchy='layers' or 'tree') do not take "
+            "them. Fit the hierarchy without them, or a flat decomposition with them.")
+    options.pop("hierarchy", None)
+    if options.get("solver", "auto") not in ("auto", "mu"):
+        raise ValueError(f"{what} are fitted by multiplicative updates; solver="
+                         f"{options['solver']!r} does not take them (use solver='auto' or 'mu').")
+    options.pop("solver", None)
+    if options.get("n_restarts", 1) != 1:
+        raise ValueError(f"{what} take one start (n_restarts=1); the default init='spa' "
+                         "picks the purest probe positions.")
+    options.pop("n_restarts", None)
+    unknown = sorted(set(options) - set(KNOWN_OPTIONS))
+    if unknown:
+        raise TypeError(f"Option(s) {unknown} cannot be combined with {what}. Valid options "
+                        f"are {', '.join(KNOWN_OPTIONS)}.")
+    options.pop("show_progressbar", None)
+    if k is None:
+        raise ValueError("algorithm='hnmf' needs the number of components: pass "
+                         "output_dimension=k.")
+    _check_centre(arguments)
+    unsupported = [name for name in ("navigation_mask", "signal_mask")
+                   if arguments[name] is not None]
+    if arguments["normalize_poissonian_noise"]:
+        unsupported.append("normalize_poissonian_noise=True")
+    if arguments["reproject"] not in (None, False):
+        unsupported.append(f"reproject={arguments['reproject']!r}")
+    if unsupported:
+        raise ValueError(f"{', '.join(unsupported)} cannot be combined with {what}. Crop the "
+                         "signal (s.inav[...], s.isig[...]) instead of masking; counted data "
+                         "need no normalization (loss='auto' picks the Poisson loss 'kl').")
+    check_real(signal.data.dtype, "decomposition(algorithm='hnmf')")
+    if not signal._lazy:
+        n_nav, n_sig = signal.axes_manager.navigation_size, signal.axes_manager.signal_size
+        _check_signal_data(signal, np.ones(n_nav, dtype=bool), np.ones(n_sig, dtype=bool),
+                           False)
+    options.setdefault("init", "spa")
+    result = fit_signals([signal], int(k), known_components=known, pure_regions=regions,
+                         **options)
+    loadings, components = result.block_factors(0)
+    info = {
+        "loss": "kl" if result.betas[0] == 1 else "frobenius",
+        "loss_requested": str(options.get("loss", "auto")),
+        "beta": float(result.betas[0]),
+        "solver": "mu",
+        "init": options["init"] if isinstance(options["init"], str) else "user arrays",
+        "n_iter": int(result.n_iter),
+        "converged": bool(result.converged),
+        "reconstruction_error": float(result.divergences[0]),
+        "objective_history": np.asarray(result.objective),
+        "hierarchy": {"kind": "flat"},
+        "constraints": {"summary": ""},
+        "known_components": known_info(result.known_checks),
+        "pure_regions": {str(i): {"index": region.index,
+                                  "positions": region.rows(result.W.shape[0])}
+                         for i, region in enumerate(regions)},
+    }
+    store_decomposition(signal, np.ascontiguousarray(components.T),
+                        np.ascontiguousarray(loadings), ALGORITHM_NAME, info)
+    if arguments["print_info"]:
+        print("\n".join([
+            "Decomposition info:",
+            f"  algorithm={ALGORITHM_NAME} with {len(known)} known component(s) and "
+            f"{len(regions)} pure region(s)",
+            f"  output_dimension={int(k)}",
+            f"  loss={info['loss']}, solver=mu, init={info['init']}",
+            f"  iterations={info['n_iter']} (converged={info['converged']}), "
+            f"divergence={info['reconstruction_error']:.6g}"]
+            + [f"  {line}" for line in check_lines(result.known_checks)]))
+    return result if arguments["return_info"] else None
 
 
 def _lazy_decomposition(signal, estimator, arguments):

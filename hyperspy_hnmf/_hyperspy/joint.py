@@ -10,9 +10,9 @@ import numpy as np
 from ..constraints import signal_grids
 from ..matrix import as_row_chunks
 from ..solvers import joint_nmf
-from .results import store_decomposition
+from .results import check_stamp, store_decomposition
 
-__all__ = ["joint_decomposition"]
+__all__ = ["get_known_component_checks", "joint_decomposition"]
 
 
 def _matrix(signal):
@@ -91,20 +91,10 @@ def joint_decomposition(signals, output_dimension, *, loss="auto", weights="nois
     ['contributions', 'converged', 'dataset']
     """
     signals = list(signals)
-    if not signals:
-        raise ValueError("Give at least one signal.")
-    shape = signals[0].axes_manager.navigation_shape
-    for b, signal in enumerate(signals):
-        if signal.axes_manager.navigation_shape != shape:
-            raise ValueError(
-                f"Signals of a joint decomposition share their probe positions: signal 0 has "
-                f"navigation shape {shape}, signal {b} {signal.axes_manager.navigation_shape}.")
-    map_grid = signal_grids(signals[0])[0] if constraints is not None else None
-    result = joint_nmf([_matrix(signal) for signal in signals], output_dimension, loss=loss,
-                       weights=weights, init=init, max_iter=max_iter, tol=tol,
-                       random_state=random_state, constraints=constraints, groups=groups,
-                       map_grid=map_grid, known_components=known_components,
-                       pure_regions=pure_regions)
+    result = fit_signals(signals, output_dimension, loss=loss, weights=weights, init=init,
+                         max_iter=max_iter, tol=tol, random_state=random_state,
+                         constraints=constraints, groups=groups,
+                         known_components=known_components, pure_regions=pure_regions)
     titles = [str(signal.metadata.General.title) for signal in signals]
     for b, signal in enumerate(signals):
         loadings, components = result.block_factors(b)
@@ -117,8 +107,7 @@ def joint_decomposition(signals, output_dimension, *, loss="auto", weights="nois
             "divergences": result.divergences.tolist(),
             "n_iter": int(result.n_iter),
             "converged": bool(result.converged),
-            "known_components": [
-                {key: value for key, value in check.items()} for check in result.known_checks],
+            "known_components": known_info(result.known_checks),
         }}
         store_decomposition(signal, np.ascontiguousarray(components.T),
                             np.ascontiguousarray(loadings), "hnmf_joint", info)
@@ -136,8 +125,137 @@ def _summary(result, titles):
                                           result.contributions):
         lines.append(f"{title[:40]:<40} {'kl' if beta == 1 else 'frobenius':>10} "
                      f"{weight:>8.3g} {100 * share:>12.1f}%")
-    for check in result.known_checks:
+    return "\n".join(lines + check_lines(result.known_checks))
+
+
+def fit_signals(signals, output_dimension, *, constraints=None, known_components=None,
+                **options):
+    """:func:`~hyperspy_hnmf.solvers.joint_nmf` of signals that share their probe positions.
+
+    Checks the navigation shapes and the known components' signal shapes
+    before any fit, passes the navigation grid to the map constraints.
+    ``options`` go to ``joint_nmf``.
+    """
+    if not signals:
+        raise ValueError("Give at least one signal.")
+    shape = signals[0].axes_manager.navigation_shape
+    for b, signal in enumerate(signals):
+        if signal.axes_manager.navigation_shape != shape:
+            raise ValueError(
+                f"Signals of a joint decomposition share their probe positions: signal 0 has "
+                f"navigation shape {shape}, signal {b} {signal.axes_manager.navigation_shape}.")
+    check_known_shapes(signals, known_components)
+    map_grid = signal_grids(signals[0])[0] if constraints is not None else None
+    return joint_nmf([_matrix(signal) for signal in signals], output_dimension,
+                     constraints=constraints, map_grid=map_grid,
+                     known_components=known_components, **options)
+
+
+def _signal_shape(signal):
+    """The signal shape in data order (rows, columns), as ``signal.data`` holds it."""
+    return tuple(signal.data.shape[signal.axes_manager.navigation_dimension:])
+
+
+def check_known_shapes(signals, known):
+    """Every known component has the signal shape of the signal it belongs to (or is flat).
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> from hyperspy_hnmf.constraints import KnownComponent
+    >>> s = hs.signals.Signal2D(np.ones((3, 4, 5)))
+    >>> check_known_shapes([s], [KnownComponent(np.ones(20), index=0)])  # flat is fine
+    >>> check_known_shapes([s], [KnownComponent(np.ones((5, 4)), index=0)])
+    Traceback (most recent call last):
+    ...
+    ValueError: KnownComponent(index=0, block=0, tolerance=0, name='known component 0') has a pattern of shape (5, 4), but the signal has signal shape (4, 5) (data order: rows, columns). Give the pattern with the signal's shape, e.g. a signal such as s.inav[0, 0] or a simulated pattern on the same detector.
+    """
+    for item in known or []:
+        if item.block >= len(signals):
+            raise ValueError(f"{item!r} names signal {item.block}, but {len(signals)} "
+                             f"signal(s) are decomposed; a single signal is block 0.")
+        expected = _signal_shape(signals[item.block])
+        where = "the signal" if len(signals) == 1 else f"signal {item.block}"
+        if tuple(item.shape) not in (expected, (int(np.prod(expected)),)):
+            raise ValueError(
+                f"{item!r} has a pattern of shape {tuple(item.shape)}, but {where} has "
+                f"signal shape {expected} (data order: rows, columns). Give "
+                "the pattern with the signal's shape, e.g. a signal such as s.inav[0, 0] or a "
+                "simulated pattern on the same detector.")
+
+
+def known_info(checks):
+    """The checks of the known components as a dict keyed by their position (saved with the signal)."""
+    return {str(i): dict(check) for i, check in enumerate(checks)}
+
+
+def check_lines(checks):
+    """print_info lines of the known-component checks."""
+    lines = []
+    for check in checks:
         verdict = "CONTRADICTED" if check["contradicted"] else "consistent"
-        lines.append(f"{check['name']}: G/df = {check['statistic']:.3g}, "
-                     f"p = {check['p_value']:.2g} ({verdict} with the data)")
-    return "\n".join(lines)
+        lines.append(f"{check['name']} (component {check['index']}): G/df = "
+                     f"{check['statistic']:.3g} on {check['df']} df, dispersion "
+                     f"{check['dispersion']:.3g}, F = {check['F']:.3g}, p = "
+                     f"{check['p_value']:.2g}: {verdict} with the data")
+    return lines
+
+
+def get_known_component_checks(signal):
+    """The residual checks of the known components of a signal's decomposition.
+
+    After ``s.decomposition(algorithm="hnmf", known_components=[...])`` or
+    :func:`joint_decomposition` with known components, every known component
+    was tested against the data (see
+    :func:`hyperspy_hnmf.solvers._multiblock.check_known_components`). This returns one
+    dict per known component with the test's numbers and ``residual_map``,
+    a signal over the scan (calibrated like the navigation axes) of the
+    deviance that releasing the component gains at every probe position:
+    where the reference fails.
+
+    Parameters
+    ----------
+    signal : hyperspy signal
+        Decomposed by this package with known components.
+
+    Returns
+    -------
+    list of dict
+        ``name``, ``index``, ``statistic`` (``G/df``), ``df``, ``dispersion``,
+        ``F``, ``p_value``, ``contradicted``, ``change``, ``residual_map``
+        (a HyperSpy signal).
+
+    Examples
+    --------
+    >>> import hyperspy_hnmf
+    >>> from hyperspy_hnmf.constraints import KnownComponent
+    >>> from hyperspy_hnmf.data import synthetic_4dstem
+    >>> s = synthetic_4dstem(scan_shape=(8, 8), detector_shape=(16, 16), n_phases=1,
+    ...                      n_rotations=1, random_state=0)
+    >>> pattern = hyperspy_hnmf.data.get_ground_truth(s).factors[:, 0].reshape(16, 16)
+    >>> halo = KnownComponent(pattern, index=0, name="halo")
+    >>> s.decomposition(algorithm="hnmf", output_dimension=2, known_components=[halo],
+    ...                 max_iter=50, print_info=False)
+    >>> checks = get_known_component_checks(s)
+    >>> checks[0]["name"], checks[0]["residual_map"].data.shape
+    ('halo', (8, 8))
+    """
+    info = check_stamp(signal)
+    stored = info.get("known_components")
+    if stored is None:
+        stored = info.get("joint", {}).get("known_components")
+    if not stored:
+        raise ValueError("This signal's decomposition has no known components. Pass "
+                         "known_components=[KnownComponent(...)] to decomposition(algorithm="
+                         "'hnmf', ...) or joint_decomposition.")
+    checks = []
+    for key in sorted(stored, key=int):
+        check = dict(stored[key])
+        image = signal._get_navigation_signal(
+            data=np.asarray(check["residual_map"], dtype=np.float64).reshape(
+                signal.data.shape[:signal.axes_manager.navigation_dimension]))
+        image.metadata.General.title = (f"Deviance gained by releasing {check['name']} "
+                                        "(per probe position)")
+        check["residual_map"] = image
+        checks.append(check)
+    return checks
