@@ -2,8 +2,8 @@
 
 Prints a markdown table: for two data sets, two doses and two seeds, per
 component, the fraction of probe positions whose true map value lies inside
-the nominal 90 % interval, for the basic (default) and the percentile
-interval, over all positions, where the component is present (> 5 % of its
+the nominal 90 % interval, for the hybrid (default), the basic and the
+percentile interval, over all positions, where the component is present (> 5 % of its
 largest value) and where it is absent; the stability score; and the cost of
 the resamples as a multiple of the reference fit, measured in the same run.
 With ``--figure PATH`` it also draws the figure of docs/uncertainty.md.
@@ -24,7 +24,10 @@ The truth is put in the fit's normalisation: components sum to one and maps
 hold the expected counts of each component (``get_ground_truth``), matched to
 the fitted components by the Hungarian assignment on pattern correlation.
 
-Usage: python benchmarks/bench_uncertainty.py [--resamples 50] [--max-iter 20]
+With ``--lift 0`` the refits start from the reference maps themselves (the
+behaviour before the lifted warm start; ``--lift`` default: ``LIFT``).
+
+Usage: python benchmarks/bench_uncertainty.py [--resamples 50] [--max-iter 20] [--lift 0.1]
        [--doses 50,200] [--seeds 0,1] [--data identifiable,default]
        [--methods poisson,nonparametric] [--figure docs/images/uncertainty.png]
 """
@@ -38,7 +41,7 @@ import numpy as np
 import hyperspy_hnmf
 from hyperspy_hnmf.data import get_ground_truth, synthetic_4dstem
 from hyperspy_hnmf.solvers import match_components
-from hyperspy_hnmf.solvers._bootstrap import ZERO_TOLERANCE, bootstrap_interval
+from hyperspy_hnmf.solvers._bootstrap import INTERVALS, LIFT
 
 DATA = {
     "identifiable": dict(halo=False, particles_per_component=8, particle_radius=3.5),
@@ -46,7 +49,7 @@ DATA = {
 }
 
 
-def run(data, dose, seed, method, resamples, max_iter):
+def run(data, dose, seed, method, resamples, max_iter, lift):
     s = synthetic_4dstem(scan_shape=(24, 24), detector_shape=(24, 24), n_phases=2,
                          n_rotations=1, dose=dose, random_state=seed, **DATA[data])
     truth = get_ground_truth(s)
@@ -58,15 +61,14 @@ def run(data, dose, seed, method, resamples, max_iter):
     order, pattern_r = match_components(truth.factors.T, s.learning_results.factors.T)
     start = time.perf_counter()
     u = hyperspy_hnmf.uncertainty(s, n_resamples=resamples, method=method, max_iter=max_iter,
-                                  random_state=seed, keep_samples=True, show_progressbar=False)
+                                  lift=lift, random_state=seed, keep_samples=True,
+                                  show_progressbar=False)
     cost = (time.perf_counter() - start) / fit_time
     true_maps = truth.loadings[:, order]
     result = u.result
-    atol = ZERO_TOLERANCE * result.W.max(axis=0)
     inside = {}
-    for interval in ("basic", "percentile"):
-        lower, upper = bootstrap_interval(result.W_samples, result.W, result.confidence,
-                                          interval, atol=atol)
+    for interval in INTERVALS:
+        lower, upper = result.map_bounds(interval)
         inside[interval] = (true_maps >= lower) & (true_maps <= upper)
     return dict(s=s, u=u, truth=true_maps, names=[truth.names[i] for i in order],
                 inside=inside, cost=cost, pattern_r=pattern_r,
@@ -82,6 +84,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--resamples", type=int, default=50)
     parser.add_argument("--max-iter", type=int, default=20)
+    parser.add_argument("--lift", type=float, default=LIFT)
     parser.add_argument("--doses", default="50,200")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--data", default="identifiable,default")
@@ -92,10 +95,12 @@ def main():
     doses = [float(d) for d in args.doses.split(",")]
     seeds = [int(x) for x in args.seeds.split(",")]
     print(f"load average: {open('/proc/loadavg').read().split()[:3]}; {args.resamples} "
-          f"resamples × {args.max_iter} warm-started iterations; nominal 90 %\n")
-    print("| data | dose | seed | method | component | basic: all | present | absent | "
-          "percentile: all | present | absent | stability | cost (resamples / fit) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          f"resamples × {args.max_iter} warm-started iterations (lift {args.lift:g}); "
+          f"nominal 90 %\n")
+    print("| data | dose | seed | method | component | hybrid: all | present | absent | "
+          "basic: all | present | absent | percentile: all | present | absent | stability | "
+          "cost (resamples / fit) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     summary = {}
     figure_run = None
     for data in args.data.split(","):
@@ -103,14 +108,15 @@ def main():
             for seed in seeds:
                 methods = args.methods.split(",") if seed == seeds[0] else ("poisson",)
                 for method in methods:
-                    out = run(data, dose, seed, method, args.resamples, args.max_iter)
+                    out = run(data, dose, seed, method, args.resamples, args.max_iter,
+                              args.lift)
                     present = out["truth"] > 0.05 * out["truth"].max(axis=0)
                     for j, name in enumerate(out["names"]):
-                        print(f"| {data} | {dose:g} | {seed} | {method} | {name} | "
-                              f"{coverage(out['inside']['basic'][:, j], present[:, j])} | "
-                              f"{coverage(out['inside']['percentile'][:, j], present[:, j])} | "
+                        cells = " | ".join(coverage(out["inside"][interval][:, j], present[:, j])
+                                           for interval in INTERVALS)
+                        print(f"| {data} | {dose:g} | {seed} | {method} | {name} | {cells} | "
                               f"{out['u'].stability[j]:.3f} | {out['cost']:.1f} |")
-                        for interval in ("basic", "percentile"):
+                        for interval in INTERVALS:
                             summary.setdefault((data, method, interval), []).append(
                                 out["inside"][interval][:, j].mean())
                     if data == "identifiable" and dose == 200 and method == "poisson" \
@@ -132,7 +138,7 @@ def figure(out, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    s, u, inside, names = out["s"], out["u"], out["inside"]["basic"], out["names"]
+    s, u, inside, names = out["s"], out["u"], out["inside"][out["u"].interval], out["names"]
     axes_manager = s.axes_manager
     ny, nx = axes_manager.navigation_shape[::-1]
     step = axes_manager[0].scale
@@ -165,7 +171,7 @@ def figure(out, path):
             if column == 0:
                 ax.set_ylabel(f"y ({units})")
             fig.colorbar(image, ax=ax, shrink=0.85, label=unit)
-    fig.suptitle(f"Bootstrap of an hnmf fit: {u.n_resamples} {u.method} resamples, basic "
+    fig.suptitle(f"Bootstrap of an hnmf fit: {u.n_resamples} {u.method} resamples, {u.interval} "
                  f"{percent} intervals; synthetic 4D-STEM without halo (identifiable), "
                  f"{s.metadata.Ground_truth.dose:g} e⁻ per pattern")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

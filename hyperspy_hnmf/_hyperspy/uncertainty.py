@@ -10,6 +10,7 @@ import numpy as np
 
 from ..matrix import as_row_chunks
 from ..solvers import bootstrap_nmf
+from ..solvers._bootstrap import LIFT
 from .results import check_stamp
 
 __all__ = ["Uncertainty", "uncertainty"]
@@ -49,7 +50,7 @@ class Uncertainty:
     >>> s.decomposition(algorithm="hnmf", output_dimension=2, print_info=False)
     >>> u = hyperspy_hnmf.uncertainty(s, n_resamples=5, random_state=0, show_progressbar=False)
     >>> u
-    <Uncertainty: 2 components, 5 poisson resamples, 90 % basic intervals>
+    <Uncertainty: 2 components, 5 poisson resamples, 90 % hybrid intervals>
     >>> u.summary().splitlines()[1].split()[:2]
     ['component', 'stability']
     """
@@ -162,18 +163,20 @@ def _matrix(signal):
 
 
 def uncertainty(s, n_resamples=50, method="poisson", confidence=0.9, random_state=None, *,
-                interval="basic", max_iter=20, tol=0.0, keep_samples=False,
+                interval="hybrid", max_iter=20, tol=0.0, lift=LIFT, keep_samples=False,
                 show_progressbar=None, print_info=False):
     """Bootstrap confidence intervals of the maps and components of an hnmf decomposition.
 
     Every resample of the counts is fitted again from the decomposition in
-    ``s.learning_results`` (a warm start, ``max_iter`` iterations of the
-    solver and loss of that fit), its components matched to the reference
+    ``s.learning_results`` (a warm start with the maps lifted off zero,
+    ``max_iter`` iterations of the solver and loss of that fit), its
+    components matched to the reference
     ones (Hungarian assignment on their correlation) and scaled like them
     (components sum to one, maps in counts). Quantiles of the resampled
     maps and components give per-pixel and per-channel intervals (by default
     the basic bootstrap interval, which subtracts the bias of the fit that the
-    resamples reproduce; see :func:`hyperspy_hnmf.solvers.bootstrap_interval`).
+    resamples reproduce, with the resamples' upper quantile as least upper
+    bound; see :func:`hyperspy_hnmf.solvers.bootstrap_interval`).
     The intervals describe the noise of the counts given the model: where
     the factorization is not unique (e.g. a component present at every probe
     position), the bias of the fit itself is not in them.
@@ -196,16 +199,23 @@ def uncertainty(s, n_resamples=50, method="poisson", confidence=0.9, random_stat
     random_state : None, int or numpy.random.Generator
         Seed of the resamples (the same seed gives the same intervals, lazy
         or not).
-    interval : {"basic", "percentile"}, default "basic"
+    interval : {"hybrid", "basic", "percentile"}, default "hybrid"
         ``"basic"``: ``[2 fit - q_hi, 2 fit - q_lo]`` clipped at 0, with
         ``q_lo, q_hi`` the resamples' quantiles; ``"percentile"``:
-        ``[q_lo, q_hi]``. Entries below 1e-6 of a component's largest value
-        count as zeros.
+        ``[q_lo, q_hi]``; ``"hybrid"``: the basic interval with an upper
+        bound of at least ``q_hi`` (the basic one is ``[0, 0]`` wherever the
+        fit is 0). Entries below 1e-6 of a component's largest value count
+        as zeros. Probe positions with no count get the exact Poisson upper
+        bound (3.0 electrons at 90 %).
     max_iter : int, default 20
         Iterations of every refit. 50 resamples then cost about
         ``1000 / n_iter`` fits of ``n_iter`` iterations.
     tol : float, default 0
         Stopping tolerance of the refits (0: run ``max_iter``).
+    lift : float, default 0.1
+        The refits start from the reference maps raised to at least ``lift``
+        × their mean (0: from the reference itself, whose zeros no refit of
+        ``max_iter`` multiplicative updates would leave).
     keep_samples : bool, default False
         Keep every resampled fit (``result.result.W_samples``, ``H_samples``).
     show_progressbar : bool or None
@@ -250,7 +260,8 @@ def uncertainty(s, n_resamples=50, method="poisson", confidence=0.9, random_stat
     try:
         result = bootstrap_nmf(X, W, H, loss=float(info["beta"]), solver=info["solver"],
                                method=method, n_resamples=n_resamples, confidence=confidence,
-                               interval=interval, max_iter=max_iter, tol=tol, random_state=random_state,
+                               interval=interval, max_iter=max_iter, tol=tol, lift=lift,
+                               random_state=random_state,
                                keep_samples=keep_samples, callback=callback)
     finally:
         if bar is not None:

@@ -7,12 +7,20 @@ the worker, and data read in passes (dask) are never resampled whole. Each
 resample is fitted from the reference fit (a warm start) by the solver of the
 reference fit, for a few iterations, through the shared loops
 (:func:`~hyperspy_hnmf.solvers.nmf` in memory,
-:func:`~hyperspy_hnmf.solvers.streaming_nmf` in passes); its components are
+:func:`~hyperspy_hnmf.solvers.streaming_nmf` in passes). The warm start
+lifts the reference maps off zero (``lift``, :data:`LIFT`): multiplicative
+updates cannot move an entry away from their floor (1e-16) in a few
+iterations, so a refit started from a zero map would keep it zero whatever
+its resample says. Its components are
 matched to the reference components (Hungarian assignment on their
 correlation) and scaled as the reference (components sum to one, maps carry
 the counts). Quantiles of the resampled maps and components give the
-intervals (:func:`bootstrap_interval`): by default the basic bootstrap
-interval, which corrects for the bias of the fit that the resamples show.
+intervals (:func:`bootstrap_interval`): by default the ``"hybrid"``
+interval, the basic bootstrap interval (which corrects for the bias of the fit
+that the resamples show) with the resamples' upper quantile as the least upper
+bound (the basic interval collapses to ``[0, 0]`` where the fit is 0).
+Probe positions that recorded no electron resample to nothing: their upper
+bound is the exact Poisson one (:func:`empty_row_bound`).
 
 Two resampling schemes:
 
@@ -41,14 +49,21 @@ from .._checks import check_finite, check_nonnegative
 from ..matrix import ArrayMatrix, StreamedMatrix, as_data_matrix
 from ._linalg import as_generator
 
-__all__ = ["INTERVALS", "METHODS", "ZERO_TOLERANCE", "BootstrapResult", "PoissonResampler", "bootstrap_interval",
-           "bootstrap_nmf", "match_components"]
+__all__ = ["INTERVALS", "LIFT", "METHODS", "ZERO_TOLERANCE", "BootstrapResult", "PoissonResampler",
+           "bootstrap_interval", "bootstrap_nmf", "empty_row_bound", "match_components"]
 
 #: Resampling schemes of :func:`bootstrap_nmf`.
 METHODS = ("poisson", "nonparametric")
 
 #: Interval types of :func:`bootstrap_interval`.
-INTERVALS = ("basic", "percentile")
+INTERVALS = ("hybrid", "basic", "percentile")
+
+#: Default warm start of the refits of :func:`bootstrap_nmf`: every map entry
+#: starts at ≥ ``LIFT`` × the mean of its component's reference map, so that a
+#: refit can find a small positive value its resample supports where the
+#: reference is 0 (measured: 0.01 and 0.1 give the same coverage; 0 leaves
+#: every such entry 0 in every refit).
+LIFT = 0.1
 
 #: Entries of a fit below this fraction of their component's largest value are
 #: numerical zeros: multiplicative updates keep every entry ≥ ``MU_FLOOR`` and
@@ -217,7 +232,7 @@ class PoissonResampler:
         return out
 
 
-def bootstrap_interval(samples, estimate, confidence=0.9, interval="basic", atol=0.0):
+def bootstrap_interval(samples, estimate, confidence=0.9, interval="hybrid", atol=0.0):
     """Two-sided bootstrap interval of every entry of a nonnegative estimate.
 
     Entries of ``samples`` and ``estimate`` at or below ``atol`` are taken
@@ -236,6 +251,15 @@ def bootstrap_interval(samples, estimate, confidence=0.9, interval="basic", atol
     ``"percentile"``
         ``[q_lo, q_hi]``: the spread of the resamples, placed where they
         are. Calibrated only for an unbiased estimate.
+    ``"hybrid"`` (default)
+        ``[max(2 θ̂ - q_hi, 0), max(2 θ̂ - q_lo, q_hi)]``: the basic
+        interval, with an upper bound never below the resamples' own upper
+        quantile. The reflection of the basic interval fails at the
+        boundary of the parameter space: where the estimate is 0 (or nearly)
+        and some resamples find the component, the reflected interval is
+        ``[0, 0]`` although the resamples show that the data allow values
+        up to ``q_hi``. Away from the boundary (``q_hi - θ̂ ≤ θ̂ - q_lo``,
+        e.g. a symmetric spread) it is the basic interval.
 
     Parameters
     ----------
@@ -244,7 +268,7 @@ def bootstrap_interval(samples, estimate, confidence=0.9, interval="basic", atol
     estimate : ndarray, shape (...)
         The estimate from the data (the reference fit).
     confidence : float, default 0.9
-    interval : {"basic", "percentile"}, default "basic"
+    interval : {"hybrid", "basic", "percentile"}, default "hybrid"
     atol : float or ndarray broadcasting to ``estimate``, default 0
         Values at or below it are zeros.
 
@@ -256,19 +280,27 @@ def bootstrap_interval(samples, estimate, confidence=0.9, interval="basic", atol
     Examples
     --------
     >>> samples = np.array([[1.0, 5.0], [2.0, 6.0], [3.0, 7.0]])
-    >>> lower, upper = bootstrap_interval(samples, np.array([1.0, 6.0]), confidence=0.5)
+    >>> lower, upper = bootstrap_interval(samples, np.array([1.0, 6.0]), 0.5, "basic")
     >>> lower.tolist(), upper.tolist()
     ([0.0, 5.5], [0.5, 6.5])
+    >>> bootstrap_interval(samples, np.array([1.0, 6.0]), 0.5)[1].tolist()  # hybrid
+    [2.5, 6.5]
     >>> [b.tolist() for b in bootstrap_interval(samples, np.array([1.0, 6.0]), 0.5,
     ...                                         interval="percentile")]
     [[1.5, 5.5], [2.5, 6.5]]
+    >>> at_zero = np.array([[0.0], [0.0], [0.0], [2.0]])  # the fit is 0, one resample finds 2
+    >>> [bootstrap_interval(at_zero, np.zeros(1), 0.9, kind)[1].round(3).tolist()
+    ...  for kind in ("basic", "hybrid")]
+    [[0.0], [1.7]]
     >>> [b.tolist() for b in bootstrap_interval(np.full((3, 1), 1e-16), np.array([2e-14]),
     ...                                         atol=1e-6)]
     [[0.0], [0.0]]
     """
     if interval not in INTERVALS:
-        raise ValueError(f"interval must be one of {INTERVALS} ('basic': bias-corrected, "
-                         f"'percentile': the resamples' quantiles), got {interval!r}.")
+        raise ValueError(f"interval must be one of {INTERVALS} ('hybrid': bias-corrected "
+                         f"with the resamples' upper quantile as least upper bound, 'basic': "
+                         f"bias-corrected, 'percentile': the resamples' quantiles), "
+                         f"got {interval!r}.")
     samples = np.asarray(samples)
     estimate = np.asarray(estimate, dtype=np.float64)
     if samples.shape[1:] != estimate.shape:
@@ -280,7 +312,30 @@ def bootstrap_interval(samples, estimate, confidence=0.9, interval="basic", atol
     low, high = np.quantile(samples, tails, axis=0)
     if interval == "percentile":
         return low, high
-    return np.maximum(2 * estimate - high, 0.0), np.maximum(2 * estimate - low, 0.0)
+    lower, upper = np.maximum(2 * estimate - high, 0.0), np.maximum(2 * estimate - low, 0.0)
+    if interval == "hybrid":
+        upper = np.maximum(upper, high)
+    return lower, upper
+
+
+def empty_row_bound(confidence=0.9):
+    """Upper bound of the expected counts of a probe position that recorded none.
+
+    A row of zeros resamples to zeros (parametric: its fitted maps are 0;
+    nonparametric: there is no electron to redraw), so the bootstrap has
+    nothing to spread and gives ``[0, 0]``. The exact Poisson bound does
+    not need resamples: with no count recorded, the expected total count
+    ``λ`` is at most ``-ln((1 - confidence) / 2)`` at the one-sided level
+    ``(1 + confidence) / 2`` (``P(0 counts | λ) = e^{-λ}``), and every map
+    (a share of ``λ``) is at most that too. :func:`bootstrap_nmf` raises the
+    upper bound of the maps of empty rows to it.
+
+    Examples
+    --------
+    >>> round(empty_row_bound(0.9), 3)
+    2.996
+    """
+    return float(-np.log((1 - confidence) / 2))
 
 
 def _unit_rows(A):
@@ -346,7 +401,7 @@ class BootstrapResult:
     method : str
     confidence : float
     interval : str
-        ``"basic"`` or ``"percentile"`` (:func:`bootstrap_interval`).
+        ``"hybrid"``, ``"basic"`` or ``"percentile"`` (:func:`bootstrap_interval`).
     n_resamples : int
     n_iter : int
         Iterations of every refit.
@@ -355,6 +410,11 @@ class BootstrapResult:
     W_samples, H_samples : ndarray or None
         All resampled maps ``(n_resamples, n, k)`` and components
         ``(n_resamples, k, m)`` (float32), kept with ``keep_samples=True``.
+    lift : float
+        Warm start of the refits (:func:`bootstrap_nmf`).
+    empty_rows : ndarray of bool, shape (n,) or None
+        Probe positions that recorded no count; the upper bound of their
+        maps is at least ``empty_row_bound(confidence)``.
 
     Examples
     --------
@@ -383,12 +443,41 @@ class BootstrapResult:
     seeds: np.ndarray
     W_samples: np.ndarray = None
     H_samples: np.ndarray = None
-    interval: str = "basic"
+    interval: str = "hybrid"
+    lift: float = LIFT
+    empty_rows: np.ndarray = None
 
     @property
     def stability(self):
         """Median correlation of every resampled component with its reference."""
         return np.median(self.component_correlation, axis=0)
+
+    def map_bounds(self, interval=None):
+        """Map intervals of another type from the kept resamples (``keep_samples=True``).
+
+        Parameters
+        ----------
+        interval : {"hybrid", "basic", "percentile"}, optional
+            Default: the result's own (then ``W_lower, W_upper``).
+
+        Returns
+        -------
+        lower, upper : ndarray, shape (n, k)
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> W, H = rng.random((30, 2)) * 50, rng.random((2, 20))
+        >>> result = bootstrap_nmf(rng.poisson(W @ H), W, H, n_resamples=10, random_state=0,
+        ...                        keep_samples=True)
+        >>> bool(np.array_equal(result.map_bounds()[1], result.W_upper))
+        True
+        """
+        if self.W_samples is None:
+            raise ValueError("The resamples were not kept: bootstrap again with "
+                             "keep_samples=True to form intervals of another type.")
+        return _map_bounds(self.W_samples, self.W, self.confidence, interval or self.interval,
+                           self.empty_rows)
 
     def coverage(self, W_true, H_true=None):
         """Fraction of the true maps (and components) inside the intervals, per component.
@@ -426,6 +515,15 @@ def _inside(truth, lower, upper, axis):
     return np.mean((truth >= lower) & (truth <= upper), axis=axis)
 
 
+def _map_bounds(W_samples, W_ref, confidence, interval, empty_rows):
+    """Map intervals: zeros rounded (``ZERO_TOLERANCE``), empty rows' exact upper bound."""
+    lower, upper = bootstrap_interval(W_samples, W_ref, confidence, interval,
+                                      atol=ZERO_TOLERANCE * W_ref.max(axis=0))
+    if empty_rows is not None and empty_rows.any():
+        upper[empty_rows] = np.maximum(upper[empty_rows], empty_row_bound(confidence))
+    return lower, upper
+
+
 def _check_options(n_resamples, confidence, method, max_iter, interval):
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
             or n_resamples < 2:
@@ -442,8 +540,10 @@ def _check_options(n_resamples, confidence, method, max_iter, interval):
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"max_iter must be an integer ≥ 1, got {max_iter!r}.")
     if interval not in INTERVALS:
-        raise ValueError(f"interval must be 'basic' (bias-corrected, the default) or "
-                         f"'percentile' (the resamples' quantiles), got {interval!r}.")
+        raise ValueError(f"interval must be 'hybrid' (the default: bias-corrected, with the "
+                         f"resamples' upper quantile as least upper bound), 'basic' "
+                         f"(bias-corrected) or 'percentile' (the resamples' quantiles), "
+                         f"got {interval!r}.")
 
 
 def _reference(W, H, shape):
@@ -467,8 +567,8 @@ def _reference(W, H, shape):
 
 
 def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resamples=50,
-                  confidence=0.9, interval="basic", max_iter=50, tol=0.0, random_state=None,
-                  keep_samples=False, callback=None):
+                  confidence=0.9, interval="hybrid", max_iter=50, tol=0.0, lift=LIFT,
+                  random_state=None, keep_samples=False, callback=None):
     """Bootstrap confidence intervals of a fitted NMF ``X ≈ W H``.
 
     Parameters
@@ -489,15 +589,27 @@ def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resa
     n_resamples : int, default 50
     confidence : float, default 0.9
         Nominal coverage of the two-sided intervals.
-    interval : {"basic", "percentile"}, default "basic"
+    interval : {"hybrid", "basic", "percentile"}, default "hybrid"
         ``"basic"``: ``[2 θ̂ - q_hi, 2 θ̂ - q_lo]`` clipped at 0, which
         subtracts the bias of the fit that the resamples reproduce (e.g. a
-        map a few counts above a true zero); ``"percentile"``: ``[q_lo, q_hi]``
-        (:func:`bootstrap_interval`).
+        map a few counts above a true zero); ``"percentile"``: ``[q_lo, q_hi]``;
+        ``"hybrid"``: the basic interval with an upper bound of at least
+        ``q_hi`` (it does not collapse to ``[0, 0]`` where the fit is 0)
+        (:func:`bootstrap_interval`). Whatever the type, the maps of probe
+        positions that recorded no count get the exact Poisson upper bound
+        :func:`empty_row_bound`.
     max_iter : int, default 50
         Iterations of every refit, from the reference fit.
     tol : float, default 0
         Stopping tolerance of the refits (0 runs ``max_iter``).
+    lift : float, default ``LIFT`` (0.1)
+        Warm start of the refits: the reference maps raised to at least
+        ``lift`` × the mean of their component's map (the components start
+        as the reference). Multiplicative updates keep an entry at 0 (their
+        floor, 1e-16) for many more iterations than a refit runs, so with
+        ``lift=0`` every refit inherits the zeros of the reference and the
+        intervals of a zero map are ``[0, 0]`` even where the resamples
+        support a few electrons.
     random_state : None, int or numpy.random.Generator
         Seeds of the resamples.
     keep_samples : bool, default False
@@ -524,6 +636,9 @@ def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resa
     from ._passes import streaming_nmf
 
     _check_options(n_resamples, confidence, method, max_iter, interval)
+    if isinstance(lift, bool) or not isinstance(lift, (float, int, np.floating)) or not lift >= 0:
+        raise ValueError(f"lift must be a number ≥ 0 (the warm start's least map value, as a "
+                         f"fraction of the map's mean; 0 starts from the reference), got {lift!r}.")
     data = as_data_matrix(X)
     W_ref, H_ref = _reference(W, H, data.shape)
     n, m = data.shape
@@ -534,7 +649,8 @@ def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resa
     H_samples = np.empty((n_resamples, k, m), dtype=np.float32)
     component_correlation = np.empty((n_resamples, k))
     map_correlation = np.empty((n_resamples, k))
-    W_start, H_start = W_ref.astype(dtype), H_ref.astype(dtype)
+    W_start = np.maximum(W_ref, lift * W_ref.mean(axis=0)).astype(dtype)
+    H_start = H_ref.astype(dtype)
     n_iter = 0
     for r, seed in enumerate(seeds):
         draw = PoissonResampler(method, seed, W_ref, H_ref)
@@ -551,8 +667,8 @@ def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resa
         n_iter = fit.n_iter
         if callback is not None:
             callback(r)
-    W_lower, W_upper = bootstrap_interval(W_samples, W_ref, confidence, interval,
-                                          atol=ZERO_TOLERANCE * W_ref.max(axis=0))
+    empty_rows = np.asarray(data.row_sums) <= 0
+    W_lower, W_upper = _map_bounds(W_samples, W_ref, confidence, interval, empty_rows)
     H_lower, H_upper = bootstrap_interval(H_samples, H_ref, confidence, interval,
                                           atol=ZERO_TOLERANCE * H_ref.max(axis=1, keepdims=True))
     return BootstrapResult(
@@ -561,7 +677,8 @@ def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resa
         map_correlation=map_correlation, method=method, confidence=float(confidence),
         n_resamples=int(n_resamples), n_iter=int(n_iter), seeds=seeds,
         W_samples=W_samples if keep_samples else None,
-        H_samples=H_samples if keep_samples else None, interval=interval)
+        H_samples=H_samples if keep_samples else None, interval=interval, lift=float(lift),
+        empty_rows=empty_rows)
 
 
 def _resample_in_memory(data, draw):
