@@ -246,6 +246,15 @@ def kl_chunk_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, update_maps
 
 
 @numba.njit(nogil=True)
+def _pass_buffers(W, m):
+    """New maps, the row blocks' partial statistics and data terms, and rows per block."""
+    n, k = W.shape
+    step = (n + KL_PASS_BLOCKS - 1) // KL_PASS_BLOCKS
+    return (np.empty_like(W), np.zeros((KL_PASS_BLOCKS, m, k)), np.zeros(KL_PASS_BLOCKS),
+            step)
+
+
+@numba.njit(nogil=True)
 def _sum_blocks(partial):
     """The row blocks' statistics summed in block order (deterministic)."""
     N = np.zeros(partial.shape[1:])
@@ -259,12 +268,8 @@ def _kl_chunk_pass(block, words, lanes, W, Ht, Ht_sums, l1, l2, floor, model_flo
                    update_maps):
     n, m = block.shape
     k = W.shape[1]
-    W_new = np.empty_like(W)
-    blocks = KL_PASS_BLOCKS
-    partial = np.zeros((blocks, m, k))
-    terms = np.zeros(blocks)
-    step = (n + blocks - 1) // blocks
-    for b in numba.prange(blocks):
+    W_new, partial, terms, step = _pass_buffers(W, m)
+    for b in numba.prange(KL_PASS_BLOCKS):
         w = np.empty(k)
         numerator = np.empty(k)
         columns = np.empty(m, dtype=np.int64)
@@ -314,14 +319,9 @@ def kl_chunk_pass_csr(indptr, indices, data, m, W, Ht, Ht_sums, l1, l2, floor, m
     >>> N.ravel().tolist(), round(term, 6)
     ([3.0, 3.0], 4.682131)
     """
-    n = indptr.size - 1
-    k = W.shape[1]
-    W_new = np.empty_like(W)
-    blocks = KL_PASS_BLOCKS
-    partial = np.zeros((blocks, m, k))
-    terms = np.zeros(blocks)
-    step = (n + blocks - 1) // blocks
-    for b in numba.prange(blocks):
+    n, k = W.shape
+    W_new, partial, terms, step = _pass_buffers(W, m)
+    for b in numba.prange(KL_PASS_BLOCKS):
         w = np.empty(k)
         numerator = np.empty(k)
         term = 0.0
