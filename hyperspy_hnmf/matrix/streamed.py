@@ -121,15 +121,17 @@ def is_sparse(X):
 
 
 def to_csr(X):
-    """A 2D scipy.sparse or pydata ``sparse`` array as scipy CSR, duplicates summed.
+    """A 2D array as scipy CSR, duplicates summed: sparse (scipy, pydata) or dense.
 
     Memory and time ∝ the nonzeros: a pydata COO (canonical: duplicates
     summed, row-major sorted, as reshaping keeps it) becomes CSR without
-    sorting; other layouts go through scipy's conversion. The dtype is kept.
+    sorting; other sparse layouts go through scipy's conversion; a dense
+    array is converted block by block (no dense temporary larger than one
+    block). The dtype is kept.
 
     Parameters
     ----------
-    X : scipy.sparse matrix/array or pydata sparse array, 2D
+    X : ndarray, scipy.sparse matrix/array or pydata sparse array, 2D
 
     Returns
     -------
@@ -141,9 +143,15 @@ def to_csr(X):
     >>> to_csr(sp.coo_matrix(([1.0, 2.0], ([0, 0], [1, 1])), shape=(2, 2))).toarray()
     array([[0., 3.],
            [0., 0.]])
+    >>> to_csr(np.eye(3, dtype=np.float32)).nnz
+    3
     """
     import scipy.sparse as sp
 
+    if not is_sparse(X):
+        X = np.asarray(X)
+        return sp.vstack([sp.csr_matrix(X[rows]) for rows in row_blocks(*X.shape)],
+                         format="csr")
     if sp.issparse(X):
         X = sp.csr_matrix(X)
         X.sum_duplicates()

@@ -45,7 +45,6 @@ from .._spec import (DEFAULT_INIT, DEFAULT_MAX_ITER, DEFAULT_N_RESTARTS, DEFAULT
 from ._init import INIT_METHODS, initialize
 from ._linalg import as_generator, density, to_csr
 from ..matrix import StreamedMatrix, as_data_matrix, compute_dtype, is_chunked, is_sparse
-from ..matrix import to_csr as sparse_to_csr
 from ._loop import FitResult, alternate, canonical_order
 from ._bootstrap import (BootstrapResult, PoissonResampler, bootstrap_interval, bootstrap_nmf,
                          match_components)
@@ -119,7 +118,7 @@ def _as_float_data(X):
     arrays become CSR (memory ∝ nonzeros).
     """
     if is_sparse(X) and not sp.issparse(X):
-        X = sparse_to_csr(X)
+        X = to_csr(X)
     if sp.issparse(X):
         X = X.tocsr() if X.format not in ("csr", "csc") else X
     else:
