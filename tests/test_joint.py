@@ -171,3 +171,24 @@ def test_pure_regions_zero_the_other_maps():
     result = joint_nmf([X], 3, pure_regions=[PureRegion(mask, index=2)], max_iter=30,
                        random_state=0)
     assert np.all(result.W[:10, :2] == 0) and np.all(result.W[:10, 2] > 0)
+
+
+def test_a_joint_fit_that_ends_non_finite_raises_before_anything_is_stored(monkeypatch):
+    # The last guard of joint_nmf: NaN maps (here planted by a broken
+    # normalization) raise NumericalError; the signal keeps no new results.
+    import hyperspy.api as hs
+
+    from hyperspy_hnmf import NumericalError
+    from hyperspy_hnmf.solvers import _multiblock
+
+    rng = np.random.default_rng(0)
+    X = rng.poisson(5.0, (36, 20)).astype(np.uint16)
+    s = hs.signals.Signal1D(X.reshape(6, 6, 20))
+
+    def broken(W, Hts):
+        W[:] = np.nan
+
+    monkeypatch.setattr(_multiblock, "_normalize", broken)
+    with pytest.raises(NumericalError, match="nothing was stored"):
+        hyperspy_hnmf.joint_decomposition([s], output_dimension=2, max_iter=3)
+    assert s.learning_results.loadings is None

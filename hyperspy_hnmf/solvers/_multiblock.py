@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.stats
 
-from .._checks import check_rank, loss_to_beta
+from .._checks import NumericalError, check_rank, loss_to_beta
 from ..constraints.known import label_mask
 from ..matrix import StreamedMatrix, as_data_matrix, is_chunked
 from ._init import (_least_squares_loadings, _poisson_weighted, check_init, initialize,
@@ -559,6 +559,13 @@ def _fit(items, k, lam, start, max_iter, tol, options, known, reorder=True):
     W = np.ascontiguousarray(W[:, order])
     Hs = [np.ascontiguousarray(Ht[:, order].T) for Ht in Hts]
     divergences = np.array([block.divergence(W, H.T) for block, H in zip(items, Hs)])
+    for name, value in [("maps", W)] + [(f"components of signal {b}", H)
+                                         for b, H in enumerate(Hs)] + [("divergence", divergences)]:
+        if not np.isfinite(np.sum(value, dtype=np.float64)):
+            raise NumericalError(
+                f"The joint fit ended with NaN or infinite {name} after {iteration} iterations; "
+                "nothing was stored. Check the data for NaN/inf or extreme values, or fix the "
+                "weights.")
     weighted = lam * divergences
     total = weighted.sum()
     contributions = weighted / total if total > 0 else np.full(len(items), 1 / len(items))
