@@ -364,3 +364,23 @@ def test_hyperspy_layer_resolves_through_the_same_function(counters):
                     print_info=False)
     # once before the data are read (the options alone), once in the fit
     assert counters["resolve_fit"] == 2
+
+
+def test_rank_selection_resolves_exact_fits_once_per_rank(counters):
+    # Exact fits (options that need the full data): one resolution per fitted
+    # rank (the candidates and the rank below them), not one per restart.
+    from hyperspy_hnmf.rank_selection import estimate_rank
+
+    estimate = estimate_rank(data(), ranks=[2, 3], n_restarts=3, max_iter=20,
+                             constraints=[Penalty(l1=0.01)])
+    assert counters["resolve_fit"] == 3
+    assert estimate.settings["compressed"] is False
+    assert sorted(estimate.ranks) == [2, 3]
+
+
+def test_rank_selection_rejects_a_bad_fit_option_before_any_fit(counters):
+    from hyperspy_hnmf.rank_selection import estimate_rank
+
+    with pytest.raises(ValueError, match="Unknown loss .poisson."):
+        estimate_rank(data(), ranks=[2, 3], n_restarts=3, loss="poisson")
+    assert counters["resolve_fit"] == 1

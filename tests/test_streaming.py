@@ -242,20 +242,23 @@ def test_poisson_weighted_products_read_raw_chunks_and_leave_them_untouched(dtyp
 @pytest.mark.parametrize("update_maps", [False, True])
 @pytest.mark.parametrize("penalty", [0.0, 0.3])
 def test_dense_kl_pass_matches_the_nonzero_kernel(update_maps, penalty):
-    # Mostly-nonzero chunks take the blocked BLAS pass; it must give the
-    # nonzero-skipping kernel's update, statistics and data term.
+    # Mostly-nonzero chunks take the tiled pass over every entry; it must
+    # give the nonzero-skipping kernel's update, statistics and data term,
+    # also with a shape that leaves partial row and column tiles.
     from hyperspy_hnmf.solvers import _kernels
-    from hyperspy_hnmf.solvers._passes import _kl_dense_pass, _mostly_nonzero
+    from hyperspy_hnmf.solvers._passes import _mostly_nonzero
 
     rng = np.random.default_rng(5)
-    block = rng.poisson(3.0, (300, 70)).astype(np.uint16)
+    block = rng.poisson(3.0, (301, 1100)).astype(np.uint16)
+    block[:, 5] = 0  # a zero column: its statistics are exactly zero in both
     assert _mostly_nonzero(block) and not _mostly_nonzero(np.eye(70, dtype=np.uint16))
-    W = (rng.random((300, 4)) + 0.1).astype(np.float32)
-    Ht = (rng.random((70, 4)) + 0.1).astype(np.float32)
+    W = (rng.random((301, 4)) + 0.1).astype(np.float32)
+    Ht = (rng.random((1100, 4)) + 0.1).astype(np.float32)
     args = (Ht.sum(axis=0, dtype=np.float64), np.full(4, penalty), np.full(4, penalty / 2),
             1e-16, 1e-12, update_maps)
     expected = _kernels.kl_chunk_pass(block, W, Ht, *args)
-    found = _kl_dense_pass(block, W, Ht, *args)
+    found = _kernels.kl_dense_chunk_pass(block, W, Ht, *args)
     np.testing.assert_allclose(found[0], expected[0], rtol=1e-5)
     np.testing.assert_allclose(found[1], expected[1], rtol=1e-5)
     assert found[2] == pytest.approx(expected[2], rel=1e-6)
+    assert not found[1][5].any() and not expected[1][5].any()

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from .._checks import check_count, check_tol
 from ..matrix.rows import RowData
 from ..solvers import canonical_order, check_data
-from ..solvers._linalg import as_generator
+from ..solvers._linalg import as_generator, one_thread
 
 __all__ = ["RANK2_INITS", "RowData", "nnls2", "rank2_nmf"]
 
@@ -95,7 +95,8 @@ def nnls2(gram, rhs):
 
 def _orthonormal(V):
     """Orthonormal rows spanning the rows of ``V`` (2, m)."""
-    return np.linalg.qr(V.T)[0].T
+    with one_thread():
+        return np.linalg.qr(V.T)[0].T
 
 
 def svd_init(data, rows, v1=None):
@@ -144,7 +145,8 @@ def svd_init(data, rows, v1=None):
     for _ in range(_SVD_ITERATIONS):
         V = _orthonormal(data.t_times(rows, data.times(rows, V)))
     Z = data.times(rows, V)
-    _, S, Vz_t = np.linalg.svd(Z, full_matrices=False)
+    with one_thread():
+        _, S, Vz_t = np.linalg.svd(Z, full_matrices=False)
     if S[1] <= _FLAT * S[0]:
         # All rows are (numerically) parallel: no second direction to split on.
         return np.vstack([v1, v1])

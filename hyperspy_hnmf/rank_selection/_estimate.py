@@ -134,8 +134,11 @@ def _compress_lazy(Y, rank, settings, rng):
     return Q, np.ascontiguousarray((Y.T @ Q).T, dtype=Y.dtype), norm2
 
 
-def _restart(X, scales, ranks, seed, settings, options):
+def _restart(X, scales, ranks, seed, settings, specs):
     """All ranks of one restart on one perturbed copy of the data.
+
+    ``specs``: the resolved options of the exact fits, by rank (None when
+    the fits run on the compressed data).
 
     ``X`` may be lazy data (:class:`~hyperspy_hnmf.streaming.StreamedMatrix`):
     the perturbed copy is then compressed in passes over the chunks.
@@ -159,8 +162,7 @@ def _restart(X, scales, ranks, seed, settings, options):
                                              settings["tol"]))
     else:
         for k in ranks:
-            runs.append(_fits.fit_exact(Y, k, int(rng.integers(2**31)), settings["max_iter"],
-                                        settings["tol"], options))
+            runs.append(_fits.fit_exact(Y, specs[k], int(rng.integers(2**31))))
     return runs
 
 
@@ -559,12 +561,19 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     n_restarts = check_restarts(n_restarts)
     kind, level = check_perturbation(perturbation)
     compressed = _use_compression(compression, hnmf_options)
-    loss_beta = solvers.loss_to_beta(hnmf_options.get("loss", "frobenius"))
-    normalize = bool(normalize_poissonian_noise) and loss_beta == 2.0
     if lazy and not compressed:
         raise ValueError(
             "On lazy signals estimate_rank works on a compressed copy of the data: use the "
             "default Frobenius/HALS options (no loss, solver or constraints).")
+    # The rank below the smallest candidate is fitted too (not scored): the
+    # information criterion needs it to tell whether any candidate is supported.
+    fitted_ranks = ([ranks[0] - 1] if ranks[0] > 1 else []) + ranks
+    # Exact fits: their options resolved once per rank, before any work.
+    specs = None if compressed else {
+        k: _fits.exact_spec(X, k, int(max_iter), float(tol), hnmf_options)
+        for k in fitted_ranks}
+    loss_beta = 2.0 if compressed else specs[ranks[0]].beta
+    normalize = bool(normalize_poissonian_noise) and loss_beta == 2.0
     if kind in ("auto", "poisson"):
         counts = _are_counts(X)
         if kind == "poisson" and not counts:
@@ -581,19 +590,16 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     seeds = np.random.SeedSequence(random_state).spawn(n_restarts + 1)
     rows = np.random.default_rng(seeds[-1]).permutation(shape[0])[:consensus_rows]
     rows.sort()
-    # The rank below the smallest candidate is fitted too (not scored): the
-    # information criterion needs it to tell whether any candidate is supported.
-    fitted_ranks = ([ranks[0] - 1] if ranks[0] > 1 else []) + ranks
     n_jobs = 1 if lazy else max(1, min(n_restarts, n_jobs or os.cpu_count() or 1))
     with _one_blas_thread():
         if n_jobs == 1:
-            per_restart = [_restart(X, scales, fitted_ranks, seed, settings, hnmf_options)
+            per_restart = [_restart(X, scales, fitted_ranks, seed, settings, specs)
                            for seed in seeds[:-1]]
         else:
             with ThreadPoolExecutor(n_jobs) as pool:
                 per_restart = list(pool.map(
-                    lambda seed: _restart(X, scales, fitted_ranks, seed, settings,
-                                          hnmf_options), seeds[:-1]))
+                    lambda seed: _restart(X, scales, fitted_ranks, seed, settings, specs),
+                    seeds[:-1]))
     offset = len(fitted_ranks) - len(ranks)
     scores = [_score_rank(k, [runs[offset + i] for runs in per_restart], scales, rows)
               for i, k in enumerate(ranks)]

@@ -7,6 +7,7 @@ updates of Frobenius NMF on a rank-``l`` randomized approximation
 ``Wᵀ Y = (Wᵀ Q) B`` cost ``O((n + m) l k)`` instead of ``O(n m k)``.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,7 +66,8 @@ def fit_compressed(Q, B, norm2, k, rng, max_iter, tol, n_init=None):
 
 def _spa_rows(Q, B, k):
     """Successive projection on the rows of ``Q B`` projected to rank ``k``."""
-    U, S, _ = np.linalg.svd(B, full_matrices=False)
+    with solvers._linalg.one_thread():
+        U, S, _ = np.linalg.svd(B, full_matrices=False)
     chosen = successive_projection(Q @ (U[:, :k] * S[:k]), Q @ B.sum(axis=1), k)
     remaining = [i for i in range(Q.shape[0]) if i not in chosen][: k - len(chosen)]
     return np.array(chosen + remaining)
@@ -97,12 +99,19 @@ def _fit_compressed(Q, B, norm2, k, rng, max_iter, tol, start="random"):
     return Run(W=W, H=np.ascontiguousarray(Ht.T), error=error, n_iter=n_iter)
 
 
-def fit_exact(Y, k, seed, max_iter, tol, options):
-    """One run of :func:`hyperspy_hnmf.solvers.nmf` from a random start."""
-    options = {**options, "init": "random", "random_state": seed, "max_iter": max_iter,
-               "tol": tol}
-    result = solvers.nmf(Y, k, **options)
-    if solvers.loss_to_beta(options.get("loss", "frobenius")) == 2.0:
+def exact_spec(X, k, max_iter, tol, options):
+    """The resolved options of the exact fits of rank ``k`` (checked once, not per run).
+
+    Random starts; the loss is Frobenius unless ``options`` name another.
+    """
+    return solvers._nmf_spec(X, k, **{"loss": "frobenius", **options, "init": "random",
+                                      "max_iter": max_iter, "tol": tol})
+
+
+def fit_exact(Y, spec, seed):
+    """One run of :func:`hyperspy_hnmf.solvers.nmf` with the resolved ``spec``, seeded by ``seed``."""
+    result = solvers._fit_nmf(Y, dataclasses.replace(spec, random_state=seed))
+    if spec.beta == 2.0:
         norm2 = float(np.square(Y, dtype=np.float64).sum())
         error = np.sqrt(2 * result.final_objective / norm2)
     else:

@@ -20,6 +20,7 @@ Solvers
     for data read in passes.
 """
 
+import inspect
 import warnings
 
 import numpy as np
@@ -260,18 +261,30 @@ def nmf(
     >>> float(out_of_band_fraction(result.W.T.reshape(3, 10, 4), 4).max()) < 1e-3
     True
     """
-    unknown = sorted(set(randomized_options) - {"oversampling", "power_iterations",
-                                                 "refine_passes"})
-    if unknown:
-        raise TypeError(f"nmf() got an unexpected keyword argument {unknown[0]!r}")
     X = _as_float_data(X)
-    spec = resolve_fit(
-        X, n_components, loss=loss, solver=solver, init=init, max_iter=max_iter, tol=tol,
-        random_state=random_state, n_restarts=n_restarts, callback=callback,
-        constraints=constraints, groups=groups, navigation_grid=map_grid,
-        signal_grid=component_grid, **randomized_options)
+    spec = _nmf_spec(X, n_components, loss=loss, solver=solver, init=init, max_iter=max_iter,
+                     tol=tol, random_state=random_state, n_restarts=n_restarts,
+                     callback=callback, constraints=constraints, groups=groups,
+                     map_grid=map_grid, component_grid=component_grid, **randomized_options)
     check_data(X, beta=spec.beta)
     return _fit_nmf(X, spec, callback)
+
+
+def _nmf_spec(X, n_components, *, map_grid=None, component_grid=None, **options):
+    """The resolved options of :func:`nmf` (its keywords) for the data ``X``: one check.
+
+    For callers that run many fits with the same options (rank selection's
+    restarts): resolve once, then vary ``random_state`` with
+    :func:`dataclasses.replace` and call :func:`_fit_nmf`.
+    """
+    known = set(inspect.signature(nmf).parameters) - {"X", "n_components",
+                                                      "randomized_options"}
+    unknown = sorted(set(options) - known - {"oversampling", "power_iterations",
+                                             "refine_passes"})
+    if unknown:
+        raise TypeError(f"nmf() got an unexpected keyword argument {unknown[0]!r}")
+    return resolve_fit(X, n_components, navigation_grid=map_grid, signal_grid=component_grid,
+                       **options)
 
 
 def _fit_nmf(X, spec, callback=None):

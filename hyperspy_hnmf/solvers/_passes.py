@@ -16,7 +16,6 @@ pass 0 evaluates the initialization, pass ``p`` finishes iteration ``p``.
 """
 
 import numpy as np
-import scipy.linalg
 
 from .._checks import DEFAULT_LOSS
 from .._spec import DEFAULT_INIT, DEFAULT_MAX_ITER, DEFAULT_SOLVER, DEFAULT_TOL, resolve_fit
@@ -90,9 +89,12 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, beta, solver, penalties, upd
         else:
             block = (block.scaled_values(dtype, start) if isinstance(block, RawChunk)
                      else _checked_raw(block, dtype, start))
-            kernel = _kl_dense_pass if _mostly_nonzero(block) else _kernels.kl_chunk_pass
+            kernel = (_kernels.kl_dense_chunk_pass if _mostly_nonzero(block)
+                      else _kernels.kl_chunk_pass)
             W_chunk, statistics["N"], statistics["data_term"] = kernel(block, *arguments)
-            total = block.sum(dtype=np.float64)
+            # The data's total is needed once (first pass): a float64 sum of
+            # every entry costs about as much as the rest of a sparse pass.
+            total = block.sum(dtype=np.float64) if first else None
         if first:
             statistics["sum_X"] = float(total)
     statistics["WtW"] = W_chunk.T.astype(np.float64) @ W_chunk
@@ -104,81 +106,17 @@ _chunk_pass.reads_raw_chunks = True
 _chunk_pass.reads_scaled_chunks = True
 
 
-#: Chunks with more than this fraction of nonzeros take the KL pass of
-#: :func:`_kl_dense_pass` (BLAS products over small row blocks) rather than
-#: the nonzero-skipping kernel, whose cost per nonzero is about three times
-#: the cost per entry of the blocked products.
-DENSE_KL_DENSITY = 0.25
-
-#: Rows (at most) and entries (about) per block of :func:`_kl_dense_pass`:
-#: its temporaries stay in cache; blocks per float64 flush of ``N``.
-DENSE_KL_ROWS = 16
-DENSE_KL_ENTRIES = 1 << 18
-FLUSH_BLOCKS = 64
+#: Chunks with more than this fraction of nonzeros take the tiled KL pass
+#: over every entry (:func:`~._kernels.kl_dense_chunk_pass`) rather than
+#: the nonzero-skipping kernel: measured crossover on 64² uint8/uint16
+#: detectors, k = 8 (the nonzero kernel costs about 7 times more per nonzero
+#: than the tiled one per entry).
+DENSE_KL_DENSITY = 0.12
 
 
 def _mostly_nonzero(block):
     sample = block[: max(1, min(block.shape[0], (1 << 18) // max(block.shape[1], 1)))]
     return np.count_nonzero(sample) > DENSE_KL_DENSITY * sample.size
-
-
-def _kl_dense_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, update_maps):
-    """:func:`~._kernels.kl_chunk_pass` for mostly-nonzero chunks, with BLAS products.
-
-    The same update and statistics (same arguments and returns), computed over
-    blocks of :data:`DENSE_KL_ROWS` rows: ``w Hᵀ``, the ratio, its products
-    with ``Ht`` and ``w``, and ``Σ x log(x / w Hᵀ)`` (NumPy's vectorized
-    ``log``) in the computation's float type, the block sums of ``N`` and of
-    the data term accumulated in float64.
-
-    Examples
-    --------
-    >>> X = np.array([[2, 1], [1, 3]], dtype=np.uint16)
-    >>> W, Ht = np.ones((2, 1), np.float32), np.ones((2, 1), np.float32)
-    >>> _, N, term = _kl_dense_pass(X, W, Ht, Ht.sum(0), np.zeros(1), np.zeros(1),
-    ...                             1e-16, 1e-12, False)
-    >>> N.ravel().tolist(), round(term, 4)
-    ([3.0, 4.0], 4.6821)
-    """
-    n, m = block.shape
-    dtype = W.dtype
-    H = np.ascontiguousarray(Ht.T)
-    W_new = np.empty_like(W)
-    N = np.zeros((m, W.shape[1]))
-    # N is accumulated in place (GEMM with beta = 1) in the computation's
-    # type, and added to the float64 total every FLUSH_BLOCKS blocks.
-    partial = np.zeros((m, W.shape[1]), dtype)
-    gemm = scipy.linalg.blas.get_blas_funcs("gemm", (partial,))
-    rows = max(1, min(DENSE_KL_ROWS, DENSE_KL_ENTRIES // max(m, 1)))
-    X, R = np.empty((rows, m), dtype), np.empty((rows, m), dtype)
-    base = np.asarray(Ht_sums + l1, dtype=dtype)
-    l2 = np.asarray(l2, dtype=dtype)
-    term = 0.0
-    for number, start in enumerate(range(0, n, rows)):
-        stop = min(n, start + rows)
-        x, r = X[: stop - start], R[: stop - start]
-        np.copyto(x, block[start:stop], casting="unsafe")
-        w = W[start:stop]
-        if update_maps:
-            np.matmul(w, H, out=r)
-            np.maximum(r, model_floor, out=r)
-            np.divide(x, r, out=r)
-            denominator = base[None, :] + l2[None, :] * w
-            positive = denominator > 0
-            w = np.where(positive, w * (r @ Ht) / np.where(positive, denominator, 1), w)
-            w = np.maximum(w, floor).astype(dtype, copy=False)
-        W_new[start:stop] = w
-        np.matmul(w, H, out=r)
-        np.maximum(r, model_floor, out=r)
-        np.divide(x, r, out=r)
-        gemm(1.0, w.T, r.T, beta=1.0, c=partial.T, trans_b=True, overwrite_c=True)
-        if number % FLUSH_BLOCKS == FLUSH_BLOCKS - 1 or stop == n:
-            N += partial
-            partial[:] = 0
-        np.maximum(r, 1e-30, out=r)  # x = 0 entries: 0 * log(tiny) = 0
-        np.log(r, out=r)
-        term += float(np.dot(x.ravel(), r.ravel()))
-    return W_new, N, term
 
 
 class MissingEntries:

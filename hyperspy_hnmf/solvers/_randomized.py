@@ -18,7 +18,7 @@ import scipy.linalg
 from .._spec import (DEFAULT_INIT, DEFAULT_MAX_ITER, DEFAULT_OVERSAMPLING,
                      DEFAULT_POWER_ITERATIONS, DEFAULT_REFINE_PASSES, DEFAULT_TOL, resolve_fit)
 from ._init import nndsvd_factors
-from ._linalg import as_generator, randomized_range
+from ._linalg import as_generator, one_thread, randomized_range
 from ._loop import _balance, canonical_order
 from ._objective import frobenius_from_products
 from ._updates import HALSUpdate
@@ -96,7 +96,8 @@ def _fit_randomized(X, spec, rng, callback=None):
     passes_before = X.passes
     Q = randomized_range(X, k, rng, oversampling, power_iterations)
     B = np.ascontiguousarray((X.T @ Q).T, dtype=X.dtype)  # l × m, one pass
-    Ub, S, Vt = scipy.linalg.svd(B, full_matrices=False, check_finite=False)
+    with one_thread():
+        Ub, S, Vt = scipy.linalg.svd(B, full_matrices=False, check_finite=False)
     if init == "random":
         scale = np.sqrt(max(float(B.sum()), 0.0) / (X.shape[0] * X.shape[1]) / k)
         W = np.abs(rng.standard_normal((X.shape[0], k))) * scale

@@ -83,7 +83,9 @@ def hals_sweep(A, YB, BtB, l1=None, l2=None):
     ``max(0, A[:, j] + (YB[:, j] - A @ BtB[:, j] - l1[j] - l2[j] A[:, j]) / (BtB[j, j] + l2[j]))``
     (with subnormal values set to zero): the exact minimizer of
     ``½||Y - A B^T||² + l1[j] Σ a + ½ l2[j] Σ a²`` over that column with the
-    others fixed. Each column costs one matrix-vector product (BLAS).
+    others fixed. One compiled loop (:func:`~._kernels.hals_columns`): a
+    sweep costs ``2 n k²`` operations and no Python call per column, which
+    matters when the data are small and the inner sweeps many.
 
     Parameters
     ----------
@@ -109,24 +111,11 @@ def hals_sweep(A, YB, BtB, l1=None, l2=None):
     >>> A
     array([[1., 0.]])
     """
-    change = 0.0
-    smallest_normal = np.finfo(A.dtype).tiny
-    for j in range(A.shape[1]):
-        hess = BtB[j, j]
-        gradient = A @ BtB[:, j] - YB[:, j]
-        if l1 is not None:
-            hess = hess + l2[j]
-            gradient += l1[j] + l2[j] * A[:, j]
-        if hess <= 0:
-            continue
-        column = A[:, j] - gradient / hess
-        # Projection onto >= 0; subnormal values are flushed to zero too, as
-        # they would slow every later product down by an order of magnitude.
-        column[column < smallest_normal] = 0
-        delta = column - A[:, j]
-        change += float(np.dot(delta, delta))
-        A[:, j] = column
-    return change
+    k = A.shape[1]
+    zeros = np.zeros(k, dtype=np.float64)
+    l1 = zeros if l1 is None else np.asarray(l1, dtype=np.float64)
+    l2 = zeros if l2 is None else np.asarray(l2, dtype=np.float64)
+    return _kernels.hals_columns(A, YB, BtB, l1, l2, float(np.finfo(A.dtype).tiny))
 
 
 class HALSUpdate(Update):
