@@ -23,6 +23,7 @@ Usage::
     python benchmarks/bench_lazy.py --kl-pass            # one KL pass vs dask's read
     python benchmarks/bench_lazy.py --huge               # 64 GiB scan end to end
     python benchmarks/bench_lazy.py --huge-kl            # its KL pass vs dask's read
+    python benchmarks/bench_lazy.py --huge-peer          # HyperSpy's NMF on a slice of it
 """
 
 import argparse
@@ -226,6 +227,27 @@ def kl_pass_part(folder, scan, detector):
     print(f"load average after: {os.getloadavg()[0]:.2f} (goals: ratio <= 1.5, RSS <= 0.25)")
 
 
+def hyperspy_nmf_slice(path, rows):
+    """HyperSpy 2.5's lazy NMF on the first ``rows`` scan rows of the huge scan (seconds)."""
+    s = load(path).inav[:, :rows]
+    s.change_dtype("float32")  # HyperSpy's NMF refuses integer data
+    start = time.perf_counter()
+    s.decomposition(algorithm="NMF", output_dimension=K, print_info=False)
+    return dict(seconds=time.perf_counter() - start)
+
+
+def huge_peer_part(folder, scan, detector, rows=64):
+    """The peer on the huge scan: HyperSpy's lazy NMF on a slice, scaled to the whole scan."""
+    path = str(folder / f"huge_{scan[0]}x{scan[1]}x{detector}.zspy")
+    print(f"HyperSpy 2.5 lazy NMF (k = {K}) on the first {rows} of {scan[1]} scan rows of "
+          f"{path}; load average {os.getloadavg()[0]:.2f}")
+    row = in_subprocess("hyperspy_nmf_slice", path, rows)
+    whole = row["seconds"] * scan[1] / rows
+    print(f"{row['seconds']:.0f} s for 1/{scan[1] // rows} of the scan: about {whole:.0f} s "
+          f"({whole / 60:.0f} min) for the whole scan (one pass, time proportional to the "
+          f"data); load average after {os.getloadavg()[0]:.2f}")
+
+
 def huge_kl_part(folder, scan, detector):
     """One exact KL pass against dask's read on the huge .zspy scan (no fit)."""
     path = str(folder / f"huge_{scan[0]}x{scan[1]}x{detector}.zspy")
@@ -331,6 +353,8 @@ def main():
                         help="only the 64 GiB scan (1024 x 1024 x 128 x 128) end to end")
     parser.add_argument("--huge-kl", action="store_true",
                         help="only one exact KL pass against dask's read on the huge scan")
+    parser.add_argument("--huge-peer", action="store_true",
+                        help="only HyperSpy's lazy NMF on a slice of the huge scan (the peer)")
     parser.add_argument("--huge-scan", type=int, nargs=2, default=[1024, 1024])
     parser.add_argument("--write-only", action="store_true",
                         help="with --huge: write the data and stop")
@@ -344,6 +368,9 @@ def main():
         return
     if args.huge_kl:
         huge_kl_part(folder, args.huge_scan, 128)
+        return
+    if args.huge_peer:
+        huge_peer_part(folder, args.huge_scan, 128)
         return
     if args.huge:
         if args.write_only:
