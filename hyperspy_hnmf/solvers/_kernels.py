@@ -391,7 +391,8 @@ def _kl_dense_chunk_pass(block, W, H, Ht_sums, l1, l2, floor, model_floor, updat
     R, T = DENSE_TILE_ROWS, DENSE_TILE_COLUMNS
     for b in numba.prange(KL_PASS_BLOCKS):
         x = np.empty(T, dtype=dtype)
-        ratio = np.empty(T, dtype=dtype)
+        ratios = np.empty((R, T), dtype=dtype)
+        ratio = ratios[0]
         numerator = np.zeros((R, k))
         acc = np.zeros((k, m), dtype=dtype)
         term = 0.0
@@ -420,28 +421,30 @@ def _kl_dense_chunk_pass(block, W, H, Ht_sums, l1, l2, floor, model_floor, updat
             for left in range(0, m, T):
                 width = min(T, m - left)
                 for i in range(top, bottom):
-                    _tile_ratio(block, i, left, width, W_new, H, model_floor, x, ratio)
+                    row_ratio = ratios[i - top, :width]
+                    _tile_ratio(block, i, left, width, W_new, H, model_floor, x, row_ratio)
                     row_term = dtype.type(0.0)
                     for j in range(width):
-                        row_term += x[j] * _log32(ratio[j])  # x = 0: ratio 0, finite log
+                        row_term += x[j] * _log32(row_ratio[j])  # x = 0: ratio 0, finite log
                     term += row_term
-                    q = 0
-                    while q + 4 <= k:  # four components per sweep, as in _tile_ratio
-                        w0, w1, w2, w3 = W_new[i, q], W_new[i, q + 1], W_new[i, q + 2], W_new[i, q + 3]
-                        a0, a1 = acc[q, left:left + width], acc[q + 1, left:left + width]
-                        a2, a3 = acc[q + 2, left:left + width], acc[q + 3, left:left + width]
+                # acc[:, tile] += W_new[rows].T @ ratios, four rows per sweep along the
+                # tile: one load and one store of acc per four multiply-adds
+                for q in range(k):
+                    a = acc[q, left:left + width]
+                    r = 0
+                    while r + 4 <= bottom - top:
+                        w0, w1 = W_new[top + r, q], W_new[top + r + 1, q]
+                        w2, w3 = W_new[top + r + 2, q], W_new[top + r + 3, q]
+                        y0, y1 = ratios[r, :width], ratios[r + 1, :width]
+                        y2, y3 = ratios[r + 2, :width], ratios[r + 3, :width]
                         for j in range(width):
-                            r = ratio[j]
-                            a0[j] += r * w0
-                            a1[j] += r * w1
-                            a2[j] += r * w2
-                            a3[j] += r * w3
-                        q += 4
-                    for q in range(q, k):
-                        w = W_new[i, q]
-                        a = acc[q, left:left + width]
+                            a[j] += (w0 * y0[j] + w1 * y1[j]) + (w2 * y2[j] + w3 * y3[j])
+                        r += 4
+                    for r in range(r, bottom - top):
+                        w = W_new[top + r, q]
+                        y = ratios[r, :width]
                         for j in range(width):
-                            a[j] += ratio[j] * w
+                            a[j] += w * y[j]
             if tile % DENSE_FLUSH_TILES == DENSE_FLUSH_TILES - 1 or bottom == last:
                 for q in range(k):
                     for j in range(m):
