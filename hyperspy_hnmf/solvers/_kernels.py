@@ -1,12 +1,18 @@
-"""Numba kernels for the loops that BLAS cannot express: KL on the nonzeros, HALS columns.
+"""Numba kernels for the loops that BLAS cannot express: KL passes and HALS sweeps.
 
-Each kernel serves one *half-step* of the alternating scheme for the model
-``Y ≈ A @ B.T`` with ``Y`` sparse (CSR). Updating the maps uses ``Y = X``,
-``A = W``, ``B = H.T``; updating the components uses ``Y = X.T`` (as CSR),
-``A = H.T``, ``B = W``. Rows of ``Y`` are independent, so the kernels run in
-parallel over rows, deterministically (no shared accumulators).
+- :func:`kl_update_csr`, :func:`kl_data_term_csr`: one half-step of the
+  alternating KL scheme for the model ``Y ≈ A @ B.T`` with ``Y`` sparse
+  (CSR). Updating the maps uses ``Y = X``, ``A = W``, ``B = H.T``; updating
+  the components ``Y = X.T`` (as CSR), ``A = H.T``, ``B = W``.
+- :func:`kl_chunk_pass` (raw chunks, zeros skipped), :func:`kl_chunk_pass_csr`
+  (event data) and :func:`kl_dense_chunk_pass` (mostly-nonzero chunks,
+  tiled): one pass over a chunk read in passes, the maps' update and the
+  components' statistics together.
+- :func:`hals_columns`: one HALS sweep.
+
+Rows are independent, so the KL kernels run in parallel over fixed blocks of
+rows whose partial sums are added in block order: deterministic.
 """
-
 import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros, viewer
@@ -484,16 +490,20 @@ def _tile_ratio(block, i, left, width, W, H, model_floor, x, ratio):
 
 
 def kl_dense_chunk_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, update_maps):
-    """:func:`kl_chunk_pass` for mostly-nonzero chunks: every entry, along the rows.
+    """:func:`kl_chunk_pass` for mostly-nonzero chunks: every entry, tile by tile.
 
-    Same arguments, update and statistics, but each row is processed whole,
-    with the components held as ``H`` (``k × m``), so that every loop runs
-    along contiguous memory in the computation's float type (8 float32
-    entries per AVX2 instruction): the model ``w H``, the ratio, its
-    products with ``H`` and ``w``, and the data term (a zero entry adds
-    nothing). The component statistics are accumulated in the float type
-    over :data:`DENSE_FLUSH_ROWS` rows, then in float64, by the same fixed
-    row blocks as :func:`kl_chunk_pass`: deterministic.
+    Same arguments, update and statistics. The components are held as ``H``
+    (``k × m``) and the chunk is read in tiles of :data:`DENSE_TILE_ROWS`
+    rows × :data:`DENSE_TILE_COLUMNS` columns, so that every loop runs along
+    contiguous memory in the computation's float type (8 float32 entries per
+    AVX2 instruction) on operands in the L1 cache: the model ``w H``, the
+    ratio, its products with ``H`` and with the tile's maps, and the data
+    term (a zero entry adds nothing). The component statistics are
+    accumulated in the float type over :data:`DENSE_FLUSH_TILES` row tiles,
+    then in float64, by the same fixed row blocks as :func:`kl_chunk_pass`:
+    deterministic. The divisions vectorize because the kernel is compiled
+    with NumPy's error model (no division-by-zero test; the model is floored
+    at ``model_floor`` anyway).
 
     Examples
     --------
