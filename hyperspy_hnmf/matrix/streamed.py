@@ -17,6 +17,7 @@ import dask
 import dask.array as da
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .._checks import check_finite, check_nonnegative, row_blocks
 
@@ -721,16 +722,65 @@ def _csr_counts(block):
     return counts
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _csr_fill(block, indptr, indices, data):
-    for i in numba.prange(block.shape[0]):
-        position = indptr[i]
+def nonzero_words(block):
+    """``(words, lanes)`` for :func:`row_nonzeros`: the chunk as 64-bit words of ``lanes`` entries.
+
+    Unsigned integer (and bool) chunks, C-contiguous with rows a whole number
+    of words, are viewed as words (no copy); others get ``lanes = 0`` and an
+    empty array (entry by entry).
+
+    Examples
+    --------
+    >>> words, lanes = nonzero_words(np.zeros((2, 8), dtype=np.uint16))
+    >>> words.shape, lanes
+    ((2, 2), 4)
+    """
+    lanes = 8 // block.itemsize if block.dtype.kind in "ub" and block.itemsize < 8 else 0
+    if lanes and block.flags.c_contiguous and block.shape[1] % lanes == 0:
+        return block.view(np.uint64), lanes
+    return np.zeros((block.shape[0], 0), dtype=np.uint64), 0
+
+
+@numba.njit(inline="always", nogil=True)
+def row_nonzeros(block, words, lanes, i, columns, values):
+    """Gather the nonzeros of row ``i``: their columns and values; returns their count.
+
+    The one nonzero gather of raw chunks: the KL pass kernels and the CSR
+    fill (:func:`csr_chunk`) call it. With ``lanes > 0`` (see
+    :func:`nonzero_words`), ``words`` is the row-major chunk viewed as 64-bit
+    words of ``lanes`` entries each: a zero word (most of them, for counted
+    electrons) skips ``lanes`` entries with one test, and in a nonzero word
+    only the nonzero lanes are visited (a trailing-zero count finds the next
+    one), so the cost follows the nonzeros, not the entries.
+    """
+    count = 0
+    if lanes > 0:
+        shift = 3 if lanes == 8 else (4 if lanes == 4 else 5)  # log2 of a lane's bits
+        lane_mask = np.uint64((1 << (64 // lanes)) - 1)
+        for t in range(words.shape[1]):
+            word = words[i, t]
+            base = t * lanes
+            while word != 0:
+                lane = np.int64(trailing_zeros(word)) >> shift
+                columns[count] = base + lane
+                values[count] = block[i, base + lane]
+                count += 1
+                word &= ~(lane_mask << np.uint64(lane << shift))
+    else:
         for j in range(block.shape[1]):
-            value = block[i, j]
-            if value != 0:
-                indices[position] = j
-                data[position] = value
-                position += 1
+            x = block[i, j]
+            if x != 0:
+                columns[count] = j
+                values[count] = x
+                count += 1
+    return count
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _csr_fill(block, words, lanes, indptr, indices, data):
+    for i in numba.prange(block.shape[0]):
+        first, last = indptr[i], indptr[i + 1]
+        row_nonzeros(block, words, lanes, i, indices[first:last], data[first:last])
 
 
 def csr_chunk(block, dtype, start):
@@ -753,7 +803,7 @@ def csr_chunk(block, dtype, start):
     indptr = np.cumsum(_csr_counts(block))
     indices = np.empty(indptr[-1], dtype=np.int32)
     data = np.empty(indptr[-1], dtype=dtype)
-    _csr_fill(block, indptr, indices, data)
+    _csr_fill(block, *nonzero_words(block), indptr, indices, data)
     if block.dtype.kind == "i" and data.size and data.min() < 0:
         _float_block(block, dtype, start)  # raises the message with the rows
     return sp.csr_matrix((data, indices, indptr), shape=block.shape)

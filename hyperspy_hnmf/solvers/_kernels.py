@@ -15,7 +15,9 @@ rows whose partial sums are added in block order: deterministic.
 """
 import numba
 import numpy as np
-from numba.cpython.unsafe.numbers import trailing_zeros, viewer
+from numba.cpython.unsafe.numbers import viewer
+
+from ..matrix.streamed import nonzero_words, row_nonzeros
 
 _OPTIONS = dict(nogil=True, cache=True, fastmath=False)
 
@@ -131,39 +133,6 @@ def _ratio_at(value, w, Ht, j, model_floor):
 KL_PASS_BLOCKS = 4
 
 
-@numba.njit(inline="always", nogil=True)
-def _row_nonzeros(block, words, lanes, i, columns, values):
-    """Gather the nonzeros of row ``i``: their columns and values; returns their count.
-
-    With ``lanes > 0``, ``words`` is the row-major chunk viewed as 64-bit
-    words of ``lanes`` entries each: a zero word (most of them, for counted
-    electrons) skips ``lanes`` entries with one test, and in a nonzero word
-    only the nonzero lanes are visited (a trailing-zero count finds the next
-    one), so the cost follows the nonzeros, not the entries.
-    """
-    count = 0
-    if lanes > 0:
-        shift = 3 if lanes == 8 else (4 if lanes == 4 else 5)  # log2 of a lane's bits
-        lane_mask = np.uint64((1 << (64 // lanes)) - 1)
-        for t in range(words.shape[1]):
-            word = words[i, t]
-            base = t * lanes
-            while word != 0:
-                lane = np.int64(trailing_zeros(word)) >> shift
-                columns[count] = base + lane
-                values[count] = block[i, base + lane]
-                count += 1
-                word &= ~(lane_mask << np.uint64(lane << shift))
-    else:
-        for j in range(block.shape[1]):
-            x = block[i, j]
-            if x != 0:
-                columns[count] = j
-                values[count] = x
-                count += 1
-    return count
-
-
 _LN2 = np.float32(np.log(2.0))
 
 
@@ -275,11 +244,7 @@ def kl_chunk_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, update_maps
     >>> N.ravel().tolist(), round(term, 6)
     ([3.0, 3.0], 4.682131)
     """
-    lanes = 8 // block.itemsize if block.dtype.kind in "ub" and block.itemsize < 8 else 0
-    if lanes and block.flags.c_contiguous and block.shape[1] % lanes == 0:
-        words = block.view(np.uint64)
-    else:
-        lanes, words = 0, np.zeros((block.shape[0], 0), dtype=np.uint64)
+    words, lanes = nonzero_words(block)
     return _kl_chunk_pass(block, words, lanes, W, Ht, Ht_sums, l1, l2, floor, model_floor,
                           update_maps)
 
@@ -317,7 +282,7 @@ def _kl_chunk_pass(block, words, lanes, W, Ht, Ht_sums, l1, l2, floor, model_flo
         term = 0.0
         for i in range(b * step, min(n, (b + 1) * step)):
             # The row's nonzeros, gathered once (zeros are most of counted data).
-            count = _row_nonzeros(block, words, lanes, i, columns, values)
+            count = row_nonzeros(block, words, lanes, i, columns, values)
             term += _kl_row(columns, values, count, i, W, W_new, Ht, Ht_sums, l1, l2, floor,
                             model_floor, update_maps, w, numerator, partial[b], ratios)
         terms[b] = term
