@@ -11,15 +11,17 @@ enter the graph once, as one key, not once per chunk.
 """
 
 import operator
+import os
 import warnings
 
 import dask
 import dask.array as da
 import numba
 import numpy as np
-from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .._checks import check_finite, check_nonnegative, row_blocks
+from .compact import (SPARSE_CHUNK_DENSITY, CompactChunk, compact_chunk, csr_structure,
+                      sample_rows)
 
 __all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype", "is_sparse", "sparse_chunk",
            "to_csr", "value_range"]
@@ -249,6 +251,21 @@ class StreamedMatrix:
         The matrix represents ``X / outer(row_scale, column_scale)``
         (the Poisson weighting of the initialization).
 
+    Notes
+    -----
+    Mostly-zero chunks (counted electrons at low dose: at most
+    :data:`~hyperspy_hnmf.matrix.compact.SPARSE_CHUNK_DENSITY` nonzero) are
+    read from the file once: the first pass that reads a chunk keeps it in
+    memory as a :class:`~hyperspy_hnmf.matrix.compact.CompactChunk` (CSR in
+    the data's own type, e.g. 4 bytes per nonzero for uint16 counts), and
+    later passes compute from it instead of reading and decompressing the
+    chunk again. Every result is the same, bit for bit: the same kernels
+    run on the same numbers. The chunks kept take at most
+    :attr:`compact_cache_bytes` in all (each chunk its share by rows).
+    Nothing is kept under a ``dask.distributed`` client (the chunks would
+    travel with every task), for the :meth:`perturbed` and
+    :meth:`resampled` views, or for :meth:`subset` selections.
+
     Examples
     --------
     >>> import dask.array as da
@@ -265,8 +282,13 @@ class StreamedMatrix:
     #: initializations (each costs two passes over the data).
     power_iterations = 1
 
+    #: Memory, in bytes, that mostly-zero chunks kept in memory may take in
+    #: all (see Notes). None: a quarter of the machine's physical memory;
+    #: 0: read every chunk from the file at every pass.
+    compact_cache_bytes = None
+
     def __init__(self, array, row_scale=None, column_scale=None, _counter=None,
-                 perturbation=None):
+                 perturbation=None, _compact=None, _keeps=True):
         if not isinstance(array, da.Array) or array.ndim != 2:
             raise ValueError("StreamedMatrix needs a 2D dask array.")
         if len(array.chunks[1]) > 1:
@@ -280,6 +302,9 @@ class StreamedMatrix:
         self._counter = _counter if _counter is not None else [0]
         self.perturbation = perturbation
         self.blocks = list(array.to_delayed().ravel())
+        # Chunk index -> CompactChunk, or None once a chunk is known to stay on disk.
+        self._compact = {} if _compact is None else _compact
+        self._keeps = _keeps and perturbation is None
 
     @property
     def passes(self):
@@ -298,7 +323,12 @@ class StreamedMatrix:
     def scaled(self, row_scale, column_scale):
         """The same data divided by ``outer(row_scale, column_scale)`` (no pass)."""
         return StreamedMatrix(self.array, row_scale, column_scale, self._counter,
-                              self.perturbation)
+                              self.perturbation, self._compact, self._keeps)
+
+    @property
+    def compact_bytes(self):
+        """Memory taken by the chunks kept in memory (see Notes), in bytes."""
+        return sum(chunk.nbytes for chunk in self._compact.values() if chunk is not None)
 
     def perturbed(self, level, seed, kind="uniform"):
         """The data times ``1 + U(-level, level)`` (``kind="uniform"``) or resampled as
@@ -310,7 +340,7 @@ class StreamedMatrix:
         passes).
         """
         return StreamedMatrix(self.array, self.row_scale, self.column_scale, self._counter,
-                              (kind, float(level), int(seed)))
+                              (kind, float(level), int(seed)), dict(self._compact))
 
     def resampled(self, draw):
         """The data resampled chunk by chunk by ``draw(chunk, start)`` in every pass (no pass).
@@ -327,7 +357,7 @@ class StreamedMatrix:
         [3.0, 3.0, 9.0, 9.0]
         """
         return StreamedMatrix(self.array, self.row_scale, self.column_scale, self._counter,
-                              draw)
+                              draw, dict(self._compact))
 
     def map_chunks(self, function, per_chunk=None, shared=(), reduce=None, only=None):
         """Run ``function(block, start, *per_chunk[i], *shared)`` on every chunk, in one pass.
@@ -351,24 +381,43 @@ class StreamedMatrix:
         row_scale = column_scale = None
         if self.column_scale is not None:
             column_scale = dask.delayed(self.column_scale.astype(self.dtype), pure=True)
-        results = []
+        results, kept = [], {}
         chosen = range(self.n_chunks) if only is None else only
+        budget = self._compact_budget()
         for position, index in enumerate(chosen):
-            block = self.blocks[index]
+            block = self._compact.get(index) or self.blocks[index]
             extra = per_chunk[position] if per_chunk is not None else ()
             if self.row_scale is not None:
                 row_scale = self.row_scale[self.rows(index)].astype(self.dtype)
-            results.append(dask.delayed(_run_chunk, pure=False)(
-                function, block, int(self.starts[index]), self.dtype, row_scale, column_scale,
-                self.perturbation, *extra, *shared))
+            arguments = (function, block, int(self.starts[index]), self.dtype, row_scale,
+                         column_scale, self.perturbation, *extra, *shared)
+            if budget and index not in self._compact:
+                # Read from the file: the task also returns the chunk kept compact, or None.
+                share = budget * (self.starts[index + 1] - self.starts[index]) // self.shape[0]
+                task = dask.delayed(_run_chunk_and_keep, pure=False)(share, *arguments)
+                kept[index] = dask.delayed(operator.getitem)(task, 1)
+                results.append(dask.delayed(operator.getitem)(task, 0))
+            else:
+                results.append(dask.delayed(_run_chunk, pure=False)(*arguments))
         if reduce is None:
-            return list(dask.compute(*results))
-        if reduce == "second":
+            out, kept = dask.compute(results, kept)
+            out = list(out)
+        elif reduce == "second":
             own = [dask.delayed(operator.getitem)(r, 0) for r in results]
             total = _tree_sum([dask.delayed(operator.getitem)(r, 1) for r in results])
-            own, total = dask.compute(own, total)
-            return list(own), total
-        return dask.compute(_tree_sum(results))[0]
+            own, total, kept = dask.compute(own, total, kept)
+            out = list(own), total
+        else:
+            out, kept = dask.compute(_tree_sum(results), kept)
+        self._compact.update(kept)
+        return out
+
+    def _compact_budget(self):
+        """Bytes that chunks may still be kept in, or 0 (see Notes)."""
+        if not self._keeps or len(self._compact) == self.n_chunks or _distributed():
+            return 0
+        limit = self.compact_cache_bytes
+        return int(_physical_memory() // 4 if limit is None else limit)
 
     # -- row subsets (splitting trees, HNMFk) -----------------------------
     #: Row subsets of at most this many float64 bytes are read into memory
@@ -389,7 +438,7 @@ class StreamedMatrix:
         rows = np.asarray(rows, dtype=np.int64)
         row_scale = self.row_scale[rows] if self.row_scale is not None else None
         return StreamedMatrix(self.array[rows], row_scale, self.column_scale, self._counter,
-                              self.perturbation)
+                              self.perturbation, _keeps=False)
 
     def _by_chunk(self, rows):
         """Chunks holding ``rows`` and the local row positions in each, in sorted order."""
@@ -564,11 +613,6 @@ def float_rows(block, dtype, start):
         yield rows, _float_block(block[rows], dtype, start + rows.start)
 
 
-#: Chunks with at most this fraction of nonzeros (counted electrons) are
-#: multiplied as CSR matrices: a pass then costs little more than reading them.
-SPARSE_CHUNK_DENSITY = 0.1
-
-
 class RawChunk:
     """A raw chunk with the scales of a :meth:`StreamedMatrix.scaled` matrix.
 
@@ -597,7 +641,8 @@ class RawChunk:
 
     def scaled_values(self, dtype, start):
         """The whole chunk as checked, scaled floats (for kernels that need them)."""
-        values = _float_block(self.array, dtype, start)
+        array = self.array.dense() if isinstance(self.array, CompactChunk) else self.array
+        values = _float_block(array, dtype, start)
         return _apply_scales(values, self.row_scale, self.column_scale, slice(None))
 
 
@@ -688,9 +733,15 @@ def chunk_matrix(block, dtype, start):
         row_scale = np.asarray(row_scale, dtype=dtype)
     if column_scale is not None:
         column_scale = np.asarray(column_scale, dtype=dtype)
-    sample = block[: max(1, min(block.shape[0], (1 << 20) // max(block.shape[1], 1)))]
-    if np.count_nonzero(sample) <= SPARSE_CHUNK_DENSITY * sample.size:
-        matrix = csr_chunk(block, dtype, start)
+    rows = sample_rows(block.shape)
+    nonzero = (block.count_nonzero(rows) if isinstance(block, CompactChunk)
+               else np.count_nonzero(block[:rows]))
+    if nonzero > SPARSE_CHUNK_DENSITY * rows * block.shape[1]:
+        block = block.dense() if isinstance(block, CompactChunk) else block
+    else:
+        # The same CSR matrix whether the chunk was read from the file or kept compact.
+        matrix = (block.csr(dtype) if isinstance(block, CompactChunk)
+                  else csr_chunk(block, dtype, start))
         if row_scale is not None or column_scale is not None:
             _scale_csr(matrix.indptr, matrix.indices, matrix.data,
                        _ones_if_none(row_scale, block.shape[0], dtype),
@@ -710,79 +761,6 @@ def _scale_csr(indptr, indices, data, row_scale, column_scale):
             data[position] = data[position] / row_scale[i] / column_scale[indices[position]]
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _csr_counts(block):
-    counts = np.zeros(block.shape[0] + 1, dtype=np.int64)
-    for i in numba.prange(block.shape[0]):
-        count = 0
-        for j in range(block.shape[1]):
-            if block[i, j] != 0:
-                count += 1
-        counts[i + 1] = count
-    return counts
-
-
-def nonzero_words(block):
-    """``(words, lanes)`` for :func:`row_nonzeros`: the chunk as 64-bit words of ``lanes`` entries.
-
-    Unsigned integer (and bool) chunks, C-contiguous with rows a whole number
-    of words, are viewed as words (no copy); others get ``lanes = 0`` and an
-    empty array (entry by entry).
-
-    Examples
-    --------
-    >>> words, lanes = nonzero_words(np.zeros((2, 8), dtype=np.uint16))
-    >>> words.shape, lanes
-    ((2, 2), 4)
-    """
-    lanes = 8 // block.itemsize if block.dtype.kind in "ub" and block.itemsize < 8 else 0
-    if lanes and block.flags.c_contiguous and block.shape[1] % lanes == 0:
-        return block.view(np.uint64), lanes
-    return np.zeros((block.shape[0], 0), dtype=np.uint64), 0
-
-
-@numba.njit(inline="always", nogil=True)
-def row_nonzeros(block, words, lanes, i, columns, values):
-    """Gather the nonzeros of row ``i``: their columns and values; returns their count.
-
-    The one nonzero gather of raw chunks: the KL pass kernels and the CSR
-    fill (:func:`csr_chunk`) call it. With ``lanes > 0`` (see
-    :func:`nonzero_words`), ``words`` is the row-major chunk viewed as 64-bit
-    words of ``lanes`` entries each: a zero word (most of them, for counted
-    electrons) skips ``lanes`` entries with one test, and in a nonzero word
-    only the nonzero lanes are visited (a trailing-zero count finds the next
-    one), so the cost follows the nonzeros, not the entries.
-    """
-    count = 0
-    if lanes > 0:
-        shift = 3 if lanes == 8 else (4 if lanes == 4 else 5)  # log2 of a lane's bits
-        lane_mask = np.uint64((1 << (64 // lanes)) - 1)
-        for t in range(words.shape[1]):
-            word = words[i, t]
-            base = t * lanes
-            while word != 0:
-                lane = np.int64(trailing_zeros(word)) >> shift
-                columns[count] = base + lane
-                values[count] = block[i, base + lane]
-                count += 1
-                word &= ~(lane_mask << np.uint64(lane << shift))
-    else:
-        for j in range(block.shape[1]):
-            x = block[i, j]
-            if x != 0:
-                columns[count] = j
-                values[count] = x
-                count += 1
-    return count
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _csr_fill(block, words, lanes, indptr, indices, data):
-    for i in numba.prange(block.shape[0]):
-        first, last = indptr[i], indptr[i + 1]
-        row_nonzeros(block, words, lanes, i, indices[first:last], data[first:last])
-
-
 def csr_chunk(block, dtype, start):
     """A raw chunk as a checked CSR matrix of ``dtype`` (no dense float copy).
 
@@ -800,16 +778,48 @@ def csr_chunk(block, dtype, start):
     if block.dtype.kind not in "ui" or not block.flags.c_contiguous:
         return sp.vstack([sp.csr_matrix(values)
                           for _, values in float_rows(block, dtype, start)], format="csr")
-    indptr = np.cumsum(_csr_counts(block))
-    indices = np.empty(indptr[-1], dtype=np.int32)
-    data = np.empty(indptr[-1], dtype=dtype)
-    _csr_fill(block, *nonzero_words(block), indptr, indices, data)
+    indptr, indices, data = csr_structure(block, np.int32, dtype)
     if block.dtype.kind == "i" and data.size and data.min() < 0:
         _float_block(block, dtype, start)  # raises the message with the rows
     return sp.csr_matrix((data, indices, indptr), shape=block.shape)
 
 
+def _distributed():
+    """Whether dask computes on a ``dask.distributed`` client now."""
+    client = getattr(dask.base.get_scheduler(), "__self__", None)
+    return type(client).__module__.split(".")[0] == "distributed"
+
+
+def _physical_memory():
+    """The machine's physical memory in bytes (0 when unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # Windows
+        try:
+            import psutil
+        except ImportError:
+            return 0
+        return psutil.virtual_memory().total
+
+
+def _run_chunk_and_keep(max_bytes, function, block, *arguments):
+    """:func:`_run_chunk`, then the chunk kept compact (:func:`compact_chunk`) or None.
+
+    The chunk is kept only once the function has accepted it (its checks
+    ran), so a chunk with bad values is read, and refused, at every pass.
+    """
+    result = _run_chunk(function, block, *arguments)
+    return result, (None if is_sparse(block) else compact_chunk(block, max_bytes))
+
+
 def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbation, *args):
+    if isinstance(block, CompactChunk):
+        if perturbation is None and getattr(function, "reads_compact_chunks", False):
+            if row_scale is None and column_scale is None:
+                return function(block, start, *args)
+            if getattr(function, "reads_scaled_chunks", False):
+                return function(RawChunk(block, row_scale, column_scale), start, *args)
+        block = block.dense()  # the chunk as read from the file
     if is_sparse(block):
         return _run_sparse_chunk(function, block, start, dtype, row_scale, column_scale,
                                  perturbation, *args)
@@ -911,6 +921,7 @@ for _function in (_right_product, _left_product, _statistics):
     _function.reads_raw_chunks = True
 for _function in (_right_product, _left_product):
     _function.reads_scaled_chunks = True  # they take a RawChunk when the matrix is scaled
+    _function.reads_compact_chunks = True  # and a CompactChunk (see chunk_matrix)
 
 
 def _take_rows(block, start, local):

@@ -17,7 +17,7 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import viewer
 
-from ..matrix.streamed import nonzero_words, row_nonzeros
+from ..matrix.compact import nonzero_words, row_nonzeros
 
 _OPTIONS = dict(nogil=True, cache=True, fastmath=False)
 
@@ -174,7 +174,7 @@ def _kl_row(columns, values, count, i, W, W_new, Ht, Ht_sums, l1, l2, floor, mod
         numerator[:] = 0.0
         for p in range(count):
             j = columns[p]
-            ratio = _ratio_at(values[p], w, Ht, j, model_floor)
+            ratio = _ratio_at(np.float64(values[p]), w, Ht, j, model_floor)
             for q in range(k):
                 numerator[q] += ratio * Ht[j, q]
         for q in range(k):
@@ -185,13 +185,14 @@ def _kl_row(columns, values, count, i, W, W_new, Ht, Ht_sums, l1, l2, floor, mod
         W_new[i, q] = w[q]
     for p in range(count):
         j = columns[p]
-        ratio = _ratio_at(values[p], w, Ht, j, model_floor)
+        ratio = _ratio_at(np.float64(values[p]), w, Ht, j, model_floor)
         for q in range(k):
             partial[j, q] += ratio * w[q]
         ratios[p] = ratio
     term = 0.0
     for p in range(count):  # apart from the loop above, so that it vectorizes
-        term += values[p] * _log32(ratios[p])
+        # (in float64 whatever the values' type: the same sum from raw and CSR chunks)
+        term += np.float64(values[p]) * _log32(ratios[p])
     return term
 
 

@@ -23,6 +23,7 @@ from ._init import initialize
 from ._linalg import as_generator
 from ._loop import FitResult, canonical_order, record, rescale
 from ._updates import make_update
+from ..matrix.compact import CompactChunk, sample_rows
 from ..matrix.streamed import (RawChunk, StreamedMatrix, chunk_matrix, float_rows, is_sparse,
                                sparse_chunk)
 from . import _kernels
@@ -54,7 +55,9 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, beta, solver, penalties, upd
     through :func:`~.matrix.chunk_matrix` (CSR for mostly-zero counts, else
     float row blocks); KL reads the raw chunk in one fused kernel
     (:func:`~._kernels.kl_chunk_pass`), skipping zeros, or a sparse chunk
-    (event data) through its CSR twin :func:`~._kernels.kl_chunk_pass_csr`.
+    (event data) or a chunk kept in memory (:class:`~.matrix.compact.CompactChunk`)
+    through its CSR twin :func:`~._kernels.kl_chunk_pass_csr`, which does the
+    same arithmetic on the same nonzeros.
     ``missing``: the chunk's entries to treat as missing (:func:`fill_missing`,
     a float copy of this chunk only), or None.
     """
@@ -86,6 +89,11 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, beta, solver, penalties, upd
             W_chunk, statistics["N"], statistics["data_term"] = _kernels.kl_chunk_pass_csr(
                 block.indptr, block.indices, block.data, block.shape[1], *arguments)
             total = block.data.sum(dtype=np.float64)
+        elif isinstance(block, CompactChunk) and not _mostly_nonzero(block):
+            # A chunk kept in memory: its nonzeros in place, as the raw kernel gathers them.
+            W_chunk, statistics["N"], statistics["data_term"] = _kernels.kl_chunk_pass_csr(
+                block.indptr, block.indices, block.values, block.shape[1], *arguments)
+            total = block.total() if first else None
         else:
             block = (block.scaled_values(dtype, start) if isinstance(block, RawChunk)
                      else _checked_raw(block, dtype, start))
@@ -104,6 +112,7 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, beta, solver, penalties, upd
 
 _chunk_pass.reads_raw_chunks = True
 _chunk_pass.reads_scaled_chunks = True
+_chunk_pass.reads_compact_chunks = True
 
 
 #: Chunks with more than this fraction of nonzeros take the tiled KL pass
@@ -115,8 +124,10 @@ DENSE_KL_DENSITY = 0.12
 
 
 def _mostly_nonzero(block):
-    sample = block[: max(1, min(block.shape[0], (1 << 18) // max(block.shape[1], 1)))]
-    return np.count_nonzero(sample) > DENSE_KL_DENSITY * sample.size
+    rows = sample_rows(block.shape, 1 << 18)
+    nonzero = (block.count_nonzero(rows) if isinstance(block, CompactChunk)
+               else np.count_nonzero(block[:rows]))
+    return nonzero > DENSE_KL_DENSITY * rows * block.shape[1]
 
 
 class MissingEntries:
@@ -181,9 +192,12 @@ def fill_missing(block, W, Ht, missing):
 def _checked_raw(block, dtype, start):
     """The raw chunk, C-contiguous, checked where its type can hold bad values.
 
+    A chunk kept in memory comes back as read (it was checked when kept).
     Unsigned integers need no check; signed integers must be ≥ 0; floats
     finite and ≥ 0 (checked block by block, with the rows in the message).
     """
+    if isinstance(block, CompactChunk):  # checked when it was kept
+        return block.dense()
     block = np.ascontiguousarray(block)
     if block.dtype.kind in "ub":
         return block.view(np.uint8) if block.dtype.kind == "b" else block

@@ -1,0 +1,264 @@
+"""Mostly-zero chunks: the one nonzero gather, and chunks kept in memory as compact CSR.
+
+Counted electrons are mostly zeros. :func:`row_nonzeros` finds a row's
+nonzeros in a raw chunk (the KL pass kernels and the CSR conversion of a
+chunk share it). :func:`compact_chunk` keeps a mostly-zero chunk as a
+:class:`CompactChunk`: CSR with the narrowest column index and the data's
+own type (4 bytes per nonzero for uint16 counts on a detector of up to
+65536 pixels, against 4 bytes per *entry* for float32), so that
+:class:`~hyperspy_hnmf.matrix.StreamedMatrix` reads and decompresses such a
+chunk once per fit instead of once per pass.
+"""
+
+import numba
+import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
+
+__all__ = ["CompactChunk", "SPARSE_CHUNK_DENSITY", "compact_chunk", "nonzero_words",
+           "row_nonzeros", "sample_rows"]
+
+#: Chunks with at most this fraction of nonzeros (counted electrons) are
+#: multiplied as CSR matrices, and kept in memory as :class:`CompactChunk`
+#: by a :class:`~hyperspy_hnmf.matrix.StreamedMatrix`.
+SPARSE_CHUNK_DENSITY = 0.1
+
+
+def sample_rows(shape, entries=1 << 20):
+    """Number of first rows of a chunk of ``shape`` whose density decides how it is read.
+
+    About ``entries`` entries, at least one row.
+
+    Examples
+    --------
+    >>> sample_rows((4096, 4096)), sample_rows((10, 4096)), sample_rows((5, 1 << 21))
+    (256, 10, 1)
+    """
+    return max(1, min(shape[0], entries // max(shape[1], 1)))
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _csr_counts(block):
+    counts = np.zeros(block.shape[0] + 1, dtype=np.int64)
+    for i in numba.prange(block.shape[0]):
+        count = 0
+        for j in range(block.shape[1]):
+            if block[i, j] != 0:
+                count += 1
+        counts[i + 1] = count
+    return counts
+
+
+def nonzero_words(block):
+    """``(words, lanes)`` for :func:`row_nonzeros`: the chunk as 64-bit words of ``lanes`` entries.
+
+    Unsigned integer (and bool) chunks, C-contiguous with rows a whole number
+    of words, are viewed as words (no copy); others get ``lanes = 0`` and an
+    empty array (entry by entry).
+
+    Examples
+    --------
+    >>> words, lanes = nonzero_words(np.zeros((2, 8), dtype=np.uint16))
+    >>> words.shape, lanes
+    ((2, 2), 4)
+    """
+    lanes = 8 // block.itemsize if block.dtype.kind in "ub" and block.itemsize < 8 else 0
+    if lanes and block.flags.c_contiguous and block.shape[1] % lanes == 0:
+        return block.view(np.uint64), lanes
+    return np.zeros((block.shape[0], 0), dtype=np.uint64), 0
+
+
+@numba.njit(inline="always", nogil=True)
+def row_nonzeros(block, words, lanes, i, columns, values):
+    """Gather the nonzeros of row ``i``: their columns and values; returns their count.
+
+    The one nonzero gather of raw chunks: the KL pass kernels, the CSR fill
+    of :func:`~hyperspy_hnmf.matrix.streamed.csr_chunk` and
+    :func:`compact_chunk` call it. With ``lanes > 0`` (see
+    :func:`nonzero_words`), ``words`` is the row-major chunk viewed as 64-bit
+    words of ``lanes`` entries each: a zero word (most of them, for counted
+    electrons) skips ``lanes`` entries with one test, and in a nonzero word
+    only the nonzero lanes are visited (a trailing-zero count finds the next
+    one), so the cost follows the nonzeros, not the entries.
+
+    Examples
+    --------
+    >>> block = np.array([[0, 3, 0, 0, 0, 0, 0, 5]], dtype=np.uint8)
+    >>> columns, values = np.empty(8, np.int64), np.empty(8, np.uint8)
+    >>> count = row_nonzeros(block, *nonzero_words(block), 0, columns, values)
+    >>> columns[:count].tolist(), values[:count].tolist()
+    ([1, 7], [3, 5])
+    """
+    count = 0
+    if lanes > 0:
+        shift = 3 if lanes == 8 else (4 if lanes == 4 else 5)  # log2 of a lane's bits
+        lane_mask = np.uint64((1 << (64 // lanes)) - 1)
+        for t in range(words.shape[1]):
+            word = words[i, t]
+            base = t * lanes
+            while word != 0:
+                lane = np.int64(trailing_zeros(word)) >> shift
+                columns[count] = base + lane
+                values[count] = block[i, base + lane]
+                count += 1
+                word &= ~(lane_mask << np.uint64(lane << shift))
+    else:
+        for j in range(block.shape[1]):
+            x = block[i, j]
+            if x != 0:
+                columns[count] = j
+                values[count] = x
+                count += 1
+    return count
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _csr_fill(block, words, lanes, indptr, indices, data):
+    for i in numba.prange(block.shape[0]):
+        first, last = indptr[i], indptr[i + 1]
+        row_nonzeros(block, words, lanes, i, indices[first:last], data[first:last])
+
+
+def csr_structure(block, index_dtype, value_dtype, indptr=None):
+    """``(indptr, indices, values)`` of a C-contiguous raw chunk (integer, bool or float).
+
+    Two passes of numba kernels (count, then fill through
+    :func:`row_nonzeros`); ``values`` are cast to ``value_dtype`` as they
+    are gathered. ``indptr``: the row pointers, if already counted.
+
+    Examples
+    --------
+    >>> csr_structure(np.eye(2, dtype=np.uint8), np.uint16, np.uint8)
+    (array([0, 1, 2]), array([0, 1], dtype=uint16), array([1, 1], dtype=uint8))
+    """
+    if block.dtype.kind == "b":
+        block = block.view(np.uint8)
+    if indptr is None:
+        indptr = np.cumsum(_csr_counts(block))
+    indices = np.empty(indptr[-1], dtype=index_dtype)
+    values = np.empty(indptr[-1], dtype=value_dtype)
+    _csr_fill(block, *nonzero_words(block), indptr, indices, values)
+    return indptr, indices, values
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _scatter(indptr, indices, values, out):
+    for i in numba.prange(out.shape[0]):
+        for position in range(indptr[i], indptr[i + 1]):
+            out[i, indices[position]] = values[position]
+
+
+class CompactChunk:
+    """A mostly-zero chunk held in memory as CSR in its own type (see :func:`compact_chunk`).
+
+    Parameters
+    ----------
+    indptr : ndarray of int64, shape (n + 1,)
+    indices : ndarray of uint16 (at most 65536 columns) or int32
+    values : ndarray
+        The nonzeros in the chunk's own type (bool stored as uint8).
+    shape : tuple of int
+    dtype : numpy.dtype
+        Type of the chunk as stored.
+
+    Examples
+    --------
+    >>> chunk = compact_chunk(np.eye(16, dtype=np.uint16), 1000)
+    >>> chunk.nnz, chunk.nbytes, chunk.dense().dtype.name
+    (16, 200, 'uint16')
+    >>> float(chunk.csr(np.dtype(np.float32)).sum())
+    16.0
+    """
+
+    __slots__ = ("indptr", "indices", "values", "shape", "dtype")
+
+    def __init__(self, indptr, indices, values, shape, dtype):
+        self.indptr, self.indices, self.values = indptr, indices, values
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+
+    @property
+    def nnz(self):
+        """Number of stored nonzeros."""
+        return int(self.indptr[-1])
+
+    @property
+    def nbytes(self):
+        """Memory held, in bytes."""
+        return self.indptr.nbytes + self.indices.nbytes + self.values.nbytes
+
+    def count_nonzero(self, rows):
+        """Number of nonzeros in the first ``rows`` rows (as ``np.count_nonzero`` of them)."""
+        return int(self.indptr[rows] - self.indptr[0])
+
+    def dense(self):
+        """The chunk as it was read: a new dense array of its own type."""
+        out = np.zeros(self.shape, dtype=self.values.dtype)
+        _scatter(self.indptr, self.indices, self.values, out)
+        return out.view(self.dtype) if self.dtype.kind == "b" else out
+
+    def csr(self, dtype):
+        """The chunk as a scipy CSR matrix of ``dtype`` (int32 indices; new arrays)."""
+        import scipy.sparse as sp
+
+        return sp.csr_matrix((self.values.astype(dtype), self.indices.astype(np.int32),
+                              self.indptr), shape=self.shape)
+
+    def total(self):
+        """Sum of all entries in float64, equal to the dense chunk's ``sum(dtype=float64)``.
+
+        Integer counts: the sum of the nonzeros (exact in any order); floats:
+        the dense sum (same rounding as a chunk read from the file).
+        """
+        if self.values.dtype.kind in "uib":
+            return float(self.values.sum(dtype=np.float64))
+        return float(self.dense().sum(dtype=np.float64))
+
+
+def compact_chunk(block, max_bytes):
+    """A raw chunk as a :class:`CompactChunk`, or None when it should stay on disk.
+
+    Kept only when it is mostly zero (at most :data:`SPARSE_CHUNK_DENSITY`
+    nonzero, both over the whole chunk and over its first
+    :func:`sample_rows`, which decide how products read it), holds valid
+    data (finite, nonnegative) and takes at most ``max_bytes``. A dense
+    chunk costs one test of its first rows.
+
+    Parameters
+    ----------
+    block : ndarray, shape (n, m)
+        The chunk as read (any real dtype or bool).
+    max_bytes : int
+        Memory the compact chunk may take.
+
+    Returns
+    -------
+    CompactChunk or None
+
+    Examples
+    --------
+    >>> compact_chunk(np.eye(64, dtype=np.uint8), 10**6).nnz
+    64
+    >>> compact_chunk(np.ones((4, 4), dtype=np.uint8), 10**6) is None  # dense
+    True
+    >>> compact_chunk(np.eye(64, dtype=np.uint8), 100) is None  # over the budget
+    True
+    """
+    block = np.asarray(block)
+    if block.ndim != 2 or block.dtype.kind not in "uibf" or not block.flags.c_contiguous \
+            or block.size == 0:
+        return None
+    n, m = block.shape
+    rows = sample_rows(block.shape)
+    if np.count_nonzero(block[:rows]) > SPARSE_CHUNK_DENSITY * rows * m:
+        return None
+    stored = np.uint8 if block.dtype.kind == "b" else block.dtype
+    index_dtype = np.uint16 if m <= 1 << 16 else np.int32
+    indptr = np.cumsum(_csr_counts(block.view(np.uint8) if block.dtype.kind == "b" else block))
+    nnz = int(indptr[-1])
+    size = indptr.nbytes + nnz * (np.dtype(index_dtype).itemsize + np.dtype(stored).itemsize)
+    if nnz > SPARSE_CHUNK_DENSITY * n * m or size > max_bytes:
+        return None
+    indptr, indices, values = csr_structure(block, index_dtype, stored, indptr)
+    if block.dtype.kind in "if" and values.size and not (
+            values.min() > 0 and (block.dtype.kind == "i" or np.isfinite(values).all())):
+        return None  # negative or non-finite values: left to the checks of every pass
+    return CompactChunk(indptr, indices, values, block.shape, block.dtype)

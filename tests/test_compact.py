@@ -1,0 +1,202 @@
+"""Mostly-zero chunks kept in memory: read once per fit, with every result unchanged."""
+
+import warnings
+
+import dask.array as da
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import hyperspy_hnmf
+from hyperspy_hnmf.matrix.compact import SPARSE_CHUNK_DENSITY, compact_chunk
+from hyperspy_hnmf.matrix.streamed import csr_chunk
+from hyperspy_hnmf.solvers._passes import MissingEntries
+from hyperspy_hnmf.streaming import StreamedMatrix, randomized_nmf, streaming_nmf
+
+
+def counted(n=600, m=256, k=3, rate=0.05, dtype=np.uint16, seed=0):
+    rng = np.random.default_rng(seed)
+    maps, patterns = rng.random((n, k)), rng.random((k, m)) ** 3
+    return rng.poisson(rate * 4 * maps @ patterns).astype(dtype)
+
+
+class Reads:
+    """A dask array over ``X`` that counts the chunks read from it."""
+
+    def __init__(self, X, rows):
+        self.count = 0
+        self.array = da.from_array(X, chunks=(rows, -1)).map_blocks(self._read, dtype=X.dtype)
+
+    def _read(self, block):
+        self.count += 1
+        return block
+
+
+@pytest.fixture(autouse=True)
+def default_budget():
+    yield
+    StreamedMatrix.compact_cache_bytes = None
+
+
+def fit_twice(X, rows, fit):
+    """``fit`` on a matrix that keeps nothing and on one that keeps what it may."""
+    results = []
+    for budget in (0, None):
+        StreamedMatrix.compact_cache_bytes = budget
+        reads = Reads(X, rows)
+        matrix = StreamedMatrix(reads.array)
+        results.append((fit(matrix), reads.count, matrix))
+    return results
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("loss", ["kl", "frobenius"])
+def test_kept_chunks_are_read_once_and_change_no_bit(dtype, loss):
+    X = counted(dtype=dtype)
+    assert 0.02 < np.count_nonzero(X) / X.size < SPARSE_CHUNK_DENSITY
+    (plain, plain_reads, _), (kept, kept_reads, matrix) = fit_twice(
+        X, 100, lambda Xs: streaming_nmf(Xs, 3, loss=loss, init="nndsvda", max_iter=15, tol=0,
+                                         random_state=0))
+    np.testing.assert_array_equal(kept.W, plain.W)
+    np.testing.assert_array_equal(kept.H, plain.H)
+    np.testing.assert_array_equal(kept.objective, plain.objective)
+    # Every pass reads every chunk, or only its first read (besides one look
+    # at the first chunk when the options are resolved).
+    assert plain_reads - 6 * matrix.passes == kept_reads - 6 in (0, 1)
+    nonzeros = np.count_nonzero(X)
+    expected = nonzeros * (2 + X.itemsize) + 6 * 101 * 8  # uint16 columns, own values, indptr
+    assert matrix.compact_bytes == expected
+
+
+def test_poisson_weighted_randomized_fit_keeps_chunks_and_changes_no_bit():
+    # The Poisson-weighted view (normalize_poissonian_noise) shares the chunks kept.
+    X = counted(rate=0.03)
+    row_scale = np.sqrt(X.mean(axis=1) + 0.1)
+    column_scale = np.sqrt(X.mean(axis=0) + 0.1)
+    (plain, plain_reads, _), (kept, kept_reads, matrix) = fit_twice(
+        X, 128, lambda Xs: randomized_nmf(Xs.scaled(row_scale, column_scale), 3,
+                                          random_state=1, max_iter=8))
+    np.testing.assert_array_equal(kept.W, plain.W)
+    np.testing.assert_array_equal(kept.H, plain.H)
+    assert kept_reads in (5, 6) and plain_reads >= 5 * matrix.passes > 5 * 8
+
+
+def test_tree_and_missing_entries_on_kept_chunks_change_no_bit():
+    X = counted(n=400, rate=0.04, seed=2)
+    (plain, _, _), (kept, reads, _) = fit_twice(
+        X, 100, lambda Xs: hyperspy_hnmf.hierarchy.rank2_tree(Xs, 3))
+    np.testing.assert_array_equal(kept.labels(), plain.labels())
+    missing = MissingEntries([3, 250, 399], [7, 100, 255], [17])
+    (plain, _, _), (kept, reads, _) = fit_twice(
+        X, 100, lambda Xs: streaming_nmf(Xs, 3, loss="kl", init="nndsvda", max_iter=5, tol=0,
+                                         random_state=0, missing=missing))
+    np.testing.assert_array_equal(kept.W, plain.W)
+    assert reads in (4, 5)  # each chunk once (and a look at the first one)
+
+
+def test_dense_chunks_are_read_at_every_pass():
+    X = counted(rate=40.0)
+    assert np.count_nonzero(X) / X.size > 0.5
+    reads = Reads(X, 100)
+    matrix = StreamedMatrix(reads.array)
+    streaming_nmf(matrix, 3, loss="kl", init="nndsvda", max_iter=5, tol=0, random_state=0)
+    assert matrix.compact_bytes == 0
+    assert reads.count - 6 * matrix.passes in (0, 1)
+
+
+def test_the_budget_bounds_the_memory_kept_and_each_chunk_takes_its_share():
+    X = counted()
+    sizes = [compact_chunk(X[start:start + 100], 10**9).nbytes for start in range(0, 600, 100)]
+    ones = np.ones((256, 1), np.float32)
+    StreamedMatrix.compact_cache_bytes = 6 * max(sizes)  # room for every chunk's share
+    full = StreamedMatrix(da.from_array(X, chunks=(100, -1)))
+    product = full @ ones
+    assert full.compact_bytes == sum(sizes)
+    StreamedMatrix.compact_cache_bytes = budget = 6 * min(sizes) + 6
+    part = StreamedMatrix(da.from_array(X, chunks=(100, -1)))
+    np.testing.assert_array_equal(part @ ones, product)
+    kept = [part._compact[i] is not None for i in range(6)]
+    assert kept == [size <= budget // 6 for size in sizes] and 0 < sum(kept) < 6
+    assert part.compact_bytes <= budget
+    np.testing.assert_array_equal(part @ ones, product)
+
+
+def test_perturbed_views_keep_their_noise_and_nothing_else():
+    X = counted()
+    matrix = StreamedMatrix(da.from_array(X, chunks=(100, -1)))
+    resampled = matrix.perturbed(0, seed=4, kind="poisson")
+    first = resampled @ np.ones((256, 1), np.float32)
+    matrix @ np.ones((256, 1), np.float32)  # the parent now keeps its chunks
+    assert matrix.compact_bytes > 0 and resampled.compact_bytes == 0
+    np.testing.assert_array_equal(resampled @ np.ones((256, 1), np.float32), first)
+    assert resampled._compact == {}
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64,
+                                   np.bool_])
+def test_a_compact_chunk_is_the_chunk_as_read(dtype):
+    X = counted(n=50, dtype=dtype)
+    chunk = compact_chunk(X, 10**9)
+    assert chunk.dense().dtype == X.dtype
+    np.testing.assert_array_equal(chunk.dense(), X)
+    ours, theirs = chunk.csr(np.dtype(np.float32)), csr_chunk(X, np.dtype(np.float32), 0)
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name))
+    assert chunk.total() == X.sum(dtype=np.float64)
+    assert chunk.indices.dtype == np.uint16
+
+
+def test_wide_detectors_bad_values_and_dense_first_rows_are_not_kept():
+    wide = np.zeros((2, (1 << 16) + 8), dtype=np.uint8)
+    wide[1, -1] = 3
+    chunk = compact_chunk(wide, 10**9)
+    assert chunk.indices.dtype == np.int32 and chunk.dense()[1, -1] == 3
+    for bad in (-1.0, np.nan, np.inf):
+        X = counted(n=50, dtype=np.float32)
+        X[30, 4] = bad
+        assert compact_chunk(X, 10**9) is None
+    X = counted(n=400, m=4096, rate=0.01)
+    X[:30] = 1  # the first 256 rows decide how products read a chunk: dense here
+    assert np.count_nonzero(X) / X.size < SPARSE_CHUNK_DENSITY
+    assert np.count_nonzero(X[:256]) / X[:256].size > SPARSE_CHUNK_DENSITY
+    assert compact_chunk(X, 10**9) is None
+
+
+def test_a_bad_value_is_refused_at_every_pass():
+    X = counted(dtype=np.float32)
+    X[350, 9] = -2.0
+    matrix = StreamedMatrix(da.from_array(X, chunks=(100, -1)))
+    for _ in range(2):
+        with pytest.raises(ValueError, match="rows 300 to 399"):
+            streaming_nmf(matrix, 3, loss="kl", init="nndsvda", max_iter=2)
+    assert matrix._compact == {}  # a failed pass keeps nothing
+
+
+def test_nothing_is_kept_under_a_distributed_client():
+    distributed = pytest.importorskip("distributed")
+    X = counted()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                           dashboard_address=None)
+        client = distributed.Client(cluster)
+    try:
+        matrix = StreamedMatrix(da.from_array(X, chunks=(100, -1)))
+        remote = streaming_nmf(matrix, 3, loss="kl", init="nndsvda", max_iter=5, tol=0,
+                               random_state=0)
+        assert matrix._compact == {}
+    finally:
+        client.close()
+        cluster.close()
+    local = streaming_nmf(StreamedMatrix(da.from_array(X, chunks=(100, -1))), 3, loss="kl",
+                          init="nndsvda", max_iter=5, tol=0, random_state=0)
+    np.testing.assert_array_equal(remote.W, local.W)
+
+
+def test_sparse_chunks_are_never_kept_twice():
+    X = sp.random(300, 64, density=0.05, random_state=0, format="csr", dtype=np.float32)
+    lazy = da.from_array(X.toarray(), chunks=(100, -1)).map_blocks(sp.csr_matrix,
+                                                                   meta=sp.csr_matrix((0, 0)))
+    matrix = StreamedMatrix(lazy)
+    np.testing.assert_allclose(matrix @ np.ones((64, 1)), X @ np.ones((64, 1)), rtol=1e-6)
+    assert set(matrix._compact) == {0, 1, 2} and matrix.compact_bytes == 0
