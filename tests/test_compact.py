@@ -200,3 +200,15 @@ def test_sparse_chunks_are_never_kept_twice():
     matrix = StreamedMatrix(lazy)
     np.testing.assert_allclose(matrix @ np.ones((64, 1)), X @ np.ones((64, 1)), rtol=1e-6)
     assert set(matrix._compact) == {0, 1, 2} and matrix.compact_bytes == 0
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32])
+def test_nonzeros_are_counted_whatever_bit_is_set(dtype):
+    rng = np.random.default_rng(5)
+    bits = np.iinfo(dtype).bits
+    X = np.zeros((40, 64), dtype=dtype)
+    where = rng.random(X.shape) < 0.05
+    X[where] = (np.ones(1, dtype=dtype) << rng.integers(0, bits, where.sum()).astype(dtype))
+    chunk = compact_chunk(X, 10**6)
+    assert chunk.nnz == np.count_nonzero(X)
+    np.testing.assert_array_equal(np.diff(chunk.indptr), np.count_nonzero(X, axis=1))

@@ -37,15 +37,41 @@ def sample_rows(shape, entries=1 << 20):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _csr_counts(block):
+def _count_rows(block, words, lanes):
+    """Nonzeros of every row, after a leading 0 (the row pointers' increments).
+
+    With words (see :func:`nonzero_words`) a zero word is one test and a
+    nonzero one is counted without a branch per lane: its lanes are folded
+    onto their lowest bit, and one multiplication adds those bits.
+    """
     counts = np.zeros(block.shape[0] + 1, dtype=np.int64)
+    if lanes > 0:
+        bits = 64 // lanes
+        low = np.uint64(0)
+        for lane in range(lanes):
+            low |= np.uint64(1) << np.uint64(lane * bits)
+        top = np.uint64(64 - bits)
     for i in numba.prange(block.shape[0]):
         count = 0
-        for j in range(block.shape[1]):
-            if block[i, j] != 0:
-                count += 1
+        if lanes > 0:
+            for t in range(words.shape[1]):
+                word = words[i, t]
+                if word != 0:
+                    shift = bits // 2
+                    while shift > 0:
+                        word |= word >> np.uint64(shift)
+                        shift //= 2
+                    count += np.int64(((word & low) * low) >> top)
+        else:
+            for j in range(block.shape[1]):
+                if block[i, j] != 0:
+                    count += 1
         counts[i + 1] = count
     return counts
+
+
+def _csr_counts(block):
+    return _count_rows(block, *nonzero_words(block))
 
 
 def nonzero_words(block):
