@@ -551,26 +551,25 @@ class HNMF(*_estimator_bases()):
 
         Every kind of fit goes through the same functions as in-memory data
         (:mod:`hyperspy_hnmf.matrix` gives both the same interface); flat
-        fits read the data once per iteration.
+        fits make one pass over the data per iteration, and a matrix given
+        is fitted itself, so that the chunks it keeps in memory serve.
         """
         from .matrix import StreamedMatrix
 
         if len(X.shape) != 2:
             raise ValueError(f"Expected a 2D dask array (samples × features), got "
                              f"{len(X.shape)}D.")
-        streamed = X if isinstance(X, StreamedMatrix) else None
-        raw = streamed.array if streamed is not None else X
-        check_real(raw.dtype, f"{type(self).__name__}.fit")
+        Xs = X if isinstance(X, StreamedMatrix) else StreamedMatrix(X)
+        check_real(Xs.array.dtype, f"{type(self).__name__}.fit")
         spec = self._validate_params(X)
-        raw, total, minimum = _promote_streamed(raw)
+        raw, total, minimum = _promote_streamed(Xs)
         _checks.check_zeros_for_beta(spec.beta, minimum == 0)
-        if streamed is None:
-            Xs = StreamedMatrix(raw)
-        else:  # e.g. Poisson-weighted: the same weights on the (promoted) data
-            Xs = StreamedMatrix(raw, streamed.row_scale, streamed.column_scale,
-                                perturbation=streamed.perturbation)
+        if raw is not Xs.array:  # promoted to float64: the same weights (e.g. Poisson)
+            Xs = StreamedMatrix(raw, Xs.row_scale, Xs.column_scale,
+                                perturbation=Xs.perturbation)
+        before = Xs.passes
         W, H, details = self._fit(Xs, spec)
-        self.passes_ = Xs.passes
+        self.passes_ = Xs.passes - before
         return self._set_fitted(W, H, details, spec, Xs.shape[1], total)
 
     def _metrics(self, W, H, plan):
@@ -795,14 +794,18 @@ def _check_fitted_factors(W, H, details):
 def _promote_streamed(X):
     """A dask array fitted in float64 if its float32 products could overflow; its total and minimum.
 
+    ``X``: a dask array or a :class:`~hyperspy_hnmf.matrix.StreamedMatrix`
+    (whose chunks kept in memory then serve; its dask array is returned).
     One pass over the data gives its maximum (see
     :func:`~hyperspy_hnmf._checks.overflow_safe_dtype`), its total intensity
     (for :attr:`HNMF.explained_intensity_ratio_`) and its minimum (zeros are
     refused for losses with β ≤ 0).
     """
-    from .matrix.streamed import value_range
+    from .matrix.streamed import StreamedMatrix, value_range
 
     maximum, minimum, total = value_range(X)  # sparse chunks too (event data)
+    if isinstance(X, StreamedMatrix):  # the range from the chunks it keeps: its array back
+        X = X.array
     if overflow_safe_dtype(compute_dtype(X.dtype), maximum, X.shape) != compute_dtype(X.dtype):
         warnings.warn(promotion_warning(maximum), UserWarning, stacklevel=4)
         X = X.astype(np.float64)

@@ -212,3 +212,24 @@ def test_nonzeros_are_counted_whatever_bit_is_set(dtype):
     chunk = compact_chunk(X, 10**6)
     assert chunk.nnz == np.count_nonzero(X)
     np.testing.assert_array_equal(np.diff(chunk.indptr), np.count_nonzero(X, axis=1))
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_a_lazy_decomposition_reads_mostly_zero_chunks_once(normalize):
+    import hyperspy.api as hs
+
+    X = counted(n=400, m=256, rate=0.04, seed=6)
+    results = []
+    for budget in (0, None):
+        StreamedMatrix.compact_cache_bytes = budget
+        reads = Reads(X, 100)
+        s = hs.signals.Signal2D(reads.array.reshape(20, 20, 16, 16)).as_lazy()
+        s.decomposition(algorithm="hnmf", output_dimension=3, loss="kl", max_iter=20,
+                        normalize_poissonian_noise=normalize, random_state=0,
+                        print_info=False)
+        results.append((s.learning_results, reads.count))
+    (plain, plain_reads), (kept, kept_reads) = results
+    np.testing.assert_array_equal(kept.factors, plain.factors)
+    np.testing.assert_array_equal(kept.loadings, plain.loadings)
+    assert kept.hnmf["passes"] == plain.hnmf["passes"] > 20
+    assert kept_reads in (4, 5) and plain_reads > 4 * 20

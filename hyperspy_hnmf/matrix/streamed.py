@@ -211,16 +211,28 @@ def value_range(array):
 
     Dense chunks go through dask's reductions; sparse chunks (scipy or
     pydata, which dask's reductions do not all support) through their stored
-    values, a chunk with implicit zeros having a minimum of at most 0.
+    values, a chunk with implicit zeros having a minimum of at most 0. A
+    :class:`StreamedMatrix` gives the range of its data as stored (without
+    its scales or perturbation), from the chunks it keeps in memory where it
+    has them, and keeps the mostly-zero chunks it reads (this pass is not
+    counted in :attr:`StreamedMatrix.passes`).
 
     Examples
     --------
     >>> import dask.array as da
     >>> value_range(da.from_array(np.array([[1.0, -2.0], [0.0, 3.0]]), chunks=1))
     (3.0, -2.0, 2.0)
+    >>> value_range(StreamedMatrix(da.from_array(np.array([[1, 0], [0, 3]]), chunks=1)))
+    (3.0, 0.0, 4.0)
     """
     import dask
 
+    if isinstance(array, StreamedMatrix):
+        if not is_sparse(array.array._meta):
+            plain = StreamedMatrix(array.array, _compact=array._compact, _keeps=array._keeps)
+            parts = np.array(plain.map_chunks(_chunk_range))  # (NaN propagates)
+            return float(parts[:, 0].max()), float(parts[:, 1].min()), float(parts[:, 2].sum())
+        array = array.array
     if not is_sparse(array._meta):
         result = dask.compute(da.absolute(array).max() if array.dtype.kind == "f" else array.max(),
                               array.min(), array.sum(dtype=np.float64))
@@ -229,6 +241,25 @@ def value_range(array):
                                for block in array.to_delayed().ravel()])
         result = (max(p[0] for p in parts), min(p[1] for p in parts), sum(p[2] for p in parts))
     return tuple(float(value) for value in result)
+
+
+def _chunk_range(block, start):
+    """``(max |x|, min x, sum x)`` of a raw or kept chunk (see :func:`value_range`)."""
+    if isinstance(block, CompactChunk):
+        values = block.values
+        if not values.size:
+            return 0.0, 0.0, 0.0
+        zero = 0.0 if block.nnz < block.shape[0] * block.shape[1] else np.inf
+        return float(values.max()), min(float(values.min()), zero), block.total()
+    block = np.asarray(block)
+    if block.dtype.kind == "b":
+        block = block.view(np.uint8)
+    top = np.abs(block).max() if block.dtype.kind == "f" else block.max()
+    return float(top), float(block.min()), float(block.sum(dtype=np.float64))
+
+
+_chunk_range.reads_raw_chunks = True
+_chunk_range.reads_compact_chunks = True
 
 
 def _sparse_range(block):
