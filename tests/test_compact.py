@@ -1,7 +1,5 @@
 """Mostly-zero chunks kept in memory: read once per fit, with every result unchanged."""
 
-import warnings
-
 import dask.array as da
 import numpy as np
 import pytest
@@ -172,22 +170,13 @@ def test_a_bad_value_is_refused_at_every_pass():
     assert matrix._compact == {}  # a failed pass keeps nothing
 
 
-def test_nothing_is_kept_under_a_distributed_client():
-    distributed = pytest.importorskip("distributed")
+def test_nothing_is_kept_under_a_distributed_client(local_cluster):
     X = counted()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                           dashboard_address=None)
-        client = distributed.Client(cluster)
-    try:
+    with local_cluster(1, 2, processes=False):
         matrix = StreamedMatrix(da.from_array(X, chunks=(100, -1)))
         remote = streaming_nmf(matrix, 3, loss="kl", init="nndsvda", max_iter=5, tol=0,
                                random_state=0)
         assert matrix._compact == {}
-    finally:
-        client.close()
-        cluster.close()
     local = streaming_nmf(StreamedMatrix(da.from_array(X, chunks=(100, -1))), 3, loss="kl",
                           init="nndsvda", max_iter=5, tol=0, random_state=0)
     np.testing.assert_array_equal(remote.W, local.W)

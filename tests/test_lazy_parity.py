@@ -7,7 +7,6 @@ scheduler and on a ``dask.distributed`` cluster, where repeated fits are
 bit-identical.
 """
 
-import warnings
 
 import dask
 import dask.array as da
@@ -144,28 +143,19 @@ def test_transform_is_the_same_whatever_the_chunks(scan, loss):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_a_cluster_gives_the_local_results_and_repeats_them_bit_for_bit(scan):
-    distributed = pytest.importorskip("distributed")
+def test_a_cluster_gives_the_local_results_and_repeats_them_bit_for_bit(scan, local_cluster):
     X, lazy = scan
     init = start(224, 256, 6, seed=3)
     layers = dict(n_components=[6, 3], loss="kl", init=init, max_iter=15, tol=0, random_state=0,
                   fine_tune_iter=5)
     local_tree = HNMF(4, hierarchy="tree").fit(lazy)
     local_layers = HNMF(**layers).fit(lazy)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
-        client = distributed.Client(cluster)
-    try:
+    with local_cluster(2, 1, processes=True) as client:
         assert len(client.scheduler_info()["workers"]) == 2
         trees = [HNMF(4, hierarchy="tree").fit(lazy) for _ in range(2)]
         fits = [HNMF(**layers).fit(lazy) for _ in range(2)]
         flat = [streaming_nmf(lazy, 3, loss="kl", init=start(224, 256, 3), max_iter=8, tol=0)
                 for _ in range(2)]
-    finally:
-        client.close()
-        cluster.close()
     np.testing.assert_array_equal(trees[0].hierarchy_.labels(), local_tree.hierarchy_.labels())
     assert relative(trees[0].components_, local_tree.components_) <= 1e-4
     assert relative(fits[0].components_, local_layers.components_) <= 1e-4

@@ -1,7 +1,6 @@
 """Out-of-core NMF: dask arrays and lazy signals read chunk by chunk."""
 
 import re
-import warnings
 
 import dask
 import dask.array as da
@@ -179,24 +178,15 @@ def test_synthetic_lazy_data_are_reproducible_and_chunked():
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_runs_under_a_distributed_local_cluster(counts):
-    distributed = pytest.importorskip("distributed")
+def test_runs_under_a_distributed_local_cluster(counts, local_cluster):
     init = start(*counts.shape, 3)
     local = streaming_nmf(da.from_array(counts, chunks=(120, -1)), 3, loss="kl", init=init,
                           max_iter=10, tol=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
-        client = distributed.Client(cluster)
-    try:
+    with local_cluster(2, 1, processes=True) as client:
         assert dask.config.get("scheduler", None) in (None, "dask.distributed")
         remote = streaming_nmf(da.from_array(counts, chunks=(120, -1)), 3, loss="kl",
                                init=init, max_iter=10, tol=0)
         assert len(client.scheduler_info()["workers"]) == 2
-    finally:
-        client.close()
-        cluster.close()
     assert relative(remote.W, local.W) <= 1e-5
 
 
