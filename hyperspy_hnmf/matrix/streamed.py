@@ -291,11 +291,13 @@ class StreamedMatrix:
     the data's own type, e.g. 4 bytes per nonzero for uint16 counts), and
     later passes compute from it instead of reading and decompressing the
     chunk again. Every result is the same, bit for bit: the same kernels
-    run on the same numbers. The chunks kept take at most
-    :attr:`compact_cache_bytes` in all (each chunk its share by rows).
-    Nothing is kept under a ``dask.distributed`` client (the chunks would
-    travel with every task), for the :meth:`perturbed` and
-    :meth:`resampled` views, or for :meth:`subset` selections.
+    run on the same numbers (a function that does not take kept chunks gets
+    the chunk rebuilt as it was read, perturbations included). The views of
+    :meth:`scaled`, :meth:`perturbed` and :meth:`resampled` share the
+    chunks kept. They take at most :attr:`compact_cache_bytes` in all (each
+    chunk its share by rows). Nothing is kept under a ``dask.distributed``
+    client (the chunks would travel with every task) or for :meth:`subset`
+    selections (tree nodes, which have their own row cache).
 
     Examples
     --------
@@ -313,9 +315,10 @@ class StreamedMatrix:
     #: initializations (each costs two passes over the data).
     power_iterations = 1
 
-    #: Memory, in bytes, that mostly-zero chunks kept in memory may take in
-    #: all (see Notes). None: a quarter of the machine's physical memory;
-    #: 0: read every chunk from the file at every pass.
+    #: Memory, in bytes, that the mostly-zero chunks kept in memory by one
+    #: matrix and its views (one fit's data) may take (see Notes). None: a
+    #: quarter of the machine's physical memory; 0: read every chunk from the
+    #: file at every pass.
     compact_cache_bytes = None
 
     def __init__(self, array, row_scale=None, column_scale=None, _counter=None,
@@ -335,7 +338,7 @@ class StreamedMatrix:
         self.blocks = list(array.to_delayed().ravel())
         # Chunk index -> CompactChunk, or None once a chunk is known to stay on disk.
         self._compact = {} if _compact is None else _compact
-        self._keeps = _keeps and perturbation is None
+        self._keeps = _keeps
 
     @property
     def passes(self):
@@ -371,7 +374,7 @@ class StreamedMatrix:
         passes).
         """
         return StreamedMatrix(self.array, self.row_scale, self.column_scale, self._counter,
-                              (kind, float(level), int(seed)), dict(self._compact))
+                              (kind, float(level), int(seed)), self._compact, self._keeps)
 
     def resampled(self, draw):
         """The data resampled chunk by chunk by ``draw(chunk, start)`` in every pass (no pass).
@@ -388,7 +391,7 @@ class StreamedMatrix:
         [3.0, 3.0, 9.0, 9.0]
         """
         return StreamedMatrix(self.array, self.row_scale, self.column_scale, self._counter,
-                              draw, dict(self._compact))
+                              draw, self._compact, self._keeps)
 
     def map_chunks(self, function, per_chunk=None, shared=(), reduce=None, only=None):
         """Run ``function(block, start, *per_chunk[i], *shared)`` on every chunk, in one pass.

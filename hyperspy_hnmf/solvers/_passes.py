@@ -47,8 +47,8 @@ class _Penalties:
         pass
 
 
-def _chunk_pass(block, start, W_chunk, missing, Ht, beta, solver, penalties, update_maps,
-                first):
+def _chunk_pass(block, start, W_chunk, missing, Ht, Ht_sums, beta, solver, penalties,
+                update_maps, first):
     """Update one chunk's maps (optional) and return them with the component statistics.
 
     ``block`` is the raw chunk (counts stay integers): Frobenius products go
@@ -59,7 +59,8 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, beta, solver, penalties, upd
     through its CSR twin :func:`~._kernels.kl_chunk_pass_csr`, which does the
     same arithmetic on the same nonzeros.
     ``missing``: the chunk's entries to treat as missing (:func:`fill_missing`,
-    a float copy of this chunk only), or None.
+    a float copy of this chunk only), or None. ``Ht_sums``: the column sums of
+    ``Ht`` in float64 (the KL denominator, once per pass).
     """
     dtype = Ht.dtype
     statistics = {}
@@ -81,7 +82,7 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, beta, solver, penalties, upd
         zeros = np.zeros(k)
         l1 = penalties.l1 if penalties.has_penalty else zeros
         l2 = penalties.l2 if penalties.has_penalty else zeros
-        arguments = (np.ascontiguousarray(W_chunk), Ht, Ht.sum(axis=0, dtype=np.float64),
+        arguments = (np.ascontiguousarray(W_chunk), Ht, Ht_sums,
                      np.asarray(l1, dtype=np.float64), np.asarray(l2, dtype=np.float64),
                      MU_FLOOR, MODEL_FLOOR, update_maps)
         if is_sparse(block):  # event data: a checked CSR chunk, cost ∝ nonzeros
@@ -105,7 +106,8 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, beta, solver, penalties, upd
             total = block.sum(dtype=np.float64) if first else None
         if first:
             statistics["sum_X"] = float(total)
-    statistics["WtW"] = W_chunk.T.astype(np.float64) @ W_chunk
+    if beta == 2:  # (KL needs the column sums only)
+        statistics["WtW"] = W_chunk.T.astype(np.float64) @ W_chunk
     statistics["W_sums"] = W_chunk.sum(axis=0, dtype=np.float64)
     return W_chunk, statistics
 
@@ -219,7 +221,8 @@ def _objective(beta, statistics, totals, Ht):
 
 def _rescale_statistics(statistics, scale):
     """Statistics of ``W * scale`` from those of ``W`` (columns scaled)."""
-    statistics["WtW"] = statistics["WtW"] * np.outer(scale, scale)
+    if "WtW" in statistics:
+        statistics["WtW"] = statistics["WtW"] * np.outer(scale, scale)
     statistics["W_sums"] = statistics["W_sums"] * scale
     for name in ("XtW", "N"):
         if name in statistics:
@@ -323,7 +326,8 @@ def _fit_passes(Xs, k, beta, solver, init, max_iter, tol, rng, callback, constra
         first = first or missing is not None
         chunks, statistics = Xs.map_chunks(
             _chunk_pass, per_chunk=per_chunk,
-            shared=(Ht, beta, solver, penalties, update_maps, first), reduce="second")
+            shared=(Ht, Ht.sum(axis=0, dtype=np.float64), beta, solver, penalties, update_maps,
+                    first), reduce="second")
         totals.update({name: statistics.pop(name) for name in ("norm_X2", "sum_X")
                        if name in statistics})
         return np.concatenate(chunks), statistics
