@@ -240,3 +240,22 @@ def test_a_lazy_decomposition_reads_mostly_zero_chunks_once(normalize):
     np.testing.assert_array_equal(kept.loadings, plain.loadings)
     assert kept.hnmf["passes"] == plain.hnmf["passes"] > 20
     assert kept_reads == 4 and plain_reads > 4 * 20
+
+
+@pytest.mark.parametrize("kind", ["poisson", "uniform"])
+def test_noise_is_drawn_at_the_nonzeros_of_mostly_zero_chunks(kind):
+    X = counted()
+    matrix = StreamedMatrix(da.from_array(X, chunks=(100, -1)))
+    rows = np.arange(0, 600, 7)
+    perturbed = matrix.perturbed(0.3, seed=1, kind=kind).take(rows)
+    zero = X[rows] == 0
+    assert np.all(perturbed[zero] == 0)
+    changed = np.mean(perturbed[~zero] != X[rows][~zero])
+    assert changed > 0.5  # Poisson keeps some counts by chance; uniform noise none
+    if kind == "uniform":
+        ratio = perturbed[~zero] / X[rows][~zero]
+        assert 0.7 <= ratio.min() and ratio.max() <= 1.3
+    # The same draws from every pass, and for the chunk kept in memory.
+    np.testing.assert_array_equal(matrix.perturbed(0.3, seed=1, kind=kind).take(rows),
+                                  perturbed)
+    assert matrix.compact_bytes > 0

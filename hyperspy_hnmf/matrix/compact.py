@@ -14,8 +14,8 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-__all__ = ["CompactChunk", "SPARSE_CHUNK_DENSITY", "compact_chunk", "nonzero_words",
-           "row_nonzeros", "sample_rows"]
+__all__ = ["CompactChunk", "SPARSE_CHUNK_DENSITY", "compact_chunk", "leading_rows",
+           "mostly_zero", "nonzero_words", "row_nonzeros"]
 
 #: Chunks with at most this fraction of nonzeros (counted electrons) are
 #: multiplied as CSR matrices, and kept in memory as :class:`CompactChunk`
@@ -23,17 +23,34 @@ __all__ = ["CompactChunk", "SPARSE_CHUNK_DENSITY", "compact_chunk", "nonzero_wor
 SPARSE_CHUNK_DENSITY = 0.1
 
 
-def sample_rows(shape, entries=1 << 20):
+def leading_rows(shape, entries=1 << 20):
     """Number of first rows of a chunk of ``shape`` whose density decides how it is read.
 
     About ``entries`` entries, at least one row.
 
     Examples
     --------
-    >>> sample_rows((4096, 4096)), sample_rows((10, 4096)), sample_rows((5, 1 << 21))
+    >>> leading_rows((4096, 4096)), leading_rows((10, 4096)), leading_rows((5, 1 << 21))
     (256, 10, 1)
     """
     return max(1, min(shape[0], entries // max(shape[1], 1)))
+
+
+def mostly_zero(block):
+    """Whether a raw (or kept) chunk is read as CSR: its first :func:`leading_rows` decide.
+
+    At most :data:`SPARSE_CHUNK_DENSITY` of them nonzero. A chunk kept as a
+    :class:`CompactChunk` always is (see :func:`compact_chunk`).
+
+    Examples
+    --------
+    >>> mostly_zero(np.eye(20)), mostly_zero(np.ones((20, 20)))
+    (True, False)
+    """
+    rows = leading_rows(block.shape)
+    nonzero = (block.count_nonzero(rows) if isinstance(block, CompactChunk)
+               else np.count_nonzero(block[:rows]))
+    return bool(nonzero <= SPARSE_CHUNK_DENSITY * rows * block.shape[1])
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -244,7 +261,7 @@ def compact_chunk(block, max_bytes):
 
     Kept only when it is mostly zero (at most :data:`SPARSE_CHUNK_DENSITY`
     nonzero, both over the whole chunk and over its first
-    :func:`sample_rows`, which decide how products read it), holds valid
+    :func:`leading_rows`, which decide how products read it), holds valid
     data (finite, nonnegative) and takes at most ``max_bytes``. A dense
     chunk costs one test of its first rows.
 
@@ -273,8 +290,7 @@ def compact_chunk(block, max_bytes):
             or block.size == 0:
         return None
     n, m = block.shape
-    rows = sample_rows(block.shape)
-    if np.count_nonzero(block[:rows]) > SPARSE_CHUNK_DENSITY * rows * m:
+    if not mostly_zero(block):
         return None
     stored = np.uint8 if block.dtype.kind == "b" else block.dtype
     index_dtype = np.uint16 if m <= 1 << 16 else np.int32

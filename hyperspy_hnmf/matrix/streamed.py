@@ -20,8 +20,7 @@ import numba
 import numpy as np
 
 from .._checks import check_finite, check_nonnegative, row_blocks
-from .compact import (SPARSE_CHUNK_DENSITY, CompactChunk, compact_chunk, csr_structure,
-                      sample_rows)
+from .compact import CompactChunk, compact_chunk, csr_structure, mostly_zero
 
 __all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype", "is_sparse", "sparse_chunk",
            "to_csr", "value_range"]
@@ -371,7 +370,8 @@ class StreamedMatrix:
         Each chunk draws its noise from a generator seeded by ``(seed, first
         row)``, so a pass reads the same perturbed data whatever the order
         or the worker (resampling for stability analysis of data read in
-        passes).
+        passes). Zeros stay zero under both kinds, so a mostly-zero chunk
+        draws its noise at its nonzeros only and is read as CSR.
         """
         return StreamedMatrix(self.array, self.row_scale, self.column_scale, self._counter,
                               (kind, float(level), int(seed)), self._compact, self._keeps)
@@ -767,10 +767,7 @@ def chunk_matrix(block, dtype, start):
         row_scale = np.asarray(row_scale, dtype=dtype)
     if column_scale is not None:
         column_scale = np.asarray(column_scale, dtype=dtype)
-    rows = sample_rows(block.shape)
-    nonzero = (block.count_nonzero(rows) if isinstance(block, CompactChunk)
-               else np.count_nonzero(block[:rows]))
-    if nonzero > SPARSE_CHUNK_DENSITY * rows * block.shape[1]:
+    if not mostly_zero(block):
         block = block.dense() if isinstance(block, CompactChunk) else block
     else:
         # The same CSR matrix whether the chunk was read from the file or kept compact.
@@ -847,13 +844,19 @@ def _run_chunk_and_keep(max_bytes, function, block, *arguments):
 
 
 def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbation, *args):
+    drawn = perturbation is not None and not callable(perturbation)
     if isinstance(block, CompactChunk):
         if perturbation is None and getattr(function, "reads_compact_chunks", False):
             if row_scale is None and column_scale is None:
                 return function(block, start, *args)
             if getattr(function, "reads_scaled_chunks", False):
                 return function(RawChunk(block, row_scale, column_scale), start, *args)
-        block = block.dense()  # the chunk as read from the file
+        # As a chunk read from the file: CSR when perturbed (below), else dense.
+        block = block.csr(dtype) if drawn else block.dense()
+    elif drawn and not is_sparse(block) and mostly_zero(np.asarray(block)):
+        # Noise (Poisson or multiplicative) leaves zeros at zero: it is drawn
+        # at the nonzeros of the chunk as CSR, whether read or kept.
+        block = csr_chunk(block, dtype, start)
     if is_sparse(block):
         return _run_sparse_chunk(function, block, start, dtype, row_scale, column_scale,
                                  perturbation, *args)
