@@ -1,5 +1,6 @@
 """Mostly-zero chunks kept in memory: read once per fit, with every result unchanged."""
 
+import re
 import threading
 
 import dask.array as da
@@ -259,3 +260,14 @@ def test_noise_is_drawn_at_the_nonzeros_of_mostly_zero_chunks(kind):
     np.testing.assert_array_equal(matrix.perturbed(0.3, seed=1, kind=kind).take(rows),
                                   perturbed)
     assert matrix.compact_bytes > 0
+
+
+@pytest.mark.parametrize("bad", [-1, "1GB", float("nan"), True])
+def test_a_bad_budget_is_refused_before_any_pass(bad):
+    matrix = StreamedMatrix(da.from_array(counted(), chunks=(100, -1)))
+    StreamedMatrix.compact_cache_bytes = bad
+    message = ("StreamedMatrix.compact_cache_bytes must be None (a quarter of the machine's "
+               f"memory) or a number of bytes >= 0 (0: keep no chunk in memory), got {bad!r}.")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        matrix @ np.ones((256, 1))
+    assert matrix.passes == 0 and matrix._compact == {}

@@ -409,6 +409,7 @@ class StreamedMatrix:
         - ``"second"``: results are pairs ``(own, summable)``; return the list
           of the first elements and the sum of the second ones.
         """
+        budget = self._compact_budget()  # (checks compact_cache_bytes first)
         self._counter[0] += 1
         shared = [dask.delayed(value, pure=True) if isinstance(value, np.ndarray) else value
                   for value in shared]
@@ -417,7 +418,6 @@ class StreamedMatrix:
             column_scale = dask.delayed(self.column_scale.astype(self.dtype), pure=True)
         results, kept = [], {}
         chosen = range(self.n_chunks) if only is None else only
-        budget = self._compact_budget()
         for position, index in enumerate(chosen):
             block = self._compact.get(index) or self.blocks[index]
             extra = per_chunk[position] if per_chunk is not None else ()
@@ -448,9 +448,15 @@ class StreamedMatrix:
 
     def _compact_budget(self):
         """Bytes that chunks may still be kept in, or 0 (see Notes)."""
+        limit = self.compact_cache_bytes
+        number = isinstance(limit, (int, np.integer, float)) and not isinstance(limit, bool)
+        if limit is not None and not (number and limit >= 0):
+            raise ValueError(
+                f"StreamedMatrix.compact_cache_bytes must be None (a quarter of the machine's "
+                f"memory) or a number of bytes >= 0 (0: keep no chunk in memory), got "
+                f"{limit!r}.")
         if not self._keeps or len(self._compact) == self.n_chunks or _distributed():
             return 0
-        limit = self.compact_cache_bytes
         return int(_physical_memory() // 4 if limit is None else limit)
 
     # -- row subsets (splitting trees, HNMFk) -----------------------------
