@@ -172,6 +172,7 @@ def test_wide_detectors_bad_values_and_dense_first_rows_are_not_kept():
         X = counted(n=50, dtype=np.float32)
         X[30, 4] = bad
         assert compact_chunk(X, 10**9) is None
+    assert compact_chunk(counted(n=50).astype(">u2"), 10**9) is None  # (numba: native only)
     X = counted(n=400, m=4096, rate=0.01)
     X[:30] = 1  # the first 256 rows decide how products read a chunk: dense here
     assert np.count_nonzero(X) / X.size < SPARSE_CHUNK_DENSITY

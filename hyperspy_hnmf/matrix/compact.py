@@ -286,8 +286,8 @@ def compact_chunk(block, max_bytes):
     True
     """
     block = np.asarray(block)
-    if block.ndim != 2 or block.dtype.kind not in "uibf" or not block.flags.c_contiguous \
-            or block.size == 0:
+    if block.ndim != 2 or block.dtype.kind not in "uibf" or not block.dtype.isnative \
+            or not block.flags.c_contiguous or block.size == 0:
         return None
     n, m = block.shape
     if not mostly_zero(block):
