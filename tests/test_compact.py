@@ -272,3 +272,13 @@ def test_a_bad_budget_is_refused_before_any_pass(bad):
     with pytest.raises(ValueError, match=re.escape(message)):
         matrix @ np.ones((256, 1))
     assert matrix.passes == 0 and matrix._compact == {}
+
+
+@pytest.mark.parametrize("loss", ["kl", "frobenius"])
+def test_big_endian_data_give_the_native_fit(loss):
+    X = counted()
+    fits = [streaming_nmf(da.from_array(X.astype(dtype), chunks=(100, -1)), 3, loss=loss,
+                          init="nndsvda", max_iter=5, tol=0, random_state=0)
+            for dtype in ("<u2", ">u2")]
+    np.testing.assert_array_equal(fits[1].W, fits[0].W)
+    np.testing.assert_array_equal(fits[1].H, fits[0].H)

@@ -326,6 +326,8 @@ class StreamedMatrix:
             raise ValueError("StreamedMatrix needs a 2D dask array.")
         if len(array.chunks[1]) > 1:
             array = array.rechunk({1: -1})
+        if not array.dtype.isnative:  # e.g. big-endian files: the kernels read native
+            array = array.astype(array.dtype.newbyteorder("="))  # (chunk by chunk)
         self.array = array
         self.shape = tuple(int(n) for n in array.shape)
         self.dtype = compute_dtype(array.dtype)
