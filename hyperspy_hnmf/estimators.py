@@ -794,18 +794,17 @@ def _check_fitted_factors(W, H, details):
 def _promote_streamed(X):
     """A dask array fitted in float64 if its float32 products could overflow; its total and minimum.
 
-    ``X``: a dask array or a :class:`~hyperspy_hnmf.matrix.StreamedMatrix`
-    (whose chunks kept in memory then serve; its dask array is returned).
+    ``X``: a :class:`~hyperspy_hnmf.matrix.StreamedMatrix` (its chunks kept
+    in memory serve); its dask array is returned, promoted or not.
     One pass over the data gives its maximum (see
     :func:`~hyperspy_hnmf._checks.overflow_safe_dtype`), its total intensity
     (for :attr:`HNMF.explained_intensity_ratio_`) and its minimum (zeros are
     refused for losses with β ≤ 0).
     """
-    from .matrix.streamed import StreamedMatrix, value_range
+    from .matrix.streamed import value_range
 
     maximum, minimum, total = value_range(X)  # sparse chunks too (event data)
-    if isinstance(X, StreamedMatrix):  # the range from the chunks it keeps: its array back
-        X = X.array
+    X = X.array
     if overflow_safe_dtype(compute_dtype(X.dtype), maximum, X.shape) != compute_dtype(X.dtype):
         warnings.warn(promotion_warning(maximum), UserWarning, stacklevel=4)
         X = X.astype(np.float64)

@@ -14,8 +14,8 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-__all__ = ["CompactChunk", "SPARSE_CHUNK_DENSITY", "compact_chunk", "leading_rows",
-           "mostly_zero", "nonzero_words", "row_nonzeros"]
+__all__ = ["CompactChunk", "SPARSE_CHUNK_DENSITY", "compact_chunk", "leading_density",
+           "leading_rows", "mostly_zero", "nonzero_words", "row_nonzeros"]
 
 #: Chunks with at most this fraction of nonzeros (counted electrons) are
 #: multiplied as CSR matrices, and kept in memory as :class:`CompactChunk`
@@ -36,6 +36,23 @@ def leading_rows(shape, entries=1 << 20):
     return max(1, min(shape[0], entries // max(shape[1], 1)))
 
 
+def leading_density(block, entries=1 << 20):
+    """Fraction of nonzeros in the first :func:`leading_rows` of a raw or kept chunk.
+
+    The same number whether the chunk was read from the file or kept as a
+    :class:`CompactChunk`, so that both are read the same way.
+
+    Examples
+    --------
+    >>> leading_density(np.eye(4)), leading_density(compact_chunk(np.eye(20), 10**6))
+    (0.25, 0.05)
+    """
+    rows = leading_rows(block.shape, entries)
+    nonzero = (block.count_nonzero(rows) if isinstance(block, CompactChunk)
+               else np.count_nonzero(block[:rows]))
+    return float(nonzero / (rows * block.shape[1]))
+
+
 def mostly_zero(block):
     """Whether a raw (or kept) chunk is read as CSR: its first :func:`leading_rows` decide.
 
@@ -47,10 +64,7 @@ def mostly_zero(block):
     >>> mostly_zero(np.eye(20)), mostly_zero(np.ones((20, 20)))
     (True, False)
     """
-    rows = leading_rows(block.shape)
-    nonzero = (block.count_nonzero(rows) if isinstance(block, CompactChunk)
-               else np.count_nonzero(block[:rows]))
-    return bool(nonzero <= SPARSE_CHUNK_DENSITY * rows * block.shape[1])
+    return bool(leading_density(block) <= SPARSE_CHUNK_DENSITY)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -166,15 +180,14 @@ def csr_structure(block, index_dtype, value_dtype, indptr=None):
 
     Two passes of numba kernels (count, then fill through
     :func:`row_nonzeros`); ``values`` are cast to ``value_dtype`` as they
-    are gathered. ``indptr``: the row pointers, if already counted.
+    are gathered. ``indptr``: the row pointers, if already counted. Bool
+    chunks are passed viewed as uint8.
 
     Examples
     --------
     >>> csr_structure(np.eye(2, dtype=np.uint8), np.uint16, np.uint8)
     (array([0, 1, 2]), array([0, 1], dtype=uint16), array([1, 1], dtype=uint8))
     """
-    if block.dtype.kind == "b":
-        block = block.view(np.uint8)
     if indptr is None:
         indptr = np.cumsum(_csr_counts(block))
     indices = np.empty(indptr[-1], dtype=index_dtype)
@@ -292,14 +305,14 @@ def compact_chunk(block, max_bytes):
     n, m = block.shape
     if not mostly_zero(block):
         return None
-    stored = np.uint8 if block.dtype.kind == "b" else block.dtype
+    raw = block.view(np.uint8) if block.dtype.kind == "b" else block
     index_dtype = np.uint16 if m <= 1 << 16 else np.int32
-    indptr = np.cumsum(_csr_counts(block.view(np.uint8) if block.dtype.kind == "b" else block))
+    indptr = np.cumsum(_csr_counts(raw))
     nnz = int(indptr[-1])
-    size = indptr.nbytes + nnz * (np.dtype(index_dtype).itemsize + np.dtype(stored).itemsize)
+    size = indptr.nbytes + nnz * (np.dtype(index_dtype).itemsize + raw.itemsize)
     if nnz > SPARSE_CHUNK_DENSITY * n * m or size > max_bytes:
         return None
-    indptr, indices, values = csr_structure(block, index_dtype, stored, indptr)
+    indptr, indices, values = csr_structure(raw, index_dtype, raw.dtype, indptr)
     if block.dtype.kind in "if" and values.size and not (
             values.min() > 0 and (block.dtype.kind == "i" or np.isfinite(values).all())):
         return None  # negative or non-finite values: left to the checks of every pass

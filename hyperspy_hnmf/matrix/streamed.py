@@ -251,8 +251,6 @@ def _chunk_range(block, start):
         zero = 0.0 if block.nnz < block.shape[0] * block.shape[1] else np.inf
         return float(values.max()), min(float(values.min()), zero), block.total()
     block = np.asarray(block)
-    if block.dtype.kind == "b":
-        block = block.view(np.uint8)
     top = np.abs(block).max() if block.dtype.kind == "f" else block.max()
     return float(top), float(block.min()), float(block.sum(dtype=np.float64))
 

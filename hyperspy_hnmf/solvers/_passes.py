@@ -23,7 +23,7 @@ from ._init import initialize
 from ._linalg import as_generator
 from ._loop import FitResult, canonical_order, record, rescale
 from ._updates import make_update
-from ..matrix.compact import CompactChunk, leading_rows
+from ..matrix.compact import CompactChunk, leading_density
 from ..matrix.streamed import (RawChunk, StreamedMatrix, chunk_matrix, float_rows, is_sparse,
                                sparse_chunk)
 from . import _kernels
@@ -126,10 +126,7 @@ DENSE_KL_DENSITY = 0.12
 
 
 def _mostly_nonzero(block):
-    rows = leading_rows(block.shape, 1 << 18)
-    nonzero = (block.count_nonzero(rows) if isinstance(block, CompactChunk)
-               else np.count_nonzero(block[:rows]))
-    return nonzero > DENSE_KL_DENSITY * rows * block.shape[1]
+    return leading_density(block, 1 << 18) > DENSE_KL_DENSITY
 
 
 class MissingEntries:
