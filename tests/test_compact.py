@@ -1,4 +1,5 @@
-"""Mostly-zero chunks kept in memory: read once per fit, with every result unchanged."""
+"""Chunks kept in memory (mostly-zero ones as CSR, dense small counts as bytes): read
+once per fit, with every result unchanged."""
 
 import re
 import threading
@@ -9,7 +10,8 @@ import pytest
 import scipy.sparse as sp
 
 import hyperspy_hnmf
-from hyperspy_hnmf.matrix.compact import SPARSE_CHUNK_DENSITY, compact_chunk
+from hyperspy_hnmf.matrix.compact import (SPARSE_CHUNK_DENSITY, CompactChunk, NarrowChunk,
+                                          compact_chunk, memory_mapped)
 from hyperspy_hnmf.matrix.streamed import csr_chunk
 from hyperspy_hnmf.solvers._passes import MissingEntries
 from hyperspy_hnmf.streaming import StreamedMatrix, randomized_nmf, streaming_nmf
@@ -53,11 +55,12 @@ def fit_twice(X, rows, fit):
     return results
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("dtype, rate", [
+    (np.uint8, 0.05), (np.uint16, 0.05), (np.float32, 0.05),  # mostly zero: CSR
+    (np.uint8, 8.0), (np.uint16, 8.0), (np.int16, 8.0)])  # dense, below 256: bytes
 @pytest.mark.parametrize("loss", ["kl", "frobenius"])
-def test_kept_chunks_are_read_once_and_change_no_bit(dtype, loss):
-    X = counted(dtype=dtype)
-    assert 0.02 < np.count_nonzero(X) / X.size < SPARSE_CHUNK_DENSITY
+def test_kept_chunks_are_read_once_and_change_no_bit(dtype, rate, loss):
+    X = counted(rate=rate, dtype=dtype)
     (plain, plain_reads, _), (kept, kept_reads, matrix) = fit_twice(
         X, 100, lambda Xs: streaming_nmf(Xs, 3, loss=loss, init="nndsvda", max_iter=15, tol=0,
                                          random_state=0))
@@ -66,9 +69,16 @@ def test_kept_chunks_are_read_once_and_change_no_bit(dtype, loss):
     np.testing.assert_array_equal(kept.objective, plain.objective)
     # Every pass reads every chunk, or only the first one.
     assert plain_reads == 6 * matrix.passes and kept_reads == 6
-    nonzeros = np.count_nonzero(X)
-    expected = nonzeros * (2 + X.itemsize) + 6 * 101 * 8  # uint16 columns, own values, indptr
+    density = np.count_nonzero(X) / X.size
+    if rate < 1:
+        assert 0.02 < density < SPARSE_CHUNK_DENSITY
+        kind = CompactChunk  # uint16 columns, own values, indptr:
+        expected = np.count_nonzero(X) * (2 + X.itemsize) + 6 * 101 * 8
+    else:
+        assert density > 0.5 and 16 < X.max() < 256
+        kind, expected = NarrowChunk, X.size  # one byte per entry
     assert matrix.compact_bytes == expected
+    assert all(type(chunk) is kind for chunk in matrix._compact.values())
 
 
 def test_poisson_weighted_randomized_fit_keeps_chunks_and_changes_no_bit():
@@ -97,14 +107,21 @@ def test_tree_and_missing_entries_on_kept_chunks_change_no_bit():
     assert reads == 4
 
 
-def test_dense_chunks_are_read_at_every_pass():
-    X = counted(rate=40.0)
-    assert np.count_nonzero(X) / X.size > 0.5
-    reads = Reads(X, 100)
-    matrix = StreamedMatrix(reads.array)
-    streaming_nmf(matrix, 3, loss="kl", init="nndsvda", max_iter=5, tol=0, random_state=0)
-    assert matrix.compact_bytes == 0
-    assert reads.count == 6 * matrix.passes
+def test_wide_counts_floats_and_memory_mapped_files_are_read_at_every_pass(tmp_path):
+    wide = counted(rate=8.0)
+    wide[450, 3] = 256  # one count over a byte: its chunk stays on disk
+    mapped = np.lib.format.open_memmap(tmp_path / "counts.npy", mode="w+", dtype=np.uint16,
+                                       shape=wide.shape)
+    mapped[:] = counted(rate=8.0)
+    for X, on_disk in ((wide, {4}), (counted(rate=40.0, dtype=np.float32), set(range(6))),
+                       (counted(rate=40.0, dtype=np.int32), set(range(6))),
+                       (mapped, set(range(6)))):
+        assert np.count_nonzero(X) / X.size > 0.5
+        reads = Reads(X, 100)
+        matrix = StreamedMatrix(reads.array)
+        streaming_nmf(matrix, 3, loss="kl", init="nndsvda", max_iter=5, tol=0, random_state=0)
+        assert {i for i, chunk in matrix._compact.items() if chunk is None} == on_disk
+        assert reads.count == 6 + (matrix.passes - 1) * len(on_disk)
 
 
 def test_the_budget_bounds_the_memory_kept_and_each_chunk_takes_its_share():
@@ -124,11 +141,12 @@ def test_the_budget_bounds_the_memory_kept_and_each_chunk_takes_its_share():
     np.testing.assert_array_equal(part @ ones, product)
 
 
+@pytest.mark.parametrize("rate", [0.05, 8.0])  # mostly zero (CSR), dense (bytes)
 @pytest.mark.parametrize("kind", ["poisson", "uniform", "resampler"])
-def test_perturbed_views_share_the_kept_chunks_and_keep_their_noise(kind):
+def test_perturbed_views_share_the_kept_chunks_and_keep_their_noise(kind, rate):
     # A perturbation draws its noise from the chunk as read: the same draws
     # whether the chunk comes from the file or from memory.
-    X = counted()
+    X = counted(rate=rate)
     ones = np.ones((256, 1), np.float32)
     plain = StreamedMatrix(da.from_array(X, chunks=(100, -1)))
     reads = Reads(X, 100)
@@ -177,7 +195,31 @@ def test_wide_detectors_bad_values_and_dense_first_rows_are_not_kept():
     X[:30] = 1  # the first 256 rows decide how products read a chunk: dense here
     assert np.count_nonzero(X) / X.size < SPARSE_CHUNK_DENSITY
     assert np.count_nonzero(X[:256]) / X[:256].size > SPARSE_CHUNK_DENSITY
+    assert type(compact_chunk(X, 10**9)) is NarrowChunk  # kept dense, as products read it
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int8, np.int16, np.bool_])
+def test_a_narrow_chunk_is_the_chunk_as_read(dtype):
+    X = counted(n=50, rate=8.0, dtype=dtype)
+    chunk = compact_chunk(X, X.size)
+    assert type(chunk) is NarrowChunk and chunk.nbytes == X.size and chunk.shape == X.shape
+    assert chunk.values.itemsize == 1 and not np.shares_memory(chunk.values, X)
+    assert chunk.dense().dtype == X.dtype
+    np.testing.assert_array_equal(chunk.dense(), X)
+    assert compact_chunk(X, X.size - 1) is None  # over the budget
+
+
+def test_negative_or_byte_order_swapped_counts_are_not_kept_dense(tmp_path):
+    X = counted(n=50, rate=8.0, dtype=np.int16)
+    X[7, 7] = -1
     assert compact_chunk(X, 10**9) is None
+    assert compact_chunk(counted(n=50, rate=8.0).astype(">u2"), 10**9) is None
+    path = tmp_path / "x.npy"
+    np.save(path, counted(n=50, rate=8.0))
+    mapped = np.load(path, mmap_mode="r")
+    assert memory_mapped(mapped[10:20]) and not memory_mapped(np.array(mapped))
+    assert compact_chunk(mapped[10:20], 10**9) is None
+    assert type(compact_chunk(np.array(mapped[10:20]), 10**9)) is NarrowChunk
 
 
 def test_a_bad_value_is_refused_at_every_pass():

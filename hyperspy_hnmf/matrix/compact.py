@@ -1,21 +1,26 @@
-"""Mostly-zero chunks: the one nonzero gather, and chunks kept in memory as compact CSR.
+"""Chunks kept in memory in few bytes, and the one nonzero gather of mostly-zero chunks.
 
 Counted electrons are mostly zeros. :func:`row_nonzeros` finds a row's
 nonzeros in a raw chunk (the KL pass kernels and the CSR conversion of a
-chunk share it). :func:`compact_chunk` keeps a mostly-zero chunk as a
-:class:`CompactChunk`: CSR with the narrowest column index and the data's
-own type (4 bytes per nonzero for uint16 counts on a detector of up to
-65536 pixels, against 4 bytes per *entry* for float32), so that
-:class:`~hyperspy_hnmf.matrix.StreamedMatrix` reads and decompresses such a
-chunk once per fit instead of once per pass.
+chunk share it). :func:`compact_chunk` keeps a chunk read from a file so
+that :class:`~hyperspy_hnmf.matrix.StreamedMatrix` reads and decompresses
+it once per fit instead of once per pass:
+
+- a mostly-zero chunk as a :class:`CompactChunk`: CSR with the narrowest
+  column index and the data's own type (4 bytes per nonzero for uint16
+  counts on a detector of up to 65536 pixels, against 4 bytes per *entry*
+  for float32);
+- a dense chunk of counts below 256 as a :class:`NarrowChunk`: one byte per
+  entry, a quarter of its float32 size.
 """
 
 import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-__all__ = ["CompactChunk", "SPARSE_CHUNK_DENSITY", "compact_chunk", "leading_density",
-           "leading_rows", "mostly_zero", "nonzero_words", "row_nonzeros"]
+__all__ = ["CompactChunk", "NarrowChunk", "SPARSE_CHUNK_DENSITY", "compact_chunk",
+           "leading_density", "leading_rows", "memory_mapped", "mostly_zero", "nonzero_words",
+           "row_nonzeros"]
 
 #: Chunks with at most this fraction of nonzeros (counted electrons) are
 #: multiplied as CSR matrices, and kept in memory as :class:`CompactChunk`
@@ -269,31 +274,99 @@ class CompactChunk:
         return float(self.dense().sum(dtype=np.float64))
 
 
-def compact_chunk(block, max_bytes):
-    """A raw chunk as a :class:`CompactChunk`, or None when it should stay on disk.
+class NarrowChunk:
+    """A dense chunk of counts below 256 held in memory as one byte per entry.
 
-    Kept only when it is mostly zero (at most :data:`SPARSE_CHUNK_DENSITY`
-    nonzero, both over the whole chunk and over its first
-    :func:`leading_rows`, which decide how products read it), holds valid
-    data (finite, nonnegative) and takes at most ``max_bytes``. A dense
-    chunk costs one test of its first rows.
+    Counts of up to 16 bits are computed in float32 whatever their width,
+    so the byte values stand for the chunk in every computation (see
+    :func:`compact_chunk`).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n, m)
+        The chunk as uint8, or in its own type when that takes one byte.
+    dtype : numpy.dtype
+        Type of the chunk as stored.
+
+    Examples
+    --------
+    >>> chunk = compact_chunk(np.full((4, 8), 7, dtype=np.uint16), 1000)
+    >>> chunk.values.dtype.name, chunk.nbytes, chunk.dense().dtype.name
+    ('uint8', 32, 'uint16')
+    """
+
+    __slots__ = ("values", "dtype")
+
+    def __init__(self, values, dtype):
+        self.values, self.dtype = values, np.dtype(dtype)
+
+    @property
+    def shape(self):
+        """Shape of the chunk."""
+        return self.values.shape
+
+    @property
+    def nbytes(self):
+        """Memory held, in bytes."""
+        return self.values.nbytes
+
+    def dense(self):
+        """The chunk as it was read: a new array of its own type."""
+        return self.values.astype(self.dtype)
+
+
+def memory_mapped(block):
+    """Whether an array is a view of a memory-mapped file (its pages are the OS's cache).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+    >>> np.save(path, np.ones((4, 4)))
+    >>> memory_mapped(np.load(path, mmap_mode="r")[:2]), memory_mapped(np.ones(3))
+    (True, False)
+    """
+    while block is not None:
+        if isinstance(block, np.memmap):
+            return True
+        block = getattr(block, "base", None)
+    return False
+
+
+def compact_chunk(block, max_bytes):
+    """A chunk as read, kept in memory in few bytes, or None when it should stay on disk.
+
+    - A :class:`CompactChunk` (CSR) when the chunk is mostly zero (at most
+      :data:`SPARSE_CHUNK_DENSITY` nonzero, both over the whole chunk and
+      over its first :func:`leading_rows`, which decide how products read
+      it) and holds valid data (finite, nonnegative).
+    - Else a :class:`NarrowChunk` (one byte per entry) when it holds
+      integers or booleans of at most 16 bits, all in [0, 255], and is not
+      a view of a memory-mapped file (whose pages the operating system
+      keeps already). Wider counts and floats are not kept dense: they
+      would take more than a quarter of their float32 size.
+
+    Either takes at most ``max_bytes``. Finding a chunk dense costs one test
+    of its first rows; narrowing it, one pass for its range and one copy.
 
     Parameters
     ----------
     block : ndarray, shape (n, m)
         The chunk as read (any real dtype or bool).
     max_bytes : int
-        Memory the compact chunk may take.
+        Memory the kept chunk may take.
 
     Returns
     -------
-    CompactChunk or None
+    CompactChunk, NarrowChunk or None
 
     Examples
     --------
     >>> compact_chunk(np.eye(64, dtype=np.uint8), 10**6).nnz
     64
-    >>> compact_chunk(np.ones((4, 4), dtype=np.uint8), 10**6) is None  # dense
+    >>> type(compact_chunk(np.ones((4, 4), dtype=np.uint16), 10**6)).__name__  # dense
+    'NarrowChunk'
+    >>> compact_chunk(np.full((4, 4), 256, dtype=np.uint16), 10**6) is None  # over a byte
     True
     >>> compact_chunk(np.eye(64, dtype=np.uint8), 100) is None  # over the budget
     True
@@ -303,17 +376,28 @@ def compact_chunk(block, max_bytes):
             or not block.flags.c_contiguous or block.size == 0:
         return None
     n, m = block.shape
-    if not mostly_zero(block):
+    if mostly_zero(block):
+        raw = block.view(np.uint8) if block.dtype.kind == "b" else block
+        index_dtype = np.uint16 if m <= 1 << 16 else np.int32
+        indptr = np.cumsum(_csr_counts(raw))
+        nnz = int(indptr[-1])
+        size = indptr.nbytes + nnz * (np.dtype(index_dtype).itemsize + raw.itemsize)
+        if nnz <= SPARSE_CHUNK_DENSITY * n * m and size <= max_bytes:
+            indptr, indices, values = csr_structure(raw, index_dtype, raw.dtype, indptr)
+            if block.dtype.kind in "if" and values.size and not (
+                    values.min() > 0 and (block.dtype.kind == "i" or np.isfinite(values).all())):
+                return None  # negative or non-finite values: left to the checks of every pass
+            return CompactChunk(indptr, indices, values, block.shape, block.dtype)
+    return _narrow_chunk(block, max_bytes)
+
+
+def _narrow_chunk(block, max_bytes):
+    """:func:`compact_chunk`'s dense case: a :class:`NarrowChunk`, or None."""
+    if block.dtype.kind not in "uib" or block.dtype.itemsize > 2 or block.size > max_bytes \
+            or memory_mapped(block):
         return None
-    raw = block.view(np.uint8) if block.dtype.kind == "b" else block
-    index_dtype = np.uint16 if m <= 1 << 16 else np.int32
-    indptr = np.cumsum(_csr_counts(raw))
-    nnz = int(indptr[-1])
-    size = indptr.nbytes + nnz * (np.dtype(index_dtype).itemsize + raw.itemsize)
-    if nnz > SPARSE_CHUNK_DENSITY * n * m or size > max_bytes:
-        return None
-    indptr, indices, values = csr_structure(raw, index_dtype, raw.dtype, indptr)
-    if block.dtype.kind in "if" and values.size and not (
-            values.min() > 0 and (block.dtype.kind == "i" or np.isfinite(values).all())):
-        return None  # negative or non-finite values: left to the checks of every pass
-    return CompactChunk(indptr, indices, values, block.shape, block.dtype)
+    if block.dtype.kind == "b":
+        return NarrowChunk(block.copy(), block.dtype)
+    if block.min() < 0 or (block.dtype.itemsize > 1 and block.max() > 255):
+        return None  # negative values are left to the checks of every pass
+    return NarrowChunk(block.astype(np.uint8), block.dtype)

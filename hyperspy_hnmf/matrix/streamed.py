@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from .._checks import check_finite, check_nonnegative, row_blocks
-from .compact import CompactChunk, compact_chunk, csr_structure, mostly_zero
+from .compact import CompactChunk, NarrowChunk, compact_chunk, csr_structure, mostly_zero
 
 __all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype", "is_sparse", "sparse_chunk",
            "to_csr", "value_range"]
@@ -213,8 +213,8 @@ def value_range(array):
     values, a chunk with implicit zeros having a minimum of at most 0. A
     :class:`StreamedMatrix` gives the range of its data as stored (without
     its scales or perturbation), from the chunks it keeps in memory where it
-    has them, and keeps the mostly-zero chunks it reads (this pass is not
-    counted in :attr:`StreamedMatrix.passes`).
+    has them, and keeps the chunks it reads as a pass would (this pass is
+    not counted in :attr:`StreamedMatrix.passes`).
 
     Examples
     --------
@@ -281,13 +281,18 @@ class StreamedMatrix:
 
     Notes
     -----
-    Mostly-zero chunks (counted electrons at low dose: at most
-    :data:`~hyperspy_hnmf.matrix.compact.SPARSE_CHUNK_DENSITY` nonzero) are
-    read from the file once: the first pass that reads a chunk keeps it in
-    memory as a :class:`~hyperspy_hnmf.matrix.compact.CompactChunk` (CSR in
-    the data's own type, e.g. 4 bytes per nonzero for uint16 counts), and
-    later passes compute from it instead of reading and decompressing the
-    chunk again. Every result is the same, bit for bit: the same kernels
+    Counted electrons are read from the file once per fit: the first pass
+    that reads a chunk keeps it in memory (:func:`~hyperspy_hnmf.matrix.compact.compact_chunk`)
+    and later passes compute from it instead of reading and decompressing
+    the chunk again. A mostly-zero chunk (counts at low dose: at most
+    :data:`~hyperspy_hnmf.matrix.compact.SPARSE_CHUNK_DENSITY` nonzero) is
+    kept as a :class:`~hyperspy_hnmf.matrix.compact.CompactChunk` (CSR in the
+    data's own type, e.g. 4 bytes per nonzero for uint16 counts); a dense
+    chunk of counts below 256 as a
+    :class:`~hyperspy_hnmf.matrix.compact.NarrowChunk` (one byte per entry),
+    unless the file is memory-mapped (its pages are in the operating
+    system's cache already). Other chunks (floats, larger counts) are read
+    at every pass. Every result is the same, bit for bit: the same kernels
     run on the same numbers (a function that does not take kept chunks gets
     the chunk rebuilt as it was read, perturbations included). The views of
     :meth:`scaled`, :meth:`perturbed` and :meth:`resampled` share the
@@ -312,8 +317,8 @@ class StreamedMatrix:
     #: initializations (each costs two passes over the data).
     power_iterations = 1
 
-    #: Memory, in bytes, that the mostly-zero chunks kept in memory by one
-    #: matrix and its views (one fit's data) may take (see Notes). None: a
+    #: Memory, in bytes, that the chunks kept in memory by one matrix and its
+    #: views (one fit's data) may take (see Notes). None: a
     #: quarter of the machine's physical memory; 0: read every chunk from the
     #: file at every pass.
     compact_cache_bytes = None
@@ -335,7 +340,8 @@ class StreamedMatrix:
         self._counter = _counter if _counter is not None else [0]
         self.perturbation = perturbation
         self.blocks = list(array.to_delayed().ravel())
-        # Chunk index -> CompactChunk, or None once a chunk is known to stay on disk.
+        # Chunk index -> CompactChunk or NarrowChunk, or None once a chunk is known to
+        # stay on disk.
         self._compact = {} if _compact is None else _compact
         self._keeps = _keeps
 
@@ -851,6 +857,8 @@ def _run_chunk_and_keep(max_bytes, function, block, *arguments):
 
 def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbation, *args):
     drawn = perturbation is not None and not callable(perturbation)
+    if isinstance(block, NarrowChunk):  # its bytes are the chunk's counts, computed in
+        block = block.values  # float32 alike (compute_dtype): read as the chunk itself
     if isinstance(block, CompactChunk):
         if perturbation is None and getattr(function, "reads_compact_chunks", False):
             if row_scale is None and column_scale is None:
