@@ -324,3 +324,39 @@ def test_big_endian_data_give_the_native_fit(loss):
             for dtype in ("<u2", ">u2")]
     np.testing.assert_array_equal(fits[1].W, fits[0].W)
     np.testing.assert_array_equal(fits[1].H, fits[0].H)
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_passes_over_kept_chunks_run_without_a_graph_and_give_the_same_bits(scheduler,
+                                                                            monkeypatch):
+    import dask
+
+    X = counted()
+    StreamedMatrix.compact_cache_bytes = 0
+    plain = streaming_nmf(StreamedMatrix(da.from_array(X, chunks=(100, -1))), 3, loss="kl",
+                          init="nndsvda", max_iter=6, tol=0, random_state=0)
+    StreamedMatrix.compact_cache_bytes = None
+    graphs = []
+    compute = dask.compute
+    monkeypatch.setattr(dask, "compute", lambda *a, **o: graphs.append(1) or compute(*a, **o))
+    with dask.config.set(scheduler=scheduler):
+        matrix = StreamedMatrix(da.from_array(X, chunks=(100, -1)))
+        kept = streaming_nmf(matrix, 3, loss="kl", init="nndsvda", max_iter=6, tol=0,
+                             random_state=0)
+    np.testing.assert_array_equal(kept.W, plain.W)
+    np.testing.assert_array_equal(kept.objective, plain.objective)
+    assert len(graphs) == 1 < matrix.passes  # the first pass reads the file, no other
+
+
+def test_an_error_on_a_kept_chunk_reaches_the_caller():
+    matrix = StreamedMatrix(da.from_array(counted(), chunks=(100, -1)))
+    matrix @ np.ones((256, 1))  # keeps every chunk
+
+    def refuse(block, start):
+        if start == 300:
+            raise ValueError(f"rows {start} refused")
+        return 0.0
+
+    with pytest.raises(ValueError, match="rows 300 refused"):
+        matrix.map_chunks(refuse, reduce=True)
+    assert matrix.map_chunks(lambda block, start: start, reduce=True) == 1500
