@@ -360,3 +360,53 @@ def test_an_error_on_a_kept_chunk_reaches_the_caller():
     with pytest.raises(ValueError, match="rows 300 refused"):
         matrix.map_chunks(refuse, reduce=True)
     assert matrix.map_chunks(lambda block, start: start, reduce=True) == 1500
+
+
+@pytest.mark.parametrize("n", list(range(1, 34)))
+def test_results_are_summed_in_one_pairwise_order_as_they_arrive(n):
+    from hyperspy_hnmf.matrix.streamed import _pairwise
+
+    def level_by_level(results):  # 0 + 1, 2 + 3, ...; an odd one out waits a level
+        while len(results) > 1:
+            pairs = [f"({results[i]}+{results[i + 1]})" for i in range(0, len(results) - 1, 2)]
+            results = pairs + results[len(results) - len(results) % 2:]
+        return results[0]
+
+    names = [str(i) for i in range(n)]
+    counts = {"yielded": 0, "added": 0, "held": 0}
+
+    def arriving():
+        for name in names:
+            counts["yielded"] += 1
+            counts["held"] = max(counts["held"], counts["yielded"] - counts["added"])
+            yield name
+
+    def add(a, b):
+        counts["added"] += 1
+        return f"({a}+{b})"
+
+    assert _pairwise(arriving(), add) == level_by_level(names)
+    # Summed as they arrive: at most one partial sum per level is held.
+    assert counts["held"] <= int(np.log2(n)) + 1
+
+
+def test_kept_chunks_run_in_order_with_few_results_waiting():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hyperspy_hnmf.matrix.streamed import _in_order
+
+    started = []
+
+    def record(block, start):
+        started.append(start)
+        return start
+
+    block = np.ones((2, 3), np.float32)
+    tasks = [(record, block, start, np.dtype(np.float32), None, None, None)
+             for start in range(40)]
+    taken = []
+    with ThreadPoolExecutor(2) as pool:
+        for result in _in_order(pool, tasks, 4):
+            taken.append(result)
+            assert len(started) <= len(taken) + 4  # never more than 4 ahead
+    assert taken == list(range(40))

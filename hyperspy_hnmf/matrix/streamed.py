@@ -13,7 +13,9 @@ enter the graph once, as one key, not once per chunk.
 import operator
 import os
 import warnings
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import dask
 import dask.array as da
@@ -476,16 +478,18 @@ class StreamedMatrix:
             extra = per_chunk[position] if per_chunk is not None else ()
             tasks.append((function, self._compact[index], int(self.starts[index]), self.dtype,
                           row_scale, column_scale, self.perturbation, *extra, *shared))
-        if workers == 1 or len(tasks) == 1:
-            results = [_run_chunk(*task) for task in tasks]
-        else:
-            with ThreadPoolExecutor(min(workers, len(tasks))) as pool:
-                results = list(pool.map(lambda task: _run_chunk(*task), tasks))
-        if reduce is None:
-            return results
-        if reduce == "second":
-            return [r[0] for r in results], _pairwise([r[1] for r in results], _add)
-        return _pairwise(results, _add)
+        threads = min(workers, len(tasks))
+        with ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool:
+            # (synchronous scheduler: in this thread, as dask would)
+            results = (_in_order(pool, tasks, 2 * threads) if pool
+                       else (_run_chunk(*task) for task in tasks))
+            if reduce is None:
+                return list(results)
+            if reduce == "second":
+                own = []
+                total = _pairwise((own.append(r[0]) or r[1] for r in results), _add)
+                return own, total
+            return _pairwise(results, _add)  # summed as they come: little held
 
     def _compact_budget(self):
         """Bytes that chunks may still be kept in, or 0 (see Notes)."""
@@ -862,6 +866,21 @@ def csr_chunk(block, dtype, start):
     return sp.csr_matrix((data, indices, indptr), shape=block.shape)
 
 
+def _in_order(pool, tasks, ahead):
+    """:func:`_run_chunk` of the tasks on ``pool``, yielded in order, at most ``ahead`` at once.
+
+    Results are yielded in task order; no more than ``ahead`` tasks are
+    queued or done but not yet taken, so few chunk results wait in memory.
+    """
+    running = deque()
+    for task in tasks:
+        running.append(pool.submit(_run_chunk, *task))
+        if len(running) >= ahead:
+            yield running.popleft().result()
+    while running:
+        yield running.popleft().result()
+
+
 def _local_threads():
     """Threads of dask's current scheduler when it runs in this process (threads or
     synchronous: 1), else 0 (``dask.distributed``, processes)."""
@@ -976,13 +995,24 @@ def _run_sparse_chunk(function, block, start, dtype, row_scale, column_scale, pe
 
 
 def _pairwise(results, add):
-    """``add`` of the results by pairs (0 + 1, 2 + 3, ...), level by level: a fixed order."""
-    while len(results) > 1:
-        pairs = [add(results[i], results[i + 1]) for i in range(0, len(results) - 1, 2)]
-        if len(results) % 2:
-            pairs.append(results[-1])
-        results = pairs
-    return results[0]
+    """``add`` of the results by pairs, then pairs of pairs...: a fixed order.
+
+    The tree of pairing 0 + 1, 2 + 3, ... level by level (an odd one out
+    waits for the next level), built as the results arrive: a partial sum
+    is added as soon as its partner is there, so at most one per level is
+    held (``results`` may be an iterator).
+    """
+    held = []  # (level, partial sum), levels decreasing
+    for value in results:
+        level = 0
+        while held and held[-1][0] == level:
+            value = add(held.pop()[1], value)
+            level += 1
+        held.append((level, value))
+    value = held.pop()[1]
+    while held:  # the odd ones out, from the lowest level up
+        value = add(held.pop()[1], value)
+    return value
 
 
 def _tree_sum(results):
