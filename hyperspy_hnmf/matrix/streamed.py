@@ -12,10 +12,10 @@ enter the graph once, as one key, not once per chunk.
 
 import operator
 import os
+import threading
 import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 
 import dask
 import dask.array as da
@@ -478,18 +478,16 @@ class StreamedMatrix:
             extra = per_chunk[position] if per_chunk is not None else ()
             tasks.append((function, self._compact[index], int(self.starts[index]), self.dtype,
                           row_scale, column_scale, self.perturbation, *extra, *shared))
-        threads = min(workers, len(tasks))
-        with ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool:
-            # (synchronous scheduler: in this thread, as dask would)
-            results = (_in_order(pool, tasks, 2 * threads) if pool
-                       else (_run_chunk(*task) for task in tasks))
-            if reduce is None:
-                return list(results)
-            if reduce == "second":
-                own = []
-                total = _pairwise((own.append(r[0]) or r[1] for r in results), _add)
-                return own, total
-            return _pairwise(results, _add)  # summed as they come: little held
+        # (synchronous scheduler, or one chunk: in this thread, as dask would)
+        results = (_in_order(_thread_pool(workers), tasks, 2 * workers)
+                   if workers > 1 and len(tasks) > 1 else (_run_chunk(*task) for task in tasks))
+        if reduce is None:
+            return list(results)
+        if reduce == "second":
+            own = []
+            total = _pairwise((own.append(r[0]) or r[1] for r in results), _add)
+            return own, total
+        return _pairwise(results, _add)  # summed as they come: little held
 
     def _compact_budget(self):
         """Bytes that chunks may still be kept in, or 0 (see Notes)."""
@@ -864,6 +862,22 @@ def csr_chunk(block, dtype, start):
     if block.dtype.kind == "i" and data.size and data.min() < 0:
         _float_block(block, dtype, start)  # raises the message with the rows
     return sp.csr_matrix((data, indices, indptr), shape=block.shape)
+
+
+_POOL = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _thread_pool(threads):
+    """A pool of ``threads`` threads kept for the process (as dask keeps its own).
+
+    Keyed by process too: a forked child has none of its parent's threads.
+    """
+    key = (os.getpid(), threads)
+    with _POOL_LOCK:
+        if key not in _POOL:
+            _POOL[key] = ThreadPoolExecutor(threads, thread_name_prefix="hnmf-kept")
+        return _POOL[key]
 
 
 def _in_order(pool, tasks, ahead):
