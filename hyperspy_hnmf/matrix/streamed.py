@@ -301,8 +301,8 @@ class StreamedMatrix:
     chunks are all kept runs on a thread pool the size of dask's local
     scheduler, without building a task graph, and sums in the same order.
     The views of :meth:`scaled`, :meth:`perturbed` and :meth:`resampled`
-    share the chunks kept. They take at most :attr:`compact_cache_bytes` in all (each
-    chunk its share by rows). Nothing is kept under a ``dask.distributed``
+    share the chunks kept. They take at most :attr:`compact_cache_bytes` in
+    all (each chunk its share by rows). Nothing is kept under a ``dask.distributed``
     client (the chunks would travel with every task) or for :meth:`subset`
     selections (tree nodes, which have their own row cache).
 
@@ -896,8 +896,11 @@ def _in_order(pool, tasks, ahead):
 
 
 def _local_threads():
-    """Threads of dask's current scheduler when it runs in this process (threads or
-    synchronous: 1), else 0 (``dask.distributed``, processes)."""
+    """Threads of dask's current scheduler if it runs in this process, else 0.
+
+    The synchronous scheduler: 1; threads: dask's ``num_workers`` or the CPU
+    count; ``dask.distributed`` or processes: 0.
+    """
     import dask.local
     import dask.threaded
 
