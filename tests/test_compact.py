@@ -410,3 +410,18 @@ def test_kept_chunks_run_in_order_with_few_results_waiting():
             taken.append(result)
             assert len(started) <= len(taken) + 4  # never more than 4 ahead
     assert taken == list(range(40))
+
+
+def test_chunks_are_kept_only_where_dask_computes_in_this_process():
+    import dask
+
+    matrix = StreamedMatrix(da.from_array(counted(), chunks=(100, -1)))
+    StreamedMatrix.compact_cache_bytes = 10**6
+    with dask.config.set(scheduler="processes"):  # chunks would travel with every task
+        assert matrix._compact_budget() == 0
+    with dask.config.set(scheduler="sync"):
+        assert matrix._compact_budget() == 10**6
+    with dask.config.set(scheduler="threads", num_workers=3):
+        assert matrix._compact_budget() == 10**6
+        from hyperspy_hnmf.matrix.streamed import _local_threads
+        assert _local_threads() == 3

@@ -398,6 +398,7 @@ def _narrow_chunk(block, max_bytes):
         return None
     if block.dtype.kind == "b":
         return NarrowChunk(block.copy(), block.dtype)
-    if block.min() < 0 or (block.dtype.itemsize > 1 and block.max() > 255):
+    if (block.dtype.kind == "i" and block.min() < 0) or (
+            block.dtype.itemsize > 1 and block.max() > 255):
         return None  # negative values are left to the checks of every pass
     return NarrowChunk(block.astype(np.uint8), block.dtype)

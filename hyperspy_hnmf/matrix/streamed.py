@@ -303,7 +303,8 @@ class StreamedMatrix:
     The views of :meth:`scaled`, :meth:`perturbed` and :meth:`resampled`
     share the chunks kept. They take at most :attr:`compact_cache_bytes` in
     all (each chunk its share by rows). Nothing is kept under a ``dask.distributed``
-    client (the chunks would travel with every task) or for :meth:`subset`
+    client or dask's processes scheduler (the chunks would travel with every
+    task) or for :meth:`subset`
     selections (tree nodes, which have their own row cache).
 
     Examples
@@ -428,17 +429,9 @@ class StreamedMatrix:
             return self._map_kept(function, per_chunk, shared, reduce, chosen, workers)
         shared = [dask.delayed(value, pure=True) if isinstance(value, np.ndarray) else value
                   for value in shared]
-        row_scale = column_scale = None
-        if self.column_scale is not None:
-            column_scale = dask.delayed(self.column_scale.astype(self.dtype), pure=True)
         results, kept = [], {}
-        for position, index in enumerate(chosen):
-            block = self._compact.get(index) or self.blocks[index]
-            extra = per_chunk[position] if per_chunk is not None else ()
-            if self.row_scale is not None:
-                row_scale = self.row_scale[self.rows(index)].astype(self.dtype)
-            arguments = (function, block, int(self.starts[index]), self.dtype, row_scale,
-                         column_scale, self.perturbation, *extra, *shared)
+        for index, arguments in self._chunk_arguments(function, per_chunk, shared, chosen,
+                                                      in_graph=True):
             if budget and index not in self._compact:
                 # Read from the file: the task also returns the chunk kept compact, or None.
                 share = budget * (self.starts[index + 1] - self.starts[index]) // self.shape[0]
@@ -469,15 +462,8 @@ class StreamedMatrix:
         scheduling of a graph (a few milliseconds a pass, a tenth of a pass
         over mostly-zero chunks).
         """
-        column_scale = (None if self.column_scale is None
-                        else self.column_scale.astype(self.dtype))
-        tasks = []
-        for position, index in enumerate(chosen):
-            row_scale = (None if self.row_scale is None
-                         else self.row_scale[self.rows(index)].astype(self.dtype))
-            extra = per_chunk[position] if per_chunk is not None else ()
-            tasks.append((function, self._compact[index], int(self.starts[index]), self.dtype,
-                          row_scale, column_scale, self.perturbation, *extra, *shared))
+        tasks = [arguments for _, arguments in self._chunk_arguments(
+            function, per_chunk, shared, chosen, in_graph=False)]
         # (synchronous scheduler, or one chunk: in this thread, as dask would)
         results = (_in_order(_thread_pool(workers), tasks, 2 * workers)
                    if workers > 1 and len(tasks) > 1 else (_run_chunk(*task) for task in tasks))
@@ -489,6 +475,24 @@ class StreamedMatrix:
             return own, total
         return _pairwise(results, _add)  # summed as they come: little held
 
+    def _chunk_arguments(self, function, per_chunk, shared, chosen, in_graph):
+        """``(index, arguments of _run_chunk)`` of the chosen chunks, kept ones from memory.
+
+        ``in_graph``: the column scale enters a task graph once, as one key.
+        """
+        column_scale = None
+        if self.column_scale is not None:
+            column_scale = self.column_scale.astype(self.dtype)
+            if in_graph:
+                column_scale = dask.delayed(column_scale, pure=True)
+        for position, index in enumerate(chosen):
+            row_scale = (None if self.row_scale is None
+                         else self.row_scale[self.rows(index)].astype(self.dtype))
+            extra = per_chunk[position] if per_chunk is not None else ()
+            block = self._compact.get(index) or self.blocks[index]
+            yield index, (function, block, int(self.starts[index]), self.dtype, row_scale,
+                          column_scale, self.perturbation, *extra, *shared)
+
     def _compact_budget(self):
         """Bytes that chunks may still be kept in, or 0 (see Notes)."""
         limit = self.compact_cache_bytes
@@ -498,7 +502,7 @@ class StreamedMatrix:
                 f"StreamedMatrix.compact_cache_bytes must be None (a quarter of the machine's "
                 f"memory) or a number of bytes >= 0 (0: keep no chunk in memory), got "
                 f"{limit!r}.")
-        if not self._keeps or len(self._compact) == self.n_chunks or _distributed():
+        if not self._keeps or len(self._compact) == self.n_chunks or not _local_threads():
             return 0
         return int(_physical_memory() // 4 if limit is None else limit)
 
@@ -910,12 +914,6 @@ def _local_threads():
     if scheduler is None or scheduler is dask.threaded.get:
         return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
     return 0
-
-
-def _distributed():
-    """Whether dask computes on a ``dask.distributed`` client now."""
-    client = getattr(dask.base.get_scheduler(), "__self__", None)
-    return type(client).__module__.split(".")[0] == "distributed"
 
 
 def _physical_memory():
