@@ -10,8 +10,10 @@ import pytest
 import scipy.sparse as sp
 
 import hyperspy_hnmf
-from hyperspy_hnmf.matrix.compact import (SPARSE_CHUNK_DENSITY, CompactChunk, NarrowChunk,
-                                          compact_chunk, memory_mapped)
+import hyperspy_hnmf.matrix.compact as compact_module
+from hyperspy_hnmf.matrix.compact import (PACKED_FRACTION, SPARSE_CHUNK_DENSITY, CompactChunk,
+                                          NarrowChunk, byte_codec, compact_chunk,
+                                          memory_mapped)
 from hyperspy_hnmf.matrix.streamed import csr_chunk
 from hyperspy_hnmf.solvers._passes import MissingEntries
 from hyperspy_hnmf.streaming import StreamedMatrix, randomized_nmf, streaming_nmf
@@ -21,6 +23,25 @@ def counted(n=600, m=256, k=3, rate=0.05, dtype=np.uint16, seed=0):
     rng = np.random.default_rng(seed)
     maps, patterns = rng.random((n, k)), rng.random((k, m)) ** 3
     return rng.poisson(rate * 4 * maps @ patterns).astype(dtype)
+
+
+def narrow_bytes(X, rows):
+    """Bytes of X's chunks kept dense: LZ4 of the bit-shuffled bytes, slab by slab, where
+    that takes at most PACKED_FRACTION of them, else the bytes."""
+    total = 0
+    slab = compact_module.PACKED_SLAB_BYTES // X.shape[1]
+    for start in range(0, X.shape[0], rows):
+        raw = X[start:start + rows].astype(np.uint8)
+        packed = sum(len(byte_codec().encode(raw[top:top + slab]))
+                     for top in range(0, len(raw), slab))
+        total += packed if packed <= PACKED_FRACTION * raw.nbytes else raw.nbytes
+    return total
+
+
+@pytest.fixture
+def no_codec(monkeypatch):
+    """As without numcodecs: dense chunks kept as plain bytes."""
+    monkeypatch.setattr(compact_module, "byte_codec", lambda: None)
 
 
 class Reads:
@@ -76,7 +97,8 @@ def test_kept_chunks_are_read_once_and_change_no_bit(dtype, rate, loss):
         expected = np.count_nonzero(X) * (2 + X.itemsize) + 6 * 101 * 8
     else:
         assert density > 0.5 and 16 < X.max() < 256
-        kind, expected = NarrowChunk, X.size  # one byte per entry
+        kind, expected = NarrowChunk, narrow_bytes(X, 100)  # a byte per entry, compressed
+        assert expected < 0.75 * X.size
     assert matrix.compact_bytes == expected
     assert all(type(chunk) is kind for chunk in matrix._compact.values())
 
@@ -124,7 +146,7 @@ def test_wide_counts_floats_and_memory_mapped_files_are_read_at_every_pass(tmp_p
         assert reads.count == 6 + (matrix.passes - 1) * len(on_disk)
 
 
-def test_the_budget_bounds_the_memory_kept_and_each_chunk_takes_its_share():
+def test_the_budget_bounds_the_memory_kept_and_each_chunk_takes_its_share(no_codec):
     X = counted()
     sizes = [compact_chunk(X[start:start + 100], 10**9).nbytes for start in range(0, 600, 100)]
     ones = np.ones((256, 1), np.float32)
@@ -199,14 +221,40 @@ def test_wide_detectors_bad_values_and_dense_first_rows_are_not_kept():
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int8, np.int16, np.bool_])
-def test_a_narrow_chunk_is_the_chunk_as_read(dtype):
-    X = counted(n=50, rate=8.0, dtype=dtype)
+@pytest.mark.parametrize("rate, packed, slab_rows", [
+    (8.0, True, None), (8.0, False, None), (0.4, True, None), (0.4, True, 7)])
+def test_a_narrow_chunk_is_the_chunk_as_read(dtype, rate, packed, slab_rows, monkeypatch):
+    if not packed:
+        monkeypatch.setattr(compact_module, "byte_codec", lambda: None)
+    if slab_rows:  # 50 rows in slabs of 7: the last one short
+        monkeypatch.setattr(compact_module, "PACKED_SLAB_BYTES", slab_rows * 256)
+    X = counted(n=50, rate=rate, dtype=dtype)
+    assert np.count_nonzero(X) > SPARSE_CHUNK_DENSITY * X.size
     chunk = compact_chunk(X, X.size)
-    assert type(chunk) is NarrowChunk and chunk.nbytes == X.size and chunk.shape == X.shape
-    assert chunk.values.itemsize == 1 and not np.shares_memory(chunk.values, X)
+    expected = narrow_bytes(X, 50) if packed else X.size
+    assert type(chunk) is NarrowChunk and chunk.packed == (expected < X.size)
+    assert chunk.nbytes == expected and chunk.shape == X.shape
+    values = chunk.values
+    assert values.itemsize == 1 and not np.shares_memory(values, X)
     assert chunk.dense().dtype == X.dtype
     np.testing.assert_array_equal(chunk.dense(), X)
-    assert compact_chunk(X, X.size - 1) is None  # over the budget
+    np.testing.assert_array_equal(values, X)
+    if chunk.packed:  # each read decodes into a new array
+        assert not np.shares_memory(chunk.values, values)
+        assert len(chunk._stored) == (8 if slab_rows else 1)
+        if dtype != np.bool_ and rate < 1:  # a few counts: a tenth of float32 or less
+            assert chunk.nbytes < 0.4 * X.size
+    assert compact_chunk(X, expected - 1) is None  # over the budget
+    assert compact_chunk(X, expected).nbytes == expected
+
+
+def test_a_mostly_zero_chunk_over_its_csr_share_is_kept_as_compressed_bytes():
+    X = counted(rate=0.05)[:100]
+    csr = compact_chunk(X, 10**9)
+    assert type(csr) is CompactChunk
+    chunk = compact_chunk(X, csr.nbytes - 1)
+    assert type(chunk) is NarrowChunk and chunk.packed and chunk.nbytes < csr.nbytes
+    np.testing.assert_array_equal(chunk.dense(), X)
 
 
 def test_negative_or_byte_order_swapped_counts_are_not_kept_dense(tmp_path):

@@ -11,16 +11,17 @@ it once per fit instead of once per pass:
   counts on a detector of up to 65536 pixels, against 4 bytes per *entry*
   for float32);
 - a dense chunk of counts below 256 as a :class:`NarrowChunk`: one byte per
-  entry, a quarter of its float32 size.
+  entry, a quarter of its float32 size, compressed when that pays (a
+  tenth to a sixth of the float32 size for a few electrons per pixel).
 """
 
 import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-__all__ = ["CompactChunk", "NarrowChunk", "SPARSE_CHUNK_DENSITY", "compact_chunk",
-           "leading_density", "leading_rows", "memory_mapped", "mostly_zero", "nonzero_words",
-           "row_nonzeros"]
+__all__ = ["CompactChunk", "NarrowChunk", "PACKED_FRACTION", "PACKED_SLAB_BYTES",
+           "SPARSE_CHUNK_DENSITY", "byte_codec", "compact_chunk", "leading_density",
+           "leading_rows", "memory_mapped", "mostly_zero", "nonzero_words", "row_nonzeros"]
 
 #: Chunks with at most this fraction of nonzeros (counted electrons) are
 #: multiplied as CSR matrices, and kept in memory as :class:`CompactChunk`
@@ -274,41 +275,112 @@ class CompactChunk:
         return float(self.dense().sum(dtype=np.float64))
 
 
-class NarrowChunk:
-    """A dense chunk of counts below 256 held in memory as one byte per entry.
+#: A dense chunk is kept compressed when that takes at most this fraction of
+#: its bytes; otherwise as plain bytes, which cost nothing to read.
+PACKED_FRACTION = 0.75
+#: A kept dense chunk is compressed in slabs of rows of about this many
+#: bytes, so that compressing and decoding it allocate little at a time (large
+#: transient buffers leave the allocator's heaps fragmented: resident memory
+#: that is not given back).
+PACKED_SLAB_BYTES = 1 << 20
 
-    Counts of up to 16 bits are computed in float32 whatever their width,
-    so the byte values stand for the chunk in every computation (see
-    :func:`compact_chunk`).
 
-    Parameters
-    ----------
-    values : ndarray, shape (n, m)
-        The chunk as uint8, or in its own type when that takes one byte.
-    dtype : numpy.dtype
-        Type of the chunk as stored.
+def byte_codec():
+    """The codec of kept dense chunks, or None when numcodecs is not installed.
+
+    Blosc's LZ4 on bit-shuffled bytes: counts below 256 use few of a byte's
+    eight bits, which shuffling gathers into runs that LZ4 shortens. It
+    decodes at several GB/s on one core and releases the GIL.
 
     Examples
     --------
-    >>> chunk = compact_chunk(np.full((4, 8), 7, dtype=np.uint16), 1000)
-    >>> chunk.values.dtype.name, chunk.nbytes, chunk.dense().dtype.name
-    ('uint8', 32, 'uint16')
+    >>> codec = byte_codec()
+    >>> values = np.arange(4096, dtype=np.uint8) % 4
+    >>> len(codec.encode(values)) < values.nbytes / 4  # two bits used of eight
+    True
+    """
+    try:
+        from numcodecs import Blosc
+    except ImportError:  # (numcodecs comes with zarr, in the "lazy" extra)
+        return None
+    return Blosc(cname="lz4", clevel=1, shuffle=Blosc.BITSHUFFLE)
+
+
+def _as_bytes(block):
+    """A chunk of counts below 256 as one byte per entry (a view when it has one already)."""
+    return block.view(np.uint8) if block.itemsize == 1 else block.astype(np.uint8)
+
+
+class NarrowChunk:
+    """A dense chunk of counts below 256 held in memory as one byte per entry or less.
+
+    Counts of up to 16 bits are computed in float32 whatever their width,
+    so the byte values stand for the chunk in every computation (see
+    :func:`compact_chunk`). The bytes are kept compressed
+    (:func:`byte_codec`, in slabs of :data:`PACKED_SLAB_BYTES`) when that
+    takes at most :data:`PACKED_FRACTION` of them, and decoded into a new
+    array each time :attr:`values` is read: counts of a few electrons per
+    pixel take a tenth to a sixth of their float32 size, for about 4 ms per
+    16 MiB chunk and pass.
+
+    Parameters
+    ----------
+    block : ndarray, shape (n, m)
+        The chunk as read: C-contiguous integers of at most 16 bits, all
+        in [0, 255], or booleans (not checked here). It is copied.
+    codec : numcodecs codec, optional
+        Compresses the bytes when given and worth it.
+
+    Examples
+    --------
+    >>> counts = np.tile(np.arange(64, dtype=np.uint16) % 3, (64, 1))
+    >>> chunk = NarrowChunk(counts, byte_codec())
+    >>> chunk.values.dtype.name, chunk.packed, chunk.nbytes < counts.size / 4
+    ('uint8', True, True)
+    >>> bool((chunk.dense() == counts).all()), chunk.dense().dtype.name
+    (True, 'uint16')
     """
 
-    __slots__ = ("values", "dtype")
+    __slots__ = ("_stored", "_codec", "_slab", "shape", "dtype")
 
-    def __init__(self, values, dtype):
-        self.values, self.dtype = values, np.dtype(dtype)
+    def __init__(self, block, codec=None):
+        self.shape, self.dtype = block.shape, block.dtype
+        n, m = block.shape
+        self._slab = max(1, PACKED_SLAB_BYTES // max(1, m))
+        if codec is not None:
+            packed, size = [], 0
+            for top in range(0, n, self._slab):
+                packed.append(codec.encode(_as_bytes(block[top:top + self._slab])))
+                size += len(packed[-1])
+                if size > PACKED_FRACTION * block.size:
+                    break  # not worth it: plain bytes
+            else:
+                self._stored, self._codec = packed, codec
+                return
+        self._stored, self._codec = block.astype(np.uint8), None
 
     @property
-    def shape(self):
-        """Shape of the chunk."""
-        return self.values.shape
+    def packed(self):
+        """Whether the bytes are held compressed."""
+        return self._codec is not None
+
+    @property
+    def values(self):
+        """The chunk's byte values (decoded into a new array when packed)."""
+        if self._codec is None:
+            out = self._stored
+        else:
+            out = np.empty(self.shape, dtype=np.uint8)
+            for index, packed in enumerate(self._stored):
+                self._codec.decode(packed, out=out[index * self._slab:(index + 1) * self._slab])
+        return out.view(np.bool_) if self.dtype.kind == "b" else out
 
     @property
     def nbytes(self):
         """Memory held, in bytes."""
-        return self.values.nbytes
+        if self._codec is None:
+            return self._stored.nbytes
+        return sum(len(packed) for packed in self._stored)
 
     def dense(self):
         """The chunk as it was read: a new array of its own type."""
@@ -340,14 +412,17 @@ def compact_chunk(block, max_bytes):
       :data:`SPARSE_CHUNK_DENSITY` nonzero, both over the whole chunk and
       over its first :func:`leading_rows`, which decide how products read
       it) and holds valid data (finite, nonnegative).
-    - Else a :class:`NarrowChunk` (one byte per entry) when it holds
-      integers or booleans of at most 16 bits, all in [0, 255], and is not
-      a view of a memory-mapped file (whose pages the operating system
-      keeps already). Wider counts and floats are not kept dense: they
-      would take more than a quarter of their float32 size.
+    - Else a :class:`NarrowChunk` (one byte per entry, compressed by
+      :func:`byte_codec` when that takes at most :data:`PACKED_FRACTION`
+      of the bytes) when it holds integers or booleans of at most 16 bits,
+      all in [0, 255], and is not a view of a memory-mapped file (whose
+      pages the operating system keeps already). Wider counts and floats
+      are not kept dense: they would take more than a quarter of their
+      float32 size.
 
     Either takes at most ``max_bytes``. Finding a chunk dense costs one test
-    of its first rows; narrowing it, one pass for its range and one copy.
+    of its first rows; narrowing it, one pass for its range, one copy and
+    one compression (about 10 ms per 16 MiB of bytes, once per fit).
 
     Parameters
     ----------
@@ -368,7 +443,7 @@ def compact_chunk(block, max_bytes):
     'NarrowChunk'
     >>> compact_chunk(np.full((4, 4), 256, dtype=np.uint16), 10**6) is None  # over a byte
     True
-    >>> compact_chunk(np.eye(64, dtype=np.uint8), 100) is None  # over the budget
+    >>> compact_chunk(np.eye(64, dtype=np.uint8), 10) is None  # over the budget
     True
     """
     block = np.asarray(block)
@@ -393,12 +468,12 @@ def compact_chunk(block, max_bytes):
 
 def _narrow_chunk(block, max_bytes):
     """:func:`compact_chunk`'s dense case: a :class:`NarrowChunk`, or None."""
-    if block.dtype.kind not in "uib" or block.dtype.itemsize > 2 or block.size > max_bytes \
-            or memory_mapped(block):
+    codec = byte_codec()  # (compressed, a chunk over the budget may fit: it is tried)
+    if block.dtype.kind not in "uib" or block.dtype.itemsize > 2 or memory_mapped(block) \
+            or (codec is None and block.size > max_bytes):
         return None
-    if block.dtype.kind == "b":
-        return NarrowChunk(block.copy(), block.dtype)
     if (block.dtype.kind == "i" and block.min() < 0) or (
             block.dtype.itemsize > 1 and block.max() > 255):
         return None  # negative values are left to the checks of every pass
-    return NarrowChunk(block.astype(np.uint8), block.dtype)
+    chunk = NarrowChunk(block, codec)
+    return chunk if chunk.nbytes <= max_bytes else None
