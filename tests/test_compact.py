@@ -248,6 +248,15 @@ def test_a_narrow_chunk_is_the_chunk_as_read(dtype, rate, packed, slab_rows, mon
     assert compact_chunk(X, expected).nbytes == expected
 
 
+def test_bytes_that_do_not_compress_are_kept_plain():
+    X = np.random.default_rng(3).integers(1, 256, (64, 256), dtype=np.uint16)
+    chunk = compact_chunk(X, 10**9)
+    assert type(chunk) is NarrowChunk and not chunk.packed and chunk.nbytes == X.size
+    np.testing.assert_array_equal(chunk.dense(), X)
+    few = X % 4  # two bits of eight: packed
+    assert compact_chunk(few, 10**9).nbytes < PACKED_FRACTION * few.size
+
+
 def test_a_mostly_zero_chunk_over_its_csr_share_is_kept_as_compressed_bytes():
     X = counted(rate=0.05)[:100]
     csr = compact_chunk(X, 10**9)
