@@ -2,6 +2,7 @@
 once per fit, with every result unchanged."""
 
 import re
+import sys
 import threading
 
 import dask.array as da
@@ -146,8 +147,12 @@ def test_wide_counts_floats_and_memory_mapped_files_are_read_at_every_pass(tmp_p
         assert reads.count == 6 + (matrix.passes - 1) * len(on_disk)
 
 
-def test_the_budget_bounds_the_memory_kept_and_each_chunk_takes_its_share(no_codec):
-    X = counted()
+@pytest.mark.parametrize("rate, codec", [(0.05, False), (8.0, True)])  # CSR, packed bytes
+def test_the_budget_bounds_the_memory_kept_and_each_chunk_takes_its_share(rate, codec,
+                                                                          monkeypatch):
+    if not codec:
+        monkeypatch.setattr(compact_module, "byte_codec", lambda: None)
+    X = counted(rate=rate)
     sizes = [compact_chunk(X[start:start + 100], 10**9).nbytes for start in range(0, 600, 100)]
     ones = np.ones((256, 1), np.float32)
     StreamedMatrix.compact_cache_bytes = 6 * max(sizes)  # room for every chunk's share
@@ -235,7 +240,8 @@ def test_a_narrow_chunk_is_the_chunk_as_read(dtype, rate, packed, slab_rows, mon
     assert type(chunk) is NarrowChunk and chunk.packed == (expected < X.size)
     assert chunk.nbytes == expected and chunk.shape == X.shape
     values = chunk.values
-    assert values.itemsize == 1 and not np.shares_memory(values, X)
+    assert values.dtype == (np.bool_ if dtype == np.bool_ else np.uint8)
+    assert not np.shares_memory(values, X)
     assert chunk.dense().dtype == X.dtype
     np.testing.assert_array_equal(chunk.dense(), X)
     np.testing.assert_array_equal(values, X)
@@ -248,13 +254,46 @@ def test_a_narrow_chunk_is_the_chunk_as_read(dtype, rate, packed, slab_rows, mon
     assert compact_chunk(X, expected).nbytes == expected
 
 
-def test_bytes_that_do_not_compress_are_kept_plain():
+class CountingCodec:
+    """byte_codec(), counting the slabs it compresses."""
+
+    def __init__(self):
+        self.codec, self.calls = byte_codec(), 0
+
+    def encode(self, values):
+        self.calls += 1
+        return self.codec.encode(values)
+
+
+def test_bytes_that_do_not_compress_are_kept_plain_after_one_slab(monkeypatch):
+    monkeypatch.setattr(compact_module, "PACKED_SLAB_BYTES", 8 * 256)  # 8 slabs of 8 rows
     X = np.random.default_rng(3).integers(1, 256, (64, 256), dtype=np.uint16)
+    codec = CountingCodec()
+    assert compact_module.pack_bytes(X, codec, 10**9) is None and codec.calls == 1
     chunk = compact_chunk(X, 10**9)
     assert type(chunk) is NarrowChunk and not chunk.packed and chunk.nbytes == X.size
     np.testing.assert_array_equal(chunk.dense(), X)
-    few = X % 4  # two bits of eight: packed
-    assert compact_chunk(few, 10**9).nbytes < PACKED_FRACTION * few.size
+    assert compact_chunk(X, X.size - 1) is None
+    few = X % 4  # two bits of eight: packed, in eight slabs
+    codec = CountingCodec()
+    packed = compact_module.pack_bytes(few, codec, 10**9)
+    assert codec.calls == len(packed) == 8
+    size = sum(len(slab) for slab in packed)
+    assert size < 0.3 * few.size
+    codec = CountingCodec()  # over the budget: stops at the slab that crosses it
+    assert compact_module.pack_bytes(few, codec, size // 2) is None and codec.calls <= 5
+    chunk = compact_chunk(few, size)
+    assert chunk.packed and chunk.nbytes == size
+    np.testing.assert_array_equal(chunk.dense(), few)
+
+
+def test_without_numcodecs_dense_chunks_are_kept_as_plain_bytes(monkeypatch):
+    monkeypatch.setitem(sys.modules, "numcodecs", None)  # import fails
+    assert byte_codec() is None
+    X = counted(n=50, rate=0.4)
+    chunk = compact_chunk(X, 10**9)
+    assert type(chunk) is NarrowChunk and not chunk.packed and chunk.nbytes == X.size
+    np.testing.assert_array_equal(chunk.dense(), X)
 
 
 def test_a_mostly_zero_chunk_over_its_csr_share_is_kept_as_compressed_bytes():

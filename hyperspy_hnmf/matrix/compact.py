@@ -11,8 +11,8 @@ it once per fit instead of once per pass:
   counts on a detector of up to 65536 pixels, against 4 bytes per *entry*
   for float32);
 - a dense chunk of counts below 256 as a :class:`NarrowChunk`: one byte per
-  entry, a quarter of its float32 size, compressed when that pays (a
-  tenth to a sixth of the float32 size for a few electrons per pixel).
+  entry, a quarter of its float32 size, compressed when that pays (7–15 %
+  of the float32 size for a few electrons per pixel).
 """
 
 import numba
@@ -21,7 +21,8 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 
 __all__ = ["CompactChunk", "NarrowChunk", "PACKED_FRACTION", "PACKED_SLAB_BYTES",
            "SPARSE_CHUNK_DENSITY", "byte_codec", "compact_chunk", "leading_density",
-           "leading_rows", "memory_mapped", "mostly_zero", "nonzero_words", "row_nonzeros"]
+           "leading_rows", "memory_mapped", "mostly_zero", "nonzero_words", "pack_bytes",
+           "row_nonzeros"]
 
 #: Chunks with at most this fraction of nonzeros (counted electrons) are
 #: multiplied as CSR matrices, and kept in memory as :class:`CompactChunk`
@@ -295,8 +296,8 @@ def byte_codec():
     Examples
     --------
     >>> codec = byte_codec()
-    >>> values = np.arange(4096, dtype=np.uint8) % 4
-    >>> len(codec.encode(values)) < values.nbytes / 4  # two bits used of eight
+    >>> values = np.random.default_rng(0).integers(0, 4, 4096, dtype=np.uint8)
+    >>> len(codec.encode(values)) < 0.3 * values.nbytes  # two bits used of eight
     True
     """
     try:
@@ -311,53 +312,87 @@ def _as_bytes(block):
     return block.view(np.uint8) if block.itemsize == 1 else block.astype(np.uint8)
 
 
+def _slab_rows(columns):
+    """Rows of a slab of :data:`PACKED_SLAB_BYTES` bytes (at least one)."""
+    return max(1, PACKED_SLAB_BYTES // max(1, columns))
+
+
+def pack_bytes(block, codec, max_bytes):
+    """A chunk's bytes compressed slab by slab, or None when that does not pay or fit.
+
+    Compression stops as soon as the slabs so far take more than
+    :data:`PACKED_FRACTION` of their bytes, or more than ``max_bytes`` in
+    all, so an incompressible chunk costs about one slab's compression.
+
+    Parameters
+    ----------
+    block : ndarray, shape (n, m)
+        C-contiguous integers of at most 16 bits, all in [0, 255], or
+        booleans (not checked here).
+    codec : numcodecs codec
+    max_bytes : int
+
+    Returns
+    -------
+    list of bytes or None
+        One compressed slab per :func:`_slab_rows` rows.
+
+    Examples
+    --------
+    >>> counts = np.random.default_rng(0).integers(0, 4, (64, 256), dtype=np.uint16)
+    >>> len(pack_bytes(counts, byte_codec(), 10**6))
+    1
+    >>> pack_bytes(counts, byte_codec(), 100) is None  # over the budget
+    True
+    """
+    n, m = block.shape
+    slab = _slab_rows(m)
+    packed, size = [], 0
+    for top in range(0, n, slab):
+        packed.append(codec.encode(_as_bytes(block[top:top + slab])))
+        size += len(packed[-1])
+        if size > max_bytes or size > PACKED_FRACTION * min(n, top + slab) * m:
+            return None
+    return packed
+
+
 class NarrowChunk:
     """A dense chunk of counts below 256 held in memory as one byte per entry or less.
 
     Counts of up to 16 bits are computed in float32 whatever their width,
     so the byte values stand for the chunk in every computation (see
-    :func:`compact_chunk`). The bytes are kept compressed
-    (:func:`byte_codec`, in slabs of :data:`PACKED_SLAB_BYTES`) when that
-    takes at most :data:`PACKED_FRACTION` of them, and decoded into a new
-    array each time :attr:`values` is read: counts of a few electrons per
-    pixel take a tenth to a sixth of their float32 size, for about 4 ms per
-    16 MiB chunk and pass.
+    :func:`compact_chunk`). The bytes are held either plain or compressed
+    (:func:`pack_bytes`, in slabs of :data:`PACKED_SLAB_BYTES`), which are
+    decoded into a new array each time :attr:`values` is read: counts of a
+    few electrons per pixel take 7–15 % of their float32 size, for about
+    4 ms per 16 MiB chunk and pass.
 
     Parameters
     ----------
-    block : ndarray, shape (n, m)
-        The chunk as read: C-contiguous integers of at most 16 bits, all
-        in [0, 255], or booleans (not checked here). It is copied.
+    stored : ndarray or list of bytes
+        The chunk as uint8 (or bool), or its slabs as :func:`pack_bytes`
+        compressed them with ``codec``.
+    shape : tuple of int
+    dtype : numpy.dtype
+        Type of the chunk as stored.
     codec : numcodecs codec, optional
-        Compresses the bytes when given and worth it.
+        The codec of packed slabs (None: ``stored`` is plain bytes).
 
     Examples
     --------
-    >>> counts = np.tile(np.arange(64, dtype=np.uint16) % 3, (64, 1))
-    >>> chunk = NarrowChunk(counts, byte_codec())
-    >>> chunk.values.dtype.name, chunk.packed, chunk.nbytes < counts.size / 4
+    >>> counts = np.random.default_rng(0).integers(0, 4, (64, 256), dtype=np.uint16)
+    >>> chunk = compact_chunk(counts, 10**6)
+    >>> chunk.values.dtype.name, chunk.packed, chunk.nbytes < counts.size * 0.3
     ('uint8', True, True)
     >>> bool((chunk.dense() == counts).all()), chunk.dense().dtype.name
     (True, 'uint16')
     """
 
-    __slots__ = ("_stored", "_codec", "_slab", "shape", "dtype")
+    __slots__ = ("_stored", "_codec", "shape", "dtype")
 
-    def __init__(self, block, codec=None):
-        self.shape, self.dtype = block.shape, block.dtype
-        n, m = block.shape
-        self._slab = max(1, PACKED_SLAB_BYTES // max(1, m))
-        if codec is not None:
-            packed, size = [], 0
-            for top in range(0, n, self._slab):
-                packed.append(codec.encode(_as_bytes(block[top:top + self._slab])))
-                size += len(packed[-1])
-                if size > PACKED_FRACTION * block.size:
-                    break  # not worth it: plain bytes
-            else:
-                self._stored, self._codec = packed, codec
-                return
-        self._stored, self._codec = block.astype(np.uint8), None
+    def __init__(self, stored, shape, dtype, codec=None):
+        self._stored, self._codec = stored, codec
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
 
     @property
     def packed(self):
@@ -368,11 +403,11 @@ class NarrowChunk:
     def values(self):
         """The chunk's byte values (decoded into a new array when packed)."""
         if self._codec is None:
-            out = self._stored
-        else:
-            out = np.empty(self.shape, dtype=np.uint8)
-            for index, packed in enumerate(self._stored):
-                self._codec.decode(packed, out=out[index * self._slab:(index + 1) * self._slab])
+            return self._stored
+        out = np.empty(self.shape, dtype=np.uint8)
+        slab = _slab_rows(self.shape[1])
+        for index, packed in enumerate(self._stored):
+            self._codec.decode(packed, out=out[index * slab:(index + 1) * slab])
         return out.view(np.bool_) if self.dtype.kind == "b" else out
 
     @property
@@ -468,12 +503,16 @@ def compact_chunk(block, max_bytes):
 
 def _narrow_chunk(block, max_bytes):
     """:func:`compact_chunk`'s dense case: a :class:`NarrowChunk`, or None."""
-    codec = byte_codec()  # (compressed, a chunk over the budget may fit: it is tried)
-    if block.dtype.kind not in "uib" or block.dtype.itemsize > 2 or memory_mapped(block) \
-            or (codec is None and block.size > max_bytes):
+    if block.dtype.kind not in "uib" or block.dtype.itemsize > 2 or memory_mapped(block):
         return None
     if (block.dtype.kind == "i" and block.min() < 0) or (
             block.dtype.itemsize > 1 and block.max() > 255):
         return None  # negative values are left to the checks of every pass
-    chunk = NarrowChunk(block, codec)
-    return chunk if chunk.nbytes <= max_bytes else None
+    codec = byte_codec()  # (packed, a chunk over the budget as plain bytes may fit)
+    packed = pack_bytes(block, codec, max_bytes) if codec is not None else None
+    if packed is not None:
+        return NarrowChunk(packed, block.shape, block.dtype, codec)
+    if block.size > max_bytes:
+        return None
+    plain = block.copy() if block.dtype.kind == "b" else block.astype(np.uint8)
+    return NarrowChunk(plain, block.shape, block.dtype)

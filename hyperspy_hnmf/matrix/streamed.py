@@ -293,8 +293,9 @@ class StreamedMatrix:
     data's own type, e.g. 4 bytes per nonzero for uint16 counts); a dense
     chunk of counts below 256 as a
     :class:`~hyperspy_hnmf.matrix.compact.NarrowChunk` (one byte per entry,
-    LZ4-compressed when that pays), unless the file is memory-mapped (its pages are in the operating
-    system's cache already). Other chunks (floats, larger counts) are read
+    LZ4-compressed when that pays), unless the file is memory-mapped (its
+    pages are in the operating system's cache already). Other chunks
+    (floats, larger counts) are read
     at every pass. Every result is the same, bit for bit: the same kernels
     run on the same numbers (a function that does not take kept chunks gets
     the chunk rebuilt as it was read, perturbations included). A pass whose
