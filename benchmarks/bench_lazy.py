@@ -229,11 +229,12 @@ def kl_pass_part(folder, scan, detector):
           f"{os.getloadavg()[0]:.2f}")
     print("'from file': every pass reads the file (compact_cache_bytes = 0); 'kept': the "
           "default, chunks kept in memory after their first read (mostly-zero ones as CSR, "
-          "dense counts below 256 as bytes; not from a memory-mapped .npy)")
+          "dense counts in at most a byte per entry; not from a memory-mapped .npy)")
     print(f"{'data':22s} {'file':>5s} {'nonzero':>8s} {'read s':>7s} {'pass, from file s':>17s} "
           f"{'ratio':>6s} {'pass, kept s':>12s} {'ratio':>6s} {'kept GiB':>8s} "
           f"{'RSS growth / (f32 data + maps): from file, kept':>48s} {'HyperSpy NMF s':>15s}")
-    for dtype, dose in (("uint16", 200.0), ("uint16", 4e4), ("uint8", 200.0), ("uint8", 4e3)):
+    for dtype, dose in (("uint16", 200.0), ("uint16", 4e4), ("uint8", 200.0), ("uint8", 4e3),
+                        ("uint16", 2e5)):  # (the last: counts over a byte)
         path = str(folder / f"counts_{scan[0]}x{scan[1]}x{detector}_{dtype}_{dose:g}.npy")
         write_counts(path, scan, detector, np.dtype(dtype), dose)
         for kind, source in (("npy", path), ("zspy", zspy_copy(path, 4096))):
@@ -257,7 +258,8 @@ def kl_fit_part(folder, scan, detector, iterations=60):
           f"scan x {detector}x{detector} detector .zspy; load average {os.getloadavg()[0]:.2f}")
     print(f"{'data':24s} {'from file s':>11s} {'peak GiB':>8s} {'kept s':>7s} {'peak GiB':>8s} "
           f"{'speed-up':>8s} {'passes':>6s} {'same loss':>9s}")
-    for dtype, dose in (("uint16", 4e4), ("uint8", 4e3), ("uint16", 200.0), ("uint8", 200.0)):
+    for dtype, dose in (("uint16", 4e4), ("uint8", 4e3), ("uint16", 200.0), ("uint8", 200.0),
+                        ("uint16", 2e5)):
         path = str(folder / f"counts_{scan[0]}x{scan[1]}x{detector}_{dtype}_{dose:g}.npy")
         write_counts(path, scan, detector, np.dtype(dtype), dose)
         source = zspy_copy(path, 4096)

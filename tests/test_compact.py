@@ -131,12 +131,12 @@ def test_tree_and_missing_entries_on_kept_chunks_change_no_bit():
 
 
 def test_wide_counts_floats_and_memory_mapped_files_are_read_at_every_pass(tmp_path):
-    wide = counted(rate=8.0)
-    wide[450, 3] = 256  # one count over a byte: its chunk stays on disk
+    noisy = counted(rate=8.0)  # its fifth chunk: 16-bit counts that do not pack into a byte
+    noisy[400:500] = np.random.default_rng(5).integers(256, 65536, (100, 256))
     mapped = np.lib.format.open_memmap(tmp_path / "counts.npy", mode="w+", dtype=np.uint16,
-                                       shape=wide.shape)
+                                       shape=noisy.shape)
     mapped[:] = counted(rate=8.0)
-    for X, on_disk in ((wide, {4}), (counted(rate=40.0, dtype=np.float32), set(range(6))),
+    for X, on_disk in ((noisy, {4}), (counted(rate=40.0, dtype=np.float32), set(range(6))),
                        (counted(rate=40.0, dtype=np.int32), set(range(6))),
                        (mapped, set(range(6)))):
         assert np.count_nonzero(X) / X.size > 0.5
@@ -145,6 +145,32 @@ def test_wide_counts_floats_and_memory_mapped_files_are_read_at_every_pass(tmp_p
         streaming_nmf(matrix, 3, loss="kl", init="nndsvda", max_iter=5, tol=0, random_state=0)
         assert {i for i, chunk in matrix._compact.items() if chunk is None} == on_disk
         assert reads.count == 6 + (matrix.passes - 1) * len(on_disk)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16])
+@pytest.mark.parametrize("loss", ["kl", "frobenius"])
+def test_counts_over_a_byte_are_kept_packed_in_their_own_type_and_change_no_bit(dtype, loss,
+                                                                                monkeypatch):
+    X = counted(rate=20.0, dtype=dtype)  # a mean of 28 counts, and in every chunk
+    X[::50, 5] = 300  # counts over a byte
+    X[250, 3] = 30000
+    (plain, plain_reads, _), (kept, kept_reads, matrix) = fit_twice(
+        X, 100, lambda Xs: streaming_nmf(Xs, 3, loss=loss, init="nndsvda", max_iter=10,
+                                         tol=0, random_state=0))
+    np.testing.assert_array_equal(kept.W, plain.W)
+    np.testing.assert_array_equal(kept.H, plain.H)
+    np.testing.assert_array_equal(kept.objective, plain.objective)
+    assert plain_reads == 6 * matrix.passes and kept_reads == 6
+    for index, chunk in matrix._compact.items():
+        assert type(chunk) is NarrowChunk and chunk.packed and chunk.nbytes <= 100 * 256
+        values = chunk.values
+        assert values.dtype == dtype
+        np.testing.assert_array_equal(values, X[matrix.rows(index)])
+    assert X.max() > 255 and matrix.compact_bytes < 0.9 * X.size  # under a byte per entry
+    assert compact_module.pack_bytes(X[:100], byte_codec(), 10**9, narrow=False,
+                                     per_entry=0.2) is None  # (the bound per entry holds)
+    monkeypatch.setattr(compact_module, "byte_codec", lambda: None)
+    assert compact_chunk(X[:100], 10**9) is None  # no codec: bytes cannot hold the counts
 
 
 @pytest.mark.parametrize("rate, codec", [(0.05, False), (8.0, True)])  # CSR, packed bytes

@@ -10,9 +10,11 @@ it once per fit instead of once per pass:
   column index and the data's own type (4 bytes per nonzero for uint16
   counts on a detector of up to 65536 pixels, against 4 bytes per *entry*
   for float32);
-- a dense chunk of counts below 256 as a :class:`NarrowChunk`: one byte per
-  entry, a quarter of its float32 size, compressed when that pays (7–15 %
-  of the float32 size for a few electrons per pixel).
+- a dense chunk of counts as a :class:`NarrowChunk`: counts below 256 as
+  one byte per entry, a quarter of their float32 size, compressed when that
+  pays (7–15 % of the float32 size for a few electrons per pixel); 16-bit
+  counts over 255 compressed in their own type, when that takes at most a
+  byte per entry.
 """
 
 import numba
@@ -276,8 +278,10 @@ class CompactChunk:
         return float(self.dense().sum(dtype=np.float64))
 
 
-#: A dense chunk is kept compressed when that takes at most this fraction of
-#: its bytes; otherwise as plain bytes, which cost nothing to read.
+#: A dense chunk of counts below 256 is kept compressed when that takes at
+#: most this many bytes per entry; otherwise as plain bytes, which cost nothing
+#: to read. Counts of 16 bits over 255 are kept only compressed, into at most
+#: one byte per entry (a quarter of their float32 size).
 PACKED_FRACTION = 0.75
 #: A kept dense chunk is compressed in slabs of rows of about this many
 #: bytes, so that compressing and decoding it allocate little at a time (large
@@ -307,30 +311,30 @@ def byte_codec():
     return Blosc(cname="lz4", clevel=1, shuffle=Blosc.BITSHUFFLE)
 
 
-def _as_bytes(block):
-    """A chunk of counts below 256 as one byte per entry (a view when it has one already)."""
-    return block.view(np.uint8) if block.itemsize == 1 else block.astype(np.uint8)
-
-
-def _slab_rows(columns):
+def _slab_rows(columns, itemsize):
     """Rows of a slab of :data:`PACKED_SLAB_BYTES` bytes (at least one)."""
-    return max(1, PACKED_SLAB_BYTES // max(1, columns))
+    return max(1, PACKED_SLAB_BYTES // max(1, columns * itemsize))
 
 
-def pack_bytes(block, codec, max_bytes):
-    """A chunk's bytes compressed slab by slab, or None when that does not pay or fit.
+def pack_bytes(block, codec, max_bytes, narrow=True, per_entry=PACKED_FRACTION):
+    """A chunk's counts compressed slab by slab, or None when that does not pay or fit.
 
     Compression stops as soon as the slabs so far take more than
-    :data:`PACKED_FRACTION` of their bytes, or more than ``max_bytes`` in
-    all, so an incompressible chunk costs about one slab's compression.
+    ``per_entry`` bytes per entry, or more than ``max_bytes`` in all, so an
+    incompressible chunk costs about one slab's compression.
 
     Parameters
     ----------
     block : ndarray, shape (n, m)
-        C-contiguous integers of at most 16 bits, all in [0, 255], or
-        booleans (not checked here).
+        C-contiguous integers of at most 16 bits, all >= 0, or booleans
+        (not checked here).
     codec : numcodecs codec
     max_bytes : int
+    narrow : bool
+        Narrow each slab to one byte per entry first (counts below 256),
+        else compress it in its own type.
+    per_entry : float
+        Bytes per entry that the compressed slabs may take.
 
     Returns
     -------
@@ -344,28 +348,34 @@ def pack_bytes(block, codec, max_bytes):
     1
     >>> pack_bytes(counts, byte_codec(), 100) is None  # over the budget
     True
+    >>> pack_bytes(counts * 1000, byte_codec(), 10**6, narrow=False, per_entry=1) is None
+    False
     """
     n, m = block.shape
-    slab = _slab_rows(m)
+    slab = _slab_rows(m, 1 if narrow else block.itemsize)
     packed, size = [], 0
     for top in range(0, n, slab):
-        packed.append(codec.encode(_as_bytes(block[top:top + slab])))
+        part = block[top:top + slab]
+        if narrow:
+            part = part.view(np.uint8) if part.itemsize == 1 else part.astype(np.uint8)
+        packed.append(codec.encode(part))
         size += len(packed[-1])
-        if size > max_bytes or size > PACKED_FRACTION * min(n, top + slab) * m:
+        if size > max_bytes or size > per_entry * min(n, top + slab) * m:
             return None
     return packed
 
 
 class NarrowChunk:
-    """A dense chunk of counts below 256 held in memory as one byte per entry or less.
+    """A dense chunk of counts held in memory in at most one byte per entry.
 
     Counts of up to 16 bits are computed in float32 whatever their width,
-    so the byte values stand for the chunk in every computation (see
-    :func:`compact_chunk`). The bytes are held either plain or compressed
-    (:func:`pack_bytes`, in slabs of :data:`PACKED_SLAB_BYTES`), which are
-    decoded into a new array each time :attr:`values` is read: counts of a
-    few electrons per pixel take 7–15 % of their float32 size, for about
-    4 ms per 16 MiB chunk and pass.
+    so counts below 256 are held as bytes that stand for the chunk in every
+    computation (see :func:`compact_chunk`); 16-bit counts over 255 are held
+    in their own type. The values are held plain (bytes only) or
+    compressed (:func:`pack_bytes`, in slabs of :data:`PACKED_SLAB_BYTES`)
+    and then decoded into a new array each time :attr:`values` is read:
+    counts of a few electrons per pixel take 7–15 % of their float32 size,
+    for about 4 ms per 16 MiB chunk and pass.
 
     Parameters
     ----------
@@ -374,9 +384,11 @@ class NarrowChunk:
         compressed them with ``codec``.
     shape : tuple of int
     dtype : numpy.dtype
-        Type of the chunk as stored.
+        Type of the chunk as read.
     codec : numcodecs codec, optional
         The codec of packed slabs (None: ``stored`` is plain bytes).
+    narrow : bool
+        Whether the packed slabs hold bytes (else counts of type ``dtype``).
 
     Examples
     --------
@@ -386,26 +398,30 @@ class NarrowChunk:
     ('uint8', True, True)
     >>> bool((chunk.dense() == counts).all()), chunk.dense().dtype.name
     (True, 'uint16')
+    >>> compact_chunk(counts * 100, 10**6).values.dtype.name  # over a byte: its own type
+    'uint16'
     """
 
-    __slots__ = ("_stored", "_codec", "shape", "dtype")
+    __slots__ = ("_stored", "_codec", "_type", "shape", "dtype")
 
-    def __init__(self, stored, shape, dtype, codec=None):
+    def __init__(self, stored, shape, dtype, codec=None, narrow=True):
         self._stored, self._codec = stored, codec
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self._type = np.dtype(np.uint8) if narrow else self.dtype  # of the values
 
     @property
     def packed(self):
-        """Whether the bytes are held compressed."""
+        """Whether the values are held compressed."""
         return self._codec is not None
 
     @property
     def values(self):
-        """The chunk's byte values (decoded into a new array when packed)."""
+        """The chunk's values: bytes, or 16-bit counts over 255 in their own type
+        (decoded into a new array when packed)."""
         if self._codec is None:
             return self._stored
-        out = np.empty(self.shape, dtype=np.uint8)
-        slab = _slab_rows(self.shape[1])
+        out = np.empty(self.shape, dtype=self._type)
+        slab = _slab_rows(self.shape[1], self._type.itemsize)
         for index, packed in enumerate(self._stored):
             self._codec.decode(packed, out=out[index * slab:(index + 1) * slab])
         return out.view(np.bool_) if self.dtype.kind == "b" else out
@@ -447,17 +463,19 @@ def compact_chunk(block, max_bytes):
       :data:`SPARSE_CHUNK_DENSITY` nonzero, both over the whole chunk and
       over its first :func:`leading_rows`, which decide how products read
       it) and holds valid data (finite, nonnegative).
-    - Else a :class:`NarrowChunk` (one byte per entry, compressed by
-      :func:`byte_codec` when that takes at most :data:`PACKED_FRACTION`
-      of the bytes) when it holds integers or booleans of at most 16 bits,
-      all in [0, 255], and is not a view of a memory-mapped file (whose
-      pages the operating system keeps already). Wider counts and floats
-      are not kept dense: they would take more than a quarter of their
-      float32 size.
+    - Else a :class:`NarrowChunk` when it holds nonnegative integers of at
+      most 16 bits, or booleans, and is not a view of a memory-mapped file
+      (whose pages the operating system keeps already). Counts all below
+      256 take one byte per entry, compressed by :func:`byte_codec` when
+      that takes at most :data:`PACKED_FRACTION` of the bytes; 16-bit
+      counts over 255 are kept only compressed in their own type, into at
+      most one byte per entry. Other chunks (floats, 32-bit integers,
+      counts that do not compress) are not kept dense: they would take more
+      than a quarter of their float32 size.
 
     Either takes at most ``max_bytes``. Finding a chunk dense costs one test
-    of its first rows; narrowing it, one pass for its range, one copy and
-    one compression (about 10 ms per 16 MiB of bytes, once per fit).
+    of its first rows; keeping it, one pass for its range and one
+    compression (about 10 ms per 16 MiB of bytes, once per fit).
 
     Parameters
     ----------
@@ -476,7 +494,8 @@ def compact_chunk(block, max_bytes):
     64
     >>> type(compact_chunk(np.ones((4, 4), dtype=np.uint16), 10**6)).__name__  # dense
     'NarrowChunk'
-    >>> compact_chunk(np.full((4, 4), 256, dtype=np.uint16), 10**6) is None  # over a byte
+    >>> wide = np.random.default_rng(0).integers(256, 65536, (64, 64), dtype=np.uint16)
+    >>> compact_chunk(wide, 10**6) is None  # over 255 and not compressible into a byte
     True
     >>> compact_chunk(np.eye(64, dtype=np.uint8), 10) is None  # over the budget
     True
@@ -503,12 +522,15 @@ def compact_chunk(block, max_bytes):
 
 def _narrow_chunk(block, max_bytes):
     """:func:`compact_chunk`'s dense case: a :class:`NarrowChunk`, or None."""
-    if block.dtype.kind not in "uib" or block.dtype.itemsize > 2 or memory_mapped(block):
-        return None
-    if (block.dtype.kind == "i" and block.min() < 0) or (
-            block.dtype.itemsize > 1 and block.max() > 255):
-        return None  # negative values are left to the checks of every pass
+    if block.dtype.kind not in "uib" or block.dtype.itemsize > 2 or memory_mapped(block) \
+            or (block.dtype.kind == "i" and block.min() < 0):
+        return None  # (negative values are left to the checks of every pass)
     codec = byte_codec()  # (packed, a chunk over the budget as plain bytes may fit)
+    if block.dtype.itemsize > 1 and block.max() > 255:  # only packed, in a byte per entry
+        packed = (pack_bytes(block, codec, max_bytes, narrow=False, per_entry=1)
+                  if codec is not None else None)
+        return None if packed is None else NarrowChunk(packed, block.shape, block.dtype, codec,
+                                                       narrow=False)
     packed = pack_bytes(block, codec, max_bytes) if codec is not None else None
     if packed is not None:
         return NarrowChunk(packed, block.shape, block.dtype, codec)

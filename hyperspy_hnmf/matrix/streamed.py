@@ -291,12 +291,13 @@ class StreamedMatrix:
     :data:`~hyperspy_hnmf.matrix.compact.SPARSE_CHUNK_DENSITY` nonzero) is
     kept as a :class:`~hyperspy_hnmf.matrix.compact.CompactChunk` (CSR in the
     data's own type, e.g. 4 bytes per nonzero for uint16 counts); a dense
-    chunk of counts below 256 as a
-    :class:`~hyperspy_hnmf.matrix.compact.NarrowChunk` (one byte per entry,
-    LZ4-compressed when that pays), unless the file is memory-mapped (its
-    pages are in the operating system's cache already). Other chunks
-    (floats, larger counts) are read
-    at every pass. Every result is the same, bit for bit: the same kernels
+    chunk of counts as a
+    :class:`~hyperspy_hnmf.matrix.compact.NarrowChunk` (at most one byte per
+    entry: counts below 256 as bytes, LZ4-compressed when that pays; 16-bit
+    counts over 255 compressed in their own type), unless the file is
+    memory-mapped (its pages are in the operating system's cache already).
+    Other chunks (floats, 32-bit integers, counts that do not compress into
+    a byte per entry) are read at every pass. Every result is the same, bit for bit: the same kernels
     run on the same numbers (a function that does not take kept chunks gets
     the chunk rebuilt as it was read, perturbations included). A pass whose
     chunks are all kept runs on a thread pool the size of dask's local
@@ -941,7 +942,7 @@ def _run_chunk_and_keep(max_bytes, function, block, *arguments):
 
 def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbation, *args):
     drawn = perturbation is not None and not callable(perturbation)
-    if isinstance(block, NarrowChunk):  # its bytes are the chunk's counts, computed in
+    if isinstance(block, NarrowChunk):  # its values are the chunk's counts, computed in
         block = block.values  # float32 alike (compute_dtype): read as the chunk itself
     if isinstance(block, CompactChunk):
         if perturbation is None and getattr(function, "reads_compact_chunks", False):
