@@ -22,9 +22,9 @@ import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 __all__ = ["CompactChunk", "NarrowChunk", "PACKED_FRACTION", "PACKED_SLAB_BYTES",
-           "SPARSE_CHUNK_DENSITY", "byte_codec", "compact_chunk", "leading_density",
-           "leading_rows", "memory_mapped", "mostly_zero", "nonzero_words", "pack_bytes",
-           "row_nonzeros"]
+           "PACKED_WIDE_BYTES", "SPARSE_CHUNK_DENSITY", "byte_codec", "compact_chunk",
+           "leading_density", "leading_rows", "memory_mapped", "mostly_zero", "nonzero_words",
+           "pack_bytes", "row_nonzeros"]
 
 #: Chunks with at most this fraction of nonzeros (counted electrons) are
 #: multiplied as CSR matrices, and kept in memory as :class:`CompactChunk`
@@ -280,9 +280,11 @@ class CompactChunk:
 
 #: A dense chunk of counts below 256 is kept compressed when that takes at
 #: most this many bytes per entry; otherwise as plain bytes, which cost nothing
-#: to read. Counts of 16 bits over 255 are kept only compressed, into at most
-#: one byte per entry (a quarter of their float32 size).
+#: to read.
 PACKED_FRACTION = 0.75
+#: Counts of 16 bits over 255 are kept only compressed, into at most this many
+#: bytes per entry (a quarter of their float32 size, as plain bytes take).
+PACKED_WIDE_BYTES = 1.0
 #: A kept dense chunk is compressed in slabs of rows of about this many
 #: bytes, so that compressing and decoding it allocate little at a time (large
 #: transient buffers leave the allocator's heaps fragmented: resident memory
@@ -469,9 +471,9 @@ def compact_chunk(block, max_bytes):
       256 take one byte per entry, compressed by :func:`byte_codec` when
       that takes at most :data:`PACKED_FRACTION` of the bytes; 16-bit
       counts over 255 are kept only compressed in their own type, into at
-      most one byte per entry. Other chunks (floats, 32-bit integers,
-      counts that do not compress) are not kept dense: they would take more
-      than a quarter of their float32 size.
+      most :data:`PACKED_WIDE_BYTES` bytes per entry. Other chunks (floats,
+      32-bit integers, counts that do not compress) are not kept dense: they
+      would take more than a quarter of their float32 size.
 
     Either takes at most ``max_bytes``. Finding a chunk dense costs one test
     of its first rows; keeping it, one pass for its range and one
@@ -525,16 +527,13 @@ def _narrow_chunk(block, max_bytes):
     if block.dtype.kind not in "uib" or block.dtype.itemsize > 2 or memory_mapped(block) \
             or (block.dtype.kind == "i" and block.min() < 0):
         return None  # (negative values are left to the checks of every pass)
+    narrow = block.dtype.itemsize == 1 or block.max() <= 255
     codec = byte_codec()  # (packed, a chunk over the budget as plain bytes may fit)
-    if block.dtype.itemsize > 1 and block.max() > 255:  # only packed, in a byte per entry
-        packed = (pack_bytes(block, codec, max_bytes, narrow=False, per_entry=1)
-                  if codec is not None else None)
-        return None if packed is None else NarrowChunk(packed, block.shape, block.dtype, codec,
-                                                       narrow=False)
-    packed = pack_bytes(block, codec, max_bytes) if codec is not None else None
+    packed = None if codec is None else pack_bytes(
+        block, codec, max_bytes, narrow, PACKED_FRACTION if narrow else PACKED_WIDE_BYTES)
     if packed is not None:
-        return NarrowChunk(packed, block.shape, block.dtype, codec)
-    if block.size > max_bytes:
-        return None
+        return NarrowChunk(packed, block.shape, block.dtype, codec, narrow)
+    if not narrow or block.size > max_bytes:
+        return None  # (counts over a byte are kept only packed)
     plain = block.copy() if block.dtype.kind == "b" else block.astype(np.uint8)
     return NarrowChunk(plain, block.shape, block.dtype)

@@ -297,9 +297,10 @@ class StreamedMatrix:
     counts over 255 compressed in their own type), unless the file is
     memory-mapped (its pages are in the operating system's cache already).
     Other chunks (floats, 32-bit integers, counts that do not compress into
-    a byte per entry) are read at every pass. Every result is the same, bit for bit: the same kernels
-    run on the same numbers (a function that does not take kept chunks gets
-    the chunk rebuilt as it was read, perturbations included). A pass whose
+    a byte per entry) are read at every pass. Every result is the same, bit
+    for bit: the same kernels run on the same numbers (a function that does
+    not take kept chunks gets the chunk rebuilt as it was read, perturbations
+    included). A pass whose
     chunks are all kept runs on a thread pool the size of dask's local
     scheduler, without building a task graph, and sums in the same order.
     The views of :meth:`scaled`, :meth:`perturbed` and :meth:`resampled`
