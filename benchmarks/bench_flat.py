@@ -13,10 +13,17 @@ float32, about 200 electrons per pattern, k = the true number of components):
 - ground-truth recovery (mean pattern and map correlation after Hungarian
   matching) of every solver and peer.
 
+With ``--kl-doses``, KL only, at several doses (from mostly-zero to dense
+counts): our fit (fused kernel passes over the array, CSR when mostly zero),
+the alternating half-steps it replaced (NumPy row blocks for dense data, a CSR
+kernel per half-step otherwise) from the same initialization, and
+scikit-learn's ``mu`` KL, all in the same run.
+
 Usage::
 
     python benchmarks/bench_flat.py                 # full size (about 4 minutes)
     python benchmarks/bench_flat.py --scan 64       # quicker
+    python benchmarks/bench_flat.py --kl-doses 200 3000 40000   # KL speed (about 8 minutes)
 """
 
 import argparse
@@ -92,7 +99,9 @@ def run_ours(X, k, loss, solver, max_iter=200, tol=1e-4, n_restarts=1):
                          random_state=0, n_restarts=n_restarts, callback=record)
     elapsed = time.perf_counter() - start
     steps = np.diff(stamps) if len(stamps) > 1 else np.array([np.nan])
-    return dict(W=result.W, H=result.H, time=elapsed, loss=result.divergence,
+    beta = 2.0 if loss == "frobenius" else 1.0  # the same float64 function as the peer's
+    return dict(W=result.W, H=result.H, time=elapsed,
+                loss=solvers.beta_divergence(X, result.W, result.H, beta),
                 n_iter=result.n_iter, stamps=np.asarray(stamps) - start,
                 objectives=np.asarray(objectives), per_iter=float(np.median(steps)))
 
@@ -215,6 +224,47 @@ def main(scan, detector, dose, with_sklearn_kl=True):
         print(f"| {method} | {peak_memory(X, k, method):.3f} | {goal} |")
 
 
+def kl_doses(scan, detector, doses, iterations=30):
+    """KL at several doses: fused passes, the former half-steps, scikit-learn's mu."""
+    from hyperspy_hnmf.solvers._init import initialize
+    from hyperspy_hnmf.solvers._linalg import as_generator, density, to_csr
+    from hyperspy_hnmf.solvers._loop import alternate
+    from hyperspy_hnmf.solvers._updates import MUUpdate
+
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    print(f"{scan} x {scan} scan x {detector} x {detector} detector, float32; "
+          f"{iterations} iterations (tol = 0) for the per-iteration times\n")
+    print("| counts / pattern | nonzero | held as | hnmf s / iter | half-steps s / iter | "
+          "speed-up | hnmf fit s (iter) | sklearn mu s (iter) | hnmf time to sklearn's loss s "
+          "| ratio | map r hnmf / sklearn |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for dose in doses:
+        X, truth = make_data(scan, detector, dose)
+        k = truth.n_components
+        solvers.nmf(X[:300], k, loss="kl", max_iter=2)  # compile
+        fraction = density(X)
+        fused = run_ours(X, k, "kl", "mu", max_iter=iterations, tol=0)
+        data = to_csr(X) if fraction <= solvers.DENSE_KL_DENSITY else X
+        W, H = initialize(data, k, "nndsvda", as_generator(0), poisson_weighted=True)
+        stamps = []
+        alternate(data, W, H, MUUpdate(1.0), max_iter=iterations, tol=0,
+                  callback=lambda it, obj: stamps.append(time.perf_counter()))
+        half_steps = float(np.median(np.diff(stamps)))
+        fit = run_ours(X, k, "kl", "mu", max_iter=400, tol=0)
+        default = run_ours(X, k, "kl", "mu")
+        peer = run_sklearn(X, k, "kl")
+        reach = time_to_reach(fit, peer["loss"])
+        ours_r, peer_r = recovery(default["W"], default["H"], truth)[1], \
+            recovery(peer["W"], peer["H"], truth)[1]
+        print(f"| {X.sum(axis=1).mean():.0f} | {fraction:.3f} | "
+              f"{'CSR' if data is not X else 'dense'} | {fused['per_iter']:.4f} | "
+              f"{half_steps:.4f} | {half_steps / fused['per_iter']:.1f}× | "
+              f"{default['time']:.1f} ({default['n_iter']}) | {peer['time']:.1f} "
+              f"({peer['n_iter']}) | {reach:.2f} | {reach / peer['time']:.3f} | "
+              f"{ours_r:.3f} / {peer_r:.3f} |", flush=True)
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
         peak_memory_child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
@@ -225,5 +275,10 @@ if __name__ == "__main__":
     parser.add_argument("--dose", type=float, default=200.0)
     parser.add_argument("--no-sklearn-kl", action="store_true",
                         help="skip scikit-learn's slow KL fit")
+    parser.add_argument("--kl-doses", type=float, nargs="+",
+                        help="KL only, at these doses (electrons per pattern)")
     arguments = parser.parse_args()
+    if arguments.kl_doses:
+        kl_doses(arguments.scan, arguments.detector, arguments.kl_doses)
+        sys.exit(0)
     main(arguments.scan, arguments.detector, arguments.dose, not arguments.no_sklearn_kl)

@@ -76,13 +76,41 @@ def test_recorded_objective_matches_direct_evaluation():
 
 
 def test_sparse_kl_equals_dense_kl_path(monkeypatch):
+    """The CSR and the tiled dense kernels of an in-memory KL fit give the same fit."""
     X = counts()
     sparse_run = nmf(X, 3, loss="kl", max_iter=40, tol=0, random_state=0)
-    monkeypatch.setattr(_updates, "SPARSE_KL_DENSITY", -1.0)
+    monkeypatch.setattr(solvers, "DENSE_KL_DENSITY", -1.0)  # keep the data dense
     dense_run = nmf(X, 3, loss="kl", max_iter=40, tol=0, random_state=0)
     np.testing.assert_allclose(sparse_run.objective, dense_run.objective, rtol=1e-4)
     np.testing.assert_allclose(sparse_run.W @ sparse_run.H, dense_run.W @ dense_run.H,
                                rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+def test_in_memory_kl_fits_run_fused_passes_with_the_half_steps_iterates(layout, monkeypatch):
+    """An in-memory KL fit reads the data once per iteration through the fused kernels
+    of data read in passes (the half-step loop is not called), and its iterates are
+    those of the reference: alternating multiplicative half-steps (``MUUpdate``)."""
+    from hyperspy_hnmf.solvers._linalg import as_generator, to_csr
+    from hyperspy_hnmf.solvers._loop import alternate, canonical_order
+
+    X = counts(n=300, m=200, scale=3.0)  # 77 % nonzero
+    monkeypatch.setattr(solvers, "DENSE_KL_DENSITY", -1.0 if layout == "dense" else 2.0)
+    data = X if layout == "dense" else to_csr(X)
+    W0, H0 = initialize(data, 3, "nndsvda", as_generator(0), poisson_weighted=True)
+    reference = alternate(data, W0.copy(), H0.copy(), _updates.MUUpdate(1.0), max_iter=40,
+                          tol=0)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the half-step loop was called")
+
+    monkeypatch.setattr(solvers, "alternate", refuse)
+    result = nmf(X, 3, loss="kl", max_iter=40, tol=0, random_state=0)
+    np.testing.assert_allclose(result.objective, reference.objective, rtol=2e-6)
+    W, H, _ = canonical_order(reference.W, reference.H)
+    np.testing.assert_allclose(result.W @ result.H, W @ H, rtol=1e-4, atol=1e-6)
+    assert result.divergence == pytest.approx(beta_divergence(X, result.W, result.H, 1),
+                                              rel=1e-6)
 
 
 @pytest.mark.parametrize("solver,loss", [("hals", "frobenius"), ("mu", "kl"), ("als", "frobenius")])

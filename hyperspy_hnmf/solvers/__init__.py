@@ -45,16 +45,16 @@ from .._spec import (DEFAULT_INIT, DEFAULT_MAX_ITER, DEFAULT_N_RESTARTS, DEFAULT
                      DEFAULT_TOL, resolve_fit)
 from ._init import INIT_METHODS, initialize
 from ._linalg import as_generator, density, to_csr
-from ..matrix import StreamedMatrix, as_data_matrix, compute_dtype, is_chunked, is_sparse
+from ..matrix import ArrayMatrix, StreamedMatrix, as_data_matrix, compute_dtype, is_chunked, is_sparse
 from ._loop import FitResult, alternate, canonical_order
 from ._bootstrap import (BootstrapResult, PoissonResampler, bootstrap_interval, bootstrap_nmf,
                          match_components)
 from ._multiblock import JointResult, joint_nmf, noise_variance
 from ._objective import beta_divergence
-from ._passes import _fit_passes, streaming_nmf
+from ._passes import DENSE_KL_DENSITY, _fit_passes, streaming_nmf
 from ._randomized import _fit_randomized, randomized_nmf
 from ._robust import Outliers, check_outliers, robust_nmf
-from ._updates import MU_FLOOR, SPARSE_KL_DENSITY, hals_sweep, make_update
+from ._updates import MU_FLOOR, hals_sweep, make_update
 
 __all__ = [
     "BootstrapResult",
@@ -318,23 +318,35 @@ def _fit_nmf(X, spec, callback=None):
         result = _fit_randomized(X, spec, rng, callback)
         result.divergence = beta_divergence(X, result.W, result.H, beta)
         return result
-    if beta == 1 and not sp.issparse(X) and density(X) <= SPARSE_KL_DENSITY:
-        X = to_csr(X)  # once, for the initialization and every restart
+    passes = None
+    if beta == 1:
+        # KL: the fused kernels of data read in passes (the maps' update and the
+        # components' statistics in one sweep of the data per iteration), over
+        # the array as one chunk, with the iterates of the half-steps. Mostly
+        # zero data as CSR (time ∝ nonzeros), once for every restart.
+        if not sp.issparse(X) and density(X) <= DENSE_KL_DENSITY:
+            X = to_csr(X)
+        passes = ArrayMatrix(X)
     best = None
     all_objectives = []
     for restart in range(spec.n_restarts):
         start = spec.init if restart == 0 else "random"
         W, H = initialize(X, k, start, rng, poisson_weighted=beta < 2)
-        result = alternate(
-            X, W, H, make_update(spec.solver, beta),
-            max_iter=spec.max_iter, tol=spec.tol, callback=callback, constraints=plan,
-        )
+        if passes is not None:
+            result = _fit_passes(passes, k, beta, spec.solver, None, spec.max_iter, spec.tol,
+                                 rng, callback, plan, W=W, H=H)
+        else:
+            result = alternate(
+                X, W, H, make_update(spec.solver, beta),
+                max_iter=spec.max_iter, tol=spec.tol, callback=callback, constraints=plan,
+            )
         all_objectives.append(result.final_objective)
         if best is None or result.final_objective < best.final_objective:
             best = result
     best.W, best.H, _ = canonical_order(best.W, best.H, plan.blocks if plan else None)
     best.restart_objectives = all_objectives
-    best.divergence = beta_divergence(X, best.W, best.H, beta)
+    if passes is None:  # (a pass fit has it: the data term of its last pass)
+        best.divergence = beta_divergence(X, best.W, best.H, beta)
     return best
 
 

@@ -23,6 +23,7 @@ from ._init import initialize
 from ._linalg import as_generator
 from ._loop import FitResult, canonical_order, record, rescale
 from ._updates import make_update
+from ..matrix import ArrayMatrix
 from ..matrix.compact import CompactChunk, leading_density
 from ..matrix.streamed import (RawChunk, StreamedMatrix, chunk_matrix, float_rows, is_sparse,
                                sparse_chunk)
@@ -48,7 +49,7 @@ class _Penalties:
 
 
 def _chunk_pass(block, start, W_chunk, missing, Ht, Ht_sums, beta, solver, penalties,
-                update_maps, first):
+                update_maps, first, checked=False):
     """Update one chunk's maps (optional) and return them with the component statistics.
 
     ``block`` is the raw chunk (counts stay integers): Frobenius products go
@@ -60,7 +61,11 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, Ht_sums, beta, solver, penal
     same arithmetic on the same nonzeros.
     ``missing``: the chunk's entries to treat as missing (:func:`fill_missing`,
     a float copy of this chunk only), or None. ``Ht_sums``: the column sums of
-    ``Ht`` in float64 (the KL denominator, once per pass).
+    ``Ht`` in float64 (the KL denominator, once per pass). ``checked``: the
+    block is data held in memory (:class:`~.matrix.ArrayMatrix`: CSR of the
+    computation's type, or a float array with more than
+    :data:`DENSE_KL_DENSITY` nonzeros), checked once before the fit, not at
+    every pass.
     """
     dtype = Ht.dtype
     statistics = {}
@@ -86,7 +91,7 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, Ht_sums, beta, solver, penal
                      np.asarray(l1, dtype=np.float64), np.asarray(l2, dtype=np.float64),
                      MU_FLOOR, MODEL_FLOOR, update_maps)
         if is_sparse(block):  # event data: a checked CSR chunk, cost ∝ nonzeros
-            block = sparse_chunk(block, dtype, start)
+            block = block if checked else sparse_chunk(block, dtype, start)
             W_chunk, statistics["N"], statistics["data_term"] = _kernels.kl_chunk_pass_csr(
                 block.indptr, block.indices, block.data, block.shape[1], *arguments)
             total = block.data.sum(dtype=np.float64)
@@ -96,9 +101,11 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, Ht_sums, beta, solver, penal
                 block.indptr, block.indices, block.values, block.shape[1], *arguments)
             total = block.total() if first else None
         else:
-            block = (block.scaled_values(dtype, start) if isinstance(block, RawChunk)
-                     else _checked_raw(block, dtype, start))
-            kernel = (_kernels.kl_dense_chunk_pass if _mostly_nonzero(block)
+            if isinstance(block, RawChunk):
+                block = block.scaled_values(dtype, start)
+            elif not checked:
+                block = _checked_raw(block, dtype, start)
+            kernel = (_kernels.kl_dense_chunk_pass if checked or _mostly_nonzero(block)
                       else _kernels.kl_chunk_pass)
             W_chunk, statistics["N"], statistics["data_term"] = kernel(block, *arguments)
             # The data's total is needed once (first pass): a float64 sum of
@@ -298,11 +305,14 @@ def _fit_passes(Xs, k, beta, solver, init, max_iter, tol, rng, callback, constra
                 W=None, H=None, missing=None):
     """:func:`streaming_nmf` with resolved options (β 1 or 2, a concrete solver): no checks.
 
-    ``Xs`` is a :class:`~hyperspy_hnmf.matrix.StreamedMatrix`, ``rng`` a
+    ``Xs`` is a :class:`~hyperspy_hnmf.matrix.StreamedMatrix`, or an
+    :class:`~hyperspy_hnmf.matrix.ArrayMatrix` of checked data (the in-memory
+    KL fit of dense data: one fused kernel pass per iteration), ``rng`` a
     generator, ``constraints`` a ConstraintPlan or None; ``W`` and ``H``, if
     both given, replace the initialization; ``missing`` as in
     :func:`streaming_nmf`.
     """
+    checked = isinstance(Xs, ArrayMatrix)  # data in memory, checked before the fit
     if W is None or H is None:
         W, H = initialize(Xs, k, init, rng, poisson_weighted=beta < 2)
     W = np.ascontiguousarray(W, dtype=Xs.dtype)
@@ -324,7 +334,7 @@ def _fit_passes(Xs, k, beta, solver, init, max_iter, tol, rng, callback, constra
         chunks, statistics = Xs.map_chunks(
             _chunk_pass, per_chunk=per_chunk,
             shared=(Ht, Ht.sum(axis=0, dtype=np.float64), beta, solver, penalties, update_maps,
-                    first), reduce="second")
+                    first, checked), reduce="second")
         totals.update({name: statistics.pop(name) for name in ("norm_X2", "sum_X")
                        if name in statistics})
         return np.concatenate(chunks), statistics
