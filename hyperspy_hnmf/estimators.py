@@ -17,13 +17,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _checks, solvers
-from ._checks import (DEFAULT_LOSS, NumericalError, check_nonnegative, check_real,
-                      overflow_safe_dtype, promotion_warning)
+from ._checks import DEFAULT_LOSS, NumericalError, check_nonnegative, check_real
 from ._spec import (DEFAULT_FINE_TUNE, DEFAULT_FINE_TUNE_ITER, DEFAULT_INIT, DEFAULT_MAX_ITER,
                     DEFAULT_MIN_LEAF_SIZE, DEFAULT_N_RESTARTS, DEFAULT_POWER_ITERATIONS,
                     DEFAULT_REFINE_PASSES, DEFAULT_SOLVER, DEFAULT_TOL, resolve_fit)
 from .matrix import compute_dtype
-from .solvers import promote_if_overflowing
+from .solvers import _checked_streamed, promote_if_overflowing
 from .solvers._init import _poisson_weighted
 
 
@@ -562,11 +561,7 @@ class HNMF(*_estimator_bases()):
         Xs = X if isinstance(X, StreamedMatrix) else StreamedMatrix(X)
         check_real(Xs.array.dtype, f"{type(self).__name__}.fit")
         spec = self._validate_params(X)
-        raw, total, minimum = _promote_streamed(Xs)
-        _checks.check_zeros_for_beta(spec.beta, minimum == 0)
-        if raw is not Xs.array:  # promoted to float64: the same weights (e.g. Poisson)
-            Xs = StreamedMatrix(raw, Xs.row_scale, Xs.column_scale,
-                                perturbation=Xs.perturbation)
+        Xs, total = _checked_streamed(Xs, spec.beta, stacklevel=4)
         before = Xs.passes
         W, H, details = self._fit(Xs, spec)
         self.passes_ = Xs.passes - before
@@ -789,26 +784,6 @@ def _check_fitted_factors(W, H, details):
         raise NumericalError(
             f"The fit ended with a non-finite reconstruction error ({details['divergence']}); "
             f"nothing was stored. {_checks.LIKELY_CAUSES}")
-
-
-def _promote_streamed(X):
-    """A dask array fitted in float64 if its float32 products could overflow; its total and minimum.
-
-    ``X``: a :class:`~hyperspy_hnmf.matrix.StreamedMatrix` (its chunks kept
-    in memory serve); its dask array is returned, promoted or not.
-    One pass over the data gives its maximum (see
-    :func:`~hyperspy_hnmf._checks.overflow_safe_dtype`), its total intensity
-    (for :attr:`HNMF.explained_intensity_ratio_`) and its minimum (zeros are
-    refused for losses with β ≤ 0).
-    """
-    from .matrix.streamed import value_range
-
-    maximum, minimum, total = value_range(X)  # sparse chunks too (event data)
-    X = X.array
-    if overflow_safe_dtype(compute_dtype(X.dtype), maximum, X.shape) != compute_dtype(X.dtype):
-        warnings.warn(promotion_warning(maximum), UserWarning, stacklevel=4)
-        X = X.astype(np.float64)
-    return X, total, minimum
 
 
 class _Progress:

@@ -274,3 +274,44 @@ def test_bad_data_messages():
         nmf(X, 0)
     with pytest.raises(ValueError, match="β=0 is undefined where the data are zero"):
         nmf(X, 2, loss="is")
+
+
+@pytest.mark.parametrize("loss", ["frobenius", "kl"])
+def test_nmf_of_a_dask_array_reads_it_in_passes_with_the_in_memory_iterates(loss):
+    """``nmf`` used to compute a dask array whole; it now fits it chunk by chunk."""
+    import dask.array as da
+
+    from hyperspy_hnmf.solvers._linalg import as_generator
+
+    X = counts(n=240, m=120, scale=3.0)
+    start = initialize(X, 3, "nndsvda", as_generator(0), poisson_weighted=loss == "kl")
+    options = dict(loss=loss, solver="mu", init=start, max_iter=30, tol=0)
+    memory = nmf(X, 3, **options)
+    lazy = nmf(da.from_array(X.astype(np.uint16), chunks=(50, -1)), 3, **options)
+    assert lazy.W.dtype == np.float32
+    np.testing.assert_allclose(lazy.objective, memory.objective, rtol=1e-5)
+    np.testing.assert_allclose(lazy.W @ lazy.H, memory.W @ memory.H, rtol=1e-3, atol=1e-4)
+
+
+def test_nmf_never_holds_a_dask_array_whole():
+    import dask.array as da
+
+    rng = da.random.default_rng(0)
+    # 64 MiB generated chunk by chunk (1 MiB chunks: what a pass holds at once
+    # is a few chunks per thread and their temporaries, 0.19 of this here).
+    X = rng.random((4096, 4096), chunks=(64, -1), dtype=np.float32)
+    nmf(X[:512], 2, max_iter=1, random_state=0)  # compile
+    tracemalloc.start()
+    result = nmf(X, 2, max_iter=3, tol=0, random_state=0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result.W.shape == (4096, 2) and result.n_iter == 3
+    assert peak < 0.3 * X.nbytes, peak / X.nbytes
+
+
+def test_nmf_of_a_dask_array_refuses_losses_other_than_kl_and_frobenius():
+    import dask.array as da
+
+    with pytest.raises(ValueError, match=r"Data read in passes \(lazy signals\) support the "
+                                         r"Frobenius and Kullback-Leibler losses, got β=0\."):
+        nmf(da.ones((20, 10), chunks=5), 2, loss="is")

@@ -130,6 +130,50 @@ def _as_float_data(X):
     return promote_if_overflowing(X)
 
 
+def _checked_streamed(Xs, beta, stacklevel=3):
+    """Data read in passes, checked for a fit: one pass, and float64 if float32 could overflow.
+
+    One pass over the data gives its maximum (see
+    :func:`~hyperspy_hnmf._checks.overflow_safe_dtype`), its minimum (zeros
+    are refused for losses with β ≤ 0) and its total intensity. Chunks kept
+    in memory by ``Xs`` serve; NaN, infinite or negative values are found
+    chunk by chunk by the fit's own passes, with the rows in the message.
+
+    Parameters
+    ----------
+    Xs : StreamedMatrix
+    beta : float
+        The fit's β.
+    stacklevel : int
+        Of the warning given when the data are fitted in float64.
+
+    Returns
+    -------
+    Xs : StreamedMatrix
+        ``Xs``, or the same data and weights in float64.
+    total : float
+        Sum of the data.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> Xs, total = _checked_streamed(StreamedMatrix(da.ones((4, 3), chunks=2)), 2.0)
+    >>> Xs.dtype, total
+    (dtype('float64'), 12.0)
+    """
+    from ..matrix.streamed import value_range
+
+    maximum, minimum, total = value_range(Xs)  # sparse chunks too (event data)
+    raw = Xs.array
+    check_zeros_for_beta(beta, minimum == 0)
+    if overflow_safe_dtype(compute_dtype(raw.dtype), maximum, raw.shape) == compute_dtype(raw.dtype):
+        return Xs, total
+    warnings.warn(promotion_warning(maximum), UserWarning, stacklevel=stacklevel)
+    # The same weights (e.g. Poisson) and resampling.
+    return StreamedMatrix(raw.astype(np.float64), Xs.row_scale, Xs.column_scale,
+                          perturbation=Xs.perturbation), total
+
+
 def promote_if_overflowing(X):
     """``X`` in float64 (with a warning) if its float32 products could overflow.
 
@@ -188,8 +232,11 @@ def nmf(
 
     Parameters
     ----------
-    X : array-like or scipy.sparse matrix, shape (n, m), nonnegative
-        float32 stays float32; other types become float64.
+    X : array-like, scipy.sparse matrix or dask array, shape (n, m), nonnegative
+        float32 stays float32; other types become float64, except integer
+        counts (uint8, uint16...), which give float32. A dask array (or
+        :class:`~hyperspy_hnmf.matrix.StreamedMatrix`) is read chunk by chunk,
+        one pass per iteration (β 1 or 2), and never computed whole.
     n_components : int
         Number of components ``k``.
     loss : str or float, default "auto"
@@ -261,11 +308,17 @@ def nmf(
     >>> float(out_of_band_fraction(result.W.T.reshape(3, 10, 4), 4).max()) < 1e-3
     True
     """
+    options = dict(loss=loss, solver=solver, init=init, max_iter=max_iter, tol=tol,
+                   random_state=random_state, n_restarts=n_restarts, callback=callback,
+                   constraints=constraints, groups=groups, map_grid=map_grid,
+                   component_grid=component_grid, **randomized_options)
+    if is_chunked(X):  # read in passes, never computed whole, as by the estimator
+        Xs = X if isinstance(X, StreamedMatrix) else StreamedMatrix(X)
+        check_real(Xs.array.dtype, "nmf")
+        spec = _nmf_spec(Xs, n_components, **options)
+        return _fit_nmf(_checked_streamed(Xs, spec.beta, stacklevel=3)[0], spec, callback)
     X = _as_float_data(X)
-    spec = _nmf_spec(X, n_components, loss=loss, solver=solver, init=init, max_iter=max_iter,
-                     tol=tol, random_state=random_state, n_restarts=n_restarts,
-                     callback=callback, constraints=constraints, groups=groups,
-                     map_grid=map_grid, component_grid=component_grid, **randomized_options)
+    spec = _nmf_spec(X, n_components, **options)
     check_data(X, beta=spec.beta)
     return _fit_nmf(X, spec, callback)
 
