@@ -315,3 +315,59 @@ def test_nmf_of_a_dask_array_refuses_losses_other_than_kl_and_frobenius():
     with pytest.raises(ValueError, match=r"Data read in passes \(lazy signals\) support the "
                                          r"Frobenius and Kullback-Leibler losses, got β=0\."):
         nmf(da.ones((20, 10), chunks=5), 2, loss="is")
+
+
+def _reference_kl_maps(X, H, W, max_iter, tol, l1=0.0, l2=0.0):
+    """KL maps for fixed ``H``, each row stopping on its own: all rows in NumPy, float64."""
+    X = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+    A = np.maximum(W.astype(np.float64), max(float(np.mean(W)), 1e-6) * 1e-3)
+    H = H.astype(np.float64)
+    active = np.ones(len(A), dtype=bool)
+    for _ in range(max_iter):
+        ratio = X / np.maximum(A @ H, 1e-30)
+        new = np.maximum(A * (ratio @ H.T) / (H.sum(axis=1) + l1 + l2 * A), 1e-16)
+        change = np.abs(new - A).sum(axis=1) / A.sum(axis=1)
+        A[active] = new[active]
+        active &= change > tol
+        if not active.any():
+            break
+    return A
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+def test_kl_maps_iterate_each_row_to_its_own_stop_as_the_reference(layout):
+    """Transform under KL: every row's iterations run in one kernel call, as in the reference."""
+    rng = np.random.default_rng(3)
+    H = rng.gamma(0.4, 1.0, (4, 300)).astype(np.float32)
+    W_true = rng.gamma(0.6, 1.0, (150, 4))
+    X = rng.poisson(W_true @ H * (0.3 if layout == "csr" else 20.0)).astype(np.float32)
+    start = initialize(X, 4, (None, H), None, user_init=False)[0]
+    for tol, max_iter in ((1e-4, 500), (1e-8, 60)):
+        data = sp.csr_matrix(X) if layout == "csr" else X
+        maps = solve_loadings(data, H, loss="kl", max_iter=max_iter, tol=tol)
+        reference = _reference_kl_maps(X, H, start, max_iter, tol)
+        # float32 against float64 arithmetic: a row may stop one update apart,
+        # which moves it by about ``tol`` of its sum (L1)
+        difference = np.abs(maps - reference).sum(axis=1)
+        assert np.all(difference <= (2 * tol + 1e-5) * reference.sum(axis=1)), tol
+
+
+def test_kl_map_kernels_stop_each_row_and_apply_penalties():
+    from hyperspy_hnmf.solvers import _kernels
+
+    rng = np.random.default_rng(4)
+    H = rng.gamma(0.5, 1.0, (3, 200))
+    X = rng.poisson(rng.gamma(0.6, 1.0, (40, 3)) @ H * 5.0).astype(np.float64)
+    X[7] = 0.0  # an empty row: its maps fall to the floor
+    l1, l2 = np.array([0.0, 0.5, 1.0]), np.array([0.2, 0.0, 0.1])
+    W = np.full((40, 3), 0.5)
+    expected = _reference_kl_maps(X, H, W, 300, 1e-6, l1, l2)
+    for kernel, data in ((_kernels.kl_maps_dense, (X,)),
+                         (_kernels.kl_maps_csr, (lambda C: (C.indptr, C.indices, C.data))(
+                             sp.csr_matrix(X)))):
+        A = np.full((40, 3), 0.5)
+        iterations = kernel(*data, H, A, H.sum(axis=1), l1, l2, 300, 1e-6, 1e-16, 1e-30)
+        np.testing.assert_allclose(A, expected, rtol=1e-9, atol=1e-15)
+        assert iterations.min() >= 1 and iterations.max() <= 300
+        assert len(set(iterations.tolist())) > 3  # rows stop at their own iteration
+        assert np.all(A[7] == 1e-16)

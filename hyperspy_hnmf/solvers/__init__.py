@@ -506,28 +506,29 @@ def _kl_loadings(X, H, W, max_iter, tol, constraints):
     """KL maps for fixed ``H`` by multiplicative updates, each row stopping on its own.
 
     A row stops when one update changes its maps by less than ``tol``
-    (relative, L1); the others go on. Rows never influence each other, so
-    the result does not depend on how the rows are split into chunks.
+    (relative, L1); the others go on. Each row is iterated while it is in
+    cache (:func:`~._kernels.kl_maps_dense`, or :func:`~._kernels.kl_maps_csr`
+    on the nonzeros of sparse data). Rows never influence each other, so the
+    result does not depend on how the rows are split into chunks.
     """
-    from ._ratio import KLData
+    from . import _kernels
+    from ._objective import MODEL_FLOOR
 
-    data = KLData(X)
-    Ht = np.ascontiguousarray(H.T, dtype=np.float64)
-    denominator = Ht.sum(axis=0)[None, :]
-    l1 = l2 = None
+    k = H.shape[0]
+    l1 = l2 = np.zeros(k)
     if constraints is not None and constraints.maps.has_penalty:
-        l1, l2 = constraints.maps.l1, constraints.maps.l2
+        l1 = np.asarray(constraints.maps.l1, dtype=np.float64).reshape(k)
+        l2 = np.asarray(constraints.maps.l2, dtype=np.float64).reshape(k)
     A = np.maximum(W.astype(np.float64), max(float(np.mean(W)), 1e-6) * 1e-3)
-    active = np.ones(A.shape[0], dtype=bool)
-    for _ in range(max_iter):
-        numerator, _ = data.right(A, Ht, Ht)
-        scale = denominator if l1 is None else denominator + l1 + l2 * A
-        new = np.maximum(A * numerator / np.maximum(scale, np.finfo(float).tiny), MU_FLOOR)
-        change = np.abs(new - A).sum(axis=1) / np.maximum(A.sum(axis=1), np.finfo(float).tiny)
-        A[active] = new[active]
-        active &= change > tol
-        if not active.any():
-            break
+    Hc = np.ascontiguousarray(H, dtype=X.dtype)
+    denominator = H.sum(axis=1, dtype=np.float64)
+    options = (denominator, l1, l2, int(max_iter), float(tol), MU_FLOOR,
+               X.dtype.type(MODEL_FLOOR))
+    if sp.issparse(X):
+        Xc = to_csr(X)
+        _kernels.kl_maps_csr(Xc.indptr, Xc.indices, Xc.data, Hc, A, *options)
+    else:
+        _kernels.kl_maps_dense(np.ascontiguousarray(X), Hc, A, *options)
     return A.astype(X.dtype)
 
 

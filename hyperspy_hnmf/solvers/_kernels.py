@@ -8,6 +8,8 @@
   (event data) and :func:`kl_dense_chunk_pass` (mostly-nonzero chunks,
   tiled): one pass over a chunk read in passes, the maps' update and the
   components' statistics together.
+- :func:`kl_maps_dense`, :func:`kl_maps_csr`: KL maps for fixed components,
+  each row iterated to convergence on its own while it is in cache.
 - :func:`hals_columns`: one HALS sweep.
 
 Rows are independent, so the KL kernels run in parallel over fixed blocks of
@@ -483,6 +485,138 @@ def kl_dense_chunk_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, updat
     H = np.ascontiguousarray(Ht.T)
     return _kl_dense_chunk_pass(np.ascontiguousarray(block), W, H, Ht_sums, l1, l2, floor,
                                 H.dtype.type(model_floor), update_maps)
+
+
+@numba.njit(inline="always", fastmath=True, nogil=True, error_model="numpy")
+def _row_maps(x, H, a, denominator, l1, l2, max_iter, tol, floor, model_floor, ratio,
+              numerator):
+    """KL maps ``a`` of one row ``x`` for fixed ``H`` (k × len(x)), in place; iterations run.
+
+    Multiplicative updates until one changes ``a`` by at most ``tol`` (L1,
+    relative to ``a``'s sum before it) or ``max_iter`` are done. The model,
+    the ratio and the products run along the row in the data's float type
+    (vectorized); ``a`` and the update are float64. ``ratio`` (len(x)) and
+    ``numerator`` (k) are scratch space.
+    """
+    m = x.shape[0]
+    k = H.shape[0]
+    zero = H.dtype.type(0.0)
+    for iteration in range(max_iter):
+        for p in range(m):
+            ratio[p] = zero
+        for q in range(k):
+            w = H.dtype.type(a[q])
+            for p in range(m):
+                ratio[p] += w * H[q, p]
+        for p in range(m):
+            model = ratio[p]
+            ratio[p] = x[p] / (model if model > model_floor else model_floor)
+        for q in range(k):
+            total = zero
+            for p in range(m):
+                total += ratio[p] * H[q, p]
+            numerator[q] = total
+        change = 0.0
+        size = 0.0
+        for q in range(k):
+            scale = denominator[q] + l1[q] + l2[q] * a[q]
+            value = a[q] * numerator[q] / max(scale, 1e-300)
+            if value < floor:
+                value = floor
+            change += abs(value - a[q])
+            size += a[q]
+            a[q] = value
+        if change <= tol * max(size, 1e-300):
+            return iteration + 1
+    return max_iter
+
+
+@numba.njit(parallel=True, nogil=True, cache=True, fastmath=True, error_model="numpy")
+def kl_maps_dense(X, H, A, denominator, l1, l2, max_iter, tol, floor, model_floor):
+    """KL maps of every row of ``X`` for fixed components ``H``, each row on its own.
+
+    Rows are independent: each iterates multiplicative updates
+    ``a ← max(floor, a ⊙ ((x ⊘ a H) Hᵀ) ⊘ (H 1 + l1 + l2 a))`` while its row
+    is in cache, until one update changes it by at most ``tol`` (L1,
+    relative) or ``max_iter`` are done. The result does not depend on how
+    rows are split into chunks or threads.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, m), float32 or float64
+    H : ndarray, shape (k, m), of ``X``'s type, C-contiguous
+    A : ndarray, shape (n, k), float64
+        Starting maps (> 0), updated in place.
+    denominator : ndarray, shape (k,), float64
+        ``H.sum(axis=1)``.
+    l1, l2 : ndarray, shape (k,), float64
+        Map penalty weights (zeros: none).
+    max_iter : int
+    tol : float
+    floor, model_floor : float
+        Lower bounds of a map entry and of a model value.
+
+    Returns
+    -------
+    ndarray of int, shape (n,)
+        Iterations run by each row.
+
+    Examples
+    --------
+    >>> X = np.array([[2.0, 4.0]], dtype=np.float32)
+    >>> H = np.array([[1.0, 2.0]], dtype=np.float32)
+    >>> A = np.ones((1, 1))
+    >>> iterations = kl_maps_dense(X, H, A, H.sum(1, dtype=np.float64), np.zeros(1),
+    ...                            np.zeros(1), 100, 1e-9, 1e-16, 1e-30)
+    >>> round(float(A[0, 0]), 6), int(iterations[0])
+    (2.0, 2)
+    """
+    n, m = X.shape
+    k = H.shape[0]
+    iterations = np.zeros(n, dtype=np.int64)
+    for i in numba.prange(n):
+        ratio = np.empty(m, dtype=H.dtype)
+        numerator = np.empty(k)
+        iterations[i] = _row_maps(X[i], H, A[i], denominator, l1, l2, max_iter, tol, floor,
+                                  model_floor, ratio, numerator)
+    return iterations
+
+
+@numba.njit(parallel=True, nogil=True, cache=True, fastmath=True, error_model="numpy")
+def kl_maps_csr(indptr, indices, data, H, A, denominator, l1, l2, max_iter, tol, floor,
+                model_floor):
+    """:func:`kl_maps_dense` for CSR data: each row's iterations on its nonzeros only.
+
+    The components at a row's nonzero columns are gathered once per row;
+    the row's zeros add nothing to the ratio products, and the denominator
+    ``H.sum(axis=1)`` covers every column.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> X = sp.csr_matrix(np.array([[2.0, 0.0, 4.0]], dtype=np.float32))
+    >>> H = np.array([[1.0, 0.5, 2.0]], dtype=np.float32)
+    >>> A = np.ones((1, 1))
+    >>> _ = kl_maps_csr(X.indptr, X.indices, X.data, H, A, H.sum(1, dtype=np.float64),
+    ...                 np.zeros(1), np.zeros(1), 200, 1e-12, 1e-16, 1e-30)
+    >>> round(float(A[0, 0]), 6)  # (2 + 4) / (1 + 0.5 + 2)
+    1.714286
+    """
+    n = indptr.shape[0] - 1
+    k = H.shape[0]
+    iterations = np.zeros(n, dtype=np.int64)
+    for i in numba.prange(n):
+        first, last = indptr[i], indptr[i + 1]
+        count = last - first
+        gathered = np.empty((k, count), dtype=H.dtype)
+        for q in range(k):
+            for p in range(count):
+                gathered[q, p] = H[q, indices[first + p]]
+        ratio = np.empty(count, dtype=H.dtype)
+        numerator = np.empty(k)
+        iterations[i] = _row_maps(data[first:last], gathered, A[i], denominator, l1, l2,
+                                  max_iter, tol, floor, model_floor, ratio, numerator)
+    return iterations
 
 
 @numba.njit(cache=True, nogil=True)
