@@ -25,6 +25,7 @@ Usage::
     python benchmarks/bench_flat.py --scan 64       # quicker
     python benchmarks/bench_flat.py --kl-doses 200 3000 40000   # KL speed (about 8 minutes)
     python benchmarks/bench_flat.py --kl-maps 200 40000   # KL maps for fixed components
+    python benchmarks/bench_flat.py --kl-hierarchies 40000   # KL flat, layers, tree (2 minutes)
 
 ``--kl-maps`` times the maps for fixed (true) components under KL, as
 ``transform`` and a tree's leaves compute them: the row kernel against the
@@ -322,6 +323,36 @@ def kl_maps(scan, detector, doses, max_iter=1000, tol=1e-6):
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 
+def kl_hierarchies(scan, detector, dose):
+    """``s.decomposition(loss="kl")`` in memory: flat, multi-layer with fine-tuning, tree."""
+    import hyperspy.api as hs  # (importing hyperspy_hnmf above registered algorithm="hnmf")
+
+    X, truth = make_data(scan, detector, dose)
+    k = truth.n_components
+    signal = hs.signals.Signal2D(X.reshape(scan, scan, detector, detector))
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    print(f"{scan} x {scan} scan x {detector} x {detector} detector, float32, "
+          f"{X.sum(axis=1).mean():.0f} counts / pattern, {np.count_nonzero(X) / X.size:.3f} "
+          f"nonzero, k = {k}\n")
+    print("| fit | time s | pattern r | map r |")
+    print("| --- | ---: | ---: | ---: |")
+    solvers.nmf(X[:300], k, loss="kl", max_iter=2)  # compile
+    for name, options in (("flat", dict(output_dimension=k)),
+                          ("layers [k, 3], fine-tuned", dict(output_dimension=[k, 3])),
+                          ("tree", dict(output_dimension=k, hierarchy="tree"))):
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            signal.decomposition(algorithm="hnmf", loss="kl", print_info=False,
+                                 random_state=0, show_progressbar=False, **options)
+        elapsed = time.perf_counter() - start
+        results = signal.learning_results
+        pattern, maps = recovery(np.asarray(results.loadings), np.asarray(results.factors).T,
+                                 truth)
+        print(f"| {name} | {elapsed:.1f} | {pattern:.3f} | {maps:.3f} |", flush=True)
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
         peak_memory_child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
@@ -336,7 +367,12 @@ if __name__ == "__main__":
                         help="KL only, at these doses (electrons per pattern)")
     parser.add_argument("--kl-maps", type=float, nargs="+",
                         help="KL maps for fixed components, at these doses")
+    parser.add_argument("--kl-hierarchies", type=float,
+                        help="s.decomposition(loss='kl') flat, layers and tree at this dose")
     arguments = parser.parse_args()
+    if arguments.kl_hierarchies:
+        kl_hierarchies(arguments.scan, arguments.detector, arguments.kl_hierarchies)
+        sys.exit(0)
     if arguments.kl_maps:
         kl_maps(arguments.scan, arguments.detector, arguments.kl_maps)
         sys.exit(0)

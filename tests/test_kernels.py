@@ -136,3 +136,29 @@ def test_one_thread_limits_blas_inside_and_restores_it_after():
     after = [info["num_threads"] for info in controller.select(user_api="blas").info()]
     assert inside and set(inside) == {1}
     assert after == before
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 333])  # fewer rows than blocks, uneven blocks, several flushes
+def test_dense_ratio_products_match_numpy(dtype, n):
+    """The multi-layer fine-tuning's ratio products of dense data, against NumPy in float64."""
+    from hyperspy_hnmf.solvers._ratio import KLData
+
+    rng = np.random.default_rng(n)
+    U, V = rng.gamma(0.5, 1.0, (n, 4)), rng.gamma(0.5, 1.0, (250, 4))
+    X = rng.poisson(3.0 * U @ V.T).astype(dtype)
+    X[0, :10] = 0
+    C_right, C_left = rng.random((250, 3)), rng.random((n, 3))
+    ratio = X.astype(np.float64) / np.maximum(U @ V.T, 1e-30)
+    positive = X > 0
+    term = float(np.sum(X[positive] * np.log(ratio[positive])))
+    data = KLData(X)
+    assert not data.sparse  # (mostly nonzero: the dense kernel)
+    right, found = data.right(U, V, C_right, with_objective=True)
+    left, none = data.left(U, V, C_left)
+    rtol = 2e-5 if dtype == np.float32 else 1e-6
+    np.testing.assert_allclose(right, ratio @ C_right, rtol=rtol)
+    np.testing.assert_allclose(left, ratio.T @ C_left, rtol=rtol)
+    assert found == pytest.approx(term, rel=rtol, abs=rtol * np.abs(X * ratio).sum())
+    assert none == 0.0
+    assert right.dtype == left.dtype == np.float64

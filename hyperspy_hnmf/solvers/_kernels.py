@@ -8,6 +8,8 @@
   (event data) and :func:`kl_dense_chunk_pass` (mostly-nonzero chunks,
   tiled): one pass over a chunk read in passes, the maps' update and the
   components' statistics together.
+- :func:`ratio_times_dense`: the KL ratio products ``(X ⊘ U Vᵀ) C`` (or
+  transposed) of dense data in one sweep (multi-layer fine-tuning).
 - :func:`kl_maps_dense`, :func:`kl_maps_csr`: KL maps for fixed components,
   each row iterated to convergence on its own while it is in cache.
 - :func:`hals_columns`: one HALS sweep.
@@ -485,6 +487,110 @@ def kl_dense_chunk_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, updat
     H = np.ascontiguousarray(Ht.T)
     return _kl_dense_chunk_pass(np.ascontiguousarray(block), W, H, Ht_sums, l1, l2, floor,
                                 H.dtype.type(model_floor), update_maps)
+
+
+#: Rows between two float64 flushes of :func:`ratio_times_dense`'s float32 sums.
+RATIO_FLUSH_ROWS = 64
+
+
+@numba.njit(parallel=True, nogil=True, cache=True, fastmath=True, error_model="numpy")
+def ratio_times_dense(X, U, Vt, C, transpose, with_objective, model_floor):
+    """KL ratio products of dense data, ``(X ⊘ U Vᵀ) C`` or ``(X ⊘ U Vᵀ)ᵀ C``, in one sweep.
+
+    Each row's model ``U[i] Vᵀ``, its ratio to the data and the product run
+    along the row in the data's float type (vectorized), while the row is in
+    cache; the dense model is never formed. Rows go in
+    :data:`KL_PASS_BLOCKS` fixed blocks (parallel); sums over rows are
+    flushed to float64 every :data:`RATIO_FLUSH_ROWS` rows and added in
+    block order: deterministic.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, m), float32 or float64, C-contiguous
+    U : ndarray, shape (n, r), of ``X``'s type
+    Vt : ndarray, shape (r, m), of ``X``'s type, C-contiguous
+    C : ndarray
+        ``transpose`` False: shape (c, m), of ``X``'s type (``Cᵀ`` of the
+        ``m × c`` matrix ``C``); True: shape (n, c).
+    transpose : bool
+    with_objective : bool
+        Also return the data term ``Σ x log(x / model)``.
+    model_floor : float
+        Lower bound of a model value.
+
+    Returns
+    -------
+    out : ndarray, float64
+        Shape (n, c), or (m, c) when ``transpose``.
+    data_term : float
+        0 unless ``with_objective``.
+
+    Examples
+    --------
+    >>> X = np.array([[2.0, 4.0], [1.0, 0.0]], dtype=np.float32)
+    >>> U = np.ones((2, 1), np.float32)
+    >>> Vt = np.array([[1.0, 2.0]], np.float32)
+    >>> out, term = ratio_times_dense(X, U, Vt, Vt, False, True, np.float32(1e-30))
+    >>> out.ravel().tolist(), round(term, 4)  # ratios [2, 2] and [1, 0]: 6 log 2
+    ([6.0, 1.0], 4.1589)
+    >>> ratio_times_dense(X, U, Vt, U, True, False, np.float32(1e-30))[0].ravel().tolist()
+    [3.0, 2.0]
+    """
+    n, m = X.shape
+    r = U.shape[1]
+    c = C.shape[1] if transpose else C.shape[0]
+    dtype = X.dtype
+    out = np.zeros((n, c)) if not transpose else np.zeros((1, 1))
+    partial = np.zeros((KL_PASS_BLOCKS, c, m)) if transpose else np.zeros((1, 1, 1))
+    terms = np.zeros(KL_PASS_BLOCKS)
+    step = (n + KL_PASS_BLOCKS - 1) // KL_PASS_BLOCKS
+    for b in numba.prange(KL_PASS_BLOCKS):
+        ratio = np.empty(m, dtype=dtype)
+        acc = np.zeros((c, m) if transpose else (1, 1), dtype=dtype)
+        term = 0.0
+        first, last = b * step, min(n, (b + 1) * step)
+        for i in range(first, last):
+            row = X[i]
+            for j in range(m):
+                ratio[j] = 0.0
+            for q in range(r):
+                w = U[i, q]
+                v = Vt[q]
+                for j in range(m):
+                    ratio[j] += w * v[j]
+            for j in range(m):
+                model = ratio[j]
+                ratio[j] = row[j] / (model if model > model_floor else model_floor)
+            if with_objective:
+                row_term = dtype.type(0.0)
+                for j in range(m):  # x = 0: ratio 0, finite log
+                    row_term += row[j] * _log32(ratio[j])
+                term += row_term
+            if transpose:
+                for q in range(c):
+                    weight = C[i, q]
+                    a = acc[q]
+                    for j in range(m):
+                        a[j] += weight * ratio[j]
+                if (i - first) % RATIO_FLUSH_ROWS == RATIO_FLUSH_ROWS - 1 or i == last - 1:
+                    for q in range(c):
+                        for j in range(m):
+                            partial[b, q, j] += acc[q, j]
+                            acc[q, j] = 0.0
+            else:
+                for q in range(c):
+                    v = C[q]
+                    total = dtype.type(0.0)
+                    for j in range(m):
+                        total += ratio[j] * v[j]
+                    out[i, q] = total
+        terms[b] = term
+    if transpose:
+        out = np.zeros((c, m))
+        for b in range(KL_PASS_BLOCKS):
+            out += partial[b]
+        out = out.T.copy()
+    return out, terms.sum()
 
 
 @numba.njit(inline="always", fastmath=True, nogil=True, error_model="numpy")

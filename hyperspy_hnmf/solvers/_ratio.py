@@ -9,8 +9,8 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from .._checks import row_blocks
 from ._linalg import density, to_csr
+from ._kernels import ratio_times_dense
 from ._objective import MODEL_FLOOR
 from ._updates import SPARSE_KL_DENSITY
 
@@ -77,24 +77,10 @@ class KLData:
     def _dense(self, U, V, C, with_objective, transpose):
         X = self.X
         dtype = X.dtype
-        n, m = X.shape
-        U, Vt, C = U.astype(dtype), np.ascontiguousarray(V.T, dtype=dtype), C.astype(dtype)
-        out = np.zeros((m if transpose else n, C.shape[1]))
-        data_term = 0.0
-        for rows in row_blocks(n, m):
-            block = X[rows]
-            model = np.maximum(U[rows] @ Vt, MODEL_FLOOR)
-            ratio = block / model
-            if transpose:
-                out += ratio.T @ C[rows]
-            else:
-                out[rows] = ratio @ C
-            if with_objective:
-                positive = block > 0
-                data_term += float(np.sum(
-                    block[positive].astype(np.float64)
-                    * np.log(ratio[positive].astype(np.float64))))
-        return out, data_term
+        C = np.ascontiguousarray(C if transpose else C.T, dtype=dtype)
+        return ratio_times_dense(np.ascontiguousarray(X), np.ascontiguousarray(U, dtype=dtype),
+                                 np.ascontiguousarray(V.T, dtype=dtype), C, transpose,
+                                 with_objective, dtype.type(MODEL_FLOOR))
 
 
 class ChunkedKLData:
