@@ -489,6 +489,26 @@ def kl_dense_chunk_pass(block, W, Ht, Ht_sums, l1, l2, floor, model_floor, updat
                                 H.dtype.type(model_floor), update_maps)
 
 
+@numba.njit(inline="always", fastmath=True, nogil=True, error_model="numpy")
+def _row_ratio(x, w, H, model_floor, ratio):
+    """``ratio = x ⊘ max(model_floor, w H)`` along one row, in ``H``'s float type.
+
+    ``x``: the row (length m), ``w``: its k weights, ``H``: k × m. The model
+    is accumulated component by component along the row (vectorized).
+    """
+    m = x.shape[0]
+    for p in range(m):
+        ratio[p] = 0.0
+    for q in range(H.shape[0]):
+        weight = H.dtype.type(w[q])
+        h = H[q]
+        for p in range(m):
+            ratio[p] += weight * h[p]
+    for p in range(m):
+        model = ratio[p]
+        ratio[p] = x[p] / (model if model > model_floor else model_floor)
+
+
 #: Rows between two float64 flushes of :func:`ratio_times_dense`'s float32 sums.
 RATIO_FLUSH_ROWS = 64
 
@@ -537,7 +557,6 @@ def ratio_times_dense(X, U, Vt, C, transpose, with_objective, model_floor):
     [3.0, 2.0]
     """
     n, m = X.shape
-    r = U.shape[1]
     c = C.shape[1] if transpose else C.shape[0]
     dtype = X.dtype
     out = np.zeros((n, c)) if not transpose else np.zeros((1, 1))
@@ -551,16 +570,7 @@ def ratio_times_dense(X, U, Vt, C, transpose, with_objective, model_floor):
         first, last = b * step, min(n, (b + 1) * step)
         for i in range(first, last):
             row = X[i]
-            for j in range(m):
-                ratio[j] = 0.0
-            for q in range(r):
-                w = U[i, q]
-                v = Vt[q]
-                for j in range(m):
-                    ratio[j] += w * v[j]
-            for j in range(m):
-                model = ratio[j]
-                ratio[j] = row[j] / (model if model > model_floor else model_floor)
+            _row_ratio(row, U[i], Vt, model_floor, ratio)
             if with_objective:
                 row_term = dtype.type(0.0)
                 for j in range(m):  # x = 0: ratio 0, finite log
@@ -608,15 +618,7 @@ def _row_maps(x, H, a, denominator, l1, l2, max_iter, tol, floor, model_floor, r
     k = H.shape[0]
     zero = H.dtype.type(0.0)
     for iteration in range(max_iter):
-        for p in range(m):
-            ratio[p] = zero
-        for q in range(k):
-            w = H.dtype.type(a[q])
-            for p in range(m):
-                ratio[p] += w * H[q, p]
-        for p in range(m):
-            model = ratio[p]
-            ratio[p] = x[p] / (model if model > model_floor else model_floor)
+        _row_ratio(x, a, H, model_floor, ratio)
         for q in range(k):
             total = zero
             for p in range(m):
