@@ -45,7 +45,8 @@ from .._spec import (DEFAULT_INIT, DEFAULT_MAX_ITER, DEFAULT_N_RESTARTS, DEFAULT
                      DEFAULT_TOL, resolve_fit)
 from ._init import INIT_METHODS, initialize
 from ._linalg import as_generator, density, to_csr
-from ..matrix import ArrayMatrix, StreamedMatrix, as_data_matrix, compute_dtype, is_chunked, is_sparse
+from ..matrix import (ArrayMatrix, StreamedMatrix, as_data_matrix, compute_dtype, is_chunked,
+                      is_sparse)
 from ._loop import FitResult, alternate, canonical_order
 from ._bootstrap import (BootstrapResult, PoissonResampler, bootstrap_interval, bootstrap_nmf,
                          match_components)
@@ -166,7 +167,8 @@ def _checked_streamed(Xs, beta, stacklevel=3):
     maximum, minimum, total = value_range(Xs)  # sparse chunks too (event data)
     raw = Xs.array
     check_zeros_for_beta(beta, minimum == 0)
-    if overflow_safe_dtype(compute_dtype(raw.dtype), maximum, raw.shape) == compute_dtype(raw.dtype):
+    dtype = compute_dtype(raw.dtype)
+    if overflow_safe_dtype(dtype, maximum, raw.shape) == dtype:
         return Xs, total
     warnings.warn(promotion_warning(maximum), UserWarning, stacklevel=stacklevel)
     # The same weights (e.g. Poisson) and resampling.
