@@ -94,7 +94,7 @@ def test_in_memory_kl_fits_run_fused_passes_with_the_half_steps_iterates(layout,
     from hyperspy_hnmf.solvers._linalg import as_generator, to_csr
     from hyperspy_hnmf.solvers._loop import alternate, canonical_order
 
-    X = counts(n=300, m=200, scale=3.0)  # 77 % nonzero
+    X = counts(n=300, m=200, scale=3.0)  # 41 % nonzero
     monkeypatch.setattr(solvers, "DENSE_KL_DENSITY", -1.0 if layout == "dense" else 2.0)
     data = X if layout == "dense" else to_csr(X)
     W0, H0 = initialize(data, 3, "nndsvda", as_generator(0), poisson_weighted=True)
@@ -371,3 +371,41 @@ def test_kl_map_kernels_stop_each_row_and_apply_penalties():
         assert iterations.min() >= 1 and iterations.max() <= 300
         assert len(set(iterations.tolist())) > 3  # rows stop at their own iteration
         assert np.all(A[7] == 1e-16)
+
+
+def test_near_exact_float64_kl_fit_is_not_stopped_by_rounding():
+    """The objective of float64 data keeps float64 logs: a fit that approaches an exact
+    factorization runs on (it used to stop, ``converged``, at a negative objective)."""
+    rng = np.random.default_rng(0)
+    X = rng.gamma(2.0, 1.0, (80, 2)) @ rng.gamma(2.0, 1.0, (2, 60))
+    result = nmf(X, 2, loss="kl", max_iter=3000, tol=0, random_state=0)
+    assert result.n_iter == 3000 and not result.converged
+    assert np.all(result.objective > 0)
+    exact = beta_divergence(X, result.W, result.H, 1)
+    assert result.divergence == exact
+    assert result.objective[-1] == pytest.approx(exact, rel=1e-3)
+    assert exact < 1e-6 * X.sum()
+
+
+def test_csr_with_duplicate_entries_is_fitted_as_summed_and_left_unchanged():
+    X = sp.csr_matrix(counts())
+    rows, columns = X.nonzero()
+    order = np.argsort(np.r_[rows, rows], kind="stable")
+    split = sp.csr_matrix(
+        (np.r_[X.data / 2, X.data / 2][order], np.r_[columns, columns][order],
+         np.r_[0, np.cumsum(np.bincount(rows, minlength=X.shape[0]) * 2)]), shape=X.shape)
+    assert not split.has_canonical_format
+    before = (split.data.copy(), split.indices.copy(), split.indptr.copy())
+    options = dict(loss="kl", max_iter=30, tol=0, random_state=0)
+    summed, duplicated = nmf(X, 3, **options), nmf(split, 3, **options)
+    np.testing.assert_allclose(duplicated.objective, summed.objective, rtol=1e-12)
+    for array, copy in zip((split.data, split.indices, split.indptr), before):
+        np.testing.assert_array_equal(array, copy)
+
+
+def test_nmf_refuses_an_all_zero_dask_array_as_it_does_in_memory():
+    import dask.array as da
+
+    for data in (np.zeros((40, 30)), da.zeros((40, 30), chunks=(10, -1))):
+        with pytest.raises(ValueError, match=r"^X is all zeros: there is nothing to factorize"):
+            nmf(data, 2, loss="kl")

@@ -158,8 +158,10 @@ def to_csr(X):
         return sp.vstack([sp.csr_matrix(X[rows]) for rows in row_blocks(*X.shape)],
                          format="csr")
     if sp.issparse(X):
-        X = sp.csr_matrix(X)
-        X.sum_duplicates()
+        X = sp.csr_matrix(X)  # (may share the input's arrays)
+        if not X.has_canonical_format:
+            X = X.copy()  # summed in a copy: the input is left as it was
+            X.sum_duplicates()
         return X
     if X.ndim != 2:
         raise ValueError(f"Expected a 2D sparse array (samples × features), got {X.ndim}D; "

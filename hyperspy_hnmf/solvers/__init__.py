@@ -134,9 +134,9 @@ def _as_float_data(X):
 def _checked_streamed(Xs, beta, stacklevel=3):
     """Data read in passes, checked for a fit: one pass, and float64 if float32 could overflow.
 
-    One pass over the data gives its maximum (see
-    :func:`~hyperspy_hnmf._checks.overflow_safe_dtype`), its minimum (zeros
-    are refused for losses with β ≤ 0) and its total intensity. Chunks kept
+    One pass over the data gives its maximum (all-zero data are refused;
+    see also :func:`~hyperspy_hnmf._checks.overflow_safe_dtype`), its minimum
+    (zeros are refused for losses with β ≤ 0) and its total intensity. Chunks kept
     in memory by ``Xs`` serve; NaN, infinite or negative values are found
     chunk by chunk by the fit's own passes, with the rows in the message.
 
@@ -166,6 +166,8 @@ def _checked_streamed(Xs, beta, stacklevel=3):
 
     maximum, minimum, total = value_range(Xs)  # sparse chunks too (event data)
     raw = Xs.array
+    if maximum == 0:  # (NaN or infinity are reported by the passes, with their rows)
+        check_not_all_zero(np.array([maximum]))  # raises, as for data in memory
     check_zeros_for_beta(beta, minimum == 0)
     dtype = compute_dtype(raw.dtype)
     if overflow_safe_dtype(dtype, maximum, raw.shape) == dtype:
@@ -379,9 +381,11 @@ def _fit_nmf(X, spec, callback=None):
         # components' statistics in one sweep of the data per iteration), over
         # the array as one chunk, with the iterates of the half-steps. Mostly
         # zero data as CSR (time ∝ nonzeros), once for every restart.
-        if not sp.issparse(X) and density(X) <= DENSE_KL_DENSITY:
-            X = to_csr(X)
+        if not sp.issparse(X):
+            # C order once (a Fortran-ordered array would be copied at every pass)
+            X = to_csr(X) if density(X) <= DENSE_KL_DENSITY else np.ascontiguousarray(X)
         passes = ArrayMatrix(X)
+        X = passes.array  # (CSR with duplicates summed, for the initialization too)
     best = None
     all_objectives = []
     for restart in range(spec.n_restarts):
@@ -400,8 +404,7 @@ def _fit_nmf(X, spec, callback=None):
             best = result
     best.W, best.H, _ = canonical_order(best.W, best.H, plan.blocks if plan else None)
     best.restart_objectives = all_objectives
-    if passes is None:  # (a pass fit has it: the data term of its last pass)
-        best.divergence = beta_divergence(X, best.W, best.H, beta)
+    best.divergence = beta_divergence(X, best.W, best.H, beta)  # (float64, exact)
     return best
 
 

@@ -19,6 +19,8 @@ rows whose partial sums are added in block order: deterministic.
 """
 import numba
 import numpy as np
+from numba import types
+from numba.core.extending import overload
 from numba.cpython.unsafe.numbers import viewer
 
 from ..matrix.compact import nonzero_words, row_nonzeros
@@ -162,6 +164,23 @@ def _log32(x):
     return np.float32(2.0) * s * series + exponent * _LN2
 
 
+def _log(x):
+    """``log x`` in the precision of ``x``, 0 for ``x = 0`` (a zero entry's ratio).
+
+    float32 values go through :func:`_log32` (vectorized); float64 values
+    through ``np.log``, so that the objective of float64 data keeps float64
+    precision (a near-exact fit is not stopped by float32 rounding).
+    """
+    return np.log(x) if x > 0 else 0.0
+
+
+@overload(_log, inline="always", jit_options=dict(fastmath=True, nogil=True))
+def _log_overload(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: _log32(x)
+    return lambda x: np.log(x) if x > 0 else 0.0
+
+
 @numba.njit(inline="always", fastmath=True, nogil=True)
 def _kl_row(columns, values, count, i, W, W_new, Ht, Ht_sums, l1, l2, floor, model_floor,
             update_maps, w, numerator, partial, ratios):
@@ -169,7 +188,7 @@ def _kl_row(columns, values, count, i, W, W_new, Ht, Ht_sums, l1, l2, floor, mod
 
     Updates the row's maps (if asked) into ``W_new[i]``, adds the row's share
     of the component numerator to ``partial`` and returns its data term.
-    ``ratios`` (float32, at least ``count`` long) is scratch space.
+    ``ratios`` (of ``Ht``'s type, at least ``count`` long) is scratch space.
     """
     k = W.shape[1]
     for q in range(k):
@@ -196,7 +215,7 @@ def _kl_row(columns, values, count, i, W, W_new, Ht, Ht_sums, l1, l2, floor, mod
     term = 0.0
     for p in range(count):  # apart from the loop above, so that it vectorizes
         # (in float64 whatever the values' type: the same sum from raw and CSR chunks)
-        term += np.float64(values[p]) * _log32(ratios[p])
+        term += np.float64(values[p]) * _log(ratios[p])
     return term
 
 
@@ -283,7 +302,7 @@ def _kl_chunk_pass(block, words, lanes, W, Ht, Ht_sums, l1, l2, floor, model_flo
         numerator = np.empty(k)
         columns = np.empty(m, dtype=np.int64)
         values = np.empty(m)
-        ratios = np.empty(m, dtype=np.float32)
+        ratios = np.empty(m, dtype=Ht.dtype)
         term = 0.0
         for i in range(b * step, min(n, (b + 1) * step)):
             # The row's nonzeros, gathered once (zeros are most of counted data).
@@ -334,7 +353,7 @@ def kl_chunk_pass_csr(indptr, indices, data, m, W, Ht, Ht_sums, l1, l2, floor, m
     for b in numba.prange(KL_PASS_BLOCKS):
         w = np.empty(k)
         numerator = np.empty(k)
-        ratios = np.empty(m, dtype=np.float32)
+        ratios = np.empty(m, dtype=Ht.dtype)
         term = 0.0
         for i in range(b * step, min(n, (b + 1) * step)):
             first = indptr[i]
@@ -401,7 +420,7 @@ def _kl_dense_chunk_pass(block, W, H, Ht_sums, l1, l2, floor, model_floor, updat
                     _tile_ratio(block, i, left, width, W_new, H, model_floor, x, row_ratio)
                     row_term = dtype.type(0.0)
                     for j in range(width):
-                        row_term += x[j] * _log32(row_ratio[j])  # x = 0: ratio 0, finite log
+                        row_term += x[j] * _log(row_ratio[j])  # x = 0: ratio 0, finite log
                     term += row_term
                 # acc[:, tile] += W_new[rows].T @ ratios, four rows per sweep along the
                 # tile: one load and one store of acc per four multiply-adds
@@ -572,10 +591,8 @@ def ratio_times_dense(X, U, Vt, C, transpose, with_objective, model_floor):
             row = X[i]
             _row_ratio(row, U[i], Vt, model_floor, ratio)
             if with_objective:
-                row_term = dtype.type(0.0)
-                for j in range(m):  # x = 0: ratio 0, finite log
-                    row_term += row[j] * _log32(ratio[j])
-                term += row_term
+                for j in range(m):  # x = 0: ratio 0, finite log; summed in float64
+                    term += row[j] * _log(ratio[j])
             if transpose:
                 for q in range(c):
                     weight = C[i, q]

@@ -46,7 +46,7 @@ def _ratio_times_csr(indptr, indices, data, U, V, C, floor, with_objective):
 
 
 class KLData:
-    """The data for KL ratio products: CSR and its transpose, or dense row blocks."""
+    """The data for KL ratio products: CSR and its transpose, or a C-ordered dense array."""
 
     def __init__(self, X):
         self.shape = X.shape
@@ -57,7 +57,7 @@ class KLData:
             self.rows.sum_duplicates()
             self.cols = self.rows.T.tocsr()
         else:
-            self.X = X
+            self.X = np.ascontiguousarray(X)  # (once, not at every product)
 
     def right(self, U, V, C, with_objective=False):
         """``(X ⊘ U Vᵀ) @ C`` (n × c) and the data term ``Σ x log(x / model)``."""
@@ -78,7 +78,7 @@ class KLData:
         X = self.X
         dtype = X.dtype
         C = np.ascontiguousarray(C if transpose else C.T, dtype=dtype)
-        return ratio_times_dense(np.ascontiguousarray(X), np.ascontiguousarray(U, dtype=dtype),
+        return ratio_times_dense(X, np.ascontiguousarray(U, dtype=dtype),
                                  np.ascontiguousarray(V.T, dtype=dtype), C, transpose,
                                  with_objective, dtype.type(MODEL_FLOOR))
 
