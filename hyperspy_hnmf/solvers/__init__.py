@@ -47,11 +47,13 @@ from ._init import INIT_METHODS, initialize
 from ._linalg import as_generator, density, to_csr
 from ..matrix import (ArrayMatrix, StreamedMatrix, as_data_matrix, compute_dtype, is_chunked,
                       is_sparse)
+from ..matrix.streamed import value_range
 from ._loop import FitResult, alternate, canonical_order
 from ._bootstrap import (BootstrapResult, PoissonResampler, bootstrap_interval, bootstrap_nmf,
                          match_components)
 from ._multiblock import JointResult, joint_nmf, noise_variance
-from ._objective import beta_divergence
+from . import _kernels
+from ._objective import MODEL_FLOOR, beta_divergence
 from ._passes import DENSE_KL_DENSITY, _fit_passes, streaming_nmf
 from ._randomized import _fit_randomized, randomized_nmf
 from ._robust import Outliers, check_outliers, robust_nmf
@@ -162,8 +164,6 @@ def _checked_streamed(Xs, beta, stacklevel=3):
     >>> Xs.dtype, total
     (dtype('float64'), 12.0)
     """
-    from ..matrix.streamed import value_range
-
     maximum, minimum, total = value_range(Xs)  # sparse chunks too (event data)
     raw = Xs.array
     if maximum == 0:  # (NaN or infinity are reported by the passes, with their rows)
@@ -516,9 +516,6 @@ def _kl_loadings(X, H, W, max_iter, tol, constraints):
     on the nonzeros of sparse data). Rows never influence each other, so the
     result does not depend on how the rows are split into chunks.
     """
-    from . import _kernels
-    from ._objective import MODEL_FLOOR
-
     k = H.shape[0]
     l1 = l2 = np.zeros(k)
     if constraints is not None and constraints.maps.has_penalty:
