@@ -26,10 +26,17 @@ Usage::
     python benchmarks/bench_flat.py --kl-doses 200 3000 40000   # KL speed (about 8 minutes)
     python benchmarks/bench_flat.py --kl-maps 200 40000   # KL maps for fixed components
     python benchmarks/bench_flat.py --kl-hierarchies 40000   # KL flat, layers, tree (2 minutes)
+    python benchmarks/bench_flat.py --held-counts 200 40000  # uint16 counts in memory (3 minutes)
 
 ``--kl-maps`` times the maps for fixed (true) components under KL, as
 ``transform`` and a tree's leaves compute them: the row kernel against the
 NumPy loop it replaced (every active row at every update), same stop.
+
+``--held-counts 200 40000`` decomposes uint16 counts held in memory
+(``s.decomposition(algorithm="hnmf")``, default KL), each run in its own
+process: read in place (the counts as they are) against the conversion a
+float-only path needs (``s.change_dtype("float32")`` first, included): time,
+peak memory over the counts' own size, and recovery.
 """
 
 import argparse
@@ -123,7 +130,7 @@ def peak_memory_child(path, k, method):
 
     X = np.load(path)
     side = int(round(np.sqrt(X.shape[0]))), int(round(np.sqrt(X.shape[1])))
-    signal = hs.signals.Signal2D(X.reshape(side + side))  # a view, no copy
+    signal = hs.signals.Signal2D(X.reshape(side[0], side[0], side[1], side[1]))  # a view, no copy
     # Reset the high-water mark (loading the file may have peaked above the
     # data size), so that VmHWM below is the peak of the fit alone.
     with open("/proc/self/clear_refs", "w") as handle:
@@ -353,7 +360,72 @@ def kl_hierarchies(scan, detector, dose):
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 
+def held_counts_child(path, k, method, out):
+    """Decompose the uint16 counts at ``path`` (``method``: "in place" or "float32")."""
+    import hyperspy.api as hs
+
+    X = np.load(path)
+    side = int(round(np.sqrt(X.shape[0]))), int(round(np.sqrt(X.shape[1])))
+    signal = hs.signals.Signal2D(X.reshape(side[0], side[0], side[1], side[1]))
+    del X
+    solvers.nmf(signal.data.reshape(-1, side[1] ** 2)[:300], k, max_iter=2)  # compile
+    solvers.nmf(signal.data.reshape(-1, side[1] ** 2)[:300].astype(np.float32), k,
+                max_iter=2)
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    baseline = _status_bytes("VmRSS")
+    start = time.perf_counter()
+    if method == "float32":
+        signal.change_dtype("float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        signal.decomposition(algorithm="hnmf", output_dimension=k, random_state=0,
+                             print_info=False, show_progressbar=False)
+    elapsed = time.perf_counter() - start
+    peak = _status_bytes("VmHWM")
+    results = signal.learning_results
+    np.savez(out, W=np.asarray(results.loadings), H=np.asarray(results.factors).T)
+    print(json.dumps({"extra": peak - baseline, "seconds": elapsed,
+                      "loss": results.hnmf["loss"], "iterations": int(results.hnmf["n_iter"])}))
+
+
+def held_counts(scan, detector, doses):
+    """uint16 counts in memory: read in place against a float32 copy first."""
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    print(f"{scan} x {scan} scan x {detector} x {detector} detector, uint16 counts held in "
+          "memory, s.decomposition(algorithm='hnmf') with the default loss (KL), each run in "
+          "its own process\n")
+    print("| e⁻ / pattern | nonzero | run | time s | iterations | peak RSS over the counts "
+          "(× their size) | pattern r | map r |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    for dose in doses:
+        X, truth = make_data(scan, detector, dose)
+        counts = X.astype(np.uint16)
+        k = truth.n_components
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "X.npy")
+            np.save(path, counts)
+            for method in ("in place", "float32"):
+                out = os.path.join(folder, "result.npz")
+                output = subprocess.run(
+                    [sys.executable, __file__, "--held-child", path, str(k), method, out],
+                    check=True, capture_output=True, text=True).stdout
+                values = json.loads(output.strip().splitlines()[-1])
+                result = np.load(out)
+                pattern, maps = recovery(result["W"], result["H"], truth)
+                label = ("counts read in place" if method == "in place"
+                         else "change_dtype('float32') first")
+                print(f"| {dose:.0f} | {np.count_nonzero(counts) / counts.size:.3f} | {label} | "
+                      f"{values['seconds']:.1f} | {values['iterations']} | "
+                      f"{values['extra'] / counts.nbytes:.2f} | {pattern:.3f} | {maps:.3f} |",
+                      flush=True)
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--held-child":
+        held_counts_child(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+        sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
         peak_memory_child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
         sys.exit(0)
@@ -369,7 +441,12 @@ if __name__ == "__main__":
                         help="KL maps for fixed components, at these doses")
     parser.add_argument("--kl-hierarchies", type=float,
                         help="s.decomposition(loss='kl') flat, layers and tree at this dose")
+    parser.add_argument("--held-counts", type=float, nargs="+",
+                        help="uint16 counts in memory: read in place vs a float32 copy first")
     arguments = parser.parse_args()
+    if arguments.held_counts:
+        held_counts(arguments.scan, arguments.detector, arguments.held_counts)
+        sys.exit(0)
     if arguments.kl_hierarchies:
         kl_hierarchies(arguments.scan, arguments.detector, arguments.kl_hierarchies)
         sys.exit(0)

@@ -323,6 +323,29 @@ def check_count(value, name, minimum):
     return int(value)
 
 
+def check_random_state(random_state):
+    """Check a seed: None, an integer ≥ 0, or a NumPy ``Generator`` / ``RandomState``.
+
+    Examples
+    --------
+    >>> check_random_state(3), check_random_state(None)
+    (3, None)
+    >>> check_random_state("a")
+    Traceback (most recent call last):
+    ...
+    ValueError: random_state must be None, an integer ≥ 0, a numpy.random.Generator or a numpy.random.RandomState, got 'a'.
+    """
+    if random_state is None or isinstance(random_state, (np.random.Generator,
+                                                         np.random.RandomState)):
+        return random_state
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) \
+            and random_state >= 0:
+        return int(random_state)
+    raise ValueError(
+        "random_state must be None, an integer ≥ 0, a numpy.random.Generator or a "
+        f"numpy.random.RandomState, got {random_state!r}.")
+
+
 def check_tol(tol):
     """Check that ``tol`` is a real number ≥ 0; return it as ``float``.
 

@@ -25,7 +25,8 @@ import numpy as np
 from ._checks import (DEFAULT_LOSS, check_count, check_flag, check_init, check_layer_ranks,
                       check_layer_weights, check_level, check_n_leaves, check_outliers,
                       check_rank,
-                      check_score_threshold, check_tol, resolve_loss, resolve_solver)
+                      check_random_state, check_score_threshold, check_tol, resolve_loss,
+                      resolve_solver)
 
 __all__ = [
     "DEFAULT_FINE_TUNE",
@@ -339,6 +340,7 @@ def resolve_fit(X=None, n_components=None, *, loss=DEFAULT_LOSS, solver=DEFAULT_
     max_iter = check_count(max_iter, "max_iter", 1)
     n_restarts = check_count(n_restarts, "n_restarts", 1)
     tol = check_tol(tol)
+    random_state = check_random_state(random_state)
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be callable, got {callback!r}.")
     randomized = {}

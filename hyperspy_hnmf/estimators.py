@@ -13,6 +13,7 @@ same methods.
 import inspect
 import warnings
 
+import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 
@@ -21,7 +22,8 @@ from ._checks import DEFAULT_LOSS, NumericalError, check_nonnegative, check_real
 from ._spec import (DEFAULT_FINE_TUNE, DEFAULT_FINE_TUNE_ITER, DEFAULT_INIT, DEFAULT_MAX_ITER,
                     DEFAULT_MIN_LEAF_SIZE, DEFAULT_N_RESTARTS, DEFAULT_POWER_ITERATIONS,
                     DEFAULT_REFINE_PASSES, DEFAULT_SOLVER, DEFAULT_TOL, resolve_fit)
-from .matrix import compute_dtype
+from .matrix import StreamedMatrix, as_streamed, compute_dtype
+from .matrix.streamed import value_range
 from .solvers import _checked_streamed, promote_if_overflowing
 from .solvers._init import _poisson_weighted
 
@@ -148,7 +150,8 @@ class HNMF(*_estimator_bases()):
         objective wins.
     clip_negative : bool, default False
         If False, negative data raise ``ValueError``. If True, negative entries
-        are set to zero (on a copy) with a warning.
+        are set to zero with a warning: on a copy in memory, as the chunks
+        are read for data read in passes (one more pass finds them).
     show_progressbar : bool, default False
         Show a progress bar with the current objective; it appears only for
         fits that last more than two seconds.
@@ -451,6 +454,12 @@ class HNMF(*_estimator_bases()):
             return "layers"
         return "flat"
 
+    def _read_in_passes(self, X):
+        """Whether ``X`` is read in passes (see :func:`~hyperspy_hnmf.solvers._reads_in_passes`):
+        data read in passes, and integer counts held in memory when passes run the fit."""
+        return solvers._reads_in_passes(X, self.loss, self.solver, self.init,
+                                        self.clip_negative)
+
     def _prepare_data(self, X, where):
         X = _validate_array(X, where)
         values = X.data if sp.issparse(X) else X
@@ -485,7 +494,10 @@ class HNMF(*_estimator_bases()):
         Parameters
         ----------
         X : array-like or scipy.sparse matrix, shape (n_samples, n_features)
-            Nonnegative data; float32 is kept as float32.
+            Nonnegative data; float32 is kept as float32. Integer counts
+            held in memory are read in place, in passes, as a dask array is
+            (:func:`~hyperspy_hnmf.matrix.held_matrix`): never converted
+            whole to floats.
         y : ignored
 
         Returns
@@ -500,7 +512,7 @@ class HNMF(*_estimator_bases()):
                [2., 0.],
                [2., 1.]])
         """
-        if _is_dask(X):
+        if self._read_in_passes(X):
             return self._fit_streaming(X)
         X = self._prepare_data(X, f"{type(self).__name__}.fit")
         spec = self._validate_params(X)
@@ -546,26 +558,39 @@ class HNMF(*_estimator_bases()):
         return W
 
     def _fit_streaming(self, X):
-        """Fit a dask array read chunk by chunk (:class:`~hyperspy_hnmf.matrix.StreamedMatrix`).
+        """Fit data read chunk by chunk (:class:`~hyperspy_hnmf.matrix.StreamedMatrix`).
 
         Every kind of fit goes through the same functions as in-memory data
         (:mod:`hyperspy_hnmf.matrix` gives both the same interface); flat
         fits make one pass over the data per iteration, and a matrix given
         is fitted itself, so that the chunks it keeps in memory serve.
         """
-        from .matrix import StreamedMatrix
-
         if len(X.shape) != 2:
             raise ValueError(f"Expected a 2D dask array (samples × features), got "
                              f"{len(X.shape)}D.")
-        Xs = X if isinstance(X, StreamedMatrix) else StreamedMatrix(X)
+        Xs = self._streamed(X)
         check_real(Xs.array.dtype, f"{type(self).__name__}.fit")
-        spec = self._validate_params(X)
+        spec = self._validate_params(Xs)
         Xs, total = _checked_streamed(Xs, spec.beta, stacklevel=4)
         before = Xs.passes
         W, H, details = self._fit(Xs, spec)
         self.passes_ = Xs.passes - before
         return self._set_fitted(W, H, details, spec, Xs.shape[1], total)
+
+    def _streamed(self, X):
+        """Data read in passes as a StreamedMatrix, clipped at zero as chunks are read if
+        ``clip_negative`` and the data hold negative values (one pass to find them)."""
+        Xs = as_streamed(X)
+        if not self.clip_negative or Xs.array.dtype.kind not in "if":
+            return Xs
+        minimum = value_range(Xs)[1]
+        if not minimum < 0:
+            return Xs
+        warnings.warn(
+            f"clip_negative=True: negative entries (minimum {minimum:.6g}) are set to zero "
+            "as the chunks are read.", UserWarning, stacklevel=4)
+        return StreamedMatrix(da.maximum(Xs.array, 0), Xs.row_scale, Xs.column_scale,
+                              perturbation=Xs.perturbation)
 
     def _metrics(self, W, H, plan):
         if plan is None:
@@ -691,7 +716,9 @@ class HNMF(*_estimator_bases()):
         array([[6.]])
         """
         self._check_fitted()
-        if not _is_dask(X):
+        if self._read_in_passes(X):
+            X = self._streamed(X)
+        else:
             X = self._prepare_data(X, f"{type(self).__name__}.transform")
         self._check_features(X.shape[1])
         return solvers.solve_loadings(

@@ -95,6 +95,9 @@ def test_sparse_input():
         (dict(tol=-1.0), r"tol must be a real number ≥ 0, got -1.0"),
         (dict(n_components=0), r"integer ≥ 1 for data of shape \(60, 40\), got 0"),
         (dict(loss="l1"), r"Unknown loss 'l1'"),
+        (dict(random_state="a"), r"random_state must be None, an integer ≥ 0, a "
+                                 r"numpy.random.Generator or a numpy.random.RandomState, got 'a'"),
+        (dict(random_state=-1), r"random_state must be None, an integer ≥ 0, .* got -1\."),
     ],
 )
 def test_bad_parameters(params, message):

@@ -93,7 +93,13 @@ def test_normalize_poissonian_noise():
     before = s.data.copy()
     s.decomposition(algorithm="hnmf", output_dimension=3, normalize_poissonian_noise=True,
                     loss="frobenius", print_info=False)
-    np.testing.assert_allclose(s.data, before, rtol=1e-5)
+    # HyperSpy divides the data in place and multiplies them back (rounding
+    # errors in a few percent of the entries): they come back bit for bit.
+    np.testing.assert_array_equal(s.data, before)
+    s.decomposition(algorithm="hnmf", output_dimension=3, print_info=False, max_iter=5)
+    assert s.learning_results.hnmf["loss"] == "kullback-leibler"  # still integer counts
+    s.decomposition(algorithm="hnmf", output_dimension=3, normalize_poissonian_noise=True,
+                    loss="frobenius", print_info=False)
     lr = s.learning_results
     assert lr.poissonian_noise_normalized
     np.testing.assert_allclose(lr.factors.sum(axis=0), 1, rtol=1e-4)
@@ -172,7 +178,15 @@ def assert_unchanged(s, snapshot):
         (None, dict(solver="hals", loss="kl"), ValueError, "minimises the Frobenius loss only"),
         (None, dict(alpha=0.1), TypeError, r"Unknown option\(s\) \['alpha'\] for algorithm='hnmf'"),
         (None, dict(centre="signal"), ValueError, "centring makes the data negative"),
-        ("int", {}, TypeError, "the data must be of the floating-point"),
+        (None, dict(reproject="both"), ValueError,
+         r"reproject='both' is not available with algorithm='hnmf': HyperSpy reprojects only "
+         r"the maps of an estimator's fit"),
+        ("int", dict(loss="is"), TypeError,
+         r"reads integer counts held in memory in place for the Frobenius and "
+         r"Kullback-Leibler losses .* Convert the data first with s.change_dtype\('float32'\)"),
+        ("int", dict(signal_mask=np.zeros((16, 16), dtype=bool)), ValueError,
+         r"signal_mask is not supported with algorithm='hnmf' on integer counts held in "
+         r"memory \(int32"),
     ],
 )
 def test_bad_input_leaves_previous_results(change, kwargs, error, message):
@@ -196,6 +210,17 @@ def test_bad_input_leaves_previous_results(change, kwargs, error, message):
     np.testing.assert_array_equal(s.data, before)
 
 
+@pytest.mark.parametrize("kind", ["lazy", "uint16"])
+def test_data_read_in_passes_need_output_dimension_as_in_memory(kind):
+    s = low_rank_signal(dtype="uint16") if kind == "uint16" else low_rank_signal().as_lazy()
+    with pytest.raises(ValueError) as error:
+        s.decomposition(algorithm="hnmf")
+    assert str(error.value) == (
+        "algorithm='hnmf' needs the number of components: pass output_dimension=k (e.g. "
+        "s.decomposition(algorithm='hnmf', output_dimension=4)).")
+    assert s.learning_results.loadings is None
+
+
 def test_instance_with_conflicting_options():
     s, snapshot = previous_results()
     with pytest.raises(ValueError, match="output_dimension=2 disagrees with the HNMF"):
@@ -216,10 +241,10 @@ def test_keyboard_interrupt_keeps_previous_results(monkeypatch):
     monkeypatch.setattr(hyperspy_hnmf.estimators.solvers, "_fit_nmf", interrupted)
     with pytest.raises(KeyboardInterrupt):
         s.decomposition(algorithm="hnmf", output_dimension=3, normalize_poissonian_noise=True,
-                        show_progressbar=True)
+                        loss="frobenius", show_progressbar=True)
     assert_unchanged(s, snapshot)
-    # HyperSpy undoes its in-place Poisson weighting arithmetically: exact up to rounding.
-    np.testing.assert_allclose(s.data, before, rtol=1e-6)
+    # HyperSpy weighted the data in place: they come back bit for bit.
+    np.testing.assert_array_equal(s.data, before)
     assert s.axes_manager.navigation_dimension == 2  # folded back
 
 
@@ -229,6 +254,27 @@ def test_lazy_signal_with_masks_raises_clear_error():
                                          r"on lazy signals\. Crop the signal"):
         s.decomposition(algorithm="hnmf", output_dimension=3,
                         navigation_mask=np.zeros((12, 10), dtype=bool))
+
+
+def test_lazy_clip_negative_clips_as_chunks_are_read():
+    s = low_rank_signal()
+    s.data[1, 2, 3, 4] = -1.5
+    lazy = s.as_lazy()
+    with pytest.raises(ValueError, match=r"pass clip_negative=True to set them to zero as the "
+                                         r"chunks are read, with a warning\. Found first in row 12 "):
+        lazy.decomposition(algorithm="hnmf", output_dimension=3, max_iter=5)
+    with pytest.warns(UserWarning, match=r"clip_negative=True: negative entries \(minimum "
+                                         r"-1\.5\) are set to zero as the chunks are read"):
+        lazy.decomposition(algorithm="hnmf", output_dimension=3, max_iter=20, random_state=0,
+                           clip_negative=True, print_info=False)
+    clipped = s.deepcopy()
+    clipped.data[1, 2, 3, 4] = 0
+    clipped = clipped.as_lazy()
+    clipped.decomposition(algorithm="hnmf", output_dimension=3, max_iter=20, random_state=0,
+                          print_info=False)
+    np.testing.assert_array_equal(lazy.learning_results.factors,
+                                  clipped.learning_results.factors)
+    assert float(lazy.data[1, 2, 3, 4].compute()) == -1.5  # the signal is left as it was
 
 
 def test_show_progressbar_follows_preferences(monkeypatch):
@@ -282,3 +328,15 @@ def test_reproject_navigation_fills_masked_positions():
     model = loadings[masked_rows] @ s.learning_results.factors.T
     data = s.data.reshape(120, 256)[masked_rows]
     assert np.linalg.norm(model - data) < 0.5 * np.linalg.norm(data)
+
+
+def test_lazy_tree_takes_as_many_leaves_as_probe_positions_as_in_memory():
+    rng = np.random.default_rng(0)
+    s = hs.signals.Signal2D(rng.poisson(3, (2, 3, 8, 8)).astype(np.float32))
+    for signal in (s, s.as_lazy()):
+        signal.decomposition(algorithm="hnmf", output_dimension=6, hierarchy="tree",
+                             print_info=False)
+        assert signal.learning_results.factors.shape == (64, 6)
+        with pytest.raises(ValueError, match="A tree with 7 leaves needs at least as many probe "
+                                             "positions, but there are 6"):
+            signal.decomposition(algorithm="hnmf", output_dimension=7, hierarchy="tree")

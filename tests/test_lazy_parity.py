@@ -30,7 +30,9 @@ def scan():
     s = synthetic_4dstem(scan_shape=(16, 14), detector_shape=(16, 16), random_state=4,
                          dtype="uint16")
     X = s.data.reshape(224, 256)
-    return X, da.from_array(X, chunks=(48, -1))
+    # In memory as float32: integer counts in memory would be read in passes
+    # (held_matrix), the path of the dask array itself.
+    return X.astype(np.float32), da.from_array(X, chunks=(48, -1))
 
 
 def start(n, m, k, seed=0):

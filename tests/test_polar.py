@@ -295,6 +295,37 @@ def test_write_to_learning_results_and_restore(decomposed):
     assert getattr(s.learning_results, "polar_clustering", None) is None
 
 
+def test_restore_goes_back_to_the_decomposition_after_two_merges(decomposed):
+    s = decomposed.deepcopy()
+    factors = s.learning_results.factors.copy()
+    s.cluster_decomposition_components(n_clusters=5, write_to_learning_results=True)
+    s.cluster_decomposition_components(n_clusters=4, write_to_learning_results=True)
+    assert s.learning_results.factors.shape == (48 * 48, 4)
+    s.restore_decomposition_components()
+    np.testing.assert_array_equal(s.learning_results.factors, factors)
+    assert s.learning_results.output_dimension == 7
+
+
+@pytest.mark.parametrize("later", ["SVD", "hnmf"])
+def test_restore_refuses_a_stash_that_a_later_decomposition_made_stale(decomposed, later):
+    s = decomposed.deepcopy()
+    s.cluster_decomposition_components(n_clusters=4, write_to_learning_results=True)
+    if later == "SVD":
+        s.decomposition(algorithm="SVD", output_dimension=5, print_info=False)
+    else:
+        s.decomposition(algorithm="hnmf", output_dimension=5, max_iter=5, print_info=False)
+    factors = s.learning_results.factors.copy()
+    with pytest.raises(ValueError) as info:
+        s.restore_decomposition_components()
+    assert str(info.value) == (
+        "There is nothing to restore: learning_results no longer hold the merged components "
+        "that cluster_decomposition_components(..., write_to_learning_results=True) wrote (a "
+        f"later decomposition, by algorithm={later!r}, or another change replaced them), so "
+        "the stashed results are stale and were left as they are.")
+    np.testing.assert_array_equal(s.learning_results.factors, factors)
+    assert s.learning_results.decomposition_algorithm == later
+
+
 def test_array_level_clustering_without_maps():
     patterns = np.stack([spot_pattern(a, seed=seed) for seed in (0, 1) for a in (0, 40, 250)])
     result = cluster_components(patterns, n_clusters=2, center=CENTER, radial_range=(4, 30))
@@ -496,3 +527,23 @@ def test_registration_is_idempotent_and_reaches_pyxem():
     pyxem = pytest.importorskip("pyxem")
     pattern = pyxem.signals.Diffraction2D(np.ones((2, 16, 16), dtype="float32"))
     assert pattern.polar_transform(center=(7.5, 7.5)).data.shape == (2, 8, 360)
+
+
+def test_nan_in_patterns_is_reported_where_it_is_with_a_fix():
+    pattern = np.ones((16, 16))
+    pattern[8, 8] = 5.0
+    pattern[3, 7] = np.nan
+    with pytest.raises(ValueError) as info:
+        find_direct_beam(pattern)
+    assert str(info.value) == (
+        "The pattern contains 1 NaN or infinite values (first at row 3, column 7), so its "
+        "direct beam cannot be found. Replace them first (dead or hot detector pixels: set "
+        "them to 0 or to their neighbours' mean), or give center=(x, y).")
+    X = np.ones((5, 256))
+    X[2, 10] = np.inf
+    with pytest.raises(ValueError) as info:
+        PolarKMeans(n_clusters=2, pattern_shape=(16, 16)).fit(X)
+    assert str(info.value) == (
+        "X contains NaN or infinite values in 1 patterns (first: row 2, probe positions in "
+        "scan order). Replace them first (dead or hot detector pixels: set them to 0 or to "
+        "their neighbours' mean).")

@@ -195,6 +195,12 @@ def test_user_initialization_arrays():
     assert relative_error(X, result) < 1e-10
     result = nmf(X, 4, init=(None, H0), max_iter=200, random_state=0)
     assert relative_error(X, result) < 1e-3
+    # Only the maps given (non-square data: 120 x 80): the components are
+    # their nonnegative least-squares fit, exact for exact data.
+    W_start, H_start = initialize(X, 4, (W0, None), None)
+    assert W_start.shape == (120, 4) and H_start.shape == (4, 80)
+    np.testing.assert_allclose(H_start, H0, rtol=1e-6, atol=1e-9)
+    assert relative_error(X, nmf(X, 4, init=(W0, None), max_iter=1, tol=0)) < 1e-8
     with pytest.raises(ValueError, match=r"initial H has shape \(3, 80\), but the data need shape \(4, 80\)"):
         nmf(X, 4, init=(W0, H0[:3]))
     with pytest.raises(ValueError, match="initial W has negative entries"):

@@ -124,7 +124,8 @@ def test_bad_value_in_a_late_chunk_leaves_previous_results(bad, message):
     lazy.learning_results.__dict__.update(previous)
     with pytest.raises(ValueError, match=message) as error:
         lazy.decomposition(algorithm="hnmf", output_dimension=3, print_info=False)
-    assert "Found in rows 192 to 255 (probe positions in scan order)" in str(error.value)
+    assert ("Found first in row 243 (probe positions in scan order, row = y * width + x), "
+            "in the rows 192 to 255 read together.") in str(error.value)
     assert lazy.learning_results.__dict__.keys() == previous.keys()
     assert lazy.learning_results.hnmf is previous["hnmf"]
 
@@ -252,3 +253,16 @@ def test_dense_kl_pass_matches_the_nonzero_kernel(update_maps, penalty):
     np.testing.assert_allclose(found[1], expected[1], rtol=1e-5)
     assert found[2] == pytest.approx(expected[2], rel=1e-6)
     assert not found[1][5].any() and not expected[1][5].any()
+
+
+@pytest.mark.parametrize("loss", ["kl", "frobenius"])
+def test_float16_chunks_are_fitted_as_their_float64_values(loss):
+    # float16 is computed in float64 (compute_dtype), one chunk converted at a time:
+    # the same fit as the float64 array, bit for bit.
+    X = np.random.default_rng(0).poisson(3, (200, 64)).astype(np.float16)
+    half = HNMF(3, loss=loss, random_state=0, max_iter=20)
+    half.fit(da.from_array(X, chunks=(50, -1)))
+    double = HNMF(3, loss=loss, random_state=0, max_iter=20)
+    double.fit(da.from_array(X.astype(np.float64), chunks=(50, -1)))
+    assert half.components_.dtype == np.float64
+    np.testing.assert_array_equal(half.components_, double.components_)

@@ -19,6 +19,7 @@ is installed by ``import hyperspy_hnmf``. Without that import,
 error.
 """
 
+import contextlib
 import functools
 import inspect
 import warnings
@@ -178,6 +179,61 @@ def exposed_rank(estimator):
     return k
 
 
+@contextlib.contextmanager
+def _keeping_data(signal, normalize):
+    """Give ``signal.data`` back bit for bit after HyperSpy's Poisson normalization.
+
+    HyperSpy's ``decomposition`` divides the data in place by the Poisson
+    weights and multiplies them back afterwards, which leaves rounding
+    errors in a few percent of the entries (counts are then no longer
+    integers, and ``loss="auto"`` would choose another loss next time). With
+    ``normalize``, the data are copied first and written back when the call
+    ends, whether it succeeded, failed or was interrupted.
+    """
+    if not normalize:
+        yield
+        return
+    backup = np.array(signal.data, copy=True)
+    try:
+        yield
+    finally:
+        if signal.data.shape == backup.shape and signal.data.dtype == backup.dtype:
+            np.copyto(signal.data, backup)
+        else:
+            signal.data = backup
+
+
+def _check_size(estimator, n_nav, n_sig, after=""):
+    """The number of components (or leaves) against the probe positions and pixels."""
+    output_dimension = estimator.n_components
+    kind = estimator._kind
+    if kind == "tree":
+        if output_dimension > n_nav:
+            raise ValueError(
+                f"A tree with {output_dimension} leaves needs at least as many probe "
+                f"positions, but there are {n_nav}{after}. Ask for at most "
+                f"{n_nav} leaves."
+            )
+        return
+    largest = output_dimension[0] if kind == "layers" else output_dimension
+    limit = min(n_nav, n_sig)
+    if largest >= limit:
+        raise ValueError(
+            f"output_dimension={largest} is too large: it must be smaller than "
+            f"min(navigation size, signal size) = min({n_nav}, {n_sig}) = {limit}{after}."
+        )
+
+
+def _check_output_dimension(estimator):
+    """``output_dimension`` is required (HyperSpy's default None means "all components")."""
+    if estimator.n_components is None:
+        raise ValueError(
+            "algorithm='hnmf' needs the number of components: pass "
+            "output_dimension=k (e.g. s.decomposition(algorithm='hnmf', "
+            "output_dimension=4))."
+        )
+
+
 def _kept(mask, size):
     """Boolean array of kept positions (HyperSpy masks are True where excluded)."""
     return np.ones(size, dtype=bool) if mask is None else ~mask
@@ -230,18 +286,18 @@ def _check_signal_data(signal, nav_keep, sig_keep, clip_negative):
 
 def _validate_call(signal, arguments, estimator):
     """Every check on the signal and HyperSpy keywords, before any change."""
-    output_dimension = estimator.n_components
     kind = estimator._kind
     signal._validate_decomposition_inputs(
         exposed_rank(estimator), arguments["centre"], arguments["reproject"]
     )
-    if output_dimension is None:
-        raise ValueError(
-            "algorithm='hnmf' needs the number of components: pass "
-            "output_dimension=k (e.g. s.decomposition(algorithm='hnmf', "
-            "output_dimension=4))."
-        )
+    _check_output_dimension(estimator)
     _check_centre(arguments)
+    if arguments["reproject"] in ("signal", "both"):
+        raise ValueError(
+            f"reproject={arguments['reproject']!r} is not available with algorithm='hnmf': "
+            "HyperSpy reprojects only the maps of an estimator's fit (it would skip the "
+            "components with a warning). Use reproject='navigation' to recompute every "
+            "probe position's maps, masked ones included, for the fitted components.")
     nav_mask, sig_mask = _flat_masks(
         signal, arguments["navigation_mask"], arguments["signal_mask"]
     )
@@ -250,22 +306,7 @@ def _validate_call(signal, arguments, estimator):
     n_nav, n_sig = int(nav_keep.sum()), int(sig_keep.sum())
     if n_nav == 0 or n_sig == 0:
         raise ValueError("All the data are masked, change the mask.")
-    if kind == "tree":
-        if output_dimension > n_nav:
-            raise ValueError(
-                f"A tree with {output_dimension} leaves needs at least as many probe "
-                f"positions, but there are {n_nav} (after masking). Ask for at most "
-                f"{n_nav} leaves."
-            )
-    else:
-        largest = output_dimension[0] if kind == "layers" else output_dimension
-        limit = min(n_nav, n_sig)
-        if largest >= limit:
-            raise ValueError(
-                f"output_dimension={largest} is too large: it must be smaller than "
-                f"min(navigation size, signal size) = min({n_nav}, {n_sig}) = {limit} "
-                "(after masking)."
-            )
+    _check_size(estimator, n_nav, n_sig, " (after masking)")
     if kind != "flat" and arguments["normalize_poissonian_noise"]:
         raise ValueError(
             "normalize_poissonian_noise=True is not supported with hierarchical "
@@ -383,7 +424,7 @@ def _hnmf_decomposition(signal, original, arguments, options):
     estimator = _build_estimator(arguments["algorithm"], arguments["output_dimension"], options,
                                  signal)
     check_real(signal.data.dtype, "decomposition(algorithm='hnmf')")
-    if signal._lazy:
+    if signal._lazy or _held_counts(signal, estimator):
         return _lazy_decomposition(signal, estimator, arguments)
     nav_mask, sig_mask, total = _validate_call(signal, arguments, estimator)
     _check_constraint_combinations(estimator, arguments)
@@ -396,7 +437,7 @@ def _hnmf_decomposition(signal, original, arguments, options):
             stacklevel=4,
         )
         normalize = False
-    with _keeping_previous_results(signal):
+    with _keeping_previous_results(signal), _keeping_data(signal, normalize):
         original(
             signal,
             normalize_poissonian_noise=normalize,
@@ -516,15 +557,43 @@ def _known_decomposition(signal, arguments, options, known, regions):
     return result if arguments["return_info"] else None
 
 
-def _lazy_decomposition(signal, estimator, arguments):
-    """Decompose a lazy signal chunk by chunk; results land in ``learning_results``.
+def _held_counts(signal, estimator):
+    """Whether an in-memory signal holds integer counts that the fit reads in place.
 
-    Everything that can be checked without reading the data is checked
-    first; bad values found while streaming raise before anything is stored.
+    HyperSpy's own ``decomposition`` takes floating-point data only, so
+    counts held in memory would need a float copy of the whole signal
+    (``s.change_dtype``). The estimator reads them in place instead, in
+    passes, as it reads a lazy signal (:func:`~hyperspy_hnmf.matrix.held_matrix`),
+    whenever passes run the fit (see :func:`~hyperspy_hnmf.solvers._reads_in_passes`);
+    other fits of integer data get the error below.
     """
-    from ..matrix import StreamedMatrix, as_row_chunks
+    if signal._lazy or signal.data.dtype.kind not in "ui":
+        return False
+    if estimator._read_in_passes(np.empty((1, 1), dtype=signal.data.dtype)):
+        return True
+    raise TypeError(
+        f"decomposition(algorithm='hnmf') reads integer counts held in memory in place for "
+        f"the Frobenius and Kullback-Leibler losses with init other than 'spa' (and "
+        f"clip_negative=False for signed counts); this call asks for loss={estimator.loss!r}, "
+        f"init={estimator.init!r}, clip_negative={estimator.clip_negative!r} on "
+        f"{signal.data.dtype} data. Convert the data first with s.change_dtype('float32') "
+        "(float32 is exact for counts up to 2**24), or change those options. "
+        "No decomposition was performed.")
+
+
+def _lazy_decomposition(signal, estimator, arguments):
+    """Decompose a lazy signal, or integer counts held in memory, chunk by chunk.
+
+    Results land in ``learning_results``. Integer counts held in memory
+    are read in place (:func:`~hyperspy_hnmf.matrix.held_matrix`), never
+    converted whole. Everything that can be checked without reading the
+    data is checked first; bad values found while streaming raise before
+    anything is stored.
+    """
+    from ..matrix import StreamedMatrix, as_row_chunks, held_matrix
     from ..solvers._init import poisson_scales
 
+    _check_output_dimension(estimator)
     _check_centre(arguments)
     unsupported = [name for name in ("navigation_mask", "signal_mask")
                    if arguments[name] is not None]
@@ -533,11 +602,24 @@ def _lazy_decomposition(signal, estimator, arguments):
     if arguments["reproject"] not in (None, False):
         unsupported.append(f"reproject={arguments['reproject']!r}")
     if unsupported:
+        where, convert = "lazy signals", ""
+        if not signal._lazy:
+            where = (f"integer counts held in memory ({signal.data.dtype}, read in place in "
+                     "passes, as lazy signals are)")
+            convert = (" To use them on this signal, convert it first with "
+                       "s.change_dtype('float32').")
         raise ValueError(
-            f"{', '.join(unsupported)} is not supported with algorithm='hnmf' on lazy signals. "
+            f"{', '.join(unsupported)} is not supported with algorithm='hnmf' on {where}. "
             "Crop the signal (s.inav[...], s.isig[...]) instead of masking; for counted data "
-            "use loss='kl' instead of Poisson normalization.")
-    data = as_row_chunks(signal.data, signal.axes_manager.signal_dimension)
+            f"use loss='kl' instead of Poisson normalization.{convert}")
+    if not signal.axes_manager.axes_are_aligned_with_data:
+        raise ValueError("The signal's axes are not in data order; call s.transpose() so that "
+                         "the navigation axes come first.")
+    if signal._lazy:
+        data = as_row_chunks(signal.data, signal.axes_manager.signal_dimension)
+    else:
+        data = held_matrix(signal.data.reshape(signal.axes_manager.navigation_size,
+                                               signal.axes_manager.signal_size))
     normalize = bool(arguments["normalize_poissonian_noise"])
     if normalize and loss_is_poisson(estimator, data):
         warnings.warn(
@@ -545,23 +627,16 @@ def _lazy_decomposition(signal, estimator, arguments):
             "normalize_poissonian_noise=True would distort it and is ignored.",
             UserWarning, stacklevel=4)
         normalize = False
-    if not signal.axes_manager.axes_are_aligned_with_data:
-        raise ValueError("The signal's axes are not in data order; call s.transpose() so that "
-                         "the navigation axes come first.")
     _check_constraint_combinations(estimator, arguments)
-    n_nav = signal.axes_manager.navigation_size
-    n_sig = signal.axes_manager.signal_size
-    k = exposed_rank(estimator)
-    if k >= min(n_nav, n_sig):
-        raise ValueError(
-            f"output_dimension={k} is too large: it must be smaller than min(navigation size, "
-            f"signal size) = min({n_nav}, {n_sig}).")
+    # (a signal without navigation axes is one probe position)
+    _check_size(estimator, max(signal.axes_manager.navigation_size, 1),
+                max(signal.axes_manager.signal_size, 1))
     factors = None
     if normalize:
         # Keenan & Kotula's weighting, as HyperSpy's: the fit sees
         # X / outer(a, b), read chunk by chunk (one pass for the sums); the
         # results are scaled back.
-        matrix = StreamedMatrix(data)
+        matrix = data if isinstance(data, StreamedMatrix) else StreamedMatrix(data)
         row_scale, column_scale = poisson_scales(matrix)
         loadings = estimator.fit_transform(matrix.scaled(row_scale, column_scale))
         loadings = loadings * row_scale[:, None].astype(loadings.dtype)
@@ -621,7 +696,7 @@ def _print_info(info, normalize, estimator):
         f"reconstruction error={info['reconstruction_error']:.6g}",
     ]
     if "passes" in info:
-        lines.append(f"  passes over the lazy data={info['passes']}")
+        lines.append(f"  passes over the data={info['passes']}")
     lines += _constraint_lines(info)
     if outlier_line(info):
         lines.append(outlier_line(info))

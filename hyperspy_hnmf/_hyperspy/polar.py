@@ -374,8 +374,12 @@ def cluster_decomposition_components(self, method="polar_xcorr", n_clusters=None
     clusters.loadings.metadata.General.title = "Merged maps (polar_xcorr clusters)"
     if write_to_learning_results:
         results = self.learning_results
-        previous = {key: getattr(results, key) for key in _STASHED
-                    if getattr(results, key, None) is not None}
+        stash = _current_stash(results)
+        if stash is not None:  # merging merged components: restore still goes back to
+            previous = stash["previous"]  # the decomposition
+        else:
+            previous = {key: getattr(results, key) for key in _STASHED
+                        if getattr(results, key, None) is not None}
         results.factors = factors
         results.loadings = clusters.maps
         results.output_dimension = clusters.n_clusters
@@ -390,7 +394,35 @@ def cluster_decomposition_components(self, method="polar_xcorr", n_clusters=None
             "linkage": clusters.linkage,
             "previous": previous,
         }
+        results.polar_clustering["written"] = _merged_stamp(results)
     return clusters
+
+
+def _merged_stamp(results):
+    """What ``cluster_decomposition_components`` wrote: the algorithm, shapes and sums."""
+    return {"algorithm": str(results.decomposition_algorithm),
+            "factors_shape": np.asarray(np.shape(results.factors)),
+            "loadings_shape": np.asarray(np.shape(results.loadings)),
+            "sums": np.asarray([float(np.nansum(np.asarray(results.factors, np.float64))),
+                                float(np.nansum(np.asarray(results.loadings, np.float64)))])}
+
+
+def _current_stash(results):
+    """``learning_results.polar_clustering`` if the current results are the merged ones it wrote.
+
+    None when there is no stash, or when a later decomposition (by any
+    algorithm) or another change replaced the merged components: the stash
+    is then stale, and restoring it would mix two decompositions.
+    """
+    stash = getattr(results, "polar_clustering", None)
+    if not isinstance(stash, dict) or "previous" not in stash or "written" not in stash:
+        return None
+    written, now = stash["written"], _merged_stamp(results)
+    same = (written["algorithm"] == now["algorithm"]
+            and np.array_equal(written["factors_shape"], now["factors_shape"])
+            and np.array_equal(written["loadings_shape"], now["loadings_shape"])
+            and np.allclose(written["sums"], now["sums"], rtol=1e-6, atol=0))
+    return stash if same else None
 
 
 @_method
@@ -404,7 +436,9 @@ def restore_decomposition_components(self):
     Raises
     ------
     ValueError
-        If the decomposition results were not replaced by merged components.
+        If the decomposition results were not replaced by merged components,
+        or if they were replaced again since (by a later decomposition): the
+        results stay as they are.
 
     Examples
     --------
@@ -427,6 +461,13 @@ def restore_decomposition_components(self):
             "There is nothing to restore: the decomposition results were not replaced "
             "by cluster_decomposition_components(..., write_to_learning_results=True)."
         )
+    if _current_stash(results) is None:
+        raise ValueError(
+            "There is nothing to restore: learning_results no longer hold the merged "
+            "components that cluster_decomposition_components(..., "
+            "write_to_learning_results=True) wrote (a later decomposition, by "
+            f"algorithm={results.decomposition_algorithm!r}, or another change replaced "
+            "them), so the stashed results are stale and were left as they are.")
     previous = stash["previous"]
     for key in _STASHED:
         setattr(results, key, previous.get(key))

@@ -18,13 +18,17 @@ on NumPy arrays, scipy.sparse matrices and dask arrays (threaded or on a
 chunk once per operation; chunks may be dense or sparse (scipy.sparse or
 pydata ``sparse``, e.g. electron events): sparse chunks are read as CSR and
 every product costs time ∝ their nonzeros, never densified. :func:`as_data_matrix` picks one.
+Integer counts held in memory are read in place by a :class:`StreamedMatrix`
+(:func:`held_matrix`), never converted whole to floats; :func:`as_streamed`
+gives the :class:`StreamedMatrix` of anything read in passes.
 """
 
 from .memory import ArrayMatrix
-from .streamed import StreamedMatrix, as_row_chunks, compute_dtype, is_sparse, to_csr
+from .streamed import (StreamedMatrix, as_row_chunks, compute_dtype, held_counts, held_matrix,
+                       is_sparse, to_csr)
 
-__all__ = ["ArrayMatrix", "StreamedMatrix", "as_data_matrix", "as_row_chunks",
-           "compute_dtype", "is_chunked", "is_sparse", "to_csr"]
+__all__ = ["ArrayMatrix", "StreamedMatrix", "as_data_matrix", "as_row_chunks", "as_streamed",
+           "compute_dtype", "held_counts", "held_matrix", "is_chunked", "is_sparse", "to_csr"]
 
 
 def is_chunked(X):
@@ -39,6 +43,33 @@ def is_chunked(X):
     import dask.array as da
 
     return isinstance(X, (StreamedMatrix, da.Array))
+
+
+def as_streamed(X):
+    """The :class:`StreamedMatrix` of data read in passes.
+
+    A :class:`StreamedMatrix` as it is, a dask array chunked along rows, or
+    integer counts held in memory, read in place (:func:`held_matrix`).
+
+    Parameters
+    ----------
+    X : StreamedMatrix, dask.array.Array or ndarray of integers, 2D
+
+    Returns
+    -------
+    StreamedMatrix
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da
+    >>> as_streamed(np.eye(3, dtype=np.uint8)).shape, as_streamed(da.eye(4, chunks=2)).n_chunks
+    ((3, 3), 2)
+    """
+    if isinstance(X, StreamedMatrix):
+        return X
+    if held_counts(X):
+        return held_matrix(X)
+    return StreamedMatrix(X)
 
 
 def as_data_matrix(X):

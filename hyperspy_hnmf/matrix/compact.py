@@ -15,13 +15,16 @@ it once per fit instead of once per pass:
   pays (7–15 % of the float32 size for a few electrons per pixel); 16-bit
   counts over 255 compressed in their own type, when that takes at most a
   byte per entry.
+
+Counts that the caller holds in memory already need no copy: a dense chunk
+of them is a :class:`HeldChunk`, a view read in place at every pass.
 """
 
 import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-__all__ = ["CompactChunk", "NarrowChunk", "PACKED_FRACTION", "PACKED_SLAB_BYTES",
+__all__ = ["CompactChunk", "HeldChunk", "NarrowChunk", "PACKED_FRACTION", "PACKED_SLAB_BYTES",
            "PACKED_WIDE_BYTES", "SPARSE_CHUNK_DENSITY", "byte_codec", "compact_chunk",
            "leading_density", "leading_rows", "memory_mapped", "mostly_zero", "nonzero_words",
            "pack_bytes", "row_nonzeros"]
@@ -438,6 +441,50 @@ class NarrowChunk:
     def dense(self):
         """The chunk as it was read: a new array of its own type."""
         return self.values.astype(self.dtype)
+
+
+class HeldChunk:
+    """A dense chunk of counts that the caller holds in memory: read in place, never copied.
+
+    :func:`~hyperspy_hnmf.matrix.held_matrix` reads integer counts held in
+    memory in passes; their dense chunks are views of the caller's array,
+    which stand for the chunk in every computation as a
+    :class:`NarrowChunk` does, and take no memory of their own.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n, m)
+        A C-contiguous view of the caller's array.
+
+    Examples
+    --------
+    >>> counts = np.arange(6, dtype=np.uint16).reshape(3, 2)
+    >>> chunk = HeldChunk(counts[1:])
+    >>> bool(np.shares_memory(chunk.values, counts)), chunk.nbytes, chunk.dense().tolist()
+    (True, 0, [[2, 3], [4, 5]])
+    """
+
+    __slots__ = ("values",)
+
+    #: Memory held by the chunk itself (the caller holds the values).
+    nbytes = 0
+
+    def __init__(self, values):
+        self.values = values
+
+    @property
+    def shape(self):
+        """Shape of the chunk."""
+        return self.values.shape
+
+    @property
+    def dtype(self):
+        """Type of the chunk's values."""
+        return self.values.dtype
+
+    def dense(self):
+        """The chunk as it is held (the view itself)."""
+        return self.values
 
 
 def memory_mapped(block):

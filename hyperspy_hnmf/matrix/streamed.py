@@ -13,6 +13,7 @@ enter the graph once, as one key, not once per chunk.
 import operator
 import os
 import threading
+import uuid
 import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -23,10 +24,11 @@ import numba
 import numpy as np
 
 from .._checks import check_finite, check_nonnegative, row_blocks
-from .compact import CompactChunk, NarrowChunk, compact_chunk, csr_structure, mostly_zero
+from .compact import (CompactChunk, HeldChunk, NarrowChunk, compact_chunk, csr_structure,
+                      mostly_zero)
 
-__all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype", "is_sparse", "sparse_chunk",
-           "to_csr", "value_range"]
+__all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype", "held_counts", "held_matrix",
+           "is_sparse", "sparse_chunk", "to_csr", "value_range"]
 
 #: Target size of one row chunk in float32 bytes when chunks must be made.
 TARGET_CHUNK_BYTES = 64 * 2**20
@@ -94,20 +96,103 @@ def as_row_chunks(data, n_signal_dims, target_bytes=TARGET_CHUNK_BYTES):
     return data.reshape(n_nav, n_signal)
 
 
+def held_counts(X):
+    """Whether ``X`` is integer counts held in memory: a 2D NumPy array of integers.
+
+    The solvers read such an array in place, in passes (:func:`held_matrix`),
+    as they read a dask array, instead of converting it whole to floats.
+
+    Examples
+    --------
+    >>> held_counts(np.ones((2, 2), dtype=np.uint16)), held_counts(np.ones((2, 2)))
+    (True, False)
+    """
+    return isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "ui"
+
+
+def held_matrix(X, target_bytes=TARGET_CHUNK_BYTES):
+    """Integer counts held in memory as a :class:`StreamedMatrix` that reads them in place.
+
+    The counts are never converted whole: every pass reads row chunks of
+    about ``target_bytes`` float32 bytes as the chunks of a dask array are
+    read, through the same kernels (counts of up to 16 bits are computed in
+    float32), so a fit takes the memory of its maps and components, not a
+    float copy of the data (two to four times the counts' size). Dense
+    chunks are views of ``X`` (:class:`~hyperspy_hnmf.matrix.compact.HeldChunk`);
+    mostly-zero chunks are kept as CSR in their own type
+    (:class:`~hyperspy_hnmf.matrix.compact.CompactChunk`, memory ∝ their
+    nonzeros), as a :class:`StreamedMatrix` keeps chunks read from a file,
+    so KL passes over them cost time ∝ their nonzeros. Passes run on a
+    thread pool without a task graph and sum in a fixed order: results are
+    bit-identical whatever the number of threads, and equal to those of
+    ``da.from_array(X, chunks=(rows, -1))`` with the same rows per chunk
+    (which copies ``X``: this does not).
+
+    Parameters
+    ----------
+    X : ndarray of integers, shape (n, m)
+        Copied once, in its own type, only if it is not C-contiguous.
+    target_bytes : int
+        Float32 bytes of one row chunk.
+
+    Returns
+    -------
+    StreamedMatrix
+
+    Examples
+    --------
+    >>> counts = np.arange(12, dtype=np.uint16).reshape(4, 3)
+    >>> X = held_matrix(counts, target_bytes=24)  # two rows per chunk
+    >>> X.n_chunks, X.compact_bytes, (X @ np.ones((3, 1), np.float32)).ravel().tolist()
+    (2, 0, [3.0, 12.0, 21.0, 30.0])
+    """
+    if not held_counts(X):
+        raise ValueError(f"held_matrix needs a 2D NumPy array of integers, got "
+                         f"{type(X).__name__} {getattr(X, 'dtype', '')}.")
+    X = np.ascontiguousarray(X)
+    if not X.dtype.isnative:
+        X = X.astype(X.dtype.newbyteorder("="))
+    n, m = X.shape
+    rows = max(1, int(target_bytes) // (4 * max(m, 1)))
+    # The graph of views that dask.array.from_array builds, without its copy of the array.
+    name = f"hnmf-held-{uuid.uuid4().hex}"
+    sizes = tuple(min(rows, n - start) for start in range(0, n, rows))
+    graph = {(name, index, 0): X[index * rows:index * rows + size]
+             for index, size in enumerate(sizes)}
+    matrix = StreamedMatrix(da.Array(graph, name, (sizes, (m,)), meta=X[:0, :0]))
+    budget = matrix._compact_budget()
+    held = {}
+    for index in range(matrix.n_chunks):
+        view = X[matrix.rows(index)]
+        kept = None
+        if budget and mostly_zero(view):
+            kept = compact_chunk(view, budget * view.shape[0] // max(n, 1))
+        held[index] = kept if isinstance(kept, CompactChunk) else HeldChunk(view)
+    matrix._compact = held
+    return matrix
+
+
 def _float_block(block, dtype, start):
-    """A chunk as float, checked: finite and nonnegative, with its row range in messages."""
+    """A chunk as float, checked: finite and nonnegative, with the first bad row in messages."""
     values = np.asarray(block, dtype=dtype)
     if np.asarray(block).dtype.kind in "ub":
         return values  # unsigned counts: nothing to check
-    where = f"rows {start} to {start + values.shape[0] - 1} (probe positions in scan order)"
     try:
         check_finite(values, name="The data")
         check_nonnegative(values, name="the signal", where="decomposition(algorithm='hnmf')")
     except ValueError as error:
         message = str(error).replace(
             "or exclude the affected pixels with `navigation_mask`/`signal_mask`",
-            "or crop them away (s.inav[...], s.isig[...])")
-        raise ValueError(f"{message} Found in {where}.") from None
+            "or crop them away (s.inav[...], s.isig[...])").replace(
+            "pass clip_negative=True to set them to zero with a warning.",
+            "pass clip_negative=True to set them to zero as the chunks are read, with a "
+            "warning.")
+        bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0)).all(axis=1))
+        row = start + int(bad[0]) if bad.size else start
+        raise ValueError(
+            f"{message} Found first in row {row} (probe positions in scan order, row = "
+            f"y * width + x), in the rows {start} to {start + values.shape[0] - 1} read "
+            "together.") from None
     return values
 
 
@@ -945,8 +1030,8 @@ def _run_chunk_and_keep(max_bytes, function, block, *arguments):
 
 def _run_chunk(function, block, start, dtype, row_scale, column_scale, perturbation, *args):
     drawn = perturbation is not None and not callable(perturbation)
-    if isinstance(block, NarrowChunk):  # its values are the chunk's counts, computed in
-        block = block.values  # float32 alike (compute_dtype): read as the chunk itself
+    if isinstance(block, (NarrowChunk, HeldChunk)):  # its values are the chunk's counts,
+        block = block.values  # computed in float32 alike (compute_dtype): read as the chunk
     if isinstance(block, CompactChunk):
         if perturbation is None and getattr(function, "reads_compact_chunks", False):
             if row_scale is None and column_scale is None:

@@ -192,7 +192,11 @@ class PolarKMeans:
                 f"values, got {X.shape[1]}."
             )
         if not np.isfinite(X).all():
-            raise ValueError("X contains NaN or infinite values.")
+            rows = np.flatnonzero(~np.isfinite(X).all(axis=1))
+            raise ValueError(
+                f"X contains NaN or infinite values in {rows.size} patterns (first: row "
+                f"{rows[0]}, probe positions in scan order). Replace them first (dead or hot "
+                "detector pixels: set them to 0 or to their neighbours' mean).")
         dtype = np.float64 if X.dtype == np.float64 else np.float32
         if polar_shape is not None:
             self.transform_ = None

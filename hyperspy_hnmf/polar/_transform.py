@@ -289,7 +289,12 @@ def find_direct_beam(pattern, half_width=None):
     pattern = np.asarray(pattern, dtype=np.float64)
     _check_pattern_shape(pattern.shape)
     if not np.isfinite(pattern).all():
-        raise ValueError("The pattern contains NaN or infinite values.")
+        bad = np.argwhere(~np.isfinite(pattern))
+        raise ValueError(
+            f"The pattern contains {len(bad)} NaN or infinite values (first at row "
+            f"{bad[0][0]}, column {bad[0][1]}), so its direct beam cannot be found. Replace "
+            "them first (dead or hot detector pixels: set them to 0 or to their neighbours' "
+            "mean), or give center=(x, y).")
     if np.ptp(pattern) == 0:
         raise ValueError("The pattern is constant: there is no direct beam to find.")
     if half_width is None:

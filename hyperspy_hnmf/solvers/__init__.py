@@ -39,14 +39,15 @@ from .._checks import (
     loss_to_beta,
     overflow_safe_dtype,
     promotion_warning,
+    resolve_loss,
     resolve_solver,
 )
 from .._spec import (DEFAULT_INIT, DEFAULT_MAX_ITER, DEFAULT_N_RESTARTS, DEFAULT_SOLVER,
                      DEFAULT_TOL, resolve_fit)
 from ._init import INIT_METHODS, initialize
 from ._linalg import as_generator, density, to_csr
-from ..matrix import (ArrayMatrix, StreamedMatrix, as_data_matrix, compute_dtype, is_chunked,
-                      is_sparse)
+from ..matrix import (ArrayMatrix, StreamedMatrix, as_data_matrix, as_streamed, compute_dtype,
+                      held_counts, is_chunked, is_sparse)
 from ..matrix.streamed import value_range
 from ._loop import FitResult, alternate, canonical_order
 from ._bootstrap import (BootstrapResult, PoissonResampler, bootstrap_interval, bootstrap_nmf,
@@ -131,6 +132,35 @@ def _as_float_data(X):
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(compute_dtype(X.dtype))
     return promote_if_overflowing(X)
+
+
+def _reads_in_passes(X, loss=DEFAULT_LOSS, solver=DEFAULT_SOLVER, init=DEFAULT_INIT,
+                     clip_negative=False):
+    """Whether a fit reads ``X`` in passes rather than as a float array in memory.
+
+    Data read in passes (dask arrays, :class:`~hyperspy_hnmf.matrix.StreamedMatrix`)
+    always are. Integer counts held in memory are read in place, in passes
+    (:func:`~hyperspy_hnmf.matrix.held_matrix`: no float copy of the data),
+    whenever passes run the fit: the Frobenius or KL loss and an
+    initialization other than ``"spa"``; signed counts whose negative
+    values are to be clipped are not, as the clipping needs a copy. Other
+    fits convert the counts to floats, as :func:`~hyperspy_hnmf.matrix.compute_dtype` says.
+
+    Examples
+    --------
+    >>> counts = np.ones((4, 3), dtype=np.uint16)
+    >>> _reads_in_passes(counts), _reads_in_passes(counts, loss="is")
+    (True, False)
+    >>> _reads_in_passes(counts.astype(np.float32))
+    False
+    """
+    if is_chunked(X):
+        return True
+    if not held_counts(X) or (clip_negative and X.dtype.kind == "i"):
+        return False
+    if isinstance(init, str) and init == "spa":
+        return False
+    return resolve_loss(loss, X, solver) in (1.0, 2.0)
 
 
 def _checked_streamed(Xs, beta, stacklevel=3):
@@ -316,8 +346,8 @@ def nmf(
                    random_state=random_state, n_restarts=n_restarts, callback=callback,
                    constraints=constraints, groups=groups, map_grid=map_grid,
                    component_grid=component_grid, **randomized_options)
-    if is_chunked(X):  # read in passes, never computed whole, as by the estimator
-        Xs = X if isinstance(X, StreamedMatrix) else StreamedMatrix(X)
+    if _reads_in_passes(X, loss, solver, init):  # never computed or converted whole, as by
+        Xs = as_streamed(X)  # the estimator (integer counts in memory: read in place)
         check_real(Xs.array.dtype, "nmf")
         spec = _nmf_spec(Xs, n_components, **options)
         return _fit_nmf(_checked_streamed(Xs, spec.beta, stacklevel=3)[0], spec, callback)
@@ -445,8 +475,11 @@ def solve_loadings(X, H, *, loss="frobenius", solver="auto", max_iter=200, tol=1
     """
     beta = loss_to_beta(loss)
     solver = resolve_solver(solver, beta)
+    projections = constraints is not None and constraints.maps.projections
+    if held_counts(X) and not projections and beta in (1.0, 2.0):
+        X = as_streamed(X)  # integer counts held in memory: read in place, row chunk by chunk
     if is_chunked(X):
-        if constraints is not None and constraints.maps.projections:
+        if projections:
             raise ValueError("Map projections act across probe positions; they cannot be "
                              "applied chunk by chunk. Load the data to use them.")
         data = as_data_matrix(X)

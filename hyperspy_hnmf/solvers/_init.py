@@ -328,7 +328,7 @@ def initialize(X, k, init, rng, poisson_weighted=False, user_init=True):
         if W is None:
             W = _least_squares_loadings(X, H.astype(np.float64)).astype(dtype)
         if H is None:
-            H = _least_squares_loadings(X.T, W.astype(np.float64)).T.astype(dtype)
+            H = _least_squares_loadings(X.T, W.T.astype(np.float64)).T.astype(dtype)
         return np.ascontiguousarray(W), np.ascontiguousarray(H)
     if init in ("nndsvd", "nndsvda", "nndsvdar", "spa") and poisson_weighted:
         scaled, a, b = _poisson_weighted(X)

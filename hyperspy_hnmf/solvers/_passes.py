@@ -201,6 +201,7 @@ def _checked_raw(block, dtype, start):
     A chunk kept in memory comes back as read (it was checked when kept).
     Unsigned integers need no check; signed integers must be ≥ 0; floats
     finite and ≥ 0 (checked block by block, with the rows in the message).
+    Floats other than float32/float64 (float16) come back in ``dtype``.
     """
     if isinstance(block, CompactChunk):  # checked when it was kept
         return block.dense()
@@ -211,6 +212,8 @@ def _checked_raw(block, dtype, start):
         return block
     for _ in float_rows(block, dtype, start):  # raises with the rows of a bad value
         pass
+    if block.dtype not in (np.float32, np.float64):  # (float16: the kernels compute in
+        return block.astype(dtype)  # float32 or float64 only; one chunk converted)
     return block
 
 
