@@ -59,6 +59,23 @@ def test_held_matrix_reads_views_of_the_array_and_keeps_mostly_zero_chunks_as_cs
     assert M.dtype == np.float32 and M.array.dtype == np.uint16
 
 
+def test_statistics_of_kept_mostly_zero_counts_are_exact_without_densifying(monkeypatch):
+    rng = np.random.default_rng(1)
+    X = (rng.random((300, 400)) < 0.03).astype(np.uint16) * rng.integers(1, 9, (300, 400),
+                                                                          dtype=np.uint16)
+    M = held_matrix(X, target_bytes=100 * 400 * 4)
+    assert all(isinstance(chunk, CompactChunk) for chunk in M._compact.values())
+
+    def refuse(self):
+        raise AssertionError("a kept mostly-zero chunk was densified")
+
+    monkeypatch.setattr(CompactChunk, "dense", refuse)
+    rows, columns, norm2 = M.statistics()
+    np.testing.assert_array_equal(rows, X.sum(axis=1, dtype=np.float64))
+    np.testing.assert_array_equal(columns, X.sum(axis=0, dtype=np.float64))
+    assert norm2 == float((X.astype(np.float64) ** 2).sum())
+
+
 def test_held_matrix_refuses_what_it_cannot_hold():
     with pytest.raises(ValueError, match="held_matrix needs a 2D NumPy array of integers, "
                                          "got ndarray float32"):

@@ -1143,6 +1143,11 @@ def _left_product(block, start, B_rows):
 
 
 def _statistics(block, start):
+    if isinstance(block, CompactChunk):
+        # A kept mostly-zero chunk: counts as CSR (their float64 sums are exact, the
+        # same whatever the order), floats as read from the file (the same bits).
+        block = (block.csr(compute_dtype(block.dtype)) if block.dtype.kind in "uib"
+                 else block.dense())
     if is_sparse(block):
         data = block.data.astype(np.float64)
         rows = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
@@ -1157,6 +1162,7 @@ def _statistics(block, start):
     return np.concatenate(rows), columns, norm2
 
 
+_statistics.reads_compact_chunks = True
 for _function in (_right_product, _left_product, _statistics):
     _function.reads_raw_chunks = True
 for _function in (_right_product, _left_product):
