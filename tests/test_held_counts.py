@@ -3,8 +3,9 @@
 A NumPy array of counts (uint8, uint16...) goes through the code that reads a
 dask array (:func:`hyperspy_hnmf.matrix.held_matrix`): the fit takes the
 memory of its factors, not a float copy of the data, agrees with the fit of
-the same counts as float32 from the same start, and is bit-identical to the
-fit of the same counts as a dask array with the same chunks. In-memory
+the same counts as float32 (same start or same seed), and is bit-identical
+to the fit of the same counts as a dask array with the same chunks and power
+iterations. In-memory
 integer signals decompose through the same path (HyperSpy's own
 ``decomposition`` takes floats only).
 """
@@ -20,7 +21,7 @@ from hyperspy_hnmf import HNMF
 from hyperspy_hnmf.data import synthetic_4dstem
 from hyperspy_hnmf.matrix import StreamedMatrix, compute_dtype, held_counts, held_matrix
 from hyperspy_hnmf.matrix.compact import CompactChunk, HeldChunk
-from hyperspy_hnmf.matrix.streamed import TARGET_CHUNK_BYTES
+from hyperspy_hnmf.matrix.streamed import IN_MEMORY_POWER_ITERATIONS, TARGET_CHUNK_BYTES
 from hyperspy_hnmf.solvers import nmf, solve_loadings
 
 
@@ -92,7 +93,9 @@ def test_counts_in_memory_fit_as_the_same_counts_as_a_dask_array(scan, loss):
     held = HNMF(5, loss=loss, random_state=0, max_iter=30)
     W = held.fit_transform(X)
     lazy = HNMF(5, loss=loss, random_state=0, max_iter=30)
-    W_lazy = lazy.fit_transform(da.from_array(X, chunks=(rows, -1)))
+    chunked = StreamedMatrix(da.from_array(X, chunks=(rows, -1)))
+    chunked.power_iterations = IN_MEMORY_POWER_ITERATIONS  # (a file's data take fewer)
+    W_lazy = lazy.fit_transform(chunked)
     np.testing.assert_array_equal(W, W_lazy)
     np.testing.assert_array_equal(held.components_, lazy.components_)
     assert held.passes_ == lazy.passes_ > 30
@@ -113,6 +116,17 @@ def test_counts_in_memory_agree_with_their_float32_copy_from_the_same_start(scan
     assert relative(W @ held.components_, W_float @ eager.components_) <= 1e-4
     assert relative(held.objective_history_, eager.objective_history_) <= 1e-4
     np.testing.assert_array_equal(X, scan.data.reshape(224, 256).astype(dtype))  # untouched
+
+
+@pytest.mark.parametrize("loss", ["kl", "frobenius"])
+def test_same_random_state_same_fit_as_the_float32_copy(scan, loss):
+    # The default initialization of counts read in place takes the power
+    # iterations of the same array in memory: the fits agree up to rounding.
+    X = scan.data.reshape(224, 256)
+    held = HNMF(4, loss=loss, random_state=3).fit(X)
+    eager = HNMF(4, loss=loss, random_state=3).fit(X.astype(np.float32))
+    assert held.n_iter_ == eager.n_iter_
+    assert relative(held.components_, eager.components_) <= 1e-4
 
 
 def test_counts_in_memory_take_no_float_copy():

@@ -7,6 +7,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from .._checks import row_blocks
+from ..matrix.streamed import IN_MEMORY_POWER_ITERATIONS
 from ..matrix.streamed import to_csr  # noqa: F401  (the one CSR conversion)
 
 
@@ -150,7 +151,7 @@ def randomized_svd(X, rank, rng, n_oversamples=10, n_power_iter=None):
     n_oversamples, n_power_iter : int
         See :func:`randomized_range`; ``n_power_iter=None`` uses
         ``X.power_iterations`` when ``X`` defines it (data read in passes),
-        else 4.
+        else :data:`~hyperspy_hnmf.matrix.streamed.IN_MEMORY_POWER_ITERATIONS`.
 
     Returns
     -------
@@ -167,7 +168,7 @@ def randomized_svd(X, rank, rng, n_oversamples=10, n_power_iter=None):
     True
     """
     if n_power_iter is None:
-        n_power_iter = getattr(X, "power_iterations", 4)
+        n_power_iter = getattr(X, "power_iterations", IN_MEMORY_POWER_ITERATIONS)
     Q = randomized_range(X, rank, rng, n_oversamples, n_power_iter)
     B = times(X.T, Q).T
     with one_thread():
