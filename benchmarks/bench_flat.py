@@ -26,17 +26,18 @@ Usage::
     python benchmarks/bench_flat.py --kl-doses 200 3000 40000   # KL speed (about 8 minutes)
     python benchmarks/bench_flat.py --kl-maps 200 40000   # KL maps for fixed components
     python benchmarks/bench_flat.py --kl-hierarchies 40000   # KL flat, layers, tree (2 minutes)
-    python benchmarks/bench_flat.py --held-counts 200 40000  # uint16 counts in memory (3 minutes)
+    python benchmarks/bench_flat.py --held-counts 200 3000 40000  # uint16 counts in memory (3 min)
 
 ``--kl-maps`` times the maps for fixed (true) components under KL, as
 ``transform`` and a tree's leaves compute them: the row kernel against the
 NumPy loop it replaced (every active row at every update), same stop.
 
-``--held-counts 200 40000`` decomposes uint16 counts held in memory
+``--held-counts 200 3000 40000`` decomposes uint16 counts held in memory
 (``s.decomposition(algorithm="hnmf")``, default KL), each run in its own
 process: read in place (the counts as they are) against the conversion a
 float-only path needs (``s.change_dtype("float32")`` first, included): time,
-peak memory over the counts' own size, and recovery.
+peak memory over the counts' own size, and recovery; flat fits at every dose,
+trees (``hierarchy="tree"``) at the middle one.
 """
 
 import argparse
@@ -375,12 +376,13 @@ def held_counts_child(path, k, method, out):
         handle.write("5")
     baseline = _status_bytes("VmRSS")
     start = time.perf_counter()
-    if method == "float32":
+    if method.startswith("float32"):
         signal.change_dtype("float32")
+    options = dict(hierarchy="tree") if method.endswith("tree") else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         signal.decomposition(algorithm="hnmf", output_dimension=k, random_state=0,
-                             print_info=False, show_progressbar=False)
+                             print_info=False, show_progressbar=False, **options)
     elapsed = time.perf_counter() - start
     peak = _status_bytes("VmHWM")
     results = signal.learning_results
@@ -402,10 +404,13 @@ def held_counts(scan, detector, doses):
         X, truth = make_data(scan, detector, dose)
         counts = X.astype(np.uint16)
         k = truth.n_components
+        methods = ["in place", "float32"]
+        if dose == doses[len(doses) // 2]:
+            methods += ["in place tree", "float32 tree"]  # (trees at one dose)
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "X.npy")
             np.save(path, counts)
-            for method in ("in place", "float32"):
+            for method in methods:
                 out = os.path.join(folder, "result.npz")
                 output = subprocess.run(
                     [sys.executable, __file__, "--held-child", path, str(k), method, out],
@@ -413,8 +418,10 @@ def held_counts(scan, detector, doses):
                 values = json.loads(output.strip().splitlines()[-1])
                 result = np.load(out)
                 pattern, maps = recovery(result["W"], result["H"], truth)
-                label = ("counts read in place" if method == "in place"
+                label = ("counts read in place" if method.startswith("in place")
                          else "change_dtype('float32') first")
+                if method.endswith("tree"):
+                    label += ", tree"
                 print(f"| {dose:.0f} | {np.count_nonzero(counts) / counts.size:.3f} | {label} | "
                       f"{values['seconds']:.1f} | {values['iterations']} | "
                       f"{values['extra'] / counts.nbytes:.2f} | {pattern:.3f} | {maps:.3f} |",

@@ -324,7 +324,10 @@ def check_count(value, name, minimum):
 
 
 def check_random_state(random_state):
-    """Check a seed: None, an integer ≥ 0, or a NumPy ``Generator`` / ``RandomState``.
+    """Check a seed: what :func:`numpy.random.default_rng` takes, or a ``RandomState``.
+
+    None, an integer ≥ 0, a sequence of them, a ``SeedSequence``, a bit
+    generator, a ``Generator`` or a ``RandomState``.
 
     Examples
     --------
@@ -335,12 +338,19 @@ def check_random_state(random_state):
     ...
     ValueError: random_state must be None, an integer ≥ 0, a numpy.random.Generator or a numpy.random.RandomState, got 'a'.
     """
-    if random_state is None or isinstance(random_state, (np.random.Generator,
-                                                         np.random.RandomState)):
+    if random_state is None or isinstance(random_state, (
+            np.random.Generator, np.random.RandomState, np.random.SeedSequence,
+            np.random.BitGenerator)):
         return random_state
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) \
-            and random_state >= 0:
+
+    def seed(value):
+        return (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+                and value >= 0)
+
+    if seed(random_state):
         return int(random_state)
+    if isinstance(random_state, (list, tuple)) and random_state and all(map(seed, random_state)):
+        return random_state
     raise ValueError(
         "random_state must be None, an integer ≥ 0, a numpy.random.Generator or a "
         f"numpy.random.RandomState, got {random_state!r}.")

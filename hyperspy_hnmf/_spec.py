@@ -413,6 +413,13 @@ def resolve_fit(X=None, n_components=None, *, loss=DEFAULT_LOSS, solver=DEFAULT_
                 )
     grids = _grids(navigation_grid, signal_grid, shape)
     plan, level_plans = _plans(constraints, groups, ranks, kind, grids)
+    if (kind == "tree" and streamed and plan is not None and plan.maps.projections
+            and getattr(data, "held_array", None) is None):
+        raise ValueError(
+            "Map projections (e.g. MapResolution) act across probe positions, so the maps of "
+            "a tree's leaves cannot be solved chunk by chunk on data read from a file. Use "
+            "them in a flat or multi-layer fit (which read the data in passes), or load the "
+            "data (s.compute()) for a tree.")
     return FitSpec(
         beta=beta, loss=_LOSS_NAMES.get(beta, beta), solver=solver, kind=kind, ranks=ranks,
         init=init, max_iter=max_iter, tol=tol, n_restarts=n_restarts,

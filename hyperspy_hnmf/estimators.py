@@ -22,7 +22,7 @@ from ._checks import DEFAULT_LOSS, NumericalError, check_nonnegative, check_real
 from ._spec import (DEFAULT_FINE_TUNE, DEFAULT_FINE_TUNE_ITER, DEFAULT_INIT, DEFAULT_MAX_ITER,
                     DEFAULT_MIN_LEAF_SIZE, DEFAULT_N_RESTARTS, DEFAULT_POWER_ITERATIONS,
                     DEFAULT_REFINE_PASSES, DEFAULT_SOLVER, DEFAULT_TOL, resolve_fit)
-from .matrix import StreamedMatrix, as_streamed, compute_dtype
+from .matrix import StreamedMatrix, as_streamed, compute_dtype, held_matrix
 from .matrix.streamed import value_range
 from .solvers import _checked_streamed, promote_if_overflowing
 from .solvers._init import _poisson_weighted
@@ -457,8 +457,7 @@ class HNMF(*_estimator_bases()):
     def _read_in_passes(self, X):
         """Whether ``X`` is read in passes (see :func:`~hyperspy_hnmf.solvers._reads_in_passes`):
         data read in passes, and integer counts held in memory when passes run the fit."""
-        return solvers._reads_in_passes(X, self.loss, self.solver, self.init,
-                                        self.clip_negative)
+        return solvers._reads_in_passes(X, self.loss, self.solver, self.init)
 
     def _prepare_data(self, X, where):
         X = _validate_array(X, where)
@@ -578,14 +577,20 @@ class HNMF(*_estimator_bases()):
         return self._set_fitted(W, H, details, spec, Xs.shape[1], total)
 
     def _streamed(self, X):
-        """Data read in passes as a StreamedMatrix, clipped at zero as chunks are read if
-        ``clip_negative`` and the data hold negative values (one pass to find them)."""
+        """Data read in passes as a StreamedMatrix, clipped at zero if ``clip_negative``
+        and the data hold negative values (one pass to find them): as the chunks
+        are read, or for signed counts held in memory in a clipped copy of their
+        own type (half the size of a float32 copy for 16-bit counts)."""
         Xs = as_streamed(X)
         if not self.clip_negative or Xs.array.dtype.kind not in "if":
             return Xs
         minimum = value_range(Xs)[1]
         if not minimum < 0:
             return Xs
+        if Xs.held_array is not None:
+            warnings.warn(f"clip_negative=True: negative entries (minimum {minimum:.6g}) were "
+                          "set to zero (in a copy).", UserWarning, stacklevel=4)
+            return held_matrix(np.maximum(Xs.held_array, 0))
         warnings.warn(
             f"clip_negative=True: negative entries (minimum {minimum:.6g}) are set to zero "
             "as the chunks are read.", UserWarning, stacklevel=4)
@@ -644,7 +649,7 @@ class HNMF(*_estimator_bases()):
             # Counted data: split the Poisson-weighted rows, as the flat
             # initialization does; on raw counts the bright direct beam
             # dominates every rank-2 split.
-            data, _, column_scales = _poisson_weighted(X)
+            data, _, column_scales = _poisson_weighted(X, copy_held=True)
         tree = _grow_tree(data, spec.n_components, spec.min_leaf_size, spec.max_depth,
                           spec.score_threshold, spec.random_state)
         if column_scales is not None:

@@ -209,3 +209,24 @@ def test_signal_round_trip_and_decomposition():
     assert np.sort(r.max(axis=0)).min() >= 0.9
     windowed = events_to_signal(events, (12, 10), (8, 9), time_window=(0.0, 0.5))
     assert float(windowed.data.sum().compute()) == np.count_nonzero(events[:, 4] < 0.5)
+
+
+def test_robust_fit_of_events_equals_the_dense_lazy_fit(small):
+    # Event data (sparse chunks) go through the same outlier tests as dense chunks.
+    events, _, scan_shape, detector_shape = small
+    events = events.copy()
+    hot = np.array([[3, 4, 2, 5, 0.5]] * 200)  # 200 events in one pixel of one pattern
+    events = np.vstack([events, hot])
+    signal = events_to_signal(events, scan_shape, detector_shape)
+    dense = signal.deepcopy()
+    dense.data = da.from_array(
+        dense_counts(events, scan_shape, detector_shape).reshape(scan_shape + detector_shape),
+        chunks=signal.data.chunksize)
+    for s in (signal, dense):
+        s.decomposition(algorithm="hnmf", output_dimension=3, loss="kl", outliers="auto",
+                        random_state=0, print_info=False)
+    found = signal.learning_results.hnmf["outliers"]
+    assert found["hot_channels"].size + found["navigation_index"].size > 0
+    for key in ("navigation_index", "signal_index", "hot_channels", "dead_channels"):
+        np.testing.assert_array_equal(found[key], dense.learning_results.hnmf["outliers"][key])
+    assert relative(signal.learning_results.loadings, dense.learning_results.loadings) <= 1e-5

@@ -219,9 +219,8 @@ def test_integer_signal_options_that_need_floats_are_refused_before_any_change(s
         s.decomposition(algorithm="hnmf", output_dimension=3, loss="is")
     assert str(error.value) == (
         "decomposition(algorithm='hnmf') reads integer counts held in memory in place for "
-        "the Frobenius and Kullback-Leibler losses with init other than 'spa' (and "
-        "clip_negative=False for signed counts); this call asks for loss='is', "
-        "init='nndsvda', clip_negative=False on uint16 data. Convert the data first with "
+        "the Frobenius and Kullback-Leibler losses with init other than 'spa'; this call asks "
+        "for loss='is', init='nndsvda' on uint16 data. Convert the data first with "
         "s.change_dtype('float32') (float32 is exact for counts up to 2**24), or change those "
         "options. No decomposition was performed.")
     np.testing.assert_array_equal(s.learning_results.factors, factors)
@@ -233,8 +232,78 @@ def test_negative_signed_counts_in_memory_are_refused_with_their_rows(scan):
     X[100, 7] = -3
     with pytest.raises(ValueError, match=r"Found first in row 100 \(probe"):
         HNMF(3, max_iter=5).fit(X)
-    clipped = HNMF(3, max_iter=5, clip_negative=True, random_state=0)
+    clipped = HNMF(3, max_iter=30, clip_negative=True, random_state=0)
+    with pytest.warns(UserWarning, match=r"negative entries \(minimum -3\) were set to zero "
+                                         r"\(in a copy\)"):
+        W = clipped.fit_transform(X)  # a clipped copy in int16, read in place
+    assert clipped.passes_ > 0 and X[100, 7] == -3
+    floats = HNMF(3, max_iter=30, clip_negative=True, random_state=0)
     with pytest.warns(UserWarning, match="1 negative entries"):
-        clipped.fit(X)  # clipping needs a copy: the float path, as before
-    assert not hasattr(clipped, "passes_")
-    assert X[100, 7] == -3
+        W_float = floats.fit_transform(X.astype(np.float32))
+    assert relative(W @ clipped.components_, W_float @ floats.components_) <= 1e-4
+
+
+def test_tree_with_map_projections_on_counts_in_memory_and_refused_up_front_lazily(scan):
+    from hyperspy_hnmf.constraints import MapResolution
+
+    options = dict(algorithm="hnmf", loss="kl", constraints=[MapResolution(2.0)],
+                   output_dimension=3, hierarchy="tree", random_state=0, print_info=False)
+    held, floats = scan.deepcopy(), scan.deepcopy()
+    floats.change_dtype("float32")
+    held.decomposition(**options)
+    floats.decomposition(**options)
+    assert relative(held.learning_results.loadings, floats.learning_results.loadings) <= 1e-4
+    lazy = scan.as_lazy()
+    with pytest.raises(ValueError) as error:
+        lazy.decomposition(**options)
+    assert str(error.value) == (
+        "Map projections (e.g. MapResolution) act across probe positions, so the maps of a "
+        "tree's leaves cannot be solved chunk by chunk on data read from a file. Use them in a "
+        "flat or multi-layer fit (which read the data in passes), or load the data "
+        "(s.compute()) for a tree.")
+    assert lazy.learning_results.loadings is None
+
+
+def decomposed_three_ways(s, **options):
+    """``learning_results`` of ``s`` (uint16 in memory), of its float32 copy and of ``s`` lazy."""
+    results = {}
+    for kind in ("uint16", "float32", "lazy"):
+        signal = s.deepcopy()
+        if kind == "float32":
+            signal.change_dtype("float32")
+        elif kind == "lazy":
+            signal = signal.as_lazy()
+        signal.decomposition(algorithm="hnmf", print_info=False, **options)
+        results[kind] = signal.learning_results
+    return results
+
+
+def test_robust_fit_of_counts_in_memory_equals_its_float32_copy_and_lazy(scan):
+    s = scan.deepcopy()
+    s.data[3, 4, 5, 6] = 900  # hot entries
+    s.data[7, 2, 9, 1] = 700
+    results = decomposed_three_ways(s, output_dimension=3, loss="kl", outliers="auto",
+                                    random_state=0)
+    for kind in ("float32", "lazy"):
+        assert results["uint16"].hnmf["n_iter"] == results[kind].hnmf["n_iter"]
+        assert relative(results["uint16"].loadings, results[kind].loadings) <= 1e-5
+        for key in ("navigation_index", "signal_index"):
+            np.testing.assert_array_equal(results["uint16"].hnmf["outliers"][key],
+                                          results[kind].hnmf["outliers"][key])
+
+
+def test_poisson_normalized_fit_of_counts_in_memory_is_hyperspys_weighting(scan):
+    # The weights of data read in passes are HyperSpy's own (Keenan & Kotula,
+    # sums not over their means): the same fit and objective as the float path.
+    W0, H0 = start(224, 256, 4)
+    results = decomposed_three_ways(scan, output_dimension=4, loss="frobenius",
+                                    normalize_poissonian_noise=True, init=(W0, H0), max_iter=40,
+                                    tol=0)
+    reference = results["float32"]
+    for kind in ("uint16", "lazy"):
+        result = results[kind]
+        assert result.poissonian_noise_normalized
+        assert relative(result.loadings @ result.factors.T,
+                        reference.loadings @ reference.factors.T) <= 1e-5
+        assert result.hnmf["reconstruction_error"] == pytest.approx(
+            reference.hnmf["reconstruction_error"], rel=1e-5)

@@ -1,10 +1,17 @@
 """HNMFk: recursive NMF with the rank picked per node (issue 7)."""
 
+import re
+import sys
+
 import hyperspy.api as hs
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import hyperspy_hnmf
+from hyperspy_hnmf.constraints import (ContinuousIntensity, MapResolution, Penalty, Projection,
+                                       dip_score)
+from hyperspy_hnmf.data import synthetic_spectrum_image
 from hyperspy_hnmf.hierarchy import SplitNode, SplitTree, hnmfk, hnmfk_decomposition
 
 
@@ -100,7 +107,7 @@ def test_bad_arguments():
         hnmfk(X, ranks=[1, 2])
     with pytest.raises(ValueError, match="n_restarts must be at least 2"):
         hnmfk(X, n_restarts=1)
-    with pytest.raises(ValueError, match="min_cluster_size must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"^min_cluster_size must be an integer ≥ 1, got 0\.$"):
         hnmfk(X, min_cluster_size=0)
 
 
@@ -142,3 +149,119 @@ def test_picks_the_rank_per_node(nested_signal):
 def test_plot_hnmfk_tree(nested_signal):
     s, _, _ = nested_signal
     return hyperspy_hnmf.plot_hierarchy(s, min_weight=0.0, figsize=(6, 4.5))
+
+
+# -- validation before any work, constraints, sparse input ------------------------
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Make the root's first computation (its rank-1 fit) fail: a call that
+    raises its own message has refused its input before any work."""
+    def fail(X):
+        raise AssertionError("the root's work started")
+    # (the package's name `hnmfk` is the function: the module from sys.modules)
+    monkeypatch.setattr(sys.modules["hyperspy_hnmf.hierarchy.hnmfk"], "_rank1", fail)
+
+
+def test_ranks_may_be_one_integer():
+    X, _ = two_level()
+    tree = hnmfk(X, ranks=3, n_restarts=3, max_depth=1, min_cluster_size=8)
+    assert tree.reports[0].ranks == [3]
+    assert tree.parameters["ranks"].tolist() == [3]
+
+
+@pytest.mark.parametrize("ranks, message", [
+    ([2.5, 3], "ranks must be positive integers, got 2.5 in [2.5, 3]."),
+    ([3, 2], "ranks must be strictly increasing, got [3, 2]; use sorted(set(ranks)) = [2, 3]."),
+    (2.5, "ranks must be an integer or an iterable of integers, e.g. ranks=range(2, 11); "
+          "got 2.5."),
+])
+def test_bad_ranks_are_refused_before_any_work(ranks, message, no_work):
+    X, _ = two_level()
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        hnmfk(X, ranks=ranks)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"silhouette_threshold": 2}, "silhouette_threshold must be a real number in [-1, 1] (the "
+                                  "range of silhouettes; NMFk uses 0.5), got 2."),
+    ({"max_iter": 0}, "max_iter must be an integer ≥ 1, got 0."),
+    ({"consensus_rows": 0}, "consensus_rows must be an integer ≥ 1, got 0."),
+    ({"perturbation": "poisson"}, "perturbation='poisson' resamples counts, but the data are "
+                                  "not integers; use perturbation='uniform'."),
+    ({"constraints": [ContinuousIntensity(3, units="px")]},
+     "ContinuousIntensity needs the shape of the components: pass a HyperSpy signal to hnmfk "
+     "(its axes give it), or component_grid=Grid(shape, scale, units) (from "
+     "hyperspy_hnmf.constraints) with an array."),
+])
+def test_estimate_options_are_checked_before_the_roots_work(options, message, no_work):
+    X, _ = two_level()
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        hnmfk(X + 0.5, ranks=range(2, 5), **options)
+
+
+def test_lazy_data_with_exact_options_are_refused_before_any_pass(no_work):
+    X, _ = two_level()
+    lazy = hs.signals.Signal1D(X.reshape(10, 15, -1)).as_lazy()
+    with pytest.raises(ValueError, match=r"^On lazy signals estimate_rank works on a "
+                                         r"compressed copy of the data"):
+        hnmfk(lazy, ranks=range(2, 5), loss="kl")
+
+
+_SUBSET = ("each node below the root is fitted on a subset of the probe positions, which does "
+           "not fill the scan grid")
+
+
+@pytest.mark.parametrize("constraint, name", [
+    (MapResolution(2.0), "MapResolution"),
+    (Projection(lambda maps: maps, on="maps", name="identity"), "Projection 'identity'"),
+])
+def test_map_projections_are_refused_before_any_work(constraint, name, no_work):
+    s = synthetic_spectrum_image(scan_shape=(16, 16), n_channels=128)
+    message = (f"hnmfk cannot apply {name} to the maps: {_SUBSET}. Use it in a flat fit "
+               "(estimate_rank, or s.decomposition(algorithm='hnmf')); hnmfk takes constraints "
+               "on the components (e.g. ContinuousIntensity) and penalties only.")
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        hnmfk(s, ranks=[2, 3], n_restarts=2, constraints=[constraint])
+
+
+def test_map_grid_is_refused_before_any_work(no_work):
+    s = synthetic_spectrum_image(scan_shape=(16, 16), n_channels=128)
+    message = (f"hnmfk takes no map_grid: {_SUBSET}. Drop map_grid; constraints on the "
+               "components and penalties on the maps apply at every node.")
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        hnmfk(s, ranks=[2, 3], n_restarts=2, map_grid=(16, 16))
+
+
+def test_decomposition_needs_a_signal(no_work):
+    X, _ = two_level()
+    with pytest.raises(TypeError, match=r"^hnmfk_decomposition stores the tree in a HyperSpy "
+                                        r"signal's learning_results, got ndarray; for an "
+                                        r"array, use hnmfk\(X, \.\.\.\), which returns the "
+                                        r"tree\.$"):
+        hnmfk_decomposition(X, ranks=range(2, 4))
+
+
+def test_component_constraints_take_the_signal_grid_at_every_node():
+    s = synthetic_spectrum_image(scan_shape=(16, 16), n_channels=128, random_state=0)
+    width = ContinuousIntensity(0.5)            # keV: 6.25 channels of 0.08 keV
+    tree = hnmfk(s, ranks=[2, 3], n_restarts=2, max_depth=1, min_cluster_size=20,
+                 max_iter=50, constraints=[width, Penalty(l1=0.01)])
+    assert len(tree.reports) >= 1
+    for estimate in tree.reports.values():
+        assert estimate.settings["options"]["component_grid"].shape == (128,)
+        assert "map_grid" not in estimate.settings["options"]
+        for scores in estimate.scores:
+            runs = scores.components.reshape(-1, 128)
+            # Every run's components keep no dip deeper than the tolerance (2 %).
+            assert dip_score(runs, 6.25).max() <= 0.021
+
+
+def test_sparse_input_gives_the_dense_tree():
+    X, truth = two_level()
+    dense = hnmfk(X, ranks=range(2, 6), n_restarts=4, min_cluster_size=8, perturbation="poisson")
+    tree = hnmfk(sp.csr_matrix(X), ranks=range(2, 6), n_restarts=4, min_cluster_size=8,
+                 perturbation="poisson")
+    assert tree.n_leaves == dense.n_leaves == 5
+    np.testing.assert_array_equal(tree.labels(), dense.labels())
+    np.testing.assert_allclose(tree.components, dense.components, rtol=0, atol=1e-5)

@@ -61,3 +61,31 @@ def test_plot_decomposition_maps(decomposed):
 def test_plot_decomposition_components(decomposed):
     s, order, names = decomposed
     return plot_decomposition_images(s, "factors", order=order, names=names)
+
+
+@pytest.mark.parametrize("options", [dict(hierarchy="tree", output_dimension=1),
+                                     dict(output_dimension=[2, 1])])
+def test_hierarchy_with_a_single_component_level_is_drawn(options):
+    # HyperSpy drops the component axis of one-component loadings: the images
+    # must still be 2D maps and patterns, not rows of them.
+    s = synthetic_4dstem(scan_shape=(12, 12), detector_shape=(16, 16), n_phases=1,
+                         n_rotations=1, random_state=0)
+    s.decomposition(algorithm="hnmf", print_info=False, **options)
+    figure = hyperspy_hnmf.plot_hierarchy(s)
+    shapes = [image.get_array().shape for axis in figure.axes for image in axis.images]
+    assert shapes and all(shape in ((12, 12), (16, 16)) for shape in shapes)
+    matplotlib.pyplot.close("all")
+
+
+def test_one_component_images_and_bad_panel_options():
+    s = synthetic_4dstem(scan_shape=(12, 12), detector_shape=(16, 16), n_phases=1,
+                         n_rotations=1, random_state=0)
+    s.decomposition(algorithm="hnmf", output_dimension=1, print_info=False)
+    figure = plot_decomposition_images(s)
+    assert [axis.get_title() for axis in figure.axes[::2]] == ["component 0"]
+    with pytest.raises(ValueError, match=r"order must list component indices between 0 and 0 "
+                                         r"\(at least one\), got \[\]\."):
+        plot_decomposition_images(s, order=[])
+    with pytest.raises(ValueError, match=r"per_row must be an integer ≥ 1, got 0\."):
+        plot_decomposition_images(s, per_row=0)
+    matplotlib.pyplot.close("all")

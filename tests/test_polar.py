@@ -306,14 +306,22 @@ def test_restore_goes_back_to_the_decomposition_after_two_merges(decomposed):
     assert s.learning_results.output_dimension == 7
 
 
-@pytest.mark.parametrize("later", ["SVD", "hnmf"])
+@pytest.mark.parametrize("later", ["SVD", "hnmf", "hnmf, same k and totals"])
 def test_restore_refuses_a_stash_that_a_later_decomposition_made_stale(decomposed, later):
     s = decomposed.deepcopy()
-    s.cluster_decomposition_components(n_clusters=4, write_to_learning_results=True)
     if later == "SVD":
+        s.cluster_decomposition_components(n_clusters=4, write_to_learning_results=True)
         s.decomposition(algorithm="SVD", output_dimension=5, print_info=False)
-    else:
+    elif later == "hnmf":
+        s.cluster_decomposition_components(n_clusters=4, write_to_learning_results=True)
         s.decomposition(algorithm="hnmf", output_dimension=5, max_iter=5, print_info=False)
+    else:
+        # Nothing merged (7 clusters of 7): a later KL fit with 7 components has
+        # factors summing to 7 and loadings summing to the data's total too.
+        s.cluster_decomposition_components(n_clusters=7, write_to_learning_results=True)
+        s.decomposition(algorithm="hnmf", output_dimension=7, loss="kl", random_state=1,
+                        max_iter=300, print_info=False)
+        later = "hnmf"
     factors = s.learning_results.factors.copy()
     with pytest.raises(ValueError) as info:
         s.restore_decomposition_components()

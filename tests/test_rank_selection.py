@@ -1,11 +1,17 @@
 """Rank selection, stability and consensus components (issue 7)."""
 
+import re
+
 import dask.array as da
 import hyperspy.api as hs
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import hyperspy_hnmf
+from hyperspy_hnmf.constraints import (ContinuousIntensity, MapResolution, Penalty, Projection,
+                                       dip_score, signal_grids)
+from hyperspy_hnmf.data import synthetic_spectrum_image
 from hyperspy_hnmf.rank_selection import (
     match_restart_components,
     cluster_silhouettes,
@@ -228,3 +234,192 @@ def test_perturbations_keep_the_planted_rank(perturbation):
     assert result.rank == 3
     assert result[3].silhouettes.min() > 0.9
     assert result[5].silhouettes.min() < 0.5
+
+
+# -- constraints on a signal: the grids of its axes ----------------------------------
+
+@pytest.fixture(scope="module")
+def spectrum_image():
+    return synthetic_spectrum_image(scan_shape=(16, 16), n_channels=128, random_state=0)
+
+
+def test_map_constraints_take_the_navigation_grid_of_the_signal(spectrum_image):
+    s = spectrum_image
+    shapes = []
+
+    def record(maps):
+        shapes.append(maps.shape)
+        return maps
+
+    result = estimate_rank(s, ranks=[2, 3], n_restarts=2, max_iter=30,
+                           constraints=[MapResolution(2.0), Projection(record, on="maps",
+                                                                       components=[0])])
+    navigation, signal = signal_grids(s)
+    assert result.settings["options"]["map_grid"] == navigation
+    assert result.settings["options"]["component_grid"] == signal
+    assert not result.settings["compressed"]
+    # The maps reach the projections on the scan grid (16 × 16), not as a column.
+    assert set(shapes) == {(1, 16, 16)}
+    # The Poisson weighting would reshape the maps the constraints act on.
+    assert result.settings["normalized"] is False
+
+
+def test_component_constraints_take_the_signal_grid(spectrum_image):
+    result = estimate_rank(spectrum_image, ranks=[2, 3], n_restarts=2, max_iter=50,
+                           constraints=[ContinuousIntensity(0.5)])   # keV: 6.25 channels
+    assert result.settings["options"]["component_grid"].shape == (128,)
+    for scores in result.scores:
+        # Every run's components keep no dip deeper than the tolerance (2 %).
+        assert dip_score(scores.components.reshape(-1, 128), 6.25).max() <= 0.021
+
+
+def test_penalties_turn_the_poisson_weighting_off():
+    X, _ = planted(k=3, n=60, m=30)
+    result = estimate_rank(X, ranks=[2, 3], n_restarts=2, max_iter=30,
+                           constraints=[Penalty(l1=0.01)])
+    assert result.settings["normalized"] is False
+    assert estimate_rank(X, ranks=[2, 3], n_restarts=2).settings["normalized"] is True
+
+
+def test_a_constraint_without_its_grid_is_refused_on_an_array():
+    X, _ = planted(k=3, n=64, m=30)
+    message = ("MapResolution needs the shape of the maps: pass a HyperSpy signal to "
+               "estimate_rank (its axes give it), or map_grid=Grid(shape, scale, units) (from "
+               "hyperspy_hnmf.constraints) with an array.")
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        estimate_rank(X, ranks=[2, 3], n_restarts=2, constraints=[MapResolution(2.0)])
+    result = estimate_rank(X, ranks=[2, 3], n_restarts=2, max_iter=20, map_grid=(8, 8),
+                           constraints=[MapResolution(2.0)])
+    assert result.settings["options"]["map_grid"] == (8, 8)
+
+
+# -- sparse input --------------------------------------------------------------------
+
+@pytest.fixture
+def never_densified(monkeypatch):
+    """Sparse matrices that raise if anything converts them to dense arrays."""
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("a sparse matrix was densified")
+
+    for cls in (sp.csr_matrix, sp.csc_matrix, sp.coo_matrix):
+        for name in ("toarray", "todense"):
+            monkeypatch.setattr(cls, name, refuse)
+
+
+@pytest.mark.parametrize("options", [{"perturbation": "none"}, {"perturbation": "poisson"},
+                                     {"perturbation": "none", "loss": "kl", "max_iter": 100}])
+@pytest.mark.parametrize("kind", ["csr", "coo"])
+def test_sparse_input_gives_the_dense_estimate(options, kind, never_densified):
+    X, _ = planted(k=3, n=90, m=40)
+    dense = estimate_rank(X, ranks=[2, 3, 4], n_restarts=3, **options)
+    result = estimate_rank(getattr(sp, f"{kind}_matrix")(X), ranks=[2, 3, 4], n_restarts=3,
+                           **options)
+    assert result.rank == dense.rank == 3
+    np.testing.assert_allclose(result.errors, dense.errors, rtol=1e-4)
+    np.testing.assert_allclose(result[3].components, dense[3].components, rtol=0, atol=1e-5)
+
+
+def test_sparse_uniform_perturbation_keeps_the_planted_rank(never_densified):
+    X, _ = planted(k=3, n=120, m=40)
+    result = estimate_rank(sp.csr_matrix(X), ranks=[2, 3, 4, 5], n_restarts=4)
+    assert result.rank == 3 and result.settings["normalized"]
+    assert result[3].silhouettes.min() > 0.9
+
+
+def test_pydata_sparse_input_and_sparse_maps(never_densified):
+    sparse = pytest.importorskip("sparse")
+    X, _ = planted(k=3, n=90, m=40)
+    dense = stability(X, 3, n_restarts=3, perturbation="none")
+    st = stability(sparse.GCXS.from_numpy(X), 3, n_restarts=3, perturbation="none")
+    np.testing.assert_allclose(st.components, dense.components, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(st.maps(sp.csr_matrix(X)), dense.maps(X), rtol=1e-4, atol=1e-3)
+
+
+def test_sparse_input_of_the_wrong_dimension():
+    sparse = pytest.importorskip("sparse")
+    with pytest.raises(ValueError, match=r"^Expected a 2D sparse matrix \(probe positions × "
+                                         r"signal pixels\), got 3D\.$"):
+        estimate_rank(sparse.COO.from_numpy(np.ones((2, 3, 4))), ranks=[2])
+
+
+# -- options checked before any work -------------------------------------------------
+
+@pytest.mark.parametrize("options, message", [
+    ({"consensus_rows": 0}, "consensus_rows must be an integer ≥ 1, got 0."),
+    ({"silhouette_threshold": 2}, "silhouette_threshold must be a real number in [-1, 1] (the "
+                                  "range of silhouettes; NMFk uses 0.5), got 2."),
+    ({"max_iter": 0}, "max_iter must be an integer ≥ 1, got 0."),
+    ({"tol": -1.0}, "tol must be a real number ≥ 0, got -1.0."),
+    ({"n_jobs": 0}, "n_jobs must be an integer ≥ 1, got 0."),
+    ({"compression": "yes"}, "compression must be 'auto', True or False, got 'yes'."),
+    ({"normalize_poissonian_noise": "no"}, "normalize_poissonian_noise must be True or False, "
+                                           "got 'no'."),
+    ({"random_state": -1}, "random_state must be None, an integer ≥ 0, a "
+                           "numpy.random.Generator or a numpy.random.RandomState, got -1."),
+    ({"ranks": 2.5}, "ranks must be an integer or an iterable of integers, e.g. "
+                     "ranks=range(2, 11); got 2.5."),
+])
+def test_bad_options_are_refused_before_any_fit(options, message, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("a fit started")
+
+    monkeypatch.setattr("hyperspy_hnmf.rank_selection._estimate._restart", fail)
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        estimate_rank(np.ones((10, 8)), **{"ranks": [2], "n_restarts": 2, **options})
+
+
+def test_one_rank_and_a_generator_seed():
+    X, _ = planted(k=3, n=60, m=30)
+    result = estimate_rank(X, ranks=3, n_restarts=2, random_state=np.random.default_rng(0))
+    assert result.ranks == [3]
+
+
+def test_stability_checks_the_number_of_components():
+    with pytest.raises(ValueError, match=r"^The number of components must be an integer ≥ 1, "
+                                         r"got 2\.5\.$"):
+        stability(np.ones((10, 8)), 2.5)
+
+
+def test_nan_message_names_what_estimate_rank_accepts():
+    X = np.ones((10, 8))
+    X[2, 3] = np.nan
+    message = ("The data contain NaN or infinity (1 NaN, 0 infinite values): estimate_rank "
+               "needs finite data. Replace them (e.g. with 0 or a local mean), or crop them "
+               "away (s.inav[...] / s.isig[...]).")
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        estimate_rank(X, ranks=[2], n_restarts=2)
+
+
+def test_maps_of_data_of_another_width():
+    X, _ = planted(k=3, n=60, m=30)
+    st = stability(X, 2, n_restarts=2)
+    message = ("The data have 20 signal pixels, but the consensus components have 30: give "
+               "the signal (or matrix) the stability was estimated on, or one of the same "
+               "signal shape.")
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        st.maps(hs.signals.Signal1D(np.ones((4, 5, 20))))
+
+
+def test_consensus_is_written_to_signals_only():
+    X, _ = planted(k=3, n=60, m=30)
+    st = stability(X, 2, n_restarts=2)
+    with pytest.raises(TypeError, match=r"^to_learning_results writes to a HyperSpy signal's "
+                                        r"learning_results, got ndarray; for an array, the "
+                                        r"maps are Stability\.maps\(X\) and the components "
+                                        r"Stability\.components\.$"):
+        st.to_learning_results(X)
+
+
+def test_lazy_signals_estimate_but_maps_need_memory():
+    X, _ = planted(k=3, n=90, m=40)
+    lazy = hs.signals.Signal1D(X.reshape(9, 10, 40)).as_lazy()
+    st = stability(lazy, 3, n_restarts=3)
+    assert st.components.shape == (3, 40)
+    message = ("Stability.maps does not run on lazy signals (estimate_rank and hnmfk do, on "
+               "compressed copies), and it will not load the data silently. Load them with "
+               "s.compute() if they fit in memory, or run it on a cropped or binned region, "
+               "e.g. s.inav[:64, :64].compute() or s.rebin(scale=(1, 1, 2, 2)).compute().")
+    with pytest.raises(NotImplementedError, match="^" + re.escape(message) + "$"):
+        st.maps(lazy)
+    with pytest.raises(NotImplementedError, match=r"^to_learning_results does not run on lazy"):
+        st.to_learning_results(lazy)

@@ -235,3 +235,163 @@ def test_signals_without_an_hnmf_decomposition_are_refused(scan):
     s.decomposition(algorithm="hnmf", output_dimension=[3, 2], print_info=False)
     with pytest.raises(ValueError, match="hierarchical"):
         hyperspy_hnmf.uncertainty(s)
+
+
+def test_interval_signals_name_the_component_axis_as_hyperspy_loadings(scan):
+    u = hyperspy_hnmf.uncertainty(scan, n_resamples=2, random_state=0, max_iter=2,
+                                  show_progressbar=False)
+    name = scan.get_decomposition_loadings().axes_manager.navigation_axes[0].name
+    assert name == "Decomposition component index"
+    for signal in (u.loadings_lower, u.loadings_upper, u.loadings_width, u.factors_lower,
+                   u.factors_upper):
+        assert [axis.name for axis in signal.axes_manager.navigation_axes] == [name]
+
+
+def _small_scan(**kwargs):
+    return synthetic_4dstem(scan_shape=(8, 8), detector_shape=(16, 16), n_phases=1,
+                            n_rotations=1, random_state=2, **kwargs)
+
+
+@pytest.fixture
+def no_bootstrap(monkeypatch):
+    """Fail if a resample is drawn: refusals come before any computation."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("bootstrap_nmf was called")
+    monkeypatch.setattr(hyperspy_hnmf._hyperspy.uncertainty, "bootstrap_nmf", refuse)
+
+
+@pytest.mark.filterwarnings("ignore:The data contradict")
+@pytest.mark.parametrize("constraint", ["known", "pure", "both"])
+def test_fits_with_known_components_or_pure_regions_are_refused(constraint, no_bootstrap):
+    from hyperspy_hnmf.constraints import KnownComponent, PureRegion
+
+    s = _small_scan()
+    pattern = get_ground_truth(s).factors[:, 0].reshape(16, 16)
+    corner = np.zeros((8, 8), dtype=bool)
+    corner[:2, :2] = True
+    options = {"known": dict(known_components=[KnownComponent(pattern, index=1, name="halo")]),
+               "pure": dict(pure_regions=[PureRegion(corner, 0)])}
+    options["both"] = {**options["known"], **options["pure"]}
+    s.decomposition(algorithm="hnmf", output_dimension=2, max_iter=30, print_info=False,
+                    **options[constraint])
+    held = {"known": "known component(s) 'halo' (component 1)",
+            "pure": "pure region(s) of component(s) 0"}
+    lost = {"known": "the known patterns would be refitted freely",
+            "pure": "the other components' maps would leave 0 in the pure regions"}
+    parts = ["known", "pure"] if constraint == "both" else [constraint]
+    with pytest.raises(ValueError) as error:
+        hyperspy_hnmf.uncertainty(s, n_resamples=4, show_progressbar=False)
+    assert str(error.value) == (
+        f"This signal's hnmf decomposition was fitted with "
+        f"{' and '.join(held[p] for p in parts)}. uncertainty refits every resample without "
+        f"them ({'; '.join(lost[p] for p in parts)}), so its intervals would not be those of "
+        "this fit; it bootstraps unconstrained decompositions only. Decompose without "
+        "known_components and pure_regions to get intervals of the unconstrained fit.")
+
+
+@pytest.fixture(scope="module")
+def robust_scan():
+    """A robust fit of a scan with a planted hot pixel and a dead detector channel."""
+    s = synthetic_4dstem(scan_shape=(12, 10), detector_shape=(16, 16), n_phases=1,
+                         n_rotations=1, random_state=2)
+    s.data[3, 4, 5, 6] = 5000  # a cosmic-ray hit: probe position 34, channel 86
+    s.data[:, :, 2, 9] = 0  # a dead channel: 41
+    s.decomposition(algorithm="hnmf", output_dimension=2, outliers="auto", loss="kl",
+                    random_state=0, print_info=False)
+    outliers = s.learning_results.hnmf["outliers"]
+    assert outliers["navigation_index"].tolist() == [34]
+    assert outliers["signal_index"].tolist() == [86]
+    assert 41 in outliers["dead_channels"].tolist()
+    return s
+
+
+def test_the_outliers_of_a_robust_fit_stay_out_of_the_nonparametric_resamples(robust_scan):
+    u = hyperspy_hnmf.uncertainty(robust_scan, n_resamples=6, method="nonparametric",
+                                  random_state=0, max_iter=10, show_progressbar=False)
+    fit = robust_scan.learning_results.loadings  # (probe positions, components)
+    upper = u.loadings_upper.data.reshape(2, -1).T
+    width = u.loadings_width.data.reshape(2, -1).T
+    # The fit left the hit out (maps 190 and 37 counts there, ≈ 15 counts of Poisson noise in
+    # all); resampling it back in gave upper bounds of 5000 counts (measured 5233 and 3855).
+    assert np.all(upper[34] <= fit[34] + 3 * np.sqrt(fit[34].sum()))
+    assert np.all(width[34] <= np.delete(width, 34, axis=0).max(axis=0))
+    # The dead channel has no data: the fit's components there are interpolated from the
+    # neighbouring channels. Resampled as recorded (zeros), every refit put 0 there and the
+    # interval, [2 fit, 2 fit], excluded the fit itself.
+    factors = robust_scan.learning_results.factors
+    reference = factors[41] / factors.sum(axis=0)
+    lower = u.factors_lower.data.reshape(2, -1)[:, 41]
+    upper = u.factors_upper.data.reshape(2, -1)[:, 41]
+    assert np.all((lower <= reference) & (reference <= upper)) and np.all(upper > 0)
+
+
+def test_a_lazy_robust_fit_gives_the_in_memory_intervals_without_its_outliers(robust_scan):
+    lazy = robust_scan.as_lazy()
+    lazy.data = lazy.data.rechunk((5, 10, 16, 16))
+    lazy.learning_results = robust_scan.learning_results
+    for method in ("nonparametric", "poisson"):
+        options = dict(n_resamples=3, method=method, random_state=4, max_iter=8,
+                       show_progressbar=False)
+        eager = hyperspy_hnmf.uncertainty(robust_scan, **options)
+        streamed = hyperspy_hnmf.uncertainty(lazy, **options)
+        np.testing.assert_allclose(streamed.loadings_upper.data, eager.loadings_upper.data,
+                                   rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(streamed.factors_upper.data, eager.factors_upper.data,
+                                   rtol=1e-3, atol=1e-6)
+        # the hit's position (maps 190 and 37 counts): bounds of the noise, not of the hit
+        assert np.all(streamed.loadings_upper.data[:, 3, 4] < 250), method
+
+
+NOT_COUNTS = (
+    "uncertainty resamples counted electrons (Poisson noise), but this signal's data are not "
+    "integer counts (not every value is a whole number; a lazy signal is judged by its dtype, "
+    "or by its first chunk for floating data), so Poisson resamples would not have their "
+    "noise and the intervals would be wrong. Convert the data to electron counts (e.g. "
+    "subtract the detector offset, divide by the counts per electron and round), decompose "
+    "again, then bootstrap.")
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_data_that_are_not_counts_are_refused(lazy, no_bootstrap):
+    s = _small_scan()
+    s.data = s.data * 0.37 + 0.01  # counts scaled by a gain, plus an offset
+    s.decomposition(algorithm="hnmf", output_dimension=2, loss="frobenius", max_iter=30,
+                    print_info=False)
+    if lazy:
+        fitted = s
+        s = s.as_lazy()
+        s.learning_results = fitted.learning_results
+    for method in ("poisson", "nonparametric"):
+        with pytest.raises(ValueError) as error:
+            hyperspy_hnmf.uncertainty(s, n_resamples=4, method=method, show_progressbar=False)
+        assert str(error.value) == NOT_COUNTS
+
+
+def test_randomized_fits_are_refitted_by_exact_hals_on_the_same_loss():
+    s = _small_scan()
+    s.decomposition(algorithm="hnmf", output_dimension=2, solver="randomized",
+                    print_info=False)
+    assert s.learning_results.hnmf["solver"] == "randomized"
+    options = dict(n_resamples=3, random_state=0, max_iter=5)
+    u = hyperspy_hnmf.uncertainty(s, show_progressbar=False, **options)
+    X = s.data.reshape(64, -1)
+    W = s.learning_results.loadings
+    H = np.ascontiguousarray(s.learning_results.factors.T)
+    hals = bootstrap_nmf(X, W, H, loss="frobenius", solver="hals", **options)
+    np.testing.assert_array_equal(u.result.W_upper, hals.W_upper)
+    np.testing.assert_array_equal(u.result.H_lower, hals.H_lower)
+    assert u.result.n_iter == 5 and np.all(u.result.W_lower <= u.result.W_upper)
+
+
+def test_itakura_saito_fits_are_refused(no_bootstrap):
+    s = _small_scan()
+    s.data += 1  # no zero: the Itakura-Saito loss can fit it
+    s.decomposition(algorithm="hnmf", output_dimension=2, loss="is", max_iter=30,
+                    print_info=False)
+    with pytest.raises(ValueError) as error:
+        hyperspy_hnmf.uncertainty(s, n_resamples=4, show_progressbar=False)
+    assert str(error.value) == (
+        "This signal's hnmf decomposition uses the loss with β=0 (Itakura-Saito), which is "
+        "undefined where the data are zero; Poisson resamples of counts have zeros wherever "
+        "the expected count is small, so they cannot be refitted with it. uncertainty "
+        "bootstraps fits with β > 0: decompose with loss='kl' (counts) to get intervals.")

@@ -573,12 +573,10 @@ def _held_counts(signal, estimator):
         return True
     raise TypeError(
         f"decomposition(algorithm='hnmf') reads integer counts held in memory in place for "
-        f"the Frobenius and Kullback-Leibler losses with init other than 'spa' (and "
-        f"clip_negative=False for signed counts); this call asks for loss={estimator.loss!r}, "
-        f"init={estimator.init!r}, clip_negative={estimator.clip_negative!r} on "
-        f"{signal.data.dtype} data. Convert the data first with s.change_dtype('float32') "
-        "(float32 is exact for counts up to 2**24), or change those options. "
-        "No decomposition was performed.")
+        f"the Frobenius and Kullback-Leibler losses with init other than 'spa'; this call "
+        f"asks for loss={estimator.loss!r}, init={estimator.init!r} on {signal.data.dtype} "
+        "data. Convert the data first with s.change_dtype('float32') (float32 is exact for "
+        "counts up to 2**24), or change those options. No decomposition was performed.")
 
 
 def _lazy_decomposition(signal, estimator, arguments):
@@ -615,11 +613,14 @@ def _lazy_decomposition(signal, estimator, arguments):
     if not signal.axes_manager.axes_are_aligned_with_data:
         raise ValueError("The signal's axes are not in data order; call s.transpose() so that "
                          "the navigation axes come first.")
+    # (a signal without navigation axes is one probe position)
+    n_nav = max(signal.axes_manager.navigation_size, 1)
+    n_sig = max(signal.axes_manager.signal_size, 1)
+    _check_size(estimator, n_nav, n_sig)
     if signal._lazy:
         data = as_row_chunks(signal.data, signal.axes_manager.signal_dimension)
     else:
-        data = held_matrix(signal.data.reshape(signal.axes_manager.navigation_size,
-                                               signal.axes_manager.signal_size))
+        data = held_matrix(signal.data.reshape(n_nav, n_sig))
     normalize = bool(arguments["normalize_poissonian_noise"])
     if normalize and loss_is_poisson(estimator, data):
         warnings.warn(
@@ -628,16 +629,13 @@ def _lazy_decomposition(signal, estimator, arguments):
             UserWarning, stacklevel=4)
         normalize = False
     _check_constraint_combinations(estimator, arguments)
-    # (a signal without navigation axes is one probe position)
-    _check_size(estimator, max(signal.axes_manager.navigation_size, 1),
-                max(signal.axes_manager.signal_size, 1))
     factors = None
     if normalize:
         # Keenan & Kotula's weighting, as HyperSpy's: the fit sees
         # X / outer(a, b), read chunk by chunk (one pass for the sums); the
         # results are scaled back.
         matrix = data if isinstance(data, StreamedMatrix) else StreamedMatrix(data)
-        row_scale, column_scale = poisson_scales(matrix)
+        row_scale, column_scale = poisson_scales(matrix, relative=False)  # HyperSpy's weights
         loadings = estimator.fit_transform(matrix.scaled(row_scale, column_scale))
         loadings = loadings * row_scale[:, None].astype(loadings.dtype)
         factors = estimator.components_.T * column_scale[:, None].astype(loadings.dtype)

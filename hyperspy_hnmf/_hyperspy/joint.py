@@ -10,6 +10,7 @@ import numpy as np
 from ..constraints import signal_grids
 from ..matrix import as_row_chunks
 from ..solvers import joint_nmf
+from ..solvers._multiblock import check_joint_rank
 from .results import check_stamp, store_decomposition
 
 __all__ = ["get_known_component_checks", "joint_decomposition"]
@@ -41,9 +42,15 @@ def joint_decomposition(signals, output_dimension, *, loss="auto", weights="nois
     ----------
     signals : list of hyperspy signals
         Same navigation shape (probe positions in the same order); any
-        signal shapes. Lazy signals are read chunk by chunk.
+        signal shapes. Finite, nonnegative data, none all zero (checked
+        before the fit; the message names the signal). Lazy signals are
+        read chunk by chunk, sparse ones (electron events,
+        :func:`hyperspy_hnmf.events_to_signal`) included, and mix with
+        signals in memory, which are read in place (a large lazy 4D-STEM
+        scan with the EDS map recorded with it).
     output_dimension : int
-        Number of components.
+        Number of components, smaller than the navigation size and than
+        the signal sizes summed over the signals.
     loss : "auto", str, or list of str
         Per signal: ``"kl"`` (counts), ``"frobenius"``; ``"auto"``: KL for
         integer-valued data.
@@ -56,7 +63,9 @@ def joint_decomposition(signals, output_dimension, *, loss="auto", weights="nois
         As in :func:`~hyperspy_hnmf.solvers.joint_nmf`.
     constraints : list of Constraint, optional
         Map constraints (``MapResolution`` in the navigation units, map
-        ``Penalty``), applied to the shared maps.
+        ``Penalty``, map ``Projection``), applied to the shared maps.
+        Component constraints (``ContinuousIntensity``...) are refused:
+        every signal has its own components.
     groups : dict, optional
     known_components : list of KnownComponent, optional
         Components supplied as signals or arrays (``block`` = position of the
@@ -91,11 +100,13 @@ def joint_decomposition(signals, output_dimension, *, loss="auto", weights="nois
     ['contributions', 'converged', 'dataset']
     """
     signals = list(signals)
+    titles = [str(signal.metadata.General.title) for signal in signals]
+    names = [f"signal {b} of joint_decomposition ({title!r})" for b, title in enumerate(titles)]
     result = fit_signals(signals, output_dimension, loss=loss, weights=weights, init=init,
                          max_iter=max_iter, tol=tol, random_state=random_state,
                          constraints=constraints, groups=groups,
-                         known_components=known_components, pure_regions=pure_regions)
-    titles = [str(signal.metadata.General.title) for signal in signals]
+                         known_components=known_components, pure_regions=pure_regions,
+                         names=names)
     for b, signal in enumerate(signals):
         loadings, components = result.block_factors(b)
         info = {"joint": {
@@ -129,12 +140,15 @@ def _summary(result, titles):
 
 
 def fit_signals(signals, output_dimension, *, constraints=None, known_components=None,
-                **options):
+                names=None, **options):
     """:func:`~hyperspy_hnmf.solvers.joint_nmf` of signals that share their probe positions.
 
-    Checks the navigation shapes and the known components' signal shapes
-    before any fit, passes the navigation grid to the map constraints.
-    ``options`` go to ``joint_nmf``.
+    Checks the navigation shapes, the number of components and the known
+    components' signal shapes before any fit (:func:`joint_nmf` then checks
+    the data, naming the signals by ``names``; default: the signal of
+    ``decomposition(algorithm='hnmf')``, the caller with one signal), passes
+    the navigation grid to the map constraints. ``options`` go to
+    ``joint_nmf``.
     """
     if not signals:
         raise ValueError("Give at least one signal.")
@@ -144,11 +158,17 @@ def fit_signals(signals, output_dimension, *, constraints=None, known_components
             raise ValueError(
                 f"Signals of a joint decomposition share their probe positions: signal 0 has "
                 f"navigation shape {shape}, signal {b} {signal.axes_manager.navigation_shape}.")
+    check_joint_rank(output_dimension, int(np.prod(shape)) if shape else 1,
+                     [signal.axes_manager.signal_size for signal in signals],
+                     name="output_dimension", signals=True)
     check_known_shapes(signals, known_components)
+    if names is None:
+        names = (["the signal of decomposition(algorithm='hnmf')"] if len(signals) == 1 else
+                 [f"signal {b} of the joint fit" for b in range(len(signals))])
     map_grid = signal_grids(signals[0])[0] if constraints is not None else None
     return joint_nmf([_matrix(signal) for signal in signals], output_dimension,
                      constraints=constraints, map_grid=map_grid,
-                     known_components=known_components, **options)
+                     known_components=known_components, names=names, **options)
 
 
 def _signal_shape(signal):

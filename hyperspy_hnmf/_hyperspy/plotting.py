@@ -28,6 +28,22 @@ def _pattern_image(signal, column):
     return np.nan_to_num(np.asarray(column, dtype=np.float64)).reshape(shape)
 
 
+def _stack(images):
+    """The component images of HyperSpy's loadings/factors signal, component axis first.
+
+    HyperSpy drops the component axis when there is one component: it comes back.
+    """
+    data = np.asarray(images.data)
+    return data[None] if images.axes_manager.navigation_dimension == 0 else data
+
+
+def _panels(images):
+    """One HyperSpy signal per component (the signal itself for one component)."""
+    if images.axes_manager.navigation_dimension == 0:
+        return [images]
+    return [images.inav[j] for j in range(images.axes_manager.navigation_size)]
+
+
 def _map_image(signal, column):
     shape = signal.axes_manager._navigation_shape_in_array
     return np.asarray(column, dtype=np.float64).reshape(shape)
@@ -39,14 +55,15 @@ def _layer_graph(signal, hierarchy, min_weight):
     nodes, edges = {}, []
     for level in range(1, n_levels + 1):
         factors, loadings = integration.get_hierarchy_level(signal, level)
+        patterns, images = _stack(factors), _stack(loadings)
         k = ranks[level - 1]
         for j in range(k):
             nodes[(level, j)] = _Node(
                 key=(level, j),
                 row=n_levels - level,
                 position=(j + 0.5) / k,
-                pattern=factors.data[j],
-                image=loadings.data[j],
+                pattern=patterns[j],
+                image=images[j],
             )
     for level, M in integration.get_mixing_matrices(signal).items():
         for p, q in zip(*np.nonzero(M >= min_weight)):
@@ -57,7 +74,7 @@ def _layer_graph(signal, hierarchy, min_weight):
 def _tree_graph(signal, min_weight):
     tree = integration.get_split_tree(signal)
     leaves = [leaf.id for leaf in tree.leaves]
-    maps = signal.get_decomposition_loadings().data
+    maps = _stack(signal.get_decomposition_loadings())
     depth = max(node.depth for node in tree.nodes)
     positions = {leaf: (i + 0.5) / len(leaves) for i, leaf in enumerate(leaves)}
 
@@ -218,7 +235,7 @@ def plot_hierarchy(signal, *, thumbnails=True, maps=True, min_weight=0.05, cmap=
         row_names = {row: f"depth {row}" for row in range(n_rows)}
         title = "Splitting tree: fraction of the parent's intensity on each edge"
     width = max(6.0, 1.3 * widest * (2 if maps else 1))
-    figure = plt.figure(figsize=figsize or (min(width, 24.0), 2.2 * n_rows + 1.2))
+    figure = plt.figure(figsize=figsize or (min(width, 24.0), max(2.2 * n_rows + 1.2, 4.4)))
     footer = 0.2 if thumbnails else 0.04
     axis = figure.add_axes([0.1, footer, 0.89, 0.9 - footer])
     axis.set_xlim(0, 1)
@@ -381,7 +398,15 @@ def plot_decomposition_images(signal, what="loadings", order=None, names=None, *
             "plot_decomposition_images draws 2D images only (use "
             "hyperspy.api.plot.plot_spectra for spectra)."
         )
-    order = list(range(images.axes_manager.navigation_size)) if order is None else list(order)
+    panels = _panels(images)
+    order = list(range(len(panels))) if order is None else list(order)
+    if not order or any(not isinstance(j, (int, np.integer)) or not 0 <= j < len(panels)
+                        for j in order):
+        raise ValueError(
+            f"order must list component indices between 0 and {len(panels) - 1} (at least "
+            f"one), got {order!r}.")
+    if not isinstance(per_row, (int, np.integer)) or isinstance(per_row, bool) or per_row < 1:
+        raise ValueError(f"per_row must be an integer ≥ 1, got {per_row!r}.")
     names = [f"component {j}" for j in order] if names is None else list(names)
     if len(names) != len(order):
         raise ValueError(f"{len(names)} names given for {len(order)} components")
@@ -392,7 +417,7 @@ def plot_decomposition_images(signal, what="loadings", order=None, names=None, *
     figure = plt.figure(figsize=figsize or (2.75 * columns + 0.5, 2.45 * rows + (0.5 if title
                                                                                else 0.15)))
     axes = hs.plot.plot_images(
-        [images.inav[j] for j in order], label=names, per_row=columns,
+        [panels[j] for j in order], label=names, per_row=columns,
         cmap=cmap or ("viridis" if what == "loadings" else "inferno"),
         colorbar="multi", scalebar="all" if scalebar else None,
         axes_decor="off" if scalebar else "all", suptitle="", fig=figure,

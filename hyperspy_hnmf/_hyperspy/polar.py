@@ -14,6 +14,8 @@ are in the units of the signal axes, ``center`` in HyperSpy's axis order
 units) and ``phi`` (degrees, counter-clockwise as displayed).
 """
 
+import hashlib
+
 import numpy as np
 
 from ..polar._components import (
@@ -399,12 +401,19 @@ def cluster_decomposition_components(self, method="polar_xcorr", n_clusters=None
 
 
 def _merged_stamp(results):
-    """What ``cluster_decomposition_components`` wrote: the algorithm, shapes and sums."""
-    return {"algorithm": str(results.decomposition_algorithm),
-            "factors_shape": np.asarray(np.shape(results.factors)),
-            "loadings_shape": np.asarray(np.shape(results.loadings)),
-            "sums": np.asarray([float(np.nansum(np.asarray(results.factors, np.float64))),
-                                float(np.nansum(np.asarray(results.loadings, np.float64)))])}
+    """What ``cluster_decomposition_components`` wrote: the algorithm and a digest of the arrays.
+
+    A SHA-256 of the factors' and loadings' bytes (with their shapes and
+    types): any later decomposition, even one with the same number of
+    components and the same totals, gives another digest; ``save``/``load``
+    keeps it.
+    """
+    digest = hashlib.sha256()
+    for array in (results.factors, results.loadings):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return {"algorithm": str(results.decomposition_algorithm), "digest": digest.hexdigest()}
 
 
 def _current_stash(results):
@@ -417,11 +426,8 @@ def _current_stash(results):
     stash = getattr(results, "polar_clustering", None)
     if not isinstance(stash, dict) or "previous" not in stash or "written" not in stash:
         return None
-    written, now = stash["written"], _merged_stamp(results)
-    same = (written["algorithm"] == now["algorithm"]
-            and np.array_equal(written["factors_shape"], now["factors_shape"])
-            and np.array_equal(written["loadings_shape"], now["loadings_shape"])
-            and np.allclose(written["sums"], now["sums"], rtol=1e-6, atol=0))
+    written = stash["written"]
+    same = isinstance(written, dict) and written.get("digest") == _merged_stamp(results)["digest"]
     return stash if same else None
 
 

@@ -4,19 +4,33 @@ The arithmetic is :func:`hyperspy_hnmf.solvers.bootstrap_nmf`; this module
 reads the reference fit from ``learning_results`` (written by
 ``s.decomposition(algorithm="hnmf", ...)``), the signal's matrix (lazy
 signals chunk by chunk) and returns the intervals as HyperSpy signals.
+Everything that would make the intervals wrong is refused, with the reason,
+before any resample is drawn (see :func:`uncertainty`).
 """
 
 import numpy as np
 
+from .._checks import looks_like_counts
 from ..matrix import as_row_chunks
 from ..solvers import bootstrap_nmf
 from ..solvers._bootstrap import LIFT
+from ..solvers._passes import MissingEntries
+from ..solvers._robust import _as_streamed, _filled_view
 from .results import check_stamp
 
-__all__ = ["Uncertainty", "uncertainty"]
+__all__ = ["REFIT_SOLVERS", "Uncertainty", "uncertainty"]
 
 _HOW_TO_FIT = ("Run s.decomposition(algorithm='hnmf', output_dimension=k) first (after "
                "`import hyperspy_hnmf`), then hyperspy_hnmf.uncertainty(s).")
+
+#: The solver that refits the resamples, for each solver of the reference fit
+#: (the same one, except ``"randomized"``: its compression step needs its own
+#: initialization and its exact refinement is HALS on the same Frobenius loss,
+#: which the refits, started from the fit, run directly).
+REFIT_SOLVERS = {"mu": "mu", "hals": "hals", "als": "als", "randomized": "hals"}
+
+#: The name HyperSpy gives the component axis of the loadings and factors.
+COMPONENT_AXIS_NAME = "Decomposition component index"
 
 
 class Uncertainty:
@@ -109,12 +123,14 @@ class Uncertainty:
 
 def _loadings(signal, array, title):
     result = signal._get_loadings(np.asarray(array, dtype=np.float32))
+    result.axes_manager._axes[0].name = COMPONENT_AXIS_NAME  # as get_decomposition_loadings
     result.metadata.General.title = title
     return result
 
 
 def _factors(signal, array, title):
     result = signal._get_factors(np.ascontiguousarray(np.asarray(array, dtype=np.float32).T))
+    result.axes_manager._axes[0].name = COMPONENT_AXIS_NAME  # as get_decomposition_factors
     result.metadata.General.title = title
     return result
 
@@ -139,6 +155,7 @@ def _reference(signal):
         raise ValueError("This signal's hnmf decomposition has constraints; uncertainty "
                          "bootstraps unconstrained decompositions only. Refit without "
                          "constraints to get intervals.")
+    _check_known(info)
     for name in ("navigation_mask", "signal_mask"):
         if getattr(results, name, None) is not None:
             raise ValueError(f"The decomposition was made with a {name}; uncertainty needs "
@@ -150,6 +167,81 @@ def _reference(signal):
                          "loss='kl' (the Poisson likelihood) instead.")
     return (np.asarray(results.loadings), np.ascontiguousarray(np.asarray(results.factors).T),
             info)
+
+
+def _check_known(info):
+    """Refuse fits with known components or pure regions (their refits would drop them)."""
+    known = info.get("known_components") or {}
+    regions = info.get("pure_regions") or {}
+    if not known and not regions:
+        return
+    held, lost = [], []
+    if known:
+        held.append("known component(s) " + ", ".join(
+            f"{known[key].get('name')!r} (component {known[key].get('index')})"
+            for key in sorted(known, key=int)))
+        lost.append("the known patterns would be refitted freely")
+    if regions:
+        held.append("pure region(s) of component(s) " + ", ".join(
+            str(regions[key].get("index")) for key in sorted(regions, key=int)))
+        lost.append("the other components' maps would leave 0 in the pure regions")
+    raise ValueError(
+        f"This signal's hnmf decomposition was fitted with {' and '.join(held)}. uncertainty "
+        f"refits every resample without them ({'; '.join(lost)}), so its intervals would not "
+        "be those of this fit; it bootstraps unconstrained decompositions only. Decompose "
+        "without known_components and pure_regions to get intervals of the unconstrained fit.")
+
+
+def _refit_options(info):
+    """The loss (β) and solver of the refits, or the reason the fit cannot be refitted."""
+    beta = float(info["beta"])
+    if beta <= 0:
+        raise ValueError(
+            f"This signal's hnmf decomposition uses the loss with β={beta:g}"
+            f"{' (Itakura-Saito)' if beta == 0 else ''}, which is undefined where the data are "
+            "zero; Poisson resamples of counts have zeros wherever the expected count is "
+            "small, so they cannot be refitted with it. uncertainty bootstraps fits with "
+            "β > 0: decompose with loss='kl' (counts) to get intervals.")
+    solver = str(info["solver"])
+    if solver not in REFIT_SOLVERS:
+        raise ValueError(f"This signal's hnmf decomposition was fitted with solver={solver!r}, "
+                         f"which uncertainty cannot refit; it refits fits made with "
+                         f"{', '.join(repr(name) for name in REFIT_SOLVERS)}.")
+    return beta, REFIT_SOLVERS[solver]
+
+
+def _check_counts(X):
+    """Refuse data that are not counts: both resampling schemes draw Poisson counts."""
+    if not looks_like_counts(X):
+        raise ValueError(
+            "uncertainty resamples counted electrons (Poisson noise), but this signal's data "
+            "are not integer counts (not every value is a whole number; a lazy signal is "
+            "judged by its dtype, or by its first chunk for floating data), so Poisson "
+            "resamples would not have their noise and the intervals would be wrong. Convert "
+            "the data to electron counts (e.g. subtract the detector offset, divide by the "
+            "counts per electron and round), decompose again, then bootstrap.")
+
+
+def _outliers_filled(X, info, W, H):
+    """The data with the outliers of a robust fit replaced by its model (a lazy view), or X.
+
+    A robust fit (``outliers=...``) fits its outliers as missing data: at
+    every pass they are replaced by the current model, so the fit is that of
+    the data with the outlying entries (and dead or hot channels) replaced
+    by its final model. Resampling that view keeps the outliers out of every
+    resample, as they are out of the fit (nothing is copied: chunks are
+    filled as they are read).
+    """
+    outliers = info.get("outliers")
+    if not outliers:
+        return X
+    channels = np.union1d(np.asarray(outliers["dead_channels"], dtype=np.int64),
+                          np.asarray(outliers["hot_channels"], dtype=np.int64))
+    missing = MissingEntries(np.asarray(outliers["navigation_index"], dtype=np.int64),
+                             np.asarray(outliers["signal_index"], dtype=np.int64), channels)
+    matrix = _as_streamed(X)
+    dtype = np.float32 if matrix.dtype == np.float32 else np.float64
+    return _filled_view(matrix, np.asarray(W, dtype=dtype), np.asarray(H, dtype=dtype), missing)
 
 
 def _matrix(signal):
@@ -183,17 +275,28 @@ def uncertainty(s, n_resamples=50, method="poisson", confidence=0.9, random_stat
     Lazy signals are resampled chunk by chunk inside every pass: a resample
     never sits in memory whole, and it is the same whatever the chunks.
 
+    Supported fits: flat ``algorithm="hnmf"`` decompositions of counts
+    (integer values) with a loss of β > 0 (``"kl"``, ``"frobenius"``, a real
+    β > 0) by any solver; ``solver="randomized"`` fits are refitted by exact
+    HALS on the same Frobenius loss (:data:`REFIT_SOLVERS`), and robust fits
+    (``outliers=...``) with their outliers, dead and hot channels replaced by
+    the fitted model, as the fit itself treats them, so no resample holds
+    them. Everything else is refused with the reason before any resample is
+    drawn (see Raises).
+
     Parameters
     ----------
     s : hyperspy signal
         Decomposed with ``s.decomposition(algorithm="hnmf", output_dimension=k)``
-        (flat, no masks, no constraints, no Poisson normalization).
+        (flat, no masks, no constraints, no known components or pure regions,
+        no Poisson normalization, a loss with β > 0), holding counts.
     n_resamples : int, default 50
     method : {"poisson", "nonparametric"}, default "poisson"
         ``"poisson"`` (parametric): counts redrawn from the fitted model,
         ``X* ~ Poisson(loadings @ factors.T)``. ``"nonparametric"``: the
         recorded electrons resampled with replacement, ``X* ~ Poisson(X)``
-        (needs no model). Both assume counted electrons.
+        (needs no model; after a robust fit, ``X`` with its outliers replaced
+        by the model). Both assume counted electrons.
     confidence : float, default 0.9
         Nominal coverage of the two-sided intervals.
     random_state : None, int or numpy.random.Generator
@@ -230,6 +333,17 @@ def uncertainty(s, n_resamples=50, method="poisson", confidence=0.9, random_stat
         ``factors_lower``, ``factors_upper`` (HyperSpy signals), ``stability``
         (per component) and ``summary()``.
 
+    Raises
+    ------
+    ValueError
+        With the reason, before any resample is drawn, if ``s`` has no
+        ``algorithm="hnmf"`` decomposition or a hierarchical one, one with
+        constraints, known components or pure regions (the refits would drop
+        them), masks or Poisson normalization, a loss with β ≤ 0
+        (Itakura-Saito: undefined at the zeros of the resamples), or if its
+        data are not counts (in memory: every value is checked; lazy: the
+        dtype, or the first chunk of floating data).
+
     Examples
     --------
     >>> import hyperspy_hnmf
@@ -248,7 +362,10 @@ def uncertainty(s, n_resamples=50, method="poisson", confidence=0.9, random_stat
     from .decomposition import _show_progressbar
 
     W, H, info = _reference(s)
+    beta, solver = _refit_options(info)
     X = _matrix(s)
+    _check_counts(X)
+    X = _outliers_filled(X, info, W, H)
     bar = callback = None
     if _show_progressbar(show_progressbar):
         from tqdm.auto import tqdm
@@ -258,7 +375,7 @@ def uncertainty(s, n_resamples=50, method="poisson", confidence=0.9, random_stat
         def callback(index):
             bar.update(1)
     try:
-        result = bootstrap_nmf(X, W, H, loss=float(info["beta"]), solver=info["solver"],
+        result = bootstrap_nmf(X, W, H, loss=beta, solver=solver,
                                method=method, n_resamples=n_resamples, confidence=confidence,
                                interval=interval, max_iter=max_iter, tol=tol, lift=lift,
                                random_state=random_state,

@@ -24,11 +24,11 @@ LANL's HNMFk (TELF / pyDNMFk): M. E. Eren, M. Bhattarai, et al.,
 the NMFk rank selection of Alexandrov, Vesselinov et al.
 """
 
-import numbers
-
 import numpy as np
+import scipy.sparse as sp
 
 from .. import _ports, solvers
+from .._checks import check_count
 from ..solvers._linalg import squared_norm
 from .tree import SplitNode, SplitTree
 
@@ -75,10 +75,40 @@ def _split_rows(W, min_size):
         keep[smallest] = False
 
 
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
-    return int(value)
+def _check_ranks(ranks):
+    """hnmfk's candidate ranks: an integer or integers ≥ 2, strictly increasing."""
+    from ..rank_selection._estimate import rank_list
+
+    ranks = rank_list(ranks)
+    if ranks[0] < 2:
+        raise ValueError(f"hnmfk ranks must be integers >= 2 (candidate numbers of children), "
+                         f"got {ranks}.")
+    return ranks
+
+
+def _check_node_options(options):
+    """Refuse what cannot apply at a node: a node's rows are a subset of the scan.
+
+    Constraints on the components (their grid is the signal's, at every
+    node) and penalties on the maps (row by row) apply; map projections
+    (:class:`~hyperspy_hnmf.constraints.MapResolution`, a
+    :class:`~hyperspy_hnmf.constraints.Projection` on the maps) and
+    ``map_grid`` need the maps of the whole scan.
+    """
+    from ..constraints import Penalty
+    from ..rank_selection._estimate import _constraint_list
+
+    why = ("each node below the root is fitted on a subset of the probe positions, which "
+           "does not fill the scan grid")
+    if options.get("map_grid") is not None:
+        raise ValueError(f"hnmfk takes no map_grid: {why}. Drop map_grid; constraints on the "
+                         "components and penalties on the maps apply at every node.")
+    for constraint in _constraint_list(options):
+        if constraint.on == "maps" and not isinstance(constraint, Penalty):
+            raise ValueError(
+                f"hnmfk cannot apply {constraint._describe()} to the maps: {why}. Use it in a "
+                "flat fit (estimate_rank, or s.decomposition(algorithm='hnmf')); hnmfk takes "
+                "constraints on the components (e.g. ContinuousIntensity) and penalties only.")
 
 
 def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=3,
@@ -87,12 +117,16 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
 
     Parameters
     ----------
-    s : hyperspy signal, array-like or dask array, shape (n, m)
-        Rows are probe positions. Lazy data are read in passes; a node's
-        rows are read into memory once they fit
+    s : hyperspy signal, array-like, sparse matrix or dask array, shape (n, m)
+        Rows are probe positions. Sparse input (``scipy.sparse``, pydata
+        ``sparse``) is fitted as CSR, never densified. Lazy signals and dask
+        arrays are read in passes (the default Frobenius/HALS rank selection
+        only, as in :func:`~hyperspy_hnmf.rank_selection.estimate_rank`);
+        a node's rows are read into memory once they fit
         :attr:`~hyperspy_hnmf.matrix.StreamedMatrix.row_cache_bytes`.
-    ranks : iterable of int, default range(2, 7)
-        Candidate numbers of children per node (clipped to the node's size).
+    ranks : int or iterable of int, default range(2, 7)
+        Candidate numbers of children per node, integers ≥ 2, strictly
+        increasing (clipped to the node's size).
     n_restarts : int, default 6
         Restarts of :func:`~hyperspy_hnmf.rank_selection.estimate_rank` per node.
     min_cluster_size : int, default 10
@@ -100,13 +134,19 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
         and nodes under twice this size are not split.
     max_depth : int, default 3
         Depth of the deepest leaves (the root is depth 0).
-    random_state : int, default 0
+    random_state : int, Generator or None, default 0
     **estimate_options
         Other arguments of ``estimate_rank`` (``perturbation``,
-        ``silhouette_threshold``, ``loss``...). The perturbation defaults to
-        ``"auto"`` here: a Poisson resample of counts, so that a node of one
-        pattern plus counting noise, whose noise-fitted split would be the
-        same in every restart under a 3 % perturbation, is left a leaf.
+        ``silhouette_threshold``, ``loss``, ``constraints``...). The
+        perturbation defaults to ``"auto"`` here: a Poisson resample of
+        counts, so that a node of one pattern plus counting noise, whose
+        noise-fitted split would be the same in every restart under a 3 %
+        perturbation, is left a leaf. Every node below the root holds a
+        subset of the probe positions, which does not fill the scan grid:
+        constraints on the components (with a signal, on the grid of its
+        signal axes, or ``component_grid``) and penalties apply at every
+        node; map projections (``MapResolution``, ``Projection`` on the
+        maps) and ``map_grid`` are refused.
 
     Returns
     -------
@@ -114,6 +154,13 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
         Node ``score``: the smallest cluster silhouette of the chosen rank
         (NaN where none was evaluated). ``tree.reports`` maps node ids to
         their :class:`~hyperspy_hnmf.rank_selection.RankEstimate`.
+
+    Raises
+    ------
+    ValueError
+        Before any work: ranks that are not integers ≥ 2 in increasing
+        order, any option :func:`~hyperspy_hnmf.rank_selection.estimate_rank`
+        refuses, or a constraint that cannot apply to a node.
 
     Examples
     --------
@@ -127,22 +174,29 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
     [25, 25, 25, 25]
     """
     from ..rank_selection._data import data_matrix
-    from ..rank_selection._estimate import check_restarts, estimate_rank
+    from ..rank_selection._estimate import (_seed, _with_signal_grids, check_options,
+                                            estimate_rank, perturbation_kind)
 
+    # Every option is checked before any work (the root's fits included).
+    ranks = _check_ranks(ranks)
+    min_cluster_size = check_count(min_cluster_size, "min_cluster_size", 1)
+    max_depth = check_count(max_depth, "max_depth", 0)
+    seed = _seed(random_state)
+    _check_node_options(estimate_options)
     X = data_matrix(s, where="hnmfk")
-    ranks = sorted({int(k) for k in ranks})
-    if not ranks or ranks[0] < 2:
-        raise ValueError(f"hnmfk ranks must be integers >= 2 (candidate numbers of children), "
-                         f"got {ranks}.")
-    check_restarts(n_restarts)
-    min_cluster_size = _check_int("min_cluster_size", min_cluster_size, 1)
-    max_depth = _check_int("max_depth", max_depth, 0)
-    seeds = iter(np.random.SeedSequence(random_state).generate_state(10_000))
+    estimate_options = {"perturbation": "auto",
+                        **_with_signal_grids(s, estimate_options)}
+    estimate_options.pop("map_grid", None)  # (a signal's scan grid: not a node's)
+    root_ranks = [k for k in ranks if k <= min(X.shape)] or [min(ranks[0], min(X.shape))]
+    plan = check_options(X, root_ranks, n_restarts, estimate_options, "hnmfk")
+    if plan["settings"]["kind"] == "poisson":  # asked for: are the data counts?
+        perturbation_kind(X, "poisson")
+    seeds = iter(np.random.SeedSequence(seed).generate_state(10_000))
     nodes, reports, queue = [], {}, [(-1, 0, np.arange(X.shape[0], dtype=np.int64))]
 
     def node_data(rows):
         """The rows in memory when they fit (lazy data), else a lazy selection."""
-        if isinstance(X, np.ndarray):
+        if isinstance(X, np.ndarray) or sp.issparse(X):
             return X[rows]
         if rows.size * X.shape[1] * 8 <= X.row_cache_bytes:
             return X.take(rows)
@@ -221,13 +275,21 @@ def hnmfk_decomposition(s, ranks=range(2, 7), **options):
     Parameters
     ----------
     s : hyperspy.signals.BaseSignal
-    ranks : iterable of int
+        In memory or lazy (read in passes, as by :func:`hnmfk`).
+    ranks : int or iterable of int
     **options
         Other arguments of :func:`hnmfk`.
 
     Returns
     -------
     SplitTree
+
+    Raises
+    ------
+    TypeError
+        For data that are not a HyperSpy signal (before any work).
+    ValueError
+        As :func:`hnmfk`.
 
     Examples
     --------
@@ -243,6 +305,10 @@ def hnmfk_decomposition(s, ranks=range(2, 7), **options):
     """
     from ..rank_selection._data import data_matrix
 
+    if not hasattr(s, "learning_results"):
+        raise TypeError(
+            f"hnmfk_decomposition stores the tree in a HyperSpy signal's learning_results, "
+            f"got {type(s).__name__}; for an array, use hnmfk(X, ...), which returns the tree.")
     tree = hnmfk(s, ranks, **options)
     X = data_matrix(s, where="hnmfk_decomposition")
     loadings = tree.maps(X)

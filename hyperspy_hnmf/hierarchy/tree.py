@@ -752,8 +752,17 @@ def rank2_tree(X, n_leaves, *, min_leaf_size=DEFAULT_MIN_LEAF_SIZE, max_depth=No
 def _grow_tree(X, n_leaves, min_leaf_size, max_depth, score_threshold, random_state,
                split_score="error", max_iter=RANK2_MAX_ITER, tol=DEFAULT_TOL, init="svd",
                refine=True):
-    """:func:`rank2_tree` with checked options and data: no checks."""
-    data = as_data_matrix(X) if is_chunked(X) else RowData(X)
+    """:func:`rank2_tree` with checked options and data: no checks.
+
+    Integer counts held in memory (a :func:`~hyperspy_hnmf.matrix.held_matrix`)
+    are read in place by :class:`~hyperspy_hnmf.matrix.rows.RowData`, as
+    floats in memory are, not through the row cache of data read from files.
+    """
+    held = getattr(X, "held_array", None)
+    if held is not None:
+        data = RowData(held)
+    else:
+        data = as_data_matrix(X) if is_chunked(X) else RowData(X)
     builder = _Builder(data, n_leaves, min_leaf_size, max_depth, score_threshold,
                        split_score, max_iter, tol, init, random_state, bool(refine))
     stop_reason = builder.grow()

@@ -179,7 +179,8 @@ class RowData:
     Dense data with at most :data:`SPARSE_DENSITY` nonzeros, and every sparse
     matrix, are held in CSR form (only the nonzeros are stored, copied once
     by two parallel passes: count, then fill); other dense data are used in
-    place (integer data are converted to float64). Products are
+    place, integer counts too (their products equal those of their float64
+    copy exactly). Products are
     accumulated in float64 by parallel numba kernels that read the requested
     rows only; ``X.T @ A`` sums a fixed number of row chunks, so results do not
     depend on the number of threads.
@@ -193,7 +194,7 @@ class RowData:
     ----------
     shape : tuple of int
     dtype : numpy.dtype
-        Floating dtype of the data (float32 stays float32).
+        Floating dtype of the data (float32 stays float32; integers: float64).
     is_sparse : bool
         Whether the products read a CSR matrix.
     row_sums, row_squares : ndarray, shape (n,)
@@ -221,8 +222,8 @@ class RowData:
             copy = _sparse_copy(X) if X.size else None
             if copy is not None:
                 X = copy
-            elif X.dtype not in (np.float32, np.float64):
-                X = X.astype(np.float64)
+            elif X.dtype not in (np.float32, np.float64) and X.dtype.kind not in "ui":
+                X = X.astype(np.float64)  # (integers are read in place: exact in float64)
         if sp.issparse(X):
             if X.dtype not in (np.float32, np.float64):
                 X = X.astype(np.float64)
@@ -234,7 +235,7 @@ class RowData:
             self._csr = None
             self.row_sums, self.row_squares = _dense_row_stats(self._dense)
         self.shape = X.shape
-        self.dtype = X.dtype
+        self.dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
         self.is_sparse = self._csr is not None
 
     def times(self, rows, H):

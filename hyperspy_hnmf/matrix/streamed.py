@@ -28,7 +28,7 @@ from .compact import (CompactChunk, HeldChunk, NarrowChunk, compact_chunk, csr_s
                       mostly_zero)
 
 __all__ = ["StreamedMatrix", "as_row_chunks", "compute_dtype", "held_counts", "held_matrix",
-           "is_sparse", "sparse_chunk", "to_csr", "value_range"]
+           "is_sparse", "sparse_chunk", "to_csr", "value_range", "views_matrix"]
 
 #: Target size of one row chunk in float32 bytes when chunks must be made.
 TARGET_CHUNK_BYTES = 64 * 2**20
@@ -103,17 +103,18 @@ def as_row_chunks(data, n_signal_dims, target_bytes=TARGET_CHUNK_BYTES):
 
 
 def held_counts(X):
-    """Whether ``X`` is integer counts held in memory: a 2D NumPy array of integers.
+    """Whether ``X`` is integer counts held in memory: a 2D NumPy array of integers (not empty).
 
     The solvers read such an array in place, in passes (:func:`held_matrix`),
     as they read a dask array, instead of converting it whole to floats.
+    (An empty array goes the float way, to its error message.)
 
     Examples
     --------
     >>> held_counts(np.ones((2, 2), dtype=np.uint16)), held_counts(np.ones((2, 2)))
     (True, False)
     """
-    return isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "ui"
+    return isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "ui" and X.size > 0
 
 
 def held_matrix(X, target_bytes=TARGET_CHUNK_BYTES):
@@ -157,6 +158,26 @@ def held_matrix(X, target_bytes=TARGET_CHUNK_BYTES):
     if not held_counts(X):
         raise ValueError(f"held_matrix needs a 2D NumPy array of integers, got "
                          f"{type(X).__name__} {getattr(X, 'dtype', '')}.")
+    matrix = views_matrix(X, target_bytes)
+    matrix.power_iterations = IN_MEMORY_POWER_ITERATIONS  # the initialization of floats in memory
+    return matrix
+
+
+def views_matrix(X, target_bytes=TARGET_CHUNK_BYTES):
+    """A 2D array held in memory as a :class:`StreamedMatrix` of row views (no copy).
+
+    The chunks of :func:`held_matrix`, for any real array: dense chunks are
+    views (:class:`~hyperspy_hnmf.matrix.compact.HeldChunk`), mostly-zero
+    ones CSR in their own type; ``held_array`` is ``X``. The initialization
+    takes the passes' :attr:`StreamedMatrix.power_iterations` (robust fits
+    read every input this way, so that in-memory and lazy fits agree).
+
+    Examples
+    --------
+    >>> X = views_matrix(np.arange(6.0).reshape(3, 2), target_bytes=8)
+    >>> X.n_chunks, X.held_array is not None, X.sum(axis=1).tolist()
+    (3, True, [1.0, 5.0, 9.0])
+    """
     X = np.ascontiguousarray(X)
     if not X.dtype.isnative:
         X = X.astype(X.dtype.newbyteorder("="))
@@ -177,7 +198,7 @@ def held_matrix(X, target_bytes=TARGET_CHUNK_BYTES):
             kept = compact_chunk(view, budget * view.shape[0] // max(n, 1))
         held[index] = kept if isinstance(kept, CompactChunk) else HeldChunk(view)
     matrix._compact = held
-    matrix.power_iterations = IN_MEMORY_POWER_ITERATIONS  # the initialization of floats in memory
+    matrix.held_array = X  # (for the rare step that needs all rows at once: map projections)
     return matrix
 
 
@@ -423,6 +444,11 @@ class StreamedMatrix:
     #: :func:`held_matrix` takes :data:`IN_MEMORY_POWER_ITERATIONS`, as the
     #: same array as floats would. Views (:meth:`scaled`...) keep it.
     power_iterations = 1
+
+    #: The array a :func:`held_matrix` (or :func:`views_matrix`) reads in place
+    #: (None for data read from files): the few steps that need every row at
+    #: once (map projections of a tree's leaf maps) compute on it in memory.
+    held_array = None
 
     #: Memory, in bytes, that the chunks kept in memory by one matrix and its
     #: views (one fit's data) may take (see Notes). None: a

@@ -1,15 +1,19 @@
 """``estimate_rank``: an ensemble of NMF runs per candidate rank and its scores."""
 
+import inspect
 import numbers
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .. import solvers
+import scipy.sparse as sp
+
+from .._checks import check_count, check_flag, check_random_state, check_rank, check_tol
 from ..solvers._init import poisson_scales_from_sums
+from ..solvers._linalg import squared_norm
 from . import _fits
-from ._data import data_matrix
+from ._data import data_matrix, signal_grids_of
 from ._stability import Stability
 from ._metrics import (
     match_restart_components,
@@ -24,11 +28,25 @@ from ._metrics import (
 _COMPRESSED_OPTIONS = {"loss": ("frobenius", 2, 2.0), "solver": ("auto", "hals")}
 
 
-def check_candidate_ranks(ranks, shape):
-    """Validated candidate ranks as a list of int."""
+def rank_list(ranks):
+    """Candidate ranks as a list of int: one integer, or integers ≥ 1, strictly increasing.
+
+    Examples
+    --------
+    >>> rank_list(3), rank_list(range(2, 5))
+    ([3], [2, 3, 4])
+    >>> rank_list([2.5, 3])
+    Traceback (most recent call last):
+    ...
+    ValueError: ranks must be positive integers, got 2.5 in [2.5, 3].
+    """
     if isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
         ranks = [ranks]
-    ranks = list(ranks)
+    try:
+        ranks = list(ranks)
+    except TypeError:
+        raise ValueError(f"ranks must be an integer or an iterable of integers, e.g. "
+                         f"ranks=range(2, 11); got {ranks!r}.") from None
     if not ranks:
         raise ValueError("ranks is empty: give the candidate numbers of components, "
                          "e.g. ranks=range(2, 11).")
@@ -39,6 +57,12 @@ def check_candidate_ranks(ranks, shape):
     if any(b <= a for a, b in zip(ranks, ranks[1:])):
         raise ValueError(f"ranks must be strictly increasing, got {ranks}; "
                          f"use sorted(set(ranks)) = {sorted(set(ranks))}.")
+    return ranks
+
+
+def check_candidate_ranks(ranks, shape):
+    """Validated candidate ranks as a list of int (:func:`rank_list`), within the data size."""
+    ranks = rank_list(ranks)
     limit = min(shape)
     if ranks[-1] > limit:
         raise ValueError(
@@ -77,6 +101,10 @@ def check_perturbation(perturbation):
 
 
 def _use_compression(compression, options):
+    if isinstance(compression, (bool, np.bool_)):
+        compression = bool(compression)
+    elif not (isinstance(compression, str) and compression == "auto"):
+        raise ValueError(f"compression must be 'auto', True or False, got {compression!r}.")
     fast = all(options.get(name, allowed[0]) in allowed
                for name, allowed in _COMPRESSED_OPTIONS.items())
     fast = fast and set(options) <= set(_COMPRESSED_OPTIONS)
@@ -85,7 +113,74 @@ def _use_compression(compression, options):
     if compression and not fast:
         raise ValueError("compression=True needs the Frobenius loss with the HALS solver and "
                          f"no other options, got {options!r}; use compression=False.")
-    return bool(compression)
+    return compression
+
+
+def check_silhouette_threshold(threshold):
+    """A real number in [-1, 1] (silhouettes lie there), as float.
+
+    Examples
+    --------
+    >>> check_silhouette_threshold(2)
+    Traceback (most recent call last):
+    ...
+    ValueError: silhouette_threshold must be a real number in [-1, 1] (the range of silhouettes; NMFk uses 0.5), got 2.
+    """
+    if (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
+            or not -1 <= threshold <= 1):
+        raise ValueError("silhouette_threshold must be a real number in [-1, 1] (the range "
+                         f"of silhouettes; NMFk uses 0.5), got {threshold!r}.")
+    return float(threshold)
+
+
+def _seed(random_state):
+    """An entropy for :class:`numpy.random.SeedSequence` from a checked ``random_state``."""
+    random_state = check_random_state(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**63))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31))
+    return random_state
+
+
+def _constraint_list(options):
+    """The constraints in ``options`` as a list ([] if none, or not a list of constraints)."""
+    from ..constraints import Constraint
+
+    constraints = options.get("constraints")
+    if isinstance(constraints, Constraint):
+        return [constraints]
+    if isinstance(constraints, (list, tuple)):
+        return [c for c in constraints if isinstance(c, Constraint)]
+    return []
+
+
+def _check_grids(options, where):
+    """Refuse a constraint that needs a grid none of ``options`` gives (before any fit)."""
+    from ..constraints import Penalty, Projection
+
+    for constraint in _constraint_list(options):
+        if isinstance(constraint, (Penalty, Projection)):
+            continue
+        name = "map_grid" if constraint.on == "maps" else "component_grid"
+        if options.get(name) is None:
+            raise ValueError(
+                f"{constraint._describe()} needs the shape of the {constraint.on}: pass a "
+                f"HyperSpy signal to {where} (its axes give it), or {name}=Grid(shape, "
+                "scale, units) (from hyperspy_hnmf.constraints) with an array.")
+
+
+def _with_signal_grids(s, options):
+    """``options`` with the signal's grids as ``map_grid`` and ``component_grid``
+    when constraints or groups are given and the grids are not."""
+    if options.get("constraints") is None and options.get("groups") is None:
+        return dict(options)
+    navigation, sig = signal_grids_of(s)
+    options = dict(options)
+    for name, grid in (("map_grid", navigation), ("component_grid", sig)):
+        if options.get(name) is None and grid is not None:
+            options[name] = grid
+    return options
 
 
 def _one_blas_thread():
@@ -105,11 +200,37 @@ def _integer_chunk(block, start):
 
 def _are_counts(X):
     """Whether all values are integers (counts: the Poisson resampling applies)."""
+    if sp.issparse(X):
+        return bool(np.all(X.data == np.round(X.data)))
     if isinstance(X, np.ndarray):
         return bool(np.all(X == np.round(X)))
     if np.issubdtype(X.array.dtype, np.integer):
         return True
     return all(X.map_chunks(_integer_chunk))
+
+
+def perturbation_kind(X, kind):
+    """The perturbation for the data: ``"auto"`` resolved, ``"poisson"`` checked.
+
+    ``"auto"`` and ``"poisson"`` read the data (lazy data: one pass) to tell
+    whether they are counts; other kinds are returned as they are.
+
+    Examples
+    --------
+    >>> perturbation_kind(np.array([[1.0, 2.0]]), "auto")
+    'poisson'
+    >>> perturbation_kind(np.array([[0.5, 2.0]]), "poisson")
+    Traceback (most recent call last):
+    ...
+    ValueError: perturbation='poisson' resamples counts, but the data are not integers; use perturbation='uniform'.
+    """
+    if kind not in ("auto", "poisson"):
+        return kind
+    counts = _are_counts(X)
+    if kind == "poisson" and not counts:
+        raise ValueError("perturbation='poisson' resamples counts, but the data are not "
+                         "integers; use perturbation='uniform'.")
+    return "poisson" if counts else "uniform"
 
 
 def _lazy_data(Y, normalize):
@@ -140,21 +261,21 @@ def _restart(X, scales, ranks, seed, settings, specs):
     ``specs``: the resolved options of the exact fits, by rank (None when
     the fits run on the compressed data).
 
-    ``X`` may be lazy data (:class:`~hyperspy_hnmf.streaming.StreamedMatrix`):
+    ``X`` is an array, a CSR matrix (perturbed, weighted and compressed at
+    its nonzeros), or lazy data (:class:`~hyperspy_hnmf.streaming.StreamedMatrix`):
     the perturbed copy is then compressed in passes over the chunks.
     """
     rng = np.random.default_rng(seed)
-    if not isinstance(X, np.ndarray):
+    if not isinstance(X, np.ndarray) and not sp.issparse(X):
         Q, B, norm2 = _compress_lazy(X, ranks[-1] + _fits._OVERSAMPLES, settings, rng)
         return [_fits.fit_compressed(Q, B, norm2, k, rng, settings["max_iter"], settings["tol"])
                 for k in ranks]
     Y = _fits.perturb(X, settings["kind"], settings["level"], rng)
     if scales is not None:
-        Y = Y / scales[0][:, None]
-        Y /= scales[1][None, :]
+        Y = _fits.weighted(Y, *scales)
     runs = []
     if settings["compressed"]:
-        norm2 = float(np.square(Y, dtype=np.float64).sum())
+        norm2 = squared_norm(Y)
         Q, B = _fits.compress(Y, min(ranks[-1] + _fits._OVERSAMPLES, min(Y.shape)), rng)
         del Y
         for k in ranks:
@@ -458,6 +579,101 @@ class RankEstimate:
         return plot_rank_estimate(self, figsize=figsize)
 
 
+def _plan(X, ranks, n_restarts, perturbation, normalize_poissonian_noise, compression,
+          silhouette_threshold, max_iter, tol, n_jobs, random_state, consensus_rows,
+          where="estimate_rank", **hnmf_options):
+    """Every option of :func:`estimate_rank` checked and resolved for the data ``X``.
+
+    Nothing is fitted and the data are not read (except that the exact
+    fits' ``loss="auto"`` looks at them, see
+    :func:`~hyperspy_hnmf._checks.resolve_loss`): callers that fit later
+    (:func:`~hyperspy_hnmf.hierarchy.hnmfk`) call it first to refuse bad
+    input before any work.
+
+    Returns
+    -------
+    dict
+        ``ranks``, ``fitted_ranks`` (with the rank below the smallest
+        candidate), ``specs`` (resolved exact fits by rank, or None when
+        compressed), ``settings`` (of :class:`RankEstimate`, the perturbation
+        kind still ``"auto"`` where the data decide), ``beta``, ``threshold``,
+        ``n_jobs``, ``seed``, ``consensus_rows``.
+    """
+    lazy = not isinstance(X, np.ndarray) and not sp.issparse(X)
+    n_restarts = check_restarts(n_restarts)
+    kind, level = check_perturbation(perturbation)
+    normalize = check_flag(normalize_poissonian_noise, "normalize_poissonian_noise")
+    threshold = check_silhouette_threshold(silhouette_threshold)
+    max_iter = check_count(max_iter, "max_iter", 1)
+    tol = check_tol(tol)
+    if n_jobs is not None:
+        n_jobs = check_count(n_jobs, "n_jobs", 1)
+    consensus_rows = check_count(consensus_rows, "consensus_rows", 1)
+    seed = _seed(random_state)
+    ranks = check_candidate_ranks(ranks, X.shape)
+    compressed = _use_compression(compression, hnmf_options)
+    if lazy and not compressed:
+        raise ValueError(
+            "On lazy signals estimate_rank works on a compressed copy of the data: use the "
+            "default Frobenius/HALS options (no loss, solver or constraints).")
+    # The rank below the smallest candidate is fitted too (not scored): the
+    # information criterion needs it to tell whether any candidate is supported.
+    fitted_ranks = ([ranks[0] - 1] if ranks[0] > 1 else []) + ranks
+    specs = None
+    if not compressed:
+        _check_grids(hnmf_options, where)
+        # Exact fits: their options resolved once per rank, before any work.
+        specs = {k: _fits.exact_spec(X, k, max_iter, tol, hnmf_options) for k in fitted_ranks}
+    beta = 2.0 if compressed else specs[ranks[0]].beta
+    # The Poisson weighting applies to Frobenius fits without constraints: it
+    # would reshape the maps and components that constraints act on.
+    constrained = hnmf_options.get("constraints") is not None or \
+        hnmf_options.get("groups") is not None
+    normalize = normalize and beta == 2.0 and not constrained
+    settings = {"kind": kind, "level": level, "compressed": compressed, "max_iter": max_iter,
+                "tol": tol, "normalized": normalize, "n_restarts": n_restarts,
+                "options": dict(hnmf_options)}
+    return {"ranks": ranks, "fitted_ranks": fitted_ranks, "specs": specs,
+            "settings": settings, "beta": beta, "threshold": threshold, "n_jobs": n_jobs,
+            "seed": seed, "consensus_rows": consensus_rows}
+
+
+def check_options(X, ranks, n_restarts, options, where):
+    """Check ``options`` (keywords of :func:`estimate_rank`) for the data ``X``; fit nothing.
+
+    Defaults are :func:`estimate_rank`'s.
+
+    Parameters
+    ----------
+    X : ndarray, CSR matrix or StreamedMatrix
+        The data, as :func:`~hyperspy_hnmf.rank_selection._data.data_matrix` gives them.
+    ranks, n_restarts
+        As in :func:`estimate_rank`.
+    options : dict
+        The other keywords of :func:`estimate_rank`.
+    where : str
+        The caller's name, for the messages.
+
+    Returns
+    -------
+    dict
+        As :func:`_plan`.
+
+    Examples
+    --------
+    >>> check_options(np.ones((10, 8)), [2, 3], 4, {"max_iter": 0}, "hnmfk")
+    Traceback (most recent call last):
+    ...
+    ValueError: max_iter must be an integer ≥ 1, got 0.
+    """
+    bound = inspect.signature(estimate_rank).bind(X, ranks, n_restarts, **options)
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    del arguments["s"]
+    hnmf_options = arguments.pop("hnmf_options")
+    return _plan(X, **arguments, where=where, **hnmf_options)
+
+
 def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", *,
                   normalize_poissonian_noise=True, compression="auto", silhouette_threshold=0.5,
                   max_iter=200, tol=1e-4, n_jobs=None, random_state=0, consensus_rows=500,
@@ -474,9 +690,15 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
 
     Parameters
     ----------
-    s : hyperspy.signals.BaseSignal or array-like, shape (n, m)
-        A signal (not lazy), or a matrix of probe positions × signal pixels.
-    ranks : iterable of int, default range(2, 11)
+    s : hyperspy.signals.BaseSignal, array-like, sparse matrix or dask array, shape (n, m)
+        A signal (in memory or lazy), or a matrix of probe positions × signal
+        pixels: a NumPy array, a ``scipy.sparse`` matrix or pydata ``sparse``
+        array (read as CSR: perturbed, weighted and compressed at its
+        nonzeros, never densified), or a dask array or
+        :class:`~hyperspy_hnmf.matrix.StreamedMatrix`. Lazy signals and dask
+        arrays are read in passes and take the default (compressed) fits
+        only; see Notes.
+    ranks : int or iterable of int, default range(2, 11)
         Candidate ranks, strictly increasing.
     n_restarts : int, default 10
         Runs per rank, at least 2.
@@ -490,26 +712,34 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
         components fitted to noise differ between restarts (see Notes).
     normalize_poissonian_noise : bool, default True
         Fit ``X / sqrt(row sums ⊗ column sums)``, as HyperSpy does, so
-        Poisson noise weighs alike everywhere (Frobenius loss only).
+        Poisson noise weighs alike everywhere. Frobenius loss without
+        ``constraints`` or ``groups`` only (the weighting would reshape the
+        maps and components the constraints act on); other fits run on the
+        data as they are, and ``settings["normalized"]`` says which was done.
     compression : {"auto", True, False}
         True: HALS on a randomized rank-``(max(ranks) + 10)`` compression of
         each perturbed copy (fast; Frobenius loss). ``"auto"`` uses it unless
         ``hnmf_options`` ask for another loss, solver or constraints, which
         run :func:`hyperspy_hnmf.solvers.nmf` on the full data.
-    silhouette_threshold : float, default 0.5
+    silhouette_threshold : float in [-1, 1], default 0.5
         A rank is *stable* when the smallest cluster silhouette reaches it.
-    max_iter, tol : int, float
+    max_iter, tol : int ≥ 1, float ≥ 0
         Per run, as in :func:`~hyperspy_hnmf.solvers.nmf`.
-    n_jobs : int, optional
-        Threads running restarts in parallel; default: the CPU count.
-    random_state : int, default 0
+    n_jobs : int ≥ 1, optional
+        Threads running restarts in parallel; default: the CPU count (data
+        read in passes: one).
+    random_state : int, Generator or None, default 0
         Seed of all perturbations and starts (results do not depend on n_jobs).
-    consensus_rows : int, default 500
+    consensus_rows : int ≥ 1, default 500
         Probe positions (a fixed random subset) in the consensus matrices.
     **hnmf_options
-        ``loss``, ``solver``, ``constraints``... of
-        :func:`~hyperspy_hnmf.solvers.nmf` (``init`` is ignored: every run
-        starts at random).
+        ``loss``, ``solver``, ``constraints``, ``groups``, ``map_grid``,
+        ``component_grid``... of :func:`~hyperspy_hnmf.solvers.nmf`
+        (``init`` is ignored: every run starts at random). Constraints on a
+        signal take the grids of its navigation and signal axes (unless
+        ``map_grid`` or ``component_grid`` are given); on an array, give the
+        grids a constraint needs, e.g. ``map_grid=Grid((64, 64), 2.0, "nm")``
+        for :class:`~hyperspy_hnmf.constraints.MapResolution`.
 
     Returns
     -------
@@ -520,9 +750,11 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     Raises
     ------
     ValueError
-        Empty, unsorted or too large ranks; ``n_restarts < 2``.
-    NotImplementedError
-        For lazy signals.
+        Before any fit: empty, unsorted, non-integer or too large ranks;
+        ``n_restarts < 2``; any other option out of range; data that are
+        not 2D, finite and nonnegative (lazy data: as the first pass reads
+        them); a constraint without the grid it needs; options other than
+        the defaults on lazy data.
 
     Notes
     -----
@@ -544,6 +776,15 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     started by SPA on the denoised data, three random): single random starts
     miss weak components often enough to make the true rank look unstable.
 
+    Lazy signals (and dask arrays) are never loaded: each restart
+    compresses its perturbed copy of the data in passes over the chunks,
+    and the fits run on the compressed copy as for data in memory. Only the
+    default fits run this way (Frobenius loss, HALS, no constraints,
+    ``compression`` "auto" or True); other options are refused. The
+    consensus components of a lazy signal come from :meth:`RankEstimate.stability`;
+    :meth:`Stability.maps` and :meth:`Stability.to_learning_results` need
+    the data in memory.
+
     Examples
     --------
     >>> from hyperspy_hnmf.data import synthetic_spectrum_image
@@ -553,44 +794,34 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     >>> result.rank
     3
     >>> figure = result.plot()
+
+    Constraints take the grids of the signal's axes:
+
+    >>> from hyperspy_hnmf.constraints import MapResolution
+    >>> estimate_rank(s, ranks=[2, 3], n_restarts=2, max_iter=20,
+    ...               constraints=[MapResolution(2.0)]).settings["compressed"]
+    False
     """
     X = data_matrix(s)
-    lazy = not isinstance(X, np.ndarray)
+    plan = _plan(X, ranks, n_restarts, perturbation, normalize_poissonian_noise, compression,
+                 silhouette_threshold, max_iter, tol, n_jobs, random_state, consensus_rows,
+                 **_with_signal_grids(s, hnmf_options))
+    lazy = not isinstance(X, np.ndarray) and not sp.issparse(X)
     shape = X.shape
-    ranks = check_candidate_ranks(ranks, shape)
-    n_restarts = check_restarts(n_restarts)
-    kind, level = check_perturbation(perturbation)
-    compressed = _use_compression(compression, hnmf_options)
-    if lazy and not compressed:
-        raise ValueError(
-            "On lazy signals estimate_rank works on a compressed copy of the data: use the "
-            "default Frobenius/HALS options (no loss, solver or constraints).")
-    # The rank below the smallest candidate is fitted too (not scored): the
-    # information criterion needs it to tell whether any candidate is supported.
-    fitted_ranks = ([ranks[0] - 1] if ranks[0] > 1 else []) + ranks
-    # Exact fits: their options resolved once per rank, before any work.
-    specs = None if compressed else {
-        k: _fits.exact_spec(X, k, int(max_iter), float(tol), hnmf_options)
-        for k in fitted_ranks}
-    loss_beta = 2.0 if compressed else specs[ranks[0]].beta
-    normalize = bool(normalize_poissonian_noise) and loss_beta == 2.0
-    if kind in ("auto", "poisson"):
-        counts = _are_counts(X)
-        if kind == "poisson" and not counts:
-            raise ValueError("perturbation='poisson' resamples counts, but the data are not "
-                             "integers; use perturbation='uniform'.")
-        kind = "poisson" if counts else "uniform"
+    ranks, fitted_ranks, specs = plan["ranks"], plan["fitted_ranks"], plan["specs"]
+    settings = plan["settings"]
+    settings["kind"] = perturbation_kind(X, settings["kind"])
     if lazy:
-        X, scales = _lazy_data(X, normalize)
+        X, scales = _lazy_data(X, settings["normalized"])
+    elif settings["normalized"]:
+        scales = poisson_scales_from_sums(X.sum(axis=1), X.sum(axis=0), X.dtype)
     else:
-        scales = poisson_scales_from_sums(X.sum(axis=1), X.sum(axis=0), X.dtype) if normalize else None
-    settings = {"kind": kind, "level": level, "compressed": compressed, "max_iter": int(max_iter),
-                "tol": float(tol), "normalized": normalize, "n_restarts": n_restarts,
-                "options": dict(hnmf_options)}
-    seeds = np.random.SeedSequence(random_state).spawn(n_restarts + 1)
-    rows = np.random.default_rng(seeds[-1]).permutation(shape[0])[:consensus_rows]
+        scales = None
+    seeds = np.random.SeedSequence(plan["seed"]).spawn(settings["n_restarts"] + 1)
+    rows = np.random.default_rng(seeds[-1]).permutation(shape[0])[:plan["consensus_rows"]]
     rows.sort()
-    n_jobs = 1 if lazy else max(1, min(n_restarts, n_jobs or os.cpu_count() or 1))
+    n_restarts = settings["n_restarts"]
+    n_jobs = 1 if lazy else max(1, min(n_restarts, plan["n_jobs"] or os.cpu_count() or 1))
     with _one_blas_thread():
         if n_jobs == 1:
             per_restart = [_restart(X, scales, fitted_ranks, seed, settings, specs)
@@ -606,15 +837,15 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     errors = [sc.errors.min() for sc in scores]
     min_sil = [sc.silhouettes.min() for sc in scores]
     aic = reference = None
-    likelihood = {2.0: "frobenius", 1.0: "kl"}.get(loss_beta)
+    likelihood = {2.0: "frobenius", 1.0: "kl"}.get(plan["beta"])
     if likelihood is not None:
         best = errors if not offset else [min(runs[0].error for runs in per_restart)] + errors
         values = information_criterion(fitted_ranks, best, shape, likelihood)
         aic = values[offset:]
         reference = (fitted_ranks[0], float(values[0])) if offset else None
-    rank, reason, supported = recommend(ranks, errors, min_sil, silhouette_threshold, aic,
-                                        reference)
-    return RankEstimate(scores, rank, reason, ranks[knee(ranks, errors)], silhouette_threshold,
+    threshold = plan["threshold"]
+    rank, reason, supported = recommend(ranks, errors, min_sil, threshold, aic, reference)
+    return RankEstimate(scores, rank, reason, ranks[knee(ranks, errors)], threshold,
                         settings, shape=shape, aic=aic, reference=reference,
                         supported=supported)
 
@@ -626,7 +857,8 @@ def stability(s, n_components, n_restarts=10, perturbation="uniform", **options)
 
     Parameters
     ----------
-    s : signal or array-like, shape (n, m)
+    s : signal, array-like, sparse matrix or dask array, shape (n, m)
+        As in :func:`estimate_rank` (lazy data: the default options only).
     n_components : int
     n_restarts : int, default 10
     perturbation : str or float, default "uniform"
@@ -643,4 +875,5 @@ def stability(s, n_components, n_restarts=10, perturbation="uniform", **options)
     >>> stability(X, 2, n_restarts=3).rank
     2
     """
+    n_components = check_rank(n_components)
     return estimate_rank(s, [n_components], n_restarts, perturbation, **options).stability()

@@ -1,18 +1,22 @@
 """The ensemble of NMF runs behind rank selection: perturbation, Poisson
 normalization, randomized compression and compressed HALS.
 
-Arrays only (no HyperSpy). The fast path fits ``Y ≈ W H`` with the exact HALS
-updates of Frobenius NMF on a rank-``l`` randomized approximation
-``Y ≈ Q B`` (Erichson et al., 2018): the products ``Y Hᵀ = Q (B Hᵀ)`` and
-``Wᵀ Y = (Wᵀ Q) B`` cost ``O((n + m) l k)`` instead of ``O(n m k)``.
+Arrays only (no HyperSpy): dense, or CSR matrices, which are perturbed,
+weighted and compressed at their nonzeros (never densified). The fast path
+fits ``Y ≈ W H`` with the exact HALS updates of Frobenius NMF on a
+rank-``l`` randomized approximation ``Y ≈ Q B`` (Erichson et al., 2018): the
+products ``Y Hᵀ = Q (B Hᵀ)`` and ``Wᵀ Y = (Wᵀ Q) B`` cost ``O((n + m) l k)``
+instead of ``O(n m k)``.
 """
 
 import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from .. import solvers
+from ..solvers._linalg import squared_norm
 from ..solvers._init import successive_projection
 from ..solvers._randomized import compressed_hals
 from ..solvers._updates import HALSUpdate
@@ -34,9 +38,21 @@ class Run:
 
 
 def perturb(X, kind, level, rng):
-    """A perturbed copy of ``X`` (or ``X`` itself for ``"none"``)."""
+    """A perturbed copy of ``X`` (or ``X`` itself for ``"none"``).
+
+    A CSR matrix is perturbed at its nonzeros (zeros stay zero under both
+    kinds, as for dense data) and stays CSR.
+    """
     if kind == "none":
         return X
+    if sp.issparse(X):
+        Y = X.copy()
+        if kind == "uniform":
+            Y.data *= 1 - level + 2 * level * rng.random(Y.data.shape, dtype=Y.dtype)
+        else:  # a Poisson draw of 0 is 0
+            Y.data = rng.poisson(Y.data).astype(Y.dtype)
+            Y.eliminate_zeros()
+        return Y
     if kind == "uniform":
         noise = rng.random(X.shape, dtype=X.dtype)
         noise *= 2 * level
@@ -46,9 +62,26 @@ def perturb(X, kind, level, rng):
     return rng.poisson(X).astype(X.dtype)
 
 
+def weighted(Y, row_scale, column_scale):
+    """``Y / (row_scale ⊗ column_scale)``: a new array, or CSR matrix for CSR ``Y``."""
+    if sp.issparse(Y):
+        Y = sp.csr_matrix(Y, copy=True)
+        Y.data /= np.repeat(row_scale, np.diff(Y.indptr)).astype(Y.dtype, copy=False)
+        Y.data /= column_scale[Y.indices]
+        return Y
+    Y = Y / row_scale[:, None]
+    Y /= column_scale[None, :]
+    return Y
+
+
 def compress(Y, rank, rng):
-    """Randomized range finder: ``Y ≈ Q @ B`` with orthonormal ``Q`` (n × rank)."""
+    """Randomized range finder: ``Y ≈ Q @ B`` with orthonormal ``Q`` (n × rank).
+
+    ``Y`` is an array or a CSR matrix (read by sparse products).
+    """
     Q = solvers._linalg.randomized_range(Y, rank, rng, 0, _POWER_ITER).astype(Y.dtype)
+    if sp.issparse(Y):
+        return Q, np.ascontiguousarray((Y.T @ Q).T, dtype=Y.dtype)
     return Q, Q.T @ Y
 
 
@@ -112,7 +145,7 @@ def fit_exact(Y, spec, seed):
     """One run of :func:`hyperspy_hnmf.solvers.nmf` with the resolved ``spec``, seeded by ``seed``."""
     result = solvers._fit_nmf(Y, dataclasses.replace(spec, random_state=seed))
     if spec.beta == 2.0:
-        norm2 = float(np.square(Y, dtype=np.float64).sum())
+        norm2 = squared_norm(Y)
         error = np.sqrt(2 * result.final_objective / norm2)
     else:
         error = float(result.final_objective)

@@ -64,7 +64,9 @@ class Stability:
 
         Parameters
         ----------
-        s : signal or array-like, shape (n, m)
+        s : signal (in memory), array-like or sparse matrix, shape (n, m)
+            ``m`` must be the number of signal pixels of the components.
+            Lazy signals are refused (load them, or a region, first).
         **options
             ``loss``, ``solver``, ``max_iter``, ``tol`` of
             :func:`~hyperspy_hnmf.solvers.solve_loadings`.
@@ -72,6 +74,14 @@ class Stability:
         Returns
         -------
         ndarray, shape (n, rank)
+
+        Raises
+        ------
+        ValueError
+            For data whose number of signal pixels differs from the
+            components'.
+        NotImplementedError
+            For lazy signals.
 
         Examples
         --------
@@ -81,7 +91,15 @@ class Stability:
         (30, 2)
         """
         X = signal_matrix(s, where="Stability.maps")
+        self._check_width(X)
         return solvers.solve_loadings(X, self.components.astype(X.dtype), **options)
+
+    def _check_width(self, X):
+        if X.shape[1] != self.components.shape[1]:
+            raise ValueError(
+                f"The data have {X.shape[1]} signal pixels, but the consensus components "
+                f"have {self.components.shape[1]}: give the signal (or matrix) the "
+                "stability was estimated on, or one of the same signal shape.")
 
     def to_learning_results(self, s, **options):
         """Write the consensus decomposition to ``s.learning_results``.
@@ -97,9 +115,20 @@ class Stability:
         Parameters
         ----------
         s : hyperspy.signals.BaseSignal
-            The signal the stability was estimated on (same shape).
+            The signal the stability was estimated on (same shape), in
+            memory: lazy signals are refused.
         **options
             Passed to :meth:`maps` (e.g. ``loss="kl"``).
+
+        Raises
+        ------
+        TypeError
+            For data that are not a HyperSpy signal.
+        ValueError
+            For a signal whose number of signal pixels differs from the
+            components'.
+        NotImplementedError
+            For lazy signals.
 
         Examples
         --------
@@ -111,10 +140,13 @@ class Stability:
         >>> s.get_decomposition_factors().data.shape
         (2, 20)
         """
+        if not hasattr(s, "learning_results"):
+            raise TypeError(
+                f"to_learning_results writes to a HyperSpy signal's learning_results, got "
+                f"{type(s).__name__}; for an array, the maps are Stability.maps(X) and the "
+                "components Stability.components.")
         X = signal_matrix(s, where="to_learning_results")
-        if X.shape[1] != self.components.shape[1]:
-            raise ValueError(f"The signal has {X.shape[1]} signal pixels, but the consensus "
-                             f"components have {self.components.shape[1]}.")
+        self._check_width(X)
         loadings = self.maps(X, **options)
         factors = np.ascontiguousarray(self.components.T.astype(X.dtype))
         info = {

@@ -48,7 +48,8 @@ from ._init import INIT_METHODS, initialize
 from ._linalg import as_generator, density, to_csr
 from ..matrix import (ArrayMatrix, StreamedMatrix, as_data_matrix, as_streamed, compute_dtype,
                       held_counts, is_chunked, is_sparse)
-from ..matrix.streamed import value_range
+from ..matrix.compact import CompactChunk
+from ..matrix.streamed import float_rows, value_range
 from ._loop import FitResult, alternate, canonical_order
 from ._bootstrap import (BootstrapResult, PoissonResampler, bootstrap_interval, bootstrap_nmf,
                          match_components)
@@ -134,17 +135,15 @@ def _as_float_data(X):
     return promote_if_overflowing(X)
 
 
-def _reads_in_passes(X, loss=DEFAULT_LOSS, solver=DEFAULT_SOLVER, init=DEFAULT_INIT,
-                     clip_negative=False):
+def _reads_in_passes(X, loss=DEFAULT_LOSS, solver=DEFAULT_SOLVER, init=DEFAULT_INIT):
     """Whether a fit reads ``X`` in passes rather than as a float array in memory.
 
     Data read in passes (dask arrays, :class:`~hyperspy_hnmf.matrix.StreamedMatrix`)
     always are. Integer counts held in memory are read in place, in passes
     (:func:`~hyperspy_hnmf.matrix.held_matrix`: no float copy of the data),
     whenever passes run the fit: the Frobenius or KL loss and an
-    initialization other than ``"spa"``; signed counts whose negative
-    values are to be clipped are not, as the clipping needs a copy. Other
-    fits convert the counts to floats, as :func:`~hyperspy_hnmf.matrix.compute_dtype` says.
+    initialization other than ``"spa"``. Other fits convert the counts to
+    floats, as :func:`~hyperspy_hnmf.matrix.compute_dtype` says.
 
     Examples
     --------
@@ -156,7 +155,7 @@ def _reads_in_passes(X, loss=DEFAULT_LOSS, solver=DEFAULT_SOLVER, init=DEFAULT_I
     """
     if is_chunked(X):
         return True
-    if not held_counts(X) or (clip_negative and X.dtype.kind == "i"):
+    if not held_counts(X):
         return False
     if isinstance(init, str) and init == "spa":
         return False
@@ -476,6 +475,8 @@ def solve_loadings(X, H, *, loss="frobenius", solver="auto", max_iter=200, tol=1
     beta = loss_to_beta(loss)
     solver = resolve_solver(solver, beta)
     projections = constraints is not None and constraints.maps.projections
+    if projections and getattr(X, "held_array", None) is not None:
+        X = X.held_array  # counts held in memory: projections need every row at once
     if held_counts(X) and not projections and beta in (1.0, 2.0):
         X = as_streamed(X)  # integer counts held in memory: read in place, row chunk by chunk
     if is_chunked(X):
@@ -568,5 +569,19 @@ def _kl_loadings(X, H, W, max_iter, tol, constraints):
 
 
 def _chunk_loadings(block, start, H, options):
-    """Maps of one chunk of rows for fixed components (rows are independent)."""
-    return solve_loadings(block, H, **options)
+    """Maps of one chunk of rows for fixed components (rows are independent).
+
+    A dense chunk is solved a row block at a time (:func:`~hyperspy_hnmf.matrix.streamed.float_rows`:
+    the float temporaries of one block, not of the chunk); a mostly-zero
+    chunk kept in memory as CSR, in one piece.
+    """
+    if isinstance(block, CompactChunk):
+        block = block.csr(H.dtype)
+    if is_sparse(block):
+        return solve_loadings(block, H, **options)
+    return np.concatenate([solve_loadings(values, H, **options)
+                           for _, values in float_rows(block, H.dtype, start)])
+
+
+_chunk_loadings.reads_raw_chunks = True
+_chunk_loadings.reads_compact_chunks = True

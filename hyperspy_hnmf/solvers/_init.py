@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from .._checks import INIT_METHODS, check_factor, check_init, check_init_factor, row_blocks
 from ._linalg import randomized_svd
+from ..matrix import compute_dtype
 
 def data_mean(X):
     """Mean of all entries of ``X`` (dense or sparse) in float64.
@@ -194,7 +195,7 @@ def _random(X, k, rng):
     return W, H
 
 
-def poisson_scales(X):
+def poisson_scales(X, relative=True):
     """Square roots of the row and column sums of ``X`` over their means (1 where a sum is 0).
 
     Dividing ``X`` by ``outer(a, b)`` is the weighting of Keenan & Kotula
@@ -204,6 +205,11 @@ def poisson_scales(X):
     Parameters
     ----------
     X : ndarray or scipy.sparse matrix, shape (n, m)
+    relative : bool, default True
+        Sums over their means (the weighted data keep the original's
+        magnitude); False: the sums themselves, HyperSpy's exact weights
+        (``normalize_poissonian_noise``), so that a weighted fit is the same,
+        objective included, whichever path weights the data.
 
     Returns
     -------
@@ -220,6 +226,11 @@ def poisson_scales(X):
         row_sums, column_sums, _ = X.statistics()
     else:
         row_sums, column_sums = X.sum(axis=1, dtype=np.float64), X.sum(axis=0, dtype=np.float64)
+    if not relative:
+        rows, cols = (np.asarray(sums, dtype=np.float64).ravel()
+                      for sums in (row_sums, column_sums))
+        return (np.sqrt(np.where(rows > 0, rows, 1.0)),
+                np.sqrt(np.where(cols > 0, cols, 1.0)))
     return poisson_scales_from_sums(row_sums, column_sums)
 
 
@@ -242,18 +253,27 @@ def poisson_scales_from_sums(row_sums, column_sums, dtype=np.float64):
     return rows.astype(dtype), cols.astype(dtype)
 
 
-def _poisson_weighted(X):
-    """``X / outer(a, b)``: a scaled CSR copy for sparse data (small), else dense in blocks."""
+def _poisson_weighted(X, copy_held=False):
+    """``X / outer(a, b)``: a scaled CSR copy for sparse data (small), else dense in blocks.
+
+    Data read in passes are scaled chunk by chunk as they are read; with
+    ``copy_held``, integer counts held in memory (a :func:`~hyperspy_hnmf.matrix.held_matrix`)
+    give a weighted copy in their float type instead, as floats in memory do
+    (a tree's many row-subset products read it in place).
+    """
     a, b = poisson_scales(X)
     if hasattr(X, "scaled"):  # data read in passes: scale each chunk as it is read
-        return X.scaled(a, b), a, b
-    inverse_a, inverse_b = (1 / a).astype(X.dtype), (1 / b).astype(X.dtype)
+        if not (copy_held and X.held_array is not None):
+            return X.scaled(a, b), a, b
+        X = X.held_array
+    dtype = compute_dtype(X.dtype)
+    inverse_a, inverse_b = (1 / a).astype(dtype), (1 / b).astype(dtype)
     if sp.issparse(X):
-        scaled = X.tocsr(copy=True)
+        scaled = X.tocsr(copy=True).astype(dtype, copy=False)
         rows = np.repeat(np.arange(X.shape[0]), np.diff(scaled.indptr))
         scaled.data *= inverse_a[rows] * inverse_b[scaled.indices]
         return scaled, a, b
-    scaled = np.empty(X.shape, dtype=X.dtype)
+    scaled = np.empty(X.shape, dtype=dtype)
     for rows in row_blocks(*X.shape):
         np.multiply(X[rows], inverse_a[rows, None], out=scaled[rows])
         scaled[rows] *= inverse_b

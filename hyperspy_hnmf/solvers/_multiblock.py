@@ -11,6 +11,11 @@ Kullback-Leibler divergence (counts) or ``½‖·‖²`` (Frobenius). The shared
 The data are seen only through :mod:`hyperspy_hnmf.matrix`: ``X @ B``,
 ``X.T @ A`` and the KL ratio products of :mod:`._ratio`, so NumPy, CSR and
 dask data take one code path (lazy fits equal in-memory fits up to rounding).
+They may mix: a block in memory beside one read in passes is read in place
+(integer counts through :func:`~hyperspy_hnmf.matrix.held_matrix`, row views
+for the initialization), and dense and sparse chunks are put side by side
+chunk by chunk (:func:`_side_by_side`). Every block is checked first
+(:func:`check_values`, :func:`check_joint_rank`), and messages name it.
 
 The same loop holds components given by the user fixed or near a reference
 (:class:`~hyperspy_hnmf.constraints.KnownComponent`), masks the maps at
@@ -19,15 +24,19 @@ and applies the map constraints of :mod:`hyperspy_hnmf.constraints` to the
 shared maps. A fit of one block is an ordinary NMF with these extras.
 """
 
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.stats
 
-from .._checks import NumericalError, check_rank, loss_to_beta
+from .._checks import NumericalError, check_rank, check_real, loss_to_beta, row_blocks
 from ..constraints.known import label_mask
-from ..matrix import StreamedMatrix, as_data_matrix, is_chunked
+from ..matrix import (ArrayMatrix, StreamedMatrix, as_data_matrix, held_counts, held_matrix,
+                      is_chunked, is_sparse, to_csr)
+from ..matrix.compact import SPARSE_CHUNK_DENSITY
+from ..matrix.streamed import TARGET_CHUNK_BYTES, value_range
 from ._init import (_least_squares_loadings, _poisson_weighted, check_init, initialize,
                     poisson_scales, successive_projection)
 from ._linalg import as_generator, randomized_svd
@@ -116,11 +125,17 @@ class JointResult:
 
 
 class _Block:
-    """One dataset of a joint fit: its data, loss, weight and fixed statistics."""
+    """One dataset of a joint fit: its data, loss, weight and fixed statistics.
 
-    def __init__(self, X, beta):
+    ``source`` is the array held in memory (NumPy or CSR) that the
+    initialization reads row views of (default: the array of data in
+    memory), or None for data read in passes.
+    """
+
+    def __init__(self, X, beta, source=None):
         self.data = as_data_matrix(X)
         self.beta = beta
+        self.source = self.data.array if isinstance(self.data, ArrayMatrix) else source
         if beta == 1:
             # In memory the CSR copy (and its transpose) is built once per fit.
             self.kl = kl_data(self.data if is_chunked(self.data) else self.data.array)
@@ -162,9 +177,26 @@ def _f64(array):
     return np.asarray(array.toarray() if sp.issparse(array) else array, dtype=np.float64)
 
 
+def _in_chunks(data, function):
+    """``function(chunk, start)`` of every row chunk, listed in order.
+
+    Data read in passes give their chunks (one pass); data held in memory
+    are read in row blocks of one chunk's size
+    (:data:`~hyperspy_hnmf.matrix.streamed.TARGET_CHUNK_BYTES` in float32,
+    so that data smaller than a chunk are one block, as when read in
+    passes): no temporary of the whole array is made.
+    """
+    if isinstance(data, ArrayMatrix):
+        return [function(data.array[rows], rows.start)
+                for rows in row_blocks(*data.shape, block_elements=TARGET_CHUNK_BYTES // 4)]
+    return data.map_chunks(function)
+
+
 def _is_counts(data):
-    """Whether every value is an integer (counted electrons), read chunk by chunk."""
-    return all(data.map_chunks(_chunk_is_counts))
+    """Whether every value is an integer (counts): integer types, or read chunk by chunk."""
+    if np.dtype(data.array.dtype).kind in "uib":
+        return True
+    return all(_in_chunks(data, _chunk_is_counts))
 
 
 def _chunk_is_counts(block, start):
@@ -187,7 +219,9 @@ def noise_variance(X):
     neighbouring channels (pixels) cancel the smooth signal and keep twice the
     noise variance; the median absolute deviation ignores the few large
     differences at sharp peaks. The MAD is taken per row chunk, and the
-    median over chunks is used (the same for any chunking of small data).
+    median over chunks is used (the same for any chunking of small data);
+    data held in memory are read in row blocks of one chunk's size
+    (:func:`_in_chunks`), never converted whole.
 
     Parameters
     ----------
@@ -206,10 +240,236 @@ def noise_variance(X):
     0.01
     """
     data = as_data_matrix(X)
-    mad = float(np.nanmedian(data.map_chunks(_chunk_difference_mad)))
+    mad = float(np.nanmedian(_in_chunks(data, _chunk_difference_mad)))
     variance = (1.4826 * mad) ** 2 / 2.0
     floor = 1e-12 * data.statistics()[2] / max(data.shape[0] * data.shape[1], 1)
     return max(variance, floor, np.finfo(float).tiny)
+
+
+def _block_names(names, count):
+    """The datasets' names for messages: ``names`` checked, or ``"dataset b of joint_nmf"``."""
+    if names is None:
+        return [f"dataset {b} of joint_nmf" for b in range(count)]
+    names = [str(name) for name in names]
+    if len(names) != count:
+        raise ValueError(f"names has {len(names)} entries for {count} datasets.")
+    return names
+
+
+def _as_block(X, name):
+    """A dataset as given, checked for shape and type: in memory as it is, dask as a StreamedMatrix.
+
+    Nothing is read or converted: lists become arrays, dask arrays a
+    :class:`~hyperspy_hnmf.matrix.StreamedMatrix` (chunks read later).
+    """
+    if not hasattr(X, "shape") or not hasattr(X, "dtype"):
+        X = np.asarray(X)
+    array = X.array if isinstance(X, (ArrayMatrix, StreamedMatrix)) else X
+    if len(X.shape) != 2:
+        raise ValueError(f"{name} has shape {tuple(X.shape)}; a joint fit takes 2D datasets "
+                         "(probe positions × signal values): reshape it, e.g. "
+                         "X.reshape(n_positions, -1).")
+    check_real(array.dtype, name)
+    return as_data_matrix(X) if is_chunked(X) else X
+
+
+def check_joint_rank(n_components, n, sizes, name="n_components", signals=False):
+    """Check the rank of a joint fit: an integer ≥ 1, smaller than the rows and the columns.
+
+    The shared maps and the components of all datasets side by side form a
+    factorization of the ``n × Σ m_b`` stacked data, so ``k`` must be
+    smaller than ``min(n, Σ m_b)``, as ``output_dimension`` is for one
+    signal.
+
+    Parameters
+    ----------
+    n_components : int
+    n : int
+        Number of rows (probe positions).
+    sizes : list of int
+        Number of columns of every dataset.
+    name : str
+        The option's name in the message.
+    signals : bool
+        Word the message for signals (navigation and signal sizes).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> check_joint_rank(3, 100, [64, 16])
+    3
+    >>> check_joint_rank(300, 256, [256, 64], name="output_dimension", signals=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: output_dimension=300 is too large: it must be smaller than min(navigation size, signal sizes summed over the signals) = min(256, 256 + 64 = 320) = 256.
+    """
+    k = check_rank(n_components, (n, int(sum(sizes))))
+    total = int(sum(sizes))
+    limit = min(int(n), total)
+    if k >= limit:
+        rows, columns = (("navigation size", "signal sizes summed over the signals") if signals
+                         else ("rows", "columns summed over the datasets"))
+        if len(sizes) == 1:
+            columns = "signal size" if signals else "columns"
+        summed = " + ".join(str(int(m)) for m in sizes)
+        summed = f"{summed} = {total}" if len(sizes) > 1 else summed
+        raise ValueError(f"{name}={k} is too large: it must be smaller than min({rows}, "
+                         f"{columns}) = min({int(n)}, {summed}) = {limit}.")
+    return k
+
+
+def check_values(X, name="X"):
+    """Refuse data that NMF cannot fit: NaN or infinite, negative, or all zero.
+
+    Data in memory are read in place (a sum and a minimum); data read in
+    passes take one pass (:func:`~hyperspy_hnmf.matrix.streamed.value_range`,
+    which also keeps chunks of counts in memory for the fit). Only bad data
+    are read again, to count the bad values and find the first row holding
+    one (:func:`_bad_values`).
+
+    Parameters
+    ----------
+    X : ndarray, scipy.sparse or pydata sparse array, ArrayMatrix or StreamedMatrix
+    name : str
+        How the message calls the data.
+
+    Raises
+    ------
+    ValueError
+        Naming the data, what is wrong, where, and how to fix it.
+
+    Examples
+    --------
+    >>> check_values(np.ones((2, 3)))
+    >>> check_values(np.array([[1.0, -2.0], [0.0, -1.0]]), "dataset 1 of joint_nmf")
+    Traceback (most recent call last):
+    ...
+    ValueError: Negative values in dataset 1 of joint_nmf: 2 negative entries (minimum -2), the first in row 0 (probe positions in scan order, row = y * width + x). ...
+    """
+    if isinstance(X, StreamedMatrix):
+        maximum, minimum, total = value_range(X)
+        if np.all(np.isfinite([maximum, minimum, total])) and minimum >= 0 and maximum > 0:
+            return
+        import dask
+
+        found = dask.compute(*[dask.delayed(_bad_values)(block, int(start))
+                               for block, start in zip(X.array.to_delayed().ravel(), X.starts)])
+    else:
+        array = X.array if isinstance(X, ArrayMatrix) else X
+        if _valid_in_memory(array):
+            return
+        found = [_bad_values(array, 0)]
+    _refuse(name, found)
+
+
+def _stored_values(array):
+    """The stored values of an array in memory: the nonzeros of sparse ones, else itself."""
+    return np.asarray(array.data) if is_sparse(array) else np.asarray(array)
+
+
+def _valid_in_memory(array):
+    """Finite, nonnegative and not all zero, from reductions only (no temporary copy)."""
+    values = _stored_values(array)
+    if values.size == 0:
+        return False
+    if values.dtype.kind in "ub":
+        return bool(values.max() > 0)
+    if values.dtype.kind == "i":
+        return bool(values.min() >= 0 and values.max() > 0)
+    total = float(np.sum(values, dtype=np.float64))
+    # Nonnegative finite values sum to 0 only if all are 0.
+    return bool(np.isfinite(total) and values.min() >= 0 and total > 0)
+
+
+def _bad_values(block, start):
+    """What is wrong in a chunk (or an array in memory), read in row blocks.
+
+    Returns ``(NaN count, infinite count, first non-finite row, negative
+    count, smallest finite value, first negative row, largest finite value)``;
+    the rows are absolute (``start`` added), None when there is none.
+    """
+    counts = np.zeros(3, dtype=np.int64)  # NaN, infinite, negative
+    first_bad = first_negative = None
+    minimum, maximum = np.inf, -np.inf
+    if is_sparse(block):
+        matrix = to_csr(block)
+        row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        pieces = [(matrix.data, row_of)]
+        if matrix.nnz < matrix.shape[0] * matrix.shape[1]:
+            minimum = maximum = 0.0  # implicit zeros
+    else:
+        block = np.asarray(block)
+        pieces = ((block[rows], rows.start) for rows in row_blocks(*block.shape))
+    for values, rows in pieces:
+        values = np.asarray(values)
+        if values.dtype.kind == "f":
+            nan, inf = np.isnan(values), np.isinf(values)
+            counts[0] += int(np.count_nonzero(nan))
+            counts[1] += int(np.count_nonzero(inf))
+            bad = _first_row(nan | inf, rows)
+            first_bad = bad if first_bad is None else first_bad
+            finite = ~(nan | inf)
+        else:
+            finite = None
+        negative = values < 0  # (False for NaN)
+        counts[2] += int(np.count_nonzero(negative))
+        row = _first_row(negative, rows)
+        first_negative = row if first_negative is None else first_negative
+        if values.size and values.dtype.kind == "f":
+            minimum = min(minimum, float(np.min(values, where=finite, initial=np.inf)))
+            maximum = max(maximum, float(np.max(values, where=finite, initial=-np.inf)))
+        elif values.size:
+            minimum, maximum = min(minimum, float(values.min())), max(maximum, float(values.max()))
+    first_bad, first_negative = (None if row is None else start + int(row)
+                                 for row in (first_bad, first_negative))
+    return (int(counts[0]), int(counts[1]), first_bad, int(counts[2]), minimum, first_negative,
+            maximum)
+
+
+def _first_row(mask, rows):
+    """The first row (of the block or chunk) where ``mask`` holds, or None.
+
+    ``rows``: the offset of a dense row block, or the row of every stored value.
+    """
+    if isinstance(rows, np.ndarray):  # stored values of a sparse chunk
+        hits = rows[mask]
+        return int(hits.min()) if hits.size else None
+    hits = np.flatnonzero(mask.any(axis=1) if mask.ndim == 2 else mask)
+    return rows + int(hits[0]) if hits.size else None
+
+
+def _refuse(name, found):
+    """Raise the message of the first problem among the chunks' :func:`_bad_values`."""
+    nan = sum(part[0] for part in found)
+    inf = sum(part[1] for part in found)
+    where = " (probe positions in scan order, row = y * width + x)"
+    subject = name[:1].upper() + name[1:]  # (the start of a sentence)
+    if nan or inf:
+        row = min(part[2] for part in found if part[2] is not None)
+        raise ValueError(
+            f"{subject} contains NaN or infinity ({nan} NaN, {inf} infinite values), the first "
+            f"in row {row}{where}: NMF needs finite data. Replace them (e.g. with 0 or a "
+            "local mean), or crop them away: the affected probe positions from every "
+            "dataset alike (s.inav[...] on every signal), or the affected channels from "
+            "this one (s.isig[...]).")
+    negative = sum(part[3] for part in found)
+    if negative:
+        minimum = min(part[4] for part in found)
+        row = min(part[5] for part in found if part[5] is not None)
+        raise ValueError(
+            f"Negative values in {name}: {negative} negative entries (minimum "
+            f"{minimum:.6g}), the first in row {row}{where}. NMF needs nonnegative data. "
+            f"Add an offset (e.g. subtract the minimum, {-minimum:.6g}), or, if the negative "
+            "values are noise around zero (e.g. after background subtraction), set them to "
+            "zero first: np.clip(X, 0, None), for a signal s.data = np.clip(s.data, 0, None) "
+            "(a lazy signal stays lazy).")
+    if max(part[6] for part in found) <= 0:
+        raise ValueError(
+            f"{subject} is all zeros: there is nothing to factorize. Check that the data were "
+            "loaded correctly, or leave this dataset out of the joint fit.")
 
 
 def _resolve_losses(loss, blocks):
@@ -254,24 +514,104 @@ def _resolve_weights(weights, blocks):
 
 
 def _stacked(blocks, weights):
-    """All blocks side by side, each scaled by ``√λ_b / rms_b``, for the initialization."""
+    """All blocks side by side, each scaled by ``√λ_b / rms_b``, for the initialization.
+
+    In memory: one array (CSR if any block is sparse). When any block is
+    read in passes: a :class:`StreamedMatrix` whose row chunks are those of
+    the widest block read in passes (the others rechunked to them), each
+    chunk made when read by :func:`_stack_chunk` from the blocks' chunks and
+    from row views of the blocks held in memory, which are never copied
+    whole (``dask.array.from_array`` would copy them).
+    """
     scales = []
     for block, weight in zip(blocks, weights):
         statistics = block.data.statistics()
         rms = np.sqrt(statistics[2] / max(block.shape[0] * block.shape[1], 1))
         scales.append(np.sqrt(weight / block.shape[1]) / max(rms, np.finfo(float).tiny))
     scales = np.asarray(scales) / max(scales)
-    if any(isinstance(block.data, StreamedMatrix) for block in blocks):
+    if any(block.source is None for block in blocks):
         import dask.array as da
 
-        first = blocks[0].data.array
-        arrays = [(block.data.array.astype(np.float32) * np.float32(scale)).rechunk(
-            (first.chunks[0], -1)) for block, scale in zip(blocks, scales)]
-        return StreamedMatrix(da.concatenate(arrays, axis=1)), scales
-    arrays = [block.data.array * scale for block, scale in zip(blocks, scales)]
+        widest = max((block for block in blocks if block.source is None),
+                     key=lambda block: block.shape[1])
+        rows = widest.data.array.chunks[0]
+        arrays, layout = [], []
+        for block in blocks:
+            if block.source is None:
+                layout.append(len(arrays))
+                arrays.append(block.data.array.rechunk((rows, -1)))
+            else:
+                layout.append(block.source)
+        width = sum(block.shape[1] for block in blocks)
+        stacked = da.map_blocks(
+            _stack_chunk, *arrays, layout=layout, scales=[float(scale) for scale in scales],
+            chunks=(rows, (width,)), dtype=np.float32, meta=np.empty((0, 0), np.float32),
+            name=f"hnmf-joint-stacked-{uuid.uuid4().hex}")  # (named: no hash of the views)
+        return StreamedMatrix(stacked), scales
+    arrays = [block.source * scale for block, scale in zip(blocks, scales)]
     if any(sp.issparse(array) for array in arrays):
         return sp.hstack(arrays, format="csr"), scales
     return np.hstack([np.asarray(array, dtype=np.float64) for array in arrays]), scales
+
+
+def _stack_chunk(*chunks, layout, scales, block_info=None):
+    """One row chunk of the stacked data of :func:`_stacked`.
+
+    ``layout`` has, for every block, the index of its chunk in ``chunks``
+    (data read in passes) or the array held in memory, whose rows of this
+    chunk are taken as a view (CSR: a copy of these rows only).
+    """
+    start, stop = block_info[None]["array-location"][0]
+    parts = [chunks[item] if isinstance(item, int) else item[start:stop] for item in layout]
+    return _side_by_side(parts, scales)
+
+
+def _side_by_side(parts, scales):
+    """Row chunks of several blocks, each times its scale, side by side in float32.
+
+    Dense chunks give a dense chunk, sparse ones (scipy.sparse or pydata
+    ``sparse``, e.g. electron events) a CSR chunk. A mix is made CSR when at
+    most :data:`~hyperspy_hnmf.matrix.compact.SPARSE_CHUNK_DENSITY` of its
+    entries are nonzero (the products then read its nonzeros only), else
+    dense; only this chunk is converted.
+
+    Parameters
+    ----------
+    parts : list of ndarray or sparse arrays
+        The same rows of every block.
+    scales : sequence of float
+
+    Returns
+    -------
+    ndarray or scipy.sparse.csr_matrix of float32
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> _side_by_side([np.ones((2, 1)), sp.csr_matrix(np.eye(2))], [2.0, 1.0]).tolist()
+    [[2.0, 1.0, 0.0], [2.0, 0.0, 1.0]]
+    >>> chunk = _side_by_side([np.eye(2), sp.csr_matrix((2, 30))], [1.0, 1.0])
+    >>> type(chunk).__name__, chunk.nnz
+    ('csr_matrix', 2)
+    """
+    sparse = [is_sparse(part) for part in parts]
+    if any(sparse):
+        matrices = [to_csr(part) if flag else None for part, flag in zip(parts, sparse)]
+        nonzeros = sum(matrix.nnz if matrix is not None else int(np.count_nonzero(part))
+                       for part, matrix in zip(parts, matrices))
+        entries = parts[0].shape[0] * sum(part.shape[1] for part in parts)
+        if all(sparse) or nonzeros <= SPARSE_CHUNK_DENSITY * entries:
+            pieces = []
+            for part, matrix, scale in zip(parts, matrices, scales):
+                matrix = (matrix if matrix is not None else to_csr(np.asarray(part)))
+                matrix = matrix.astype(np.float32, copy=True)  # (the data stay as they are)
+                matrix.data *= np.float32(scale)
+                pieces.append(matrix)
+            return sp.hstack(pieces, format="csr")
+        parts = [matrix.toarray() if matrix is not None else part
+                 for part, matrix in zip(parts, matrices)]
+    return np.hstack([np.asarray(part).astype(np.float32) * np.float32(scale)
+                      for part, scale in zip(parts, scales)])
 
 
 def _initial_factors(blocks, weights, k, init, rng, poisson):
@@ -407,18 +747,26 @@ def _normalize(W, Hts):
 
 def joint_nmf(blocks, n_components, *, loss="auto", weights="noise", init="spa",
               max_iter=500, tol=1e-6, random_state=None, constraints=None, groups=None,
-              map_grid=None, known_components=None, pure_regions=None, callback=None):
+              map_grid=None, known_components=None, pure_regions=None, callback=None,
+              names=None):
     """Joint NMF ``X_b ≈ W H_b`` of datasets that share their probe positions.
 
     Parameters
     ----------
     blocks : list of array-like, scipy.sparse, dask arrays or data matrices
         The datasets, each of shape ``(n, m_b)``: the same ``n`` rows (probe
-        positions, in the same order), any number of columns. Nonnegative.
-        Dask arrays are read chunk by chunk (two passes per dataset and
-        iteration); the maps ``W`` and components stay in memory.
+        positions, in the same order), any number of columns. Finite,
+        nonnegative and not all zero (checked before the fit, see
+        :func:`check_values`). Dask arrays are read chunk by chunk (two
+        passes per dataset and iteration; dense and sparse chunks, e.g.
+        electron events, mix); the maps ``W`` and components stay in memory.
+        Arrays held in memory may be combined with dask arrays: they are
+        read in place (integer counts through
+        :func:`~hyperspy_hnmf.matrix.held_matrix`, row views for the
+        initialization), never copied whole.
     n_components : int
-        Number of components ``k`` (shared maps).
+        Number of components ``k`` (shared maps), smaller than the number
+        of rows and than the total number of columns (:func:`check_joint_rank`).
     loss : "auto", str or float, or a list of them (one per dataset)
         ``"kl"`` (Poisson counts) or ``"frobenius"``; ``"auto"`` picks KL for
         data whose values are all integers (counts), else Frobenius.
@@ -458,10 +806,23 @@ def joint_nmf(blocks, n_components, *, loss="auto", weights="noise", init="spa",
         Probe positions that hold one component only.
     callback : callable, optional
         ``callback(iteration, objective)`` after every iteration.
+    names : list of str, optional
+        How error messages call every dataset; default ``"dataset b of
+        joint_nmf"`` (:func:`hyperspy_hnmf.joint_decomposition` names the
+        signals).
 
     Returns
     -------
     JointResult
+
+    Raises
+    ------
+    ValueError
+        Before anything is fitted, for data that are not finite, have
+        negative values or are all zero (naming the dataset, the counts and
+        the first row concerned), a rank ``k`` too large for the data, and
+        constraints on the components (a joint fit constrains its shared
+        maps only).
 
     Warns
     -----
@@ -488,20 +849,34 @@ def joint_nmf(blocks, n_components, *, loss="auto", weights="noise", init="spa",
     """
     if not isinstance(blocks, (list, tuple)) or not blocks:
         raise ValueError("blocks must be a non-empty list of datasets.")
-    data = [as_data_matrix(X) for X in blocks]
-    n = data[0].shape[0]
-    for b, X in enumerate(data):
+    names = _block_names(names, len(blocks))
+    raw = [_as_block(X, name) for X, name in zip(blocks, names)]
+    n = raw[0].shape[0]
+    for b, X in enumerate(raw):
         if X.shape[0] != n:
             raise ValueError(f"All datasets need the same probe positions: dataset 0 has {n} "
                              f"rows, dataset {b} has {X.shape[0]}.")
-    k = check_rank(n_components, (n, sum(X.shape[1] for X in data)))
-    betas = _resolve_losses(loss, data)
-    items = [_Block(X, beta) for X, beta in zip(data, betas)]
-    lam = _resolve_weights(weights, items)
+    k = check_joint_rank(n_components, n, [X.shape[1] for X in raw])
     plan = _map_plan(constraints, groups, k, map_grid, n)
-    options = dict(maps_side=plan.maps if plan is not None else None,
-                   labels=label_mask(list(pure_regions or []), n, k), callback=callback)
-    known = _check_known(known_components, items, k)
+    labels = label_mask(list(pure_regions or []), n, k)
+    known = _check_known(known_components, raw, k)
+    for X, name in zip(raw, names):  # before any conversion or fit
+        check_values(X, name)
+    reads_in_passes = any(isinstance(X, StreamedMatrix) for X in raw)
+    data, sources = [], []
+    for X in raw:
+        if reads_in_passes and held_counts(X):
+            # Counts in memory read in place, never converted whole.
+            data.append(held_matrix(X, target_bytes=TARGET_CHUNK_BYTES))
+            sources.append(X)
+        else:
+            data.append(as_data_matrix(X))
+            sources.append(None)  # (an array in memory is its own source)
+    betas = _resolve_losses(loss, data)
+    items = [_Block(X, beta, source) for X, beta, source in zip(data, betas, sources)]
+    lam = _resolve_weights(weights, items)
+    options = dict(maps_side=plan.maps if plan is not None else None, labels=labels,
+                   callback=callback)
     W, Hs = _initial_factors(items, lam, k, init, as_generator(random_state),
                              poisson=all(b == 1 for b in betas))
     W = np.maximum(W, 1e-3 * max(float(W.mean()), 1e-12))
@@ -575,14 +950,34 @@ def _fit(items, k, lam, start, max_iter, tol, options, known, reorder=True):
 
 
 def _map_plan(constraints, groups, k, map_grid, n):
-    from ..constraints import build_plan
+    """The constraints of the shared maps, checked; a constraint on the components is refused.
+
+    The components of a joint fit are one set per dataset, each on its own
+    signal grid, and the joint updates constrain none of them, so a
+    component constraint (``ContinuousIntensity``, ``Penalty(on="components")``,
+    ``Projection(on="components")``) is refused whatever the grids.
+    """
+    from ..constraints import Penalty, Projection, build_plan
+    from ..constraints.plan import _as_constraint_list
 
     if constraints is None and groups is None:
         return None
+    for constraint in _as_constraint_list(constraints):
+        if constraint.on == "components":
+            raise ValueError(
+                f"{constraint._describe()} constrains the components, but a joint fit "
+                "(joint_decomposition, joint_nmf, or a decomposition with known_components "
+                "or pure_regions) shares its maps and constrains only them: MapResolution, "
+                "Penalty(on='maps') and Projection(on='maps'). For components of one signal "
+                "that follow this constraint, decompose that signal alone without known "
+                "components or pure regions (s.decomposition(algorithm='hnmf', "
+                "constraints=[...])); else leave the constraint out.")
+        if map_grid is None and not isinstance(constraint, (Penalty, Projection)):
+            raise ValueError(
+                f"{constraint._describe()} needs the shape of the maps: pass "
+                "map_grid=(rows, columns) of the scan, or a Grid(shape, scale, units), to "
+                "joint_nmf (joint_decomposition takes it from the signals).")
     plan = build_plan(constraints, k, groups=groups, map_grid=map_grid)
-    if plan.components.active:
-        raise ValueError("A joint fit takes constraints on the shared maps only; component "
-                         "constraints belong to one dataset's decomposition.")
     if plan.maps.grid is not None and plan.maps.grid.size != n:
         raise ValueError(f"map_grid has {plan.maps.grid.size} positions, the data {n}.")
     return plan if plan.active else None

@@ -5,6 +5,8 @@ import scipy.sparse as sp
 
 from . import _kernels
 from .._checks import row_blocks
+from ..matrix.compact import CompactChunk
+from ..matrix.streamed import compute_dtype, float_rows, is_sparse
 
 #: Smallest model value used where the data are positive (guards log and division).
 MODEL_FLOOR = 1e-30
@@ -160,4 +162,21 @@ def beta_divergence(X, W, H, beta):
 
 
 def _chunk_divergence(block, start, W_rows, H, beta):
-    return beta_divergence(block, W_rows, H, beta)
+    """The divergence of one raw chunk, converted a row block at a time.
+
+    The same row blocks and sums as :func:`beta_divergence` of the chunk as
+    floats, without its float copy (a kept mostly-zero chunk is read as the
+    chunk read from the file: the same bits).
+    """
+    if isinstance(block, CompactChunk):
+        block = block.dense()
+    if is_sparse(block):
+        return beta_divergence(block, W_rows, H, beta)
+    total = 0.0
+    for rows, values in float_rows(block, compute_dtype(block.dtype), start):
+        total += elementwise_beta_divergence(values, W_rows[rows] @ H, beta)
+    return total
+
+
+_chunk_divergence.reads_raw_chunks = True
+_chunk_divergence.reads_compact_chunks = True

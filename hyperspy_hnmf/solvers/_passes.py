@@ -70,8 +70,12 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, Ht_sums, beta, solver, penal
     dtype = Ht.dtype
     statistics = {}
     if missing is not None:
-        raw = (block.scaled_values(dtype, start) if isinstance(block, RawChunk)
-               else _checked_raw(block, dtype, start))
+        if isinstance(block, RawChunk):
+            raw = block.scaled_values(dtype, start)
+        elif is_sparse(block):  # event data: the filled chunk is dense (one chunk)
+            raw = (block if checked else sparse_chunk(block, dtype, start)).toarray()
+        else:
+            raw = _checked_raw(block, dtype, start)
         block = fill_missing(raw, W_chunk, Ht, missing)
     if beta == 2:
         X = chunk_matrix(block, dtype, start)

@@ -259,8 +259,12 @@ def bad_channels(column_sums, grid_shape, alpha, counts):
 
 
 def _chunk_test(block, start, W, Ht, beta, alpha, scale, skip):
-    """Outlying entries of one chunk against the model ``W Htᵀ``, and Pearson sums."""
-    x = np.asarray(block, dtype=np.float64)
+    """Outlying entries of one chunk against the model ``W Htᵀ``, and Pearson sums.
+
+    A sparse chunk (event data, CSR) is tested densely: the chunk's model is
+    dense anyway.
+    """
+    x = np.asarray(block.toarray() if sp.issparse(block) else block, dtype=np.float64)
     model = np.maximum(W.astype(np.float64) @ Ht.T.astype(np.float64), MODEL_FLOOR)
     z = float(special.ndtri(1 - alpha / 2))
     keep = np.ones(x.shape[1], dtype=bool)
@@ -379,19 +383,22 @@ def _filled_view(Xs, W, H, missing):
     for the initialization of the robust fit (with the rank-one model of
     :func:`_neutral_model`).
     """
-    from ..matrix import StreamedMatrix
+    from ..matrix import StreamedMatrix, is_sparse
 
     Ht = np.ascontiguousarray(H.T)
 
     def fill(block, block_info=None):
         start, stop = block_info[0]["array-location"][0]
         rows = slice(start, stop)
+        if is_sparse(block):  # (event data: the filled chunk is dense, as its model is)
+            block = block.toarray() if sp.issparse(block) else block.todense()
         entries = missing.chunk(rows)
         if entries is None:
             return np.asarray(block, dtype=Ht.dtype)
         return fill_missing(block, W[rows], Ht, entries)
 
-    return StreamedMatrix(Xs.array.map_blocks(fill, dtype=Ht.dtype), _counter=Xs._counter)
+    return StreamedMatrix(Xs.array.map_blocks(fill, dtype=Ht.dtype, meta=np.empty((0, 0), Ht.dtype)),
+                          _counter=Xs._counter)
 
 
 def _neutral_model(row_sums, column_sums, rows, cols, values, channels, grid_shape):
@@ -409,14 +416,20 @@ def _neutral_model(row_sums, column_sums, rows, cols, values, channels, grid_sha
 
 
 def _as_streamed(X):
-    """A :class:`~hyperspy_hnmf.matrix.StreamedMatrix` over ``X`` without copying it."""
+    """A :class:`~hyperspy_hnmf.matrix.StreamedMatrix` over ``X`` without copying it.
+
+    Arrays in memory, and integer counts already read in place, become row
+    views (:func:`~hyperspy_hnmf.matrix.streamed.views_matrix`) with the
+    initialization of data read in passes: a robust fit is the same whether
+    its data are in memory (float or integer) or lazy.
+    """
     import dask.array as da
 
     from ..matrix import StreamedMatrix
-    from ..matrix.streamed import TARGET_CHUNK_BYTES
+    from ..matrix.streamed import views_matrix
 
     if isinstance(X, StreamedMatrix):
-        return X
+        return X if X.held_array is None else views_matrix(X.held_array)
     if isinstance(X, da.Array):
         return StreamedMatrix(X)
     if sp.issparse(X):
@@ -424,9 +437,7 @@ def _as_streamed(X):
             "outliers=... works on NumPy and dask arrays; this data is a scipy.sparse "
             "matrix. Pass it as a dask array of row chunks (dask.array.from_array(X.toarray() "
             "of each chunk)) or fit without outliers.")
-    X = np.asarray(X)
-    rows = max(1, TARGET_CHUNK_BYTES // max(X.shape[1] * X.dtype.itemsize, 1))
-    return StreamedMatrix(da.from_array(X, chunks=(min(rows, X.shape[0]), X.shape[1])))
+    return views_matrix(np.asarray(X))
 
 
 def _repair_channels(H, channels, grid_shape):
