@@ -142,3 +142,23 @@ def test_checks_of_a_signal_without_known_components_say_how_to_get_them(small):
     s.decomposition(algorithm="hnmf", output_dimension=3, max_iter=10, print_info=False)
     with pytest.raises(ValueError, match="no known components"):
         hyperspy_hnmf.get_known_component_checks(s)
+
+
+def test_a_transposed_pure_region_mask_is_refused_before_any_change():
+    s = synthetic_4dstem(scan_shape=(12, 8), detector_shape=(16, 16), n_phases=1,
+                         n_rotations=1, random_state=0)  # data shape (12, 8, 16, 16)
+    s.decomposition(algorithm="hnmf", output_dimension=2, print_info=False, max_iter=5)
+    factors = s.learning_results.factors.copy()
+    mask = np.zeros((8, 12), dtype=bool)
+    mask[:2, :2] = True
+    with pytest.raises(ValueError) as error:
+        s.decomposition(algorithm="hnmf", output_dimension=2,
+                        pure_regions=[PureRegion(mask, index=0)])
+    assert str(error.value) == (
+        "PureRegion(index=0) has a mask of shape (8, 12), but the scan has shape (12, 8) in "
+        "data order (rows = y, columns = x), as s.data holds it. The mask is transposed: pass "
+        "mask.T.")
+    np.testing.assert_array_equal(s.learning_results.factors, factors)
+    s.decomposition(algorithm="hnmf", output_dimension=2, max_iter=20, print_info=False,
+                    pure_regions=[PureRegion(mask.T, index=0)])
+    assert np.all(s.learning_results.loadings.reshape(12, 8, 2)[:2, :2, 1] == 0)

@@ -197,3 +197,15 @@ def test_outliers_need_a_flat_fit_with_kl_or_frobenius():
         HNMF(2, outliers="auto", solver="randomized").fit(X)
     with pytest.raises(ValueError, match="scipy.sparse matrix"):
         HNMF(2, outliers="auto").fit(sp.csr_matrix(X))
+
+
+def test_clean_counts_flag_no_hot_channel_beside_channels_that_saw_nothing():
+    # On a 32 x 32 detector at 200 e-/pattern, outer pixels hold 1-3 counts over the
+    # whole scan next to pixels that hold none: no evidence of a hot pixel.
+    s = synthetic_4dstem(scan_shape=(16, 16), detector_shape=(32, 32), random_state=0)
+    s.decomposition(algorithm="hnmf", output_dimension=4, loss="kl", outliers="auto",
+                    random_state=0, print_info=False)
+    found = s.learning_results.hnmf["outliers"]
+    assert found["hot_channels"].size == 0
+    totals = s.data.reshape(256, -1).sum(axis=0)
+    assert totals.min() == 0 and np.sort(totals)[:50].max() <= 3  # the dim outer pixels

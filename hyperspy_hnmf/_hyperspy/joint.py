@@ -162,6 +162,7 @@ def fit_signals(signals, output_dimension, *, constraints=None, known_components
                      [signal.axes_manager.signal_size for signal in signals],
                      name="output_dimension", signals=True)
     check_known_shapes(signals, known_components)
+    check_region_shapes(signals[0], options.get("pure_regions"))
     if names is None:
         names = (["the signal of decomposition(algorithm='hnmf')"] if len(signals) == 1 else
                  [f"signal {b} of the joint fit" for b in range(len(signals))])
@@ -174,6 +175,35 @@ def fit_signals(signals, output_dimension, *, constraints=None, known_components
 def _signal_shape(signal):
     """The signal shape in data order (rows, columns), as ``signal.data`` holds it."""
     return tuple(signal.data.shape[signal.axes_manager.navigation_dimension:])
+
+
+def check_region_shapes(signal, regions):
+    """Every :class:`~hyperspy_hnmf.constraints.PureRegion` mask has the scan's shape in data order.
+
+    Index lists and flat masks are checked by their size later; a 2D mask of
+    another shape (often the transposed one, on a scan that is not square)
+    would label the wrong probe positions.
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> from hyperspy_hnmf.constraints import PureRegion
+    >>> s = hs.signals.Signal1D(np.ones((3, 4, 5)))
+    >>> check_region_shapes(s, [PureRegion(np.zeros((3, 4), bool), index=0)])
+    >>> check_region_shapes(s, [PureRegion(np.zeros((4, 3), bool), index=0)])
+    Traceback (most recent call last):
+    ...
+    ValueError: PureRegion(index=0) has a mask of shape (4, 3), but the scan has shape (3, 4) in data order (rows = y, columns = x), as s.data holds it. The mask is transposed: pass mask.T.
+    """
+    expected = tuple(signal.data.shape[:signal.axes_manager.navigation_dimension])
+    for region in regions or []:
+        mask = np.asarray(region.positions)
+        if mask.dtype != bool or mask.ndim < 2 or mask.shape == expected:
+            continue
+        hint = " The mask is transposed: pass mask.T." if mask.shape == expected[::-1] else ""
+        raise ValueError(
+            f"{region!r} has a mask of shape {mask.shape}, but the scan has shape {expected} in "
+            f"data order (rows = y, columns = x), as s.data holds it.{hint}")
 
 
 def check_known_shapes(signals, known):

@@ -232,7 +232,9 @@ def bad_channels(column_sums, grid_shape, alpha, counts):
         False-alarm rate (KL: the Poisson tail of the total must be below
         ``alpha / 2`` too).
     counts : bool
-        Whether the totals are counts (the KL loss).
+        Whether the totals are counts (the KL loss). A hot channel's total
+        is then tested against at least one count: beside channels that saw
+        nothing, a total of a few counts is no evidence.
 
     Returns
     -------
@@ -253,8 +255,10 @@ def bad_channels(column_sums, grid_shape, alpha, counts):
     hot = c > CHANNEL_CONTRAST * brightest + (0 if counts else np.finfo(float).tiny)
     if counts:
         dead &= special.gammaincc(np.floor(c) + 1, np.maximum(darkest, MODEL_FLOOR)) < alpha / 2
+        # (a channel is tested against at least one count over the whole scan: next
+        # to channels that saw nothing, a total of a few counts is no evidence)
         hot &= special.gammainc(np.maximum(np.ceil(c), 1),
-                                np.maximum(brightest, MODEL_FLOOR)) < alpha / 2
+                                np.maximum(brightest, 1.0)) < alpha / 2
     return np.flatnonzero(dead).astype(np.int64), np.flatnonzero(hot).astype(np.int64)
 
 
