@@ -307,3 +307,16 @@ def test_poisson_normalized_fit_of_counts_in_memory_is_hyperspys_weighting(scan)
                         reference.loadings @ reference.factors.T) <= 1e-5
         assert result.hnmf["reconstruction_error"] == pytest.approx(
             reference.hnmf["reconstruction_error"], rel=1e-5)
+
+
+def test_weighted_products_scale_the_factors_not_the_chunk():
+    # (X / outer(a, b)) @ B and its transpose, on dense counts read in place,
+    # with no scaled copy of any block: the products of the weighted array.
+    rng = np.random.default_rng(2)
+    X = rng.poisson(4.0, (300, 200)).astype(np.uint16)
+    a, b = rng.random(300) + 0.5, rng.random(200) + 0.5
+    M = held_matrix(X, target_bytes=100 * 200 * 4).scaled(a, b)
+    weighted = X / np.outer(a, b)
+    B, A = rng.random((200, 5)), rng.random((300, 5))
+    np.testing.assert_allclose(M @ B.astype(np.float32), weighted @ B, rtol=2e-5)
+    np.testing.assert_allclose(M.T @ A, weighted.T @ A, rtol=2e-5)

@@ -882,7 +882,13 @@ def _unwrap(block):
 
 
 class _DenseChunk:
-    """Products of a raw dense chunk, converted block by block (see :func:`float_rows`)."""
+    """Products of a raw dense chunk, converted block by block (see :func:`float_rows`).
+
+    The scales of a weighted matrix act on the small factors, not on the
+    chunk: ``(X / outer(a, b)) @ B = (X @ (B / b)) / a`` and
+    ``Aᵀ (X / outer(a, b)) = ((A / a)ᵀ X) / b``, so a weighted product costs
+    what an unweighted one does (no scaled copy of each block).
+    """
 
     def __init__(self, block, dtype, start, row_scale=None, column_scale=None):
         self.block, self.dtype, self.start = block, dtype, start
@@ -894,15 +900,23 @@ class _DenseChunk:
 
     def __matmul__(self, B):
         out = np.empty((self.block.shape[0], B.shape[1]), dtype=np.result_type(self.dtype, B))
-        for rows, values in self._values():
-            out[rows] = values @ B
+        if self.column_scale is not None:
+            B = B / self.column_scale[:, None]
+        for rows, values in float_rows(self.block, self.dtype, self.start):
+            product = values @ B
+            if self.row_scale is not None:
+                product /= self.row_scale[rows, None]
+            out[rows] = product
         return out
 
     def left(self, A):
         """``A.T @ X`` (k × m), as float64."""
         out = np.zeros((A.shape[1], self.block.shape[1]))
-        for rows, values in self._values():
-            out += A[rows].T @ values
+        for rows, values in float_rows(self.block, self.dtype, self.start):
+            weights = A[rows] if self.row_scale is None else A[rows] / self.row_scale[rows, None]
+            out += weights.T @ values
+        if self.column_scale is not None:
+            out /= self.column_scale[None, :]
         return out
 
     def sums(self):
