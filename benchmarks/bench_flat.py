@@ -451,16 +451,10 @@ if __name__ == "__main__":
     parser.add_argument("--held-counts", type=float, nargs="+",
                         help="uint16 counts in memory: read in place vs a float32 copy first")
     arguments = parser.parse_args()
-    if arguments.held_counts:
-        held_counts(arguments.scan, arguments.detector, arguments.held_counts)
-        sys.exit(0)
-    if arguments.kl_hierarchies:
-        kl_hierarchies(arguments.scan, arguments.detector, arguments.kl_hierarchies)
-        sys.exit(0)
-    if arguments.kl_maps:
-        kl_maps(arguments.scan, arguments.detector, arguments.kl_maps)
-        sys.exit(0)
-    if arguments.kl_doses:
-        kl_doses(arguments.scan, arguments.detector, arguments.kl_doses)
-        sys.exit(0)
+    for doses, run in ((arguments.held_counts, held_counts),
+                       (arguments.kl_hierarchies, kl_hierarchies),
+                       (arguments.kl_maps, kl_maps), (arguments.kl_doses, kl_doses)):
+        if doses:
+            run(arguments.scan, arguments.detector, doses)
+            sys.exit(0)
     main(arguments.scan, arguments.detector, arguments.dose, not arguments.no_sklearn_kl)

@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 
 from ..estimators import HNMF
+from .. import solvers
 from ..solvers import canonical_order
 from .._checks import (check_finite, check_nonnegative, check_not_all_zero, check_real,
                        is_auto_loss, row_blocks)
@@ -569,7 +570,7 @@ def _held_counts(signal, estimator):
     """
     if signal._lazy or signal.data.dtype.kind not in "ui":
         return False
-    if estimator._read_in_passes(np.empty((1, 1), dtype=signal.data.dtype)):
+    if solvers._passes_run(signal.data, estimator.loss, estimator.solver, estimator.init):
         return True
     raise TypeError(
         f"decomposition(algorithm='hnmf') reads integer counts held in memory in place for "

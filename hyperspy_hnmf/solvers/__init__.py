@@ -155,8 +155,12 @@ def _reads_in_passes(X, loss=DEFAULT_LOSS, solver=DEFAULT_SOLVER, init=DEFAULT_I
     """
     if is_chunked(X):
         return True
-    if not held_counts(X):
-        return False
+    return held_counts(X) and _passes_run(X, loss, solver, init)
+
+
+def _passes_run(X, loss, solver, init):
+    """Whether passes over the data run a flat fit with these options: the Frobenius or
+    KL loss (``"auto"`` resolved for ``X``), and an initialization other than ``"spa"``."""
     if isinstance(init, str) and init == "spa":
         return False
     return resolve_loss(loss, X, solver) in (1.0, 2.0)

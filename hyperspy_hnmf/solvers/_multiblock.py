@@ -27,6 +27,7 @@ shared maps. A fit of one block is an ordinary NMF with these extras.
 import uuid
 from dataclasses import dataclass, field
 
+import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 import scipy.stats
@@ -530,8 +531,6 @@ def _stacked(blocks, weights):
         scales.append(np.sqrt(weight / block.shape[1]) / max(rms, np.finfo(float).tiny))
     scales = np.asarray(scales) / max(scales)
     if any(block.source is None for block in blocks):
-        import dask.array as da
-
         widest = max((block for block in blocks if block.source is None),
                      key=lambda block: block.shape[1])
         rows = widest.data.array.chunks[0]
