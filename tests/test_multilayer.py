@@ -106,6 +106,21 @@ def test_fine_tuning_lowers_total_error_monotonically(loss):
     assert result.fine_tune_n_iter == len(history) - 1
 
 
+def test_kl_fine_tuning_works_on_data_of_small_magnitude():
+    # Calibrated intensities (here ~1e-20 per entry) must be tuned as counts
+    # are: KL is homogeneous, so scaling the data scales the maps only. A
+    # fixed floor of 1e-16 on the maps once made the model 10^4 times the
+    # data: level 1 ended at 5e5 times its greedy error.
+    X, _, _ = poisson_counts(5.0)
+    small = X.astype(np.float64) * 1e-20
+    result = multilayer_nmf(small, [6, 3], loss="kl", random_state=0)
+    history = result.fine_tune_objective
+    assert history[0] == pytest.approx(result.greedy_total_error, rel=1e-5)
+    assert result.total_error < result.greedy_total_error
+    assert result.errors[0] < 1.05 * result.greedy_errors[0]
+    assert np.all(np.diff(history) <= 1e-9 * history[:-1])
+
+
 def test_layer_weights_hold_the_finer_levels():
     X, _, _ = poisson_counts(1.0)
     deepest = multilayer_nmf(X, [6, 3, 2], random_state=0)

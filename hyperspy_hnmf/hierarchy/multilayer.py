@@ -490,8 +490,8 @@ def _fine_tune_frobenius(X, Ws, Ht, Ms, weights, max_iter, tol, callback, sides)
 # Fine-tuning, Kullback-Leibler
 
 
-def _mu(A, numerator, denominator, side=None):
-    """``A ← max(MU_FLOOR, A ⊙ numerator ⊘ denominator)`` in place.
+def _mu(A, numerator, denominator, side=None, floor=MU_FLOOR):
+    """``A ← max(floor, A ⊙ numerator ⊘ denominator)`` in place.
 
     ``side`` (FactorConstraints or None) adds its penalties to the
     denominator and its projections after the update.
@@ -500,7 +500,7 @@ def _mu(A, numerator, denominator, side=None):
         denominator = denominator + side.l1 + side.l2 * A
     ratio = numerator / np.maximum(denominator, np.finfo(np.float64).tiny)
     A *= ratio.astype(A.dtype, copy=False)
-    np.maximum(A, MU_FLOOR, out=A)
+    np.maximum(A, floor, out=A)
     if side is not None:
         side.project(A)
 
@@ -511,8 +511,12 @@ def _fine_tune_kl(X, Ws, Ht, Ms, weights, max_iter, tol, callback, sides):
     k1 = Ht.shape[1]
     L = len(Ws)
     weighted = [level for level in range(L) if weights[level] > 0]
+    # The maps carry the data's intensity (components and mixing rows sum to
+    # 1): their floor follows the data's scale, so that data of small
+    # magnitude (calibrated intensities) are not swamped by a fixed floor.
+    map_floor = MU_FLOOR * min(1.0, data.sum / (X.shape[0] * X.shape[1]))
     for index in range(L):
-        np.maximum(Ws[index], MU_FLOOR, out=Ws[index])
+        np.maximum(Ws[index], map_floor, out=Ws[index])
     for M in Ms:
         np.maximum(M, MU_FLOOR, out=M)
     np.maximum(Ht, MU_FLOOR, out=Ht)
@@ -548,7 +552,7 @@ def _fine_tune_kl(X, Ws, Ht, Ms, weights, max_iter, tol, callback, sides):
             break
         iteration += 1
         for j in range(L):
-            _mu(Ws[j], numerators[j], Hts[j].sum(axis=0)[None, :], sides[j])
+            _mu(Ws[j], numerators[j], Hts[j].sum(axis=0)[None, :], sides[j], map_floor)
         # Mixing matrices: tri-factor updates with A_j = W_j M_j ⋯ M_{ℓ+1}, B = H_{ℓ-1}.
         for level in range(2, L + 1):
             Bt = Ht @ P[level - 2].T  # H_{ℓ-1}ᵀ, m × k_{ℓ-1}
