@@ -67,6 +67,11 @@ def _positions(columns, scan_shape, detector_shape):
     for name, size in limits.items():
         column = columns[name]
         if column.dtype.kind == "f":
+            if column.size and not np.all(np.isfinite(column)):
+                bad = int(np.count_nonzero(~np.isfinite(column)))
+                raise ValueError(f"Event column '{name}' holds {bad} NaN or infinite position(s); "
+                                 "positions must be pixel indices (integers): drop those events "
+                                 "first.")
             if column.size and not np.all(column == np.floor(column)):
                 raise ValueError(f"Event column '{name}' holds non-integer positions; positions "
                                  "must be pixel indices (integers).")
@@ -88,10 +93,38 @@ def _positions(columns, scan_shape, detector_shape):
 
 
 def _check_shape(name, shape):
-    shape = tuple(int(n) for n in np.atleast_1d(shape))
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"{name} must be two positive integers (rows, columns), got {shape}.")
-    return shape
+    given = np.atleast_1d(shape)
+    if (given.ndim != 1 or given.size != 2 or given.dtype.kind not in "uif"
+            or not np.all(given == np.round(given)) or given.min() < 1):
+        raise ValueError(f"{name} must be two positive integers (rows, columns), got "
+                         f"{tuple(given.tolist()) if given.ndim == 1 else shape}.")
+    return tuple(int(n) for n in given)
+
+
+def _check_dtype(dtype):
+    """The type of the counts: a real floating-point or an integer type."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64) and dtype.kind not in "ui":
+        raise ValueError(f"dtype must be float32, float64 or an integer type for counts, got "
+                         f"{dtype}.")
+    return dtype
+
+
+def _check_window(time_window):
+    """``(start, stop)`` as floats, ``start < stop``."""
+    try:
+        given = tuple(time_window)
+        start, stop = (float(t) for t in given)
+    except (TypeError, ValueError):
+        raise ValueError(f"time_window must be two numbers (start, stop), got "
+                         f"{time_window!r}.") from None
+    if not given[0] < given[1]:
+        raise ValueError(f"time_window must be (start, stop) with start < stop, got {given}.")
+    if not start < stop:
+        raise ValueError(f"time_window {given} is compared in float64, where its bounds are "
+                         "equal (time stamps beyond 2**53): subtract an offset from the 'time' "
+                         "column and the window first.")
+    return start, stop
 
 
 @numba.njit(cache=True, nogil=True)
@@ -178,11 +211,11 @@ def _binned(columns, scan_shape, detector_shape, time_window, dtype):
         if "time" not in columns:
             raise ValueError("time_window needs a 'time' column (the fifth column of a 2D event "
                              "array, or the field/key 'time').")
-        t0, t1 = (float(t) for t in time_window)
-        if not t0 < t1:
-            raise ValueError(f"time_window must be (start, stop) with start < stop, got "
-                             f"{tuple(time_window)}.")
+        t0, t1 = _check_window(time_window)
         time = np.asarray(columns["time"])
+        if time.dtype.kind not in "uif":
+            raise ValueError(f"The 'time' column has dtype {time.dtype}; time stamps must be "
+                             "numbers.")
     else:
         t0 = t1 = 0.0
         time = np.zeros(1)
@@ -191,18 +224,39 @@ def _binned(columns, scan_shape, detector_shape, time_window, dtype):
     indices = np.empty(int(indptr[-1]), dtype=index_type)
     _fill_rows(sy, sx, dy, dx, time, t0, t1, use_time, scan_shape[1], detector_shape[1],
                indptr, indices)
-    data = np.empty(indices.size, dtype=dtype)
+    # Integer counts are summed in int64 where one probe position has more
+    # events than the requested type holds, then checked: never wrapped.
+    count_type = dtype
+    if dtype.kind in "ui" and indices.size and np.diff(indptr).max() > np.iinfo(dtype).max:
+        count_type = np.dtype(np.int64)
+    data = np.empty(indices.size, dtype=count_type)
     kept = np.cumsum(_merge_rows(indptr, indices, data))
     if kept[-1] == indices.size:  # no duplicates: the arrays are already compact
-        return indptr, indices, data
+        return indptr, indices, _as_counts(data, dtype, indptr, scan_shape, detector_shape)
     new_indices = np.empty(int(kept[-1]), dtype=index_type)
-    new_data = np.empty(new_indices.size, dtype=dtype)
+    new_data = np.empty(new_indices.size, dtype=count_type)
     _compact(indptr, indices, data, kept, new_indices, new_data)
-    return kept, new_indices, new_data
+    return kept, new_indices, _as_counts(new_data, dtype, kept, scan_shape, detector_shape)
+
+
+def _as_counts(data, dtype, indptr, scan_shape, detector_shape):
+    """The summed counts in ``dtype``; ValueError if the largest does not fit."""
+    if data.dtype == dtype:
+        return data
+    largest = int(np.argmax(data))
+    if data[largest] > np.iinfo(dtype).max:
+        row = int(np.searchsorted(indptr, largest, side="right")) - 1
+        raise ValueError(
+            f"{int(data[largest])} events hit one detector pixel at probe position "
+            f"{divmod(row, scan_shape[1])} (scan y, scan x), more than dtype {dtype} holds "
+            f"({np.iinfo(dtype).max}). Use a wider type, e.g. dtype=np.uint32 or np.float32.")
+    return data.astype(dtype)
 
 
 def row_chunks(n_scan_rows, chunks):
     """Scan lines per chunk: ``chunks`` lines each, the last one shorter."""
+    if isinstance(chunks, (bool, np.bool_)) or not float(chunks).is_integer():
+        raise ValueError(f"chunks must be a positive number of scan lines, got {chunks}.")
     chunks = int(chunks)
     if chunks < 1:
         raise ValueError(f"chunks must be a positive number of scan lines, got {chunks}.")
@@ -244,8 +298,10 @@ def events_to_array(events, scan_shape, detector_shape, *, time_window=None, chu
         rows), read chunk by chunk by the fits (one pass per iteration) and
         never densified.
     dtype : numpy dtype, default float32
-        Type of the counts (float32 counts exactly up to 2**24 per voxel
-        and is what the fits compute in).
+        Type of the counts: float32 (exact up to 2**24 per voxel, and what
+        the fits compute in), float64 or an integer type (e.g. uint16;
+        counts never wrap around: a voxel with more events than the type
+        holds raises a ValueError).
 
     Returns
     -------
@@ -257,9 +313,11 @@ def events_to_array(events, scan_shape, detector_shape, *, time_window=None, chu
     Raises
     ------
     ValueError
-        Missing columns, non-integer positions or events outside the scan or
-        detector (with the column, its range and the allowed range), before
-        anything is built.
+        Missing columns, non-integer or non-finite positions, events outside
+        the scan or detector (with the column, its range and the allowed
+        range), a bad ``time_window``, ``chunks`` or ``dtype``, before
+        anything is built; a voxel whose count an integer ``dtype`` cannot
+        hold (naming the probe position).
 
     Notes
     -----
@@ -281,8 +339,10 @@ def events_to_array(events, scan_shape, detector_shape, *, time_window=None, chu
     scan_shape = _check_shape("scan_shape", scan_shape)
     detector_shape = _check_shape("detector_shape", detector_shape)
     columns = _columns(events)
-    indptr, indices, data = _binned(columns, scan_shape, detector_shape, time_window,
-                                    np.dtype(dtype))
+    dtype = _check_dtype(dtype)
+    if chunks is not None:
+        row_chunks(scan_shape[0], chunks)  # checked before the binning
+    indptr, indices, data = _binned(columns, scan_shape, detector_shape, time_window, dtype)
     shape = (scan_shape[0] * scan_shape[1], detector_shape[0] * detector_shape[1])
     matrix = sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
     if chunks is None:

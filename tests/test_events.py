@@ -117,6 +117,75 @@ def test_bad_events_are_refused_with_the_range():
         events_to_array(np.zeros((3, 3), dtype=int), (2, 3), (4, 9))
 
 
+def test_integer_counts_never_wrap_around():
+    # 300 electrons on one pixel of one probe position: uint8 holds 255 and
+    # once silently stored 300 mod 256 = 44.
+    hot = np.tile([[0, 1, 2, 3]], (300, 1))
+    with pytest.raises(ValueError, match=r"^300 events hit one detector pixel at probe position "
+                       r"\(0, 1\) \(scan y, scan x\), more than dtype uint8 holds \(255\)\. "
+                       r"Use a wider type"):
+        events_to_array(hot, (2, 3), (4, 4), dtype=np.uint8)
+    assert events_to_array(hot, (2, 3), (4, 4), dtype=np.uint16)[1, 11] == 300
+    # 300 events at one position spread over 16 pixels fit uint8: exact counts.
+    spread = np.stack([np.zeros(300, int), np.ones(300, int), np.arange(300) % 4,
+                       np.arange(300) // 4 % 4], axis=1)
+    X = events_to_array(spread, (2, 3), (4, 4), dtype=np.uint8)
+    assert X.dtype == np.uint8
+    np.testing.assert_array_equal(X.toarray(), dense_counts(spread, (2, 3), (4, 4)))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"dtype": np.float16}, r"^dtype must be float32, float64 or an integer type for counts, "
+                            r"got float16\.$"),
+    ({"dtype": complex}, r"got complex128"),
+    ({"dtype": bool}, r"got bool"),
+    ({"scan_shape": (2.5, 3)}, r"^scan_shape must be two positive integers \(rows, columns\), "
+                               r"got \(2\.5, 3\.0\)\.$"),
+    ({"chunks": 1.5}, r"^chunks must be a positive number of scan lines, got 1\.5\.$"),
+    ({"time_window": (0, 1, 2)}, r"^time_window must be two numbers \(start, stop\), "
+                                 r"got \(0, 1, 2\)\.$"),
+    ({"time_window": 1.0}, r"^time_window must be two numbers"),
+])
+def test_bad_options_are_refused_with_what_to_pass(kwargs, message):
+    events = np.array([[0, 0, 0, 0, 0.5], [1, 2, 3, 3, 0.7]])
+    arguments = {"scan_shape": (2, 3), "detector_shape": (4, 4), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        events_to_array(events, **arguments)
+
+
+def test_bad_event_values_are_named():
+    with pytest.raises(ValueError, match=r"^Event column 'scan_y' holds 1 NaN or infinite "
+                       r"position\(s\); positions must be pixel indices"):
+        events_to_array(np.array([[np.inf, 0, 0, 0], [0, 0, 0, 0]]), (2, 3), (4, 4))
+    times = {"scan_y": [0, 1], "scan_x": [0, 0], "detector_y": [0, 0], "detector_x": [0, 0],
+             "time": np.array(["a", "b"])}
+    with pytest.raises(ValueError, match=r"^The 'time' column has dtype <U1; time stamps must "
+                       r"be numbers\.$"):
+        events_to_array(times, (2, 3), (4, 4), time_window=(0, 1))
+    times["time"] = np.array([2**60, 2**60 + 1], dtype=np.int64)
+    with pytest.raises(ValueError, match=r"compared in float64, where its bounds are equal"):
+        events_to_array(times, (2, 3), (4, 4), time_window=(2**60, 2**60 + 1))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"detector_offset": (1.0,)}, r"^detector_offset must be two finite numbers, the calibrated "
+                                  r"position of detector pixel \(0, 0\) as \(y, x\), "
+                                  r"got \(1\.0,\)\.$"),
+    ({"scan_scale": 0.0}, r"^scan_scale must be a finite nonzero number"),
+    ({"detector_scale": float("nan")}, r"^detector_scale must be a finite nonzero number"),
+    ({"chunks": 0}, r"^chunks must be a positive number of scan lines, got 0\.$"),
+])
+def test_signal_options_are_checked_before_binning(monkeypatch, kwargs, message):
+    import hyperspy_hnmf._hyperspy.events as module
+
+    def never(*args, **kwargs):
+        raise AssertionError("the events were binned before the options were checked")
+
+    monkeypatch.setattr(module, "events_to_array", never)
+    with pytest.raises(ValueError, match=message):
+        events_to_signal(np.array([[0, 0, 0, 0]]), (2, 3), (4, 4), **kwargs)
+
+
 # -- sparse fits == dense fits -----------------------------------------------------
 @pytest.fixture(scope="module")
 def counts(small):

@@ -14,7 +14,8 @@ import uuid
 
 import numpy as np
 
-from ..events import csr_row_blocks, events_to_array, grid_coordinates, row_chunks
+from ..events import (_check_shape, csr_row_blocks, events_to_array, grid_coordinates,
+                      row_chunks)
 
 __all__ = ["events_to_signal"]
 
@@ -26,6 +27,30 @@ def _coo_chunk(block, lines, scan_width, detector_shape):
     coords = grid_coordinates(block.indptr, block.indices, scan_width, detector_shape[1])
     return sparse.COO(coords, block.data, shape=(lines, scan_width) + tuple(detector_shape),
                       has_duplicates=False, sorted=True)
+
+
+def _check_scale(name, value):
+    if value is None:
+        return
+    try:
+        ok = np.isfinite(float(value)) and float(value) != 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a finite nonzero number (the size of one step), got "
+                         f"{value!r}.")
+
+
+def _check_offset(offset):
+    """``detector_offset``: two finite numbers (detector y, detector x)."""
+    try:
+        values = tuple(float(v) for v in offset)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 2 or not all(np.isfinite(values)):
+        raise ValueError(f"detector_offset must be two finite numbers, the calibrated position "
+                         f"of detector pixel (0, 0) as (y, x), got {offset!r}.")
+    return values
 
 
 def _axis(name, size, scale, units, offset, navigate):
@@ -71,6 +96,10 @@ def events_to_signal(events, scan_shape, detector_shape, *, time_window=None, ch
 
     Raises
     ------
+    ValueError
+        As :func:`hyperspy_hnmf.events.events_to_array`, and for a scale
+        that is not a finite nonzero number or a ``detector_offset`` that
+        is not two finite numbers, before the events are binned.
     ImportError
         Without the optional package ``sparse`` (``pip install
         hyperspy_hnmf[events]``).
@@ -98,9 +127,16 @@ def events_to_signal(events, scan_shape, detector_shape, *, time_window=None, ch
     import hyperspy.api as hs
     import sparse
 
+    # Everything is checked before the events are binned.
+    scan_shape = _check_shape("scan_shape", scan_shape)
+    detector_shape = _check_shape("detector_shape", detector_shape)
+    for name, value in (("scan_scale", scan_scale), ("detector_scale", detector_scale)):
+        _check_scale(name, value)
+    if detector_offset is not None:
+        detector_offset = _check_offset(detector_offset)
+    if chunks is not None:
+        row_chunks(scan_shape[0], chunks)
     matrix = events_to_array(events, scan_shape, detector_shape, time_window=time_window)
-    scan_shape = tuple(int(n) for n in scan_shape)
-    detector_shape = tuple(int(n) for n in detector_shape)
     if chunks is None:
         per_line = max(1.0, matrix.nnz / scan_shape[0])
         chunks = max(1, int(2**22 // per_line))
