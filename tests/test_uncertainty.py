@@ -8,8 +8,9 @@ import scipy.sparse as sp
 
 import hyperspy_hnmf
 from hyperspy_hnmf.data import get_ground_truth, synthetic_4dstem
-from hyperspy_hnmf.solvers import (PoissonResampler, bootstrap_interval, bootstrap_nmf,
-                                   match_components, nmf)
+from hyperspy_hnmf.solvers import (MissingEntries, Outliers, PoissonResampler,
+                                   bootstrap_interval, bootstrap_nmf, match_components, nmf)
+from hyperspy_hnmf.solvers import _bootstrap
 from hyperspy_hnmf.solvers._bootstrap import ZERO_TOLERANCE, empty_row_bound
 
 
@@ -340,6 +341,139 @@ def test_a_lazy_robust_fit_gives_the_in_memory_intervals_without_its_outliers(ro
                                    rtol=1e-3, atol=1e-6)
         # the hit's position (maps 190 and 37 counts): bounds of the noise, not of the hit
         assert np.all(streamed.loadings_upper.data[:, 3, 4] < 250), method
+
+
+@pytest.fixture(scope="module")
+def stored_outliers():
+    """The scan of ``robust_scan`` with its true maps and patterns stored as a robust fit.
+
+    The reference and its outliers (the hit, the dead channel) are written as a robust
+    decomposition stores them, so the intervals depend on the bootstrap alone, not on
+    what the robust solver finds.
+    """
+    from hyperspy_hnmf._hyperspy.results import store_decomposition
+
+    s = synthetic_4dstem(scan_shape=(12, 10), detector_shape=(16, 16), n_phases=1,
+                         n_rotations=1, random_state=2)
+    s.data[3, 4, 5, 6] = 5000
+    s.data[:, :, 2, 9] = 0
+    truth = get_ground_truth(s)
+    outliers = {"navigation_index": np.array([34]), "signal_index": np.array([86]),
+                "dead_channels": np.array([41]), "hot_channels": np.array([], dtype=np.int64)}
+    store_decomposition(s, truth.factors, truth.loadings, "hnmf",
+                        {"beta": 1.0, "solver": "mu", "outliers": outliers})
+    return s
+
+
+#: Sums of the intervals of ``stored_outliers`` (3 resamples, seed 4, 8 iterations) and the
+#: upper bounds of the maps at its cosmic-ray hit (5000 counts), recorded from
+#: ``uncertainty`` as it was when it filled the outliers itself, through private helpers of
+#: the robust solver (commit 9894738), before ``bootstrap_nmf`` took ``missing=``; the code
+#: with ``missing=`` reproduced every array of that run, in memory and lazy, bit for bit.
+RECORDED_INTERVALS = {
+    "nonparametric": ({"W_lower": 22006.33531109686, "W_upper": 29057.075162835874,
+                       "H_lower": 1.843508741716927, "H_upper": 2.3961753286231144},
+                      [128.31544723510743, 154.4186842004685]),
+    "poisson": ({"W_lower": 22081.61124935073, "W_upper": 27702.40106197047,
+                 "H_lower": 1.8544123142068192, "H_upper": 2.2527698004532493},
+                [135.35191200897341, 148.6339141845703]),
+}
+
+
+@pytest.mark.parametrize("method", ["nonparametric", "poisson"])
+def test_the_intervals_of_a_robust_fit_are_those_recorded_before_missing_was_an_option(
+        stored_outliers, method):
+    u = hyperspy_hnmf.uncertainty(stored_outliers, n_resamples=3, method=method,
+                                  random_state=4, max_iter=8, show_progressbar=False)
+    sums, hit = RECORDED_INTERVALS[method]
+    for name, total in sums.items():
+        assert getattr(u.result, name).sum() == pytest.approx(total, rel=1e-6), name
+    np.testing.assert_allclose(u.result.W_upper[34], hit, rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def hit_counts():
+    """Counts with entries and a whole channel to leave out, and a fit of them."""
+    rng = np.random.default_rng(3)
+    W, H = rng.uniform(5, 40, (80, 2)), rng.dirichlet(np.ones(30), size=2)
+    X = rng.poisson(W @ H).astype(np.uint16)
+    fit = nmf(X.astype(np.float32), 2, loss="kl", max_iter=200, random_state=0)
+    return X, fit.W, fit.H, MissingEntries([5, 40, 41], [3, 17, 29], [11])
+
+
+def _arbitrary_at(X, missing):
+    changed = X.copy()
+    changed[missing.rows, missing.cols] = [5000, 0, 777]
+    changed[:, missing.columns] = np.arange(X.shape[0])[:, None] * 100
+    return changed
+
+
+BOOTSTRAP_ARRAYS = ("W_lower", "W_upper", "H_lower", "H_upper", "W_median", "W_samples",
+                    "H_samples", "component_correlation", "map_correlation", "empty_rows")
+
+
+@pytest.mark.parametrize("method", ["nonparametric", "poisson"])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_missing_entries_have_no_influence_on_the_intervals(hit_counts, method, lazy):
+    X, W, H, missing = hit_counts
+    wrap = (lambda A: da.from_array(A, chunks=(25, -1))) if lazy else (lambda A: A)
+    options = dict(method=method, n_resamples=3, max_iter=5, random_state=2, keep_samples=True)
+    recorded = bootstrap_nmf(wrap(X), W, H, missing=missing, **options)
+    changed = bootstrap_nmf(wrap(_arbitrary_at(X, missing)), W, H, missing=missing, **options)
+    for name in BOOTSTRAP_ARRAYS:
+        np.testing.assert_array_equal(getattr(changed, name), getattr(recorded, name), name)
+    if method == "nonparametric":  # (parametric resamples never read the data)
+        plain = bootstrap_nmf(wrap(X), W, H, **options)
+        plain_changed = bootstrap_nmf(wrap(_arbitrary_at(X, missing)), W, H, **options)
+        assert not np.array_equal(plain_changed.W_upper, plain.W_upper)
+        assert not np.array_equal(plain_changed.H_upper, plain.H_upper)
+
+
+def test_the_outliers_of_a_robust_fit_are_its_entries_and_bad_channels(hit_counts):
+    X, W, H, missing = hit_counts
+    outliers = Outliers(X.shape, np.array([41, 5, 40]), np.array([29, 3, 17]),
+                        np.zeros(3), np.zeros(3), np.array([11]), np.array([], dtype=np.int64),
+                        1e-6, 4.89, "kullback-leibler", 1)
+    options = dict(method="nonparametric", n_resamples=2, max_iter=3, random_state=0)
+    a = bootstrap_nmf(X, W, H, missing=outliers, **options)
+    b = bootstrap_nmf(X, W, H, missing=missing, **options)
+    np.testing.assert_array_equal(a.W_upper, b.W_upper)
+    np.testing.assert_array_equal(a.H_lower, b.H_lower)
+
+
+def test_missing_entries_are_checked_against_the_data_before_any_resample(hit_counts,
+                                                                          monkeypatch):
+    X, W, H, _ = hit_counts
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a resample was drawn before missing= was checked")
+
+    monkeypatch.setattr(_bootstrap, "PoissonResampler", refuse)
+    other = Outliers((80, 31), np.array([1]), np.array([2]), np.array([50.0]), np.array([1.0]),
+                     np.array([], dtype=np.int64), np.array([], dtype=np.int64), 1e-6, 4.89,
+                     "kullback-leibler", 1)
+    cases = [
+        (np.zeros(X.shape, dtype=bool), X, TypeError,
+         "missing must be the Outliers of a robust fit (robust_nmf) or a MissingEntries, got "
+         "ndarray."),
+        (other, X, ValueError,
+         "missing holds the outliers of data of shape (80, 31); these data have shape "
+         "(80, 30). Pass the Outliers that robust_nmf found on these data."),
+        (MissingEntries([80], [0]), X, ValueError,
+         "missing has row index 80 outside the data's 80 rows (0 to 79)."),
+        (MissingEntries([0], [-1]), X, ValueError,
+         "missing has column index -1 outside the data's 30 columns (0 to 29)."),
+        (MissingEntries([], [], [30]), da.from_array(X, chunks=(25, -1)), ValueError,
+         "missing has whole-column index 30 outside the data's 30 columns (0 to 29)."),
+        (MissingEntries([0], [0]), sp.csr_matrix(X), ValueError,
+         "missing=... reads the data in passes, as robust_nmf does; these data are a sparse "
+         "matrix in memory. Pass them as a dask array of row chunks, or bootstrap without "
+         "missing."),
+    ]
+    for missing, data, error, message in cases:
+        with pytest.raises(error) as raised:
+            bootstrap_nmf(data, W, H, missing=missing)
+        assert str(raised.value) == message
 
 
 NOT_COUNTS = (

@@ -12,10 +12,8 @@ import numpy as np
 
 from .._checks import looks_like_counts
 from ..matrix import as_row_chunks
-from ..solvers import bootstrap_nmf
+from ..solvers import MissingEntries, bootstrap_nmf
 from ..solvers._bootstrap import LIFT
-from ..solvers._passes import MissingEntries
-from ..solvers._robust import _as_streamed, _filled_view
 from .results import check_stamp
 
 __all__ = ["REFIT_SOLVERS", "Uncertainty", "uncertainty"]
@@ -222,26 +220,21 @@ def _check_counts(X):
             "counts per electron and round), decompose again, then bootstrap.")
 
 
-def _outliers_filled(X, info, W, H):
-    """The data with the outliers of a robust fit replaced by its model (a lazy view), or X.
+def _outliers(info):
+    """The outliers a robust fit left out, as missing entries of the data, or None.
 
-    A robust fit (``outliers=...``) fits its outliers as missing data: at
-    every pass they are replaced by the current model, so the fit is that of
-    the data with the outlying entries (and dead or hot channels) replaced
-    by its final model. Resampling that view keeps the outliers out of every
-    resample, as they are out of the fit (nothing is copied: chunks are
-    filled as they are read).
+    A robust fit (``outliers=...``) fits its outliers (entries, dead and hot
+    channels) as missing data; :func:`~hyperspy_hnmf.solvers.bootstrap_nmf`
+    with ``missing=`` resamples the data with them replaced by the fitted
+    model, so they stay out of every resample as they are out of the fit.
     """
     outliers = info.get("outliers")
     if not outliers:
-        return X
+        return None
     channels = np.union1d(np.asarray(outliers["dead_channels"], dtype=np.int64),
                           np.asarray(outliers["hot_channels"], dtype=np.int64))
-    missing = MissingEntries(np.asarray(outliers["navigation_index"], dtype=np.int64),
-                             np.asarray(outliers["signal_index"], dtype=np.int64), channels)
-    matrix = _as_streamed(X)
-    dtype = np.float32 if matrix.dtype == np.float32 else np.float64
-    return _filled_view(matrix, np.asarray(W, dtype=dtype), np.asarray(H, dtype=dtype), missing)
+    return MissingEntries(np.asarray(outliers["navigation_index"], dtype=np.int64),
+                          np.asarray(outliers["signal_index"], dtype=np.int64), channels)
 
 
 def _matrix(signal):
@@ -365,7 +358,6 @@ def uncertainty(s, n_resamples=50, method="poisson", confidence=0.9, random_stat
     beta, solver = _refit_options(info)
     X = _matrix(s)
     _check_counts(X)
-    X = _outliers_filled(X, info, W, H)
     bar = callback = None
     if _show_progressbar(show_progressbar):
         from tqdm.auto import tqdm
@@ -379,7 +371,8 @@ def uncertainty(s, n_resamples=50, method="poisson", confidence=0.9, random_stat
                                method=method, n_resamples=n_resamples, confidence=confidence,
                                interval=interval, max_iter=max_iter, tol=tol, lift=lift,
                                random_state=random_state,
-                               keep_samples=keep_samples, callback=callback)
+                               keep_samples=keep_samples, callback=callback,
+                               missing=_outliers(info))
     finally:
         if bar is not None:
             bar.close()

@@ -56,7 +56,7 @@ from ._bootstrap import (BootstrapResult, PoissonResampler, bootstrap_interval, 
 from ._multiblock import JointResult, joint_nmf, noise_variance
 from . import _kernels
 from ._objective import MODEL_FLOOR, beta_divergence
-from ._passes import DENSE_KL_DENSITY, _fit_passes, streaming_nmf
+from ._passes import DENSE_KL_DENSITY, MissingEntries, _fit_passes, streaming_nmf
 from ._randomized import _fit_randomized, randomized_nmf
 from ._robust import Outliers, check_outliers, robust_nmf
 from ._updates import MU_FLOOR, hals_sweep, make_update
@@ -65,6 +65,7 @@ __all__ = [
     "BootstrapResult",
     "INIT_METHODS",
     "LOSSES",
+    "MissingEntries",
     "Outliers",
     "SOLVER_NAMES",
     "FitResult",

@@ -36,9 +36,17 @@ Two resampling schemes:
     only resample counts that were recorded.
 
 Both assume counted (Poisson) data.
+
+Missing entries (``missing=``: the outliers of a robust fit, or any
+:class:`~hyperspy_hnmf.solvers.MissingEntries`) are resampled as the fit
+treated them: every chunk is read with them replaced by the reference model
+``W H`` before it is resampled, so no resample holds what was recorded there
+(a cosmic-ray hit, a dead channel) and the recorded values there do not
+change the result.
 """
 
 from dataclasses import dataclass
+from functools import partial
 
 import numba
 import numpy as np
@@ -46,8 +54,11 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 from .._checks import check_finite, check_nonnegative
-from ..matrix import ArrayMatrix, StreamedMatrix, as_data_matrix
+from ..matrix import ArrayMatrix, StreamedMatrix, as_data_matrix, is_chunked, is_sparse
+from ..matrix.streamed import views_matrix
 from ._linalg import as_generator
+from ._passes import MissingEntries, fill_missing
+from ._robust import Outliers
 
 __all__ = ["INTERVALS", "LIFT", "METHODS", "ZERO_TOLERANCE", "BootstrapResult", "PoissonResampler",
            "bootstrap_interval", "bootstrap_nmf", "empty_row_bound", "match_components"]
@@ -566,9 +577,72 @@ def _reference(W, H, shape):
     return W * sums, H / sums[:, None]
 
 
+def _missing_entries(missing, shape):
+    """``missing`` as :class:`~hyperspy_hnmf.solvers.MissingEntries`, checked against ``shape``."""
+    if isinstance(missing, Outliers):
+        if tuple(missing.shape) != tuple(shape):
+            raise ValueError(f"missing holds the outliers of data of shape "
+                             f"{tuple(missing.shape)}; these data have shape {tuple(shape)}. "
+                             f"Pass the Outliers that robust_nmf found on these data.")
+        missing = MissingEntries(missing.rows, missing.cols, missing.bad_channels)
+    n, m = shape
+    for name, index, size, axis in (("row", missing.rows, n, "rows"),
+                                    ("column", missing.cols, m, "columns"),
+                                    ("whole-column", missing.columns, m, "columns")):
+        bad = index[(index < 0) | (index >= size)]
+        if bad.size:
+            raise ValueError(f"missing has {name} index {int(bad[0])} outside the data's {size} "
+                             f"{axis} (0 to {size - 1}).")
+    return missing
+
+
+def _read_with_missing(X):
+    """The data read in passes, as :func:`~hyperspy_hnmf.solvers.robust_nmf` reads them.
+
+    Arrays in memory become row views (no copy), so that the intervals of
+    a robust fit are the same whether its data are in memory or lazy.
+    """
+    if isinstance(X, ArrayMatrix):
+        X = X.array
+    if is_sparse(X):
+        raise ValueError("missing=... reads the data in passes, as robust_nmf does; these data "
+                         "are a sparse matrix in memory. Pass them as a dask array of row "
+                         "chunks, or bootstrap without missing.")
+    if isinstance(X, StreamedMatrix):
+        return X
+    return as_data_matrix(X) if is_chunked(X) else views_matrix(np.asarray(X))
+
+
+class _ModelFilled:
+    """``filled(chunk, start)``: a row chunk, its missing entries replaced by the model ``W H``.
+
+    The filled chunk is dense (a sparse chunk's model is) and of the type of
+    ``W`` and ``H``.
+    """
+
+    def __init__(self, W, H, missing):
+        self.W = W
+        self.Ht = np.ascontiguousarray(H.T)
+        self.missing = missing
+
+    def __call__(self, chunk, start):
+        rows = slice(start, start + chunk.shape[0])
+        if sp.issparse(chunk):
+            chunk = chunk.toarray()
+        entries = self.missing.chunk(rows)
+        if entries is None:
+            return np.asarray(chunk, dtype=self.Ht.dtype)
+        return fill_missing(chunk, self.W[rows], self.Ht, entries)
+
+
+def _draw_filled(filled, draw, chunk, start):
+    """A resample of the chunk with its missing entries filled (``draw`` after ``filled``)."""
+    return draw(filled(chunk, start), start)
+
+
 def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resamples=50,
                   confidence=0.9, interval="hybrid", max_iter=50, tol=0.0, lift=LIFT,
-                  random_state=None, keep_samples=False, callback=None):
+                  random_state=None, keep_samples=False, callback=None, missing=None):
     """Bootstrap confidence intervals of a fitted NMF ``X ≈ W H``.
 
     Parameters
@@ -617,6 +691,21 @@ def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resa
         the maps and components).
     callback : callable, optional
         ``callback(resample_index)`` after every resample (progress bars).
+    missing : Outliers or MissingEntries, optional
+        Entries (and whole columns) of ``X`` to treat as missing data, as a
+        robust fit does: the :class:`~hyperspy_hnmf.solvers.Outliers` that
+        :func:`~hyperspy_hnmf.solvers.robust_nmf` found (its entries, dead and
+        hot channels), or a :class:`~hyperspy_hnmf.solvers.MissingEntries`.
+        Every chunk is resampled with them replaced by the reference model
+        ``W H`` (the fit of a robust fit: its outliers were fitted as missing
+        data), so no resample holds the recorded values there and they do
+        not change the result. The data are then read in passes, as
+        ``robust_nmf`` reads them (arrays in memory as row views, without a
+        copy; a scipy.sparse matrix is refused), and the maps of a probe
+        position are taken as empty when its filled row is all zero.
+        Checked against the data (``TypeError`` for another type,
+        ``ValueError`` for another shape or an index outside the data)
+        before any resample is drawn.
 
     Returns
     -------
@@ -631,6 +720,19 @@ def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resa
     >>> result = bootstrap_nmf(X, W, H, n_resamples=20, random_state=1)
     >>> result.stability.round(2).tolist()
     [1.0, 1.0]
+
+    The outliers of a robust fit stay out of the resamples: a cosmic-ray hit
+    of 5000 counts left out of the fit is left out of every refit.
+
+    >>> from hyperspy_hnmf.solvers import robust_nmf
+    >>> X[3, 7] = 5000
+    >>> fit, outliers = robust_nmf(X, 2, loss="kl", random_state=0)
+    >>> outliers.rows.tolist(), outliers.cols.tolist()
+    ([3], [7])
+    >>> kept = bootstrap_nmf(X, fit.W, fit.H, method="nonparametric", n_resamples=5,
+    ...                      random_state=1, missing=outliers)
+    >>> bool(kept.W_upper[3].sum() < 1000)
+    True
     """
     from . import nmf
     from ._passes import streaming_nmf
@@ -639,8 +741,13 @@ def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resa
     if isinstance(lift, bool) or not isinstance(lift, (float, int, np.floating)) or not lift >= 0:
         raise ValueError(f"lift must be a number ≥ 0 (the warm start's least map value, as a "
                          f"fraction of the map's mean; 0 starts from the reference), got {lift!r}.")
-    data = as_data_matrix(X)
+    if missing is not None and not isinstance(missing, (Outliers, MissingEntries)):
+        raise TypeError(f"missing must be the Outliers of a robust fit (robust_nmf) or a "
+                        f"MissingEntries, got {type(missing).__name__}.")
+    data = as_data_matrix(X) if missing is None else _read_with_missing(X)
     W_ref, H_ref = _reference(W, H, data.shape)
+    if missing is not None:
+        missing = _missing_entries(missing, data.shape)
     n, m = data.shape
     k = H_ref.shape[0]
     seeds = as_generator(random_state).integers(2**63, size=n_resamples)
@@ -651,9 +758,13 @@ def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resa
     map_correlation = np.empty((n_resamples, k))
     W_start = np.maximum(W_ref, lift * W_ref.mean(axis=0)).astype(dtype)
     H_start = H_ref.astype(dtype)
+    filled = None if missing is None else _ModelFilled(
+        np.asarray(W, dtype=dtype), np.asarray(H, dtype=dtype), missing)
     n_iter = 0
     for r, seed in enumerate(seeds):
         draw = PoissonResampler(method, seed, W_ref, H_ref)
+        if filled is not None:
+            draw = partial(_draw_filled, filled, draw)
         if isinstance(data, StreamedMatrix):
             fit = streaming_nmf(data.resampled(draw), k, loss=loss, solver=solver,
                                 W=W_start, H=H_start, max_iter=max_iter, tol=tol)
@@ -667,7 +778,7 @@ def bootstrap_nmf(X, W, H, *, loss="kl", solver="auto", method="poisson", n_resa
         n_iter = fit.n_iter
         if callback is not None:
             callback(r)
-    empty_rows = np.asarray(data.row_sums) <= 0
+    empty_rows = np.asarray((data if filled is None else data.resampled(filled)).row_sums) <= 0
     W_lower, W_upper = _map_bounds(W_samples, W_ref, confidence, interval, empty_rows)
     H_lower, H_upper = bootstrap_interval(H_samples, H_ref, confidence, interval,
                                           atol=ZERO_TOLERANCE * H_ref.max(axis=1, keepdims=True))
