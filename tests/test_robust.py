@@ -9,6 +9,7 @@ import hyperspy_hnmf  # noqa: F401  (registers algorithm="hnmf")
 from hyperspy_hnmf import HNMF, get_outliers
 from hyperspy_hnmf.data import get_ground_truth, score_decomposition, synthetic_4dstem
 from hyperspy_hnmf.solvers import robust_nmf
+from hyperspy_hnmf.solvers._channels import bad_channels
 
 SCAN, DETECTOR = (24, 24), (24, 24)
 DEAD_COLUMN = 15
@@ -209,3 +210,102 @@ def test_clean_counts_flag_no_hot_channel_beside_channels_that_saw_nothing():
     assert found["hot_channels"].size == 0
     totals = s.data.reshape(256, -1).sum(axis=0)
     assert totals.min() == 0 and np.sort(totals)[:50].max() <= 3  # the dim outer pixels
+
+
+# --- whole channels: lines and points, judged against neighbours that exist ------------
+
+def _totals(detector, dose, seed, n_phases=2):
+    s = synthetic_4dstem(scan_shape=(16, 16), detector_shape=detector, dose=dose,
+                         n_phases=n_phases, random_state=seed)
+    X = s.data.reshape(256, -1).astype(np.float64)
+    return X, 1.0 / X.size
+
+
+CLEAN_SETTINGS = [((16, 16), 2000, 1, 2), ((16, 16), 200, 0, 4), ((16, 24), 2000, 0, 2),
+                  ((16, 24), 20000, 1, 2), ((24, 24), 2000, 0, 4), ((32, 32), 200, 1, 2)]
+
+
+def test_clean_scans_with_pixel_scale_structure_flag_no_channel():
+    # Coarse detectors sample the diffraction spots with one or two pixels, and the
+    # pattern falls off towards the detector's edges. The rule of "all neighbours but
+    # two" flagged 20 channels on these six clean scans (8 on the first alone).
+    flagged = {}
+    for detector, dose, seed, n_phases in CLEAN_SETTINGS:
+        X, alpha = _totals(detector, dose, seed, n_phases)
+        dead, hot = bad_channels(X.sum(axis=0), detector, alpha, True)
+        flagged[(detector, dose, seed)] = dead.size + hot.size
+    assert sum(flagged.values()) == 0, flagged
+
+
+def test_clean_robust_fit_on_a_coarse_detector_keeps_every_channel():
+    s = synthetic_4dstem(scan_shape=(16, 16), detector_shape=(16, 16), dose=2000,
+                         random_state=1)
+    X = s.data.reshape(256, -1).astype(np.float32)
+    _, found = robust_nmf(X, 3, loss="kl", random_state=0, max_iter=200, signal_shape=(16, 16))
+    assert found.dead_channels.size == found.hot_channels.size == 0
+
+
+def _plant(X, detector, dead_points, dead_column, rows, hot_points, rng):
+    X = X.copy()
+    image = X.reshape(X.shape[0], *detector)
+    for r, c in dead_points:
+        image[:, r, c] = 0
+    image[:, rows, dead_column] = 0
+    for r, c in hot_points:
+        image[:, r, c] += rng.poisson(20 * X.mean(), X.shape[0])
+    return X
+
+
+def _cells(indices, detector):
+    return sorted(tuple(int(v) for v in divmod(j, detector[1])) for j in indices)
+
+
+@pytest.mark.parametrize("detector, column, rows", [
+    ((24, 24), 12, slice(None)),      # a whole column
+    ((24, 24), 1, slice(None)),       # next to the edge: the edge column stays live
+    ((24, 24), 23, slice(None)),      # the edge column itself (one side only)
+    ((24, 24), 9, slice(0, 12)),      # half a column (one chip of two)
+    ((16, 24), 5, slice(4, 16)),
+])
+def test_planted_dead_lines_and_pixels_are_found_exactly(detector, column, rows):
+    X, alpha = _totals(detector, 20000, 0)
+    rng = np.random.default_rng(2)
+    image = X.sum(axis=0).reshape(detector)
+    # dead and hot points where the pattern is bright enough to tell (and off the line)
+    live = np.argwhere(image >= 200)
+    live = live[np.abs(live[:, 1] - column) > 1]
+    picks = live[rng.choice(len(live), 5, replace=False)]
+    dead_points, hot_points = [tuple(p) for p in picks[:3]], [tuple(p) for p in picks[3:]]
+    truth_image = X.sum(axis=0).reshape(detector)
+    hot_points = [p for p in hot_points  # hot means 10x above every neighbour
+                  if 20 * X.mean() * X.shape[0] > 10 * truth_image[
+                      max(p[0] - 1, 0): p[0] + 2, max(p[1] - 1, 0): p[1] + 2].max()]
+    Xc = _plant(X, detector, dead_points, column, rows, hot_points, rng)
+    dead, hot = bad_channels(Xc.sum(axis=0), detector, alpha, True)
+    line = [(int(r), column) for r in np.arange(detector[0])[rows]]
+    # zero counts must be unlikely (a tenth of that level for the edge, judged on one side)
+    enough = 300 if column in (0, detector[1] - 1) else 30
+    expected_line = [p for p in line if image[p] >= enough]
+    assert set(expected_line) <= set(_cells(dead, detector))
+    assert set(dead_points) <= set(_cells(dead, detector))
+    assert set(_cells(dead, detector)) <= set(line) | set(dead_points)
+    assert _cells(hot, detector) == sorted(hot_points)
+
+
+def test_a_disk_edge_and_a_dim_detector_edge_are_not_defects():
+    # A bright-field disk 100x brighter than the dark field around it, and a detector
+    # whose outermost column is 20x dimmer than the next one (a fall-off, not a defect).
+    yy, xx = np.mgrid[:32, :32]
+    image = np.where((yy - 16) ** 2 + (xx - 15.5) ** 2 < 10 ** 2, 5000.0, 50.0)
+    image[:, 0] = image[:, 1] / 20
+    dead, hot = bad_channels(image.ravel(), (32, 32), 1e-7, True)
+    assert dead.size == hot.size == 0
+
+
+def test_spectrum_rule_one_sided_at_the_ends_and_dead_pairs_found():
+    # An EELS-like spectrum that starts just below the zero-loss peak, with a dead pair.
+    spectrum = np.full(64, 800.0)
+    spectrum[:6] = [40.0, 900.0, 20000.0, 25000.0, 18000.0, 900.0]
+    spectrum[30:32] = 0.0
+    dead, hot = bad_channels(spectrum, None, 1e-6, True)
+    assert dead.tolist() == [30, 31] and hot.size == 0

@@ -30,20 +30,16 @@ Frobenius
     ``|x - mu| > z * sigma_j`` with ``z = Φ⁻¹(1 - alpha / 2)`` and
     ``sigma_j = 1.4826 * median_i |x_ij - mu_ij|``, the MAD-scaled
     residual of channel ``j`` (noise may differ between channels).
-Whole channels (dead or hot detector pixels, columns)
+Whole channels (dead or hot detector pixels, lines)
     the fitted model cannot reveal them: the components are free at every
     channel and would simply copy a dead (zero) or hot channel. They are
-    found from the channel totals ``c_j`` (without the outlying entries)
-    and the totals of the channel's detector neighbours (its 8 neighbours
-    on a 2D detector, 4 along a spectrum): dead when ``c_j`` is below
-    ``1 / CHANNEL_CONTRAST`` of all its neighbours but two (one along a
-    spectrum; a dead line may pass through the pixel), hot when above
-    ``CHANNEL_CONTRAST`` times all its neighbours but two (a direct beam
-    spans several pixels, a hot pixel one), and (KL) when the Poisson tail
-    of ``c_j`` given that neighbour is below ``alpha / 2``. All their
-    entries are missing data; the components at those channels are filled
-    afterwards with the median of the neighbouring channels (the fit has no
-    data there).
+    found from the channel totals (without the outlying entries) by
+    ``solvers._channels.bad_channels``: lines whose segment medians stand
+    out from the lines on both sides, then pixels 10× darker or brighter
+    than every neighbour, and (KL) a Poisson tail below ``alpha / 2``. All
+    their entries are missing data; the components at those channels are
+    filled afterwards with the median of the neighbouring channels (the
+    fit has no data there).
 
 ``"auto"`` sets ``alpha = 1 / (n m)``: if the model were exact, about one
 entry of the whole dataset would be flagged by chance.
@@ -58,6 +54,7 @@ from scipy import special
 from .._checks import DEFAULT_LOSS, MAX_FALSE_ALARM, check_outliers  # noqa: F401
 from .._spec import (DEFAULT_INIT, DEFAULT_MAX_ITER, DEFAULT_N_RESTARTS, DEFAULT_SOLVER,
                      DEFAULT_TOL, resolve_fit)
+from ._channels import CHANNEL_CONTRAST, bad_channels, neighbour_median
 from ._init import initialize
 from ._linalg import as_generator
 from ._loop import canonical_order
@@ -66,9 +63,6 @@ from ._passes import MissingEntries, _fit_passes, fill_missing
 
 __all__ = ["CHANNEL_CONTRAST", "EVENT_SHARE", "MAX_ROUNDS", "Outliers",
            "check_outliers", "false_alarm_rate", "robust_nmf"]
-
-#: Ratio of a channel's total to its neighbours' beyond which it is dead or hot.
-CHANNEL_CONTRAST = 10.0
 
 #: Share of a component's pattern (or map) in one channel (or probe position)
 #: beyond which that peak models isolated events (see :func:`_event_peaks`).
@@ -194,72 +188,6 @@ class Outliers:
                 f"{self.hot_channels.size} hot channels left out of the fit ({rule}, "
                 f"false-alarm rate {self.false_alarm:.3g} per entry, |z| > "
                 f"{self.z_threshold:.3g}; {self.rounds} rounds{dispersion}).")
-
-
-def _neighbours(values, grid_shape):
-    """The detector neighbours of every channel, sorted: (8, m) on a 2D grid, else (4, m).
-
-    On a 2D detector the 8 surrounding pixels (mirrored at the edges); otherwise
-    the channels at distance 1 and 2 along the line.
-    """
-    if grid_shape is not None and len(grid_shape) == 2 and int(np.prod(grid_shape)) == values.size:
-        image = values.reshape(grid_shape)
-        padded = np.pad(image, 1, mode="reflect")
-        rows, cols = image.shape
-        shifts = [padded[1 + dy: 1 + dy + rows, 1 + dx: 1 + dx + cols].ravel()
-                  for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
-    else:
-        padded = np.pad(values, 2, mode="reflect")
-        shifts = [padded[2 + d: 2 + d + values.size] for d in (-2, -1, 1, 2)]
-    return np.sort(np.stack(shifts), axis=0)
-
-
-def _neighbour_median(values, grid_shape):
-    """Median of every channel's detector neighbours (NaN, e.g. other bad channels, ignored)."""
-    return np.nanmedian(_neighbours(values, grid_shape), axis=0)
-
-
-def bad_channels(column_sums, grid_shape, alpha, counts):
-    """Dead and hot channels from the channel totals and their detector neighbours.
-
-    Parameters
-    ----------
-    column_sums : ndarray, shape (m,)
-        Total of every channel over all rows.
-    grid_shape : tuple of int or None
-        The detector's shape (2D: 8 neighbours), else channels in a line.
-    alpha : float
-        False-alarm rate (KL: the Poisson tail of the total must be below
-        ``alpha / 2`` too).
-    counts : bool
-        Whether the totals are counts (the KL loss). A hot channel's total
-        is then tested against at least one count: beside channels that saw
-        nothing, a total of a few counts is no evidence.
-
-    Returns
-    -------
-    dead, hot : ndarray of int64
-
-    Examples
-    --------
-    >>> totals = np.full(25, 400.0)
-    >>> totals[7], totals[12] = 0.0, 9000.0
-    >>> [a.tolist() for a in bad_channels(totals, (5, 5), 1e-6, True)]
-    [[7], [12]]
-    """
-    c = np.asarray(column_sums, dtype=np.float64)
-    neighbours = _neighbours(c, grid_shape)
-    spare = 2 if neighbours.shape[0] == 8 else 1  # a dead or hot line may pass through
-    darkest, brightest = neighbours[spare], neighbours[-1 - spare]
-    dead = c * CHANNEL_CONTRAST < darkest
-    hot = c > CHANNEL_CONTRAST * brightest + (0 if counts else np.finfo(float).tiny)
-    if counts:
-        dead &= special.gammaincc(np.floor(c) + 1, np.maximum(darkest, MODEL_FLOOR)) < alpha / 2
-        # (a channel is tested against at least one count over the whole scan: next
-        # to channels that saw nothing, a total of a few counts is no evidence)
-        hot &= special.gammainc(np.maximum(np.ceil(c), 1),
-                                np.maximum(brightest, 1.0)) < alpha / 2
-    return np.flatnonzero(dead).astype(np.int64), np.flatnonzero(hot).astype(np.int64)
 
 
 def _chunk_test(block, start, W, Ht, beta, alpha, scale, skip):
@@ -450,7 +378,7 @@ def _repair_channels(H, channels, grid_shape):
         return H
     H = H.copy()
     for row in H:
-        row[channels] = _neighbour_median(np.where(np.isin(np.arange(row.size), channels),
+        row[channels] = neighbour_median(np.where(np.isin(np.arange(row.size), channels),
                                                    np.nan, row), grid_shape)[channels]
     return np.nan_to_num(H, nan=0.0)
 
