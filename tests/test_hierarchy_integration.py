@@ -112,6 +112,20 @@ def test_tree_labels_mark_masked_positions():
     assert get_cluster_labels(s).data[0, 0] == -1
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_tree_short_of_the_asked_leaves_says_so(lazy):
+    # 144 positions cannot give leaves of 100: the root stays whole. The
+    # user asked for 3 components and must hear why one came back.
+    s = planted_signal()
+    s = s.as_lazy() if lazy else s
+    with pytest.warns(UserWarning, match=r"^The tree has 1 leaf, not the 3 asked for: no leaf can "
+                      r"be split \(1 too_small\)\. Lower min_leaf_size"):
+        s.decomposition(algorithm="hnmf", hierarchy="tree", output_dimension=3,
+                        min_leaf_size=100, print_info=False)
+    assert s.learning_results.factors.shape == (64, 1)
+    assert get_split_tree(s).stop_reason == "no_split: no leaf can be split (1 too_small)"
+
+
 @pytest.mark.mpl_image_compare(baseline_dir="baseline", tolerance=5)
 def test_plot_hierarchy_layers(layered):
     return plot_hierarchy(layered, figsize=(8, 4))

@@ -198,7 +198,9 @@ def test_n_leaves_is_honoured():
 
 def test_min_leaf_size_is_honoured():
     X, _ = planted_clusters(seed=0, n_per=50)
-    tree = rank2_tree(X, 10, min_leaf_size=80)
+    with pytest.warns(UserWarning, match=r"^The tree has \d (leaf|leaves), not the 10 asked for: no "
+                      r"leaf can be split \(.*\)\. Lower min_leaf_size"):
+        tree = rank2_tree(X, 10, min_leaf_size=80)
     assert min(leaf.size for leaf in tree.leaves) >= 80
     assert tree.n_leaves < 10
     assert tree.stop_reason.startswith("no_split")
@@ -207,7 +209,9 @@ def test_min_leaf_size_is_honoured():
 
 def test_max_depth_is_honoured():
     X, _ = planted_clusters(seed=0, n_per=30)
-    tree = rank2_tree(X, 8, max_depth=2)
+    with pytest.warns(UserWarning, match=r"^The tree has 4 leaves, not the 8 asked for: no leaf "
+                      r"can be split \(4 max_depth\)\."):
+        tree = rank2_tree(X, 8, max_depth=2)
     assert max(node.depth for node in tree.nodes) <= 2
     assert tree.n_leaves == 4
     assert all(leaf.status == "max_depth" for leaf in tree.leaves)
@@ -217,11 +221,13 @@ def test_max_depth_is_honoured():
 def test_score_threshold_is_honoured():
     X, truth = planted_clusters(seed=1)
     free = rank2_tree(X, 10)
+    assert free.stop_reason == "n_leaves"
     scores = sorted((node.score for node in free.nodes if node.children), reverse=True)
     # five real splits, then splits of noise an order of magnitude weaker
     assert scores[4] > 10 * scores[5]
     threshold = np.sqrt(scores[4] * scores[5])
-    tree = rank2_tree(X, 10, score_threshold=threshold)
+    with pytest.warns(UserWarning, match="The tree has 6 leaves, not the 10 asked for"):
+        tree = rank2_tree(X, 10, score_threshold=threshold)
     assert tree.n_leaves == 6
     assert all(node.score >= threshold for node in tree.nodes if node.children)
     assert all(leaf.score < threshold for leaf in tree.leaves)
@@ -231,7 +237,10 @@ def test_score_threshold_is_honoured():
 
 def test_rows_all_alike_cannot_be_split():
     X = np.outer(np.arange(1.0, 21.0), [1.0, 2.0, 3.0, 0.0])
-    tree = rank2_tree(X, 3)
+    # Fewer leaves than asked for is said, not left to tree.stop_reason.
+    with pytest.warns(UserWarning, match=r"^The tree has 1 leaf, not the 3 asked for: no leaf "
+                      r"can be split \(1 (small_child|no_gain)\)\."):
+        tree = rank2_tree(X, 3)
     assert tree.n_leaves == 1
     assert tree.root.status in ("small_child", "no_gain")
     assert tree.stop_reason.startswith("no_split")

@@ -615,9 +615,9 @@ def multilayer_nmf(
     X : array-like, scipy.sparse matrix or dask array, shape (n, m), nonnegative
         float32 stays float32; other types become float64. Sparse data are
         never densified. A dask array (chunked along rows) is read in passes:
-        layer 1 by :func:`~hyperspy_hnmf.streaming.streaming_nmf`, the level
-        errors in one more pass; the coarser layers fit the (small) maps in
-        memory; ``fine_tune`` must then be False.
+        layer 1 by :func:`~hyperspy_hnmf.streaming.streaming_nmf`, every
+        fine-tuning iteration in passes too, the level errors in one more
+        pass; the coarser layers fit the (small) maps in memory.
     ranks : sequence of int
         Number of components per level, finest first, strictly decreasing,
         ``ranks[0] < min(n, m)``.

@@ -44,6 +44,7 @@ images using rank-two nonnegative matrix factorization", IEEE TGRS 53 (2015)
 2066-2078.
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -697,6 +698,12 @@ def rank2_tree(X, n_leaves, *, min_leaf_size=DEFAULT_MIN_LEAF_SIZE, max_depth=No
     -------
     SplitTree
 
+    Warns
+    -----
+    UserWarning
+        When splitting stops before ``n_leaves`` leaves, with the reason
+        (``SplitTree.stop_reason``) and what to change.
+
     Notes
     -----
     Each tentative split reads its leaf's rows a few dozen times through
@@ -766,6 +773,14 @@ def _grow_tree(X, n_leaves, min_leaf_size, max_depth, score_threshold, random_st
     builder = _Builder(data, n_leaves, min_leaf_size, max_depth, score_threshold,
                        split_score, max_iter, tol, init, random_state, bool(refine))
     stop_reason = builder.grow()
+    reached = sum(1 for node in builder.nodes if node.is_leaf)
+    if reached < n_leaves:
+        warnings.warn(
+            f"The tree has {reached} {'leaf' if reached == 1 else 'leaves'}, not the "
+            f"{n_leaves} asked for: "
+            f"{stop_reason.split(': ', 1)[-1]}. Lower min_leaf_size, raise max_depth or lower "
+            "score_threshold to split further (node statuses: SplitTree.nodes).",
+            UserWarning, stacklevel=3)
     parameters = {
         "n_leaves": n_leaves,
         "min_leaf_size": min_leaf_size,
