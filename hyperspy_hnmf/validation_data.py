@@ -146,7 +146,7 @@ def load_multislice(scene="A", dose=2000, seed=0):
             value = float("nan")
         if not 0 < value < 30000:
             raise ValueError(
-                f"dose must be a number of electrons per pattern from 0 to 30000, got {dose!r}."
+                f"dose must be a number of electrons per pattern above 0 and below 30000, got {dose!r}."
             )
     try:
         seed = operator.index(seed)

@@ -59,7 +59,8 @@ def test_shipped_files_are_small():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(scene="C"), "scene must be one of 'A', 'B', got 'C'."),
-    (dict(dose=-1), "dose must be a number of electrons per pattern from 0 to 30000, got -1."),
+    (dict(dose=-1), "dose must be a number of electrons per pattern above 0 and below 30000, got -1."),
+    (dict(dose=30000), "dose must be a number of electrons per pattern above 0 and below 30000, got 30000."),
     (dict(seed=1.5), "seed must be an integer, got 1.5."),
 ])
 def test_loader_rejects_bad_arguments(kwargs, message):

@@ -225,8 +225,9 @@ def bad_channels(column_sums, grid_shape, alpha, counts):
     c = np.asarray(column_sums, dtype=np.float64).ravel()
     dead = hot = lines = np.zeros(c.size, dtype=bool)
     if _is_image(c, grid_shape):
-        # Lines first. A line that stands out but is not significant (too few
-        # counts) is judged by nobody and serves as nobody's neighbour.
+        # Lines first. A dark line, even one with too few counts to be called
+        # dead, is no side to judge a hot line by; the pixels of bad lines are
+        # nobody's neighbours.
         image = c.reshape(grid_shape)
         dark = _line_references(image, np.zeros(image.shape, dtype=bool), True)
         dark_lines = _contrasted(c, dark, True, counts)
@@ -234,7 +235,7 @@ def bad_channels(column_sums, grid_shape, alpha, counts):
         bright_lines = _contrasted(c, bright, False, counts) & ~dark_lines
         dead = _significant(c, dark, dark_lines, True, counts, alpha)
         hot = _significant(c, bright, bright_lines, False, counts, alpha)
-        lines = dark_lines | bright_lines
+        lines = dead | hot
     darkest, brightest = _point_references(c, grid_shape, lines)
     dark_points = _contrasted(c, darkest, True, counts) & ~lines
     bright_points = _contrasted(c, brightest, False, counts) & ~lines & ~dark_points
