@@ -111,6 +111,41 @@ def test_bad_arguments():
         hnmfk(X, min_cluster_size=0)
 
 
+def test_signal_maps_use_the_loss_of_the_fits():
+    # loss="kl" for counted electrons: the leaf maps stored in the signal
+    # were Frobenius fits (and labelled so) whatever the loss asked for.
+    X, _ = two_level(per_leaf=15)
+    s = hs.signals.Signal1D(X.reshape(5, 15, -1))
+    tree = hnmfk_decomposition(s, ranks=range(2, 5), n_restarts=3, min_cluster_size=6,
+                               loss="kl")
+    assert s.learning_results.hnmf["loss"] == "kl"
+    loadings = s.learning_results.loadings
+    np.testing.assert_allclose(loadings, tree.maps(X, loss="kl"), rtol=1e-5,
+                               atol=1e-6 * loadings.max())
+    frobenius_maps = tree.maps(X)
+    kl = hyperspy_hnmf.solvers.beta_divergence
+    components = tree.components
+    assert kl(X, loadings, components, 1) < kl(X, frobenius_maps, components, 1)
+    s = hs.signals.Signal1D(X.reshape(5, 15, -1))
+    hnmfk_decomposition(s, ranks=range(2, 5), n_restarts=3, min_cluster_size=6)
+    assert s.learning_results.hnmf["loss"] == "frobenius"
+
+
+@pytest.mark.parametrize("keyword", ["navigation_mask", "output_dimension"])
+def test_decomposition_keywords_are_refused_before_any_work(monkeypatch, keyword):
+    X, _ = two_level(per_leaf=10)
+    s = hs.signals.Signal1D(X.reshape(5, 10, -1))
+    s.decomposition(algorithm="hnmf", output_dimension=2, print_info=False)
+    before = dict(s.learning_results.__dict__)
+    monkeypatch.setattr(hyperspy_hnmf.rank_selection._estimate, "estimate_rank",
+                        lambda *a, **k: pytest.fail("a node was fitted"))
+    with pytest.raises(TypeError, match=rf"^hnmfk takes no {keyword} \(keywords of "
+                       r"s\.decomposition\): it picks the number of clusters at every node "
+                       r"from `ranks`.* crop the signal \(s\.inav\[\.\.\.\], "):
+        hnmfk_decomposition(s, ranks=range(2, 4), **{keyword: np.zeros((10, 5), bool)})
+    assert all(s.learning_results.__dict__[key] is value for key, value in before.items())
+
+
 def test_signal_results_plot_like_the_rank2_tree():
     X, truth = two_level()
     s = hs.signals.Signal1D(X.reshape(10, 15, -1))

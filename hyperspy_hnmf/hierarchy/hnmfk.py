@@ -28,13 +28,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _ports, solvers
-from .._checks import check_count
+from .._checks import check_count, resolve_loss
 from ..solvers._linalg import squared_norm
 from .tree import SplitNode, SplitTree
 
 __all__ = ["hnmfk", "hnmfk_decomposition"]
 
 _POWER_ITER = 50
+#: Keywords of HyperSpy's ``decomposition`` that users may pass by habit.
+_DECOMPOSITION_KEYWORDS = ("output_dimension", "navigation_mask", "signal_mask", "algorithm",
+                           "centre", "reproject", "return_info", "print_info")
 
 
 def _rank1(X):
@@ -98,6 +101,12 @@ def _check_node_options(options):
     from ..constraints import Penalty
     from ..rank_selection._estimate import _constraint_list
 
+    given = [name for name in _DECOMPOSITION_KEYWORDS if name in options]
+    if given:
+        raise TypeError(
+            f"hnmfk takes no {', '.join(given)} (keywords of s.decomposition): it picks the "
+            "number of clusters at every node from `ranks` and reads every probe position and "
+            "pixel. To leave data out, crop the signal (s.inav[...], s.isig[...]) first.")
     why = ("each node below the root is fitted on a subset of the probe positions, which "
            "does not fill the scan grid")
     if options.get("map_grid") is not None:
@@ -265,7 +274,9 @@ def hnmfk_decomposition(s, ranks=range(2, 7), **options):
     """Run :func:`hnmfk` on a signal and store the tree in ``learning_results``.
 
     ``factors`` are the leaf components (summing to 1), ``loadings`` their
-    maps (all probe positions fitted on the leaf components), and
+    maps (all probe positions fitted on the leaf components, with the
+    ``loss`` of the nodes' fits: Frobenius by default, KL with
+    ``loss="kl"``), and
     ``learning_results.hnmf["hierarchy"]`` the tree, as for
     ``decomposition(algorithm="hnmf", hierarchy="tree")``: use
     :func:`~hyperspy_hnmf.plot_hierarchy`, :func:`~hyperspy_hnmf.get_split_tree`
@@ -311,8 +322,14 @@ def hnmfk_decomposition(s, ranks=range(2, 7), **options):
             f"got {type(s).__name__}; for an array, use hnmfk(X, ...), which returns the tree.")
     tree = hnmfk(s, ranks, **options)
     X = data_matrix(s, where="hnmfk_decomposition")
-    loadings = tree.maps(X)
+    # The maps are fitted with the loss of the nodes' fits (Frobenius unless
+    # ``loss`` was given), as decomposition(hierarchy="tree") fits its maps.
+    beta = 2.0
+    if options.get("loss") is not None:
+        beta = resolve_loss(options["loss"], X, options.get("solver", "auto"))
+    loadings = tree.maps(X, loss=beta)
     factors = np.ascontiguousarray(tree.components.T.astype(X.dtype))
-    info = {"loss": "frobenius", "hierarchy": {"kind": "tree", "tree": tree.to_dict()}}
+    loss = {1.0: "kl", 2.0: "frobenius"}.get(beta, beta)
+    info = {"loss": loss, "hierarchy": {"kind": "tree", "tree": tree.to_dict()}}
     _ports.store_decomposition(s, factors, loadings.astype(X.dtype), "hnmfk", info)
     return tree
