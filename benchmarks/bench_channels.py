@@ -12,15 +12,21 @@ of phases, seed) of ``hyperspy_hnmf.data.synthetic_4dstem`` (16 × 16 scan):
   line pixels that held at least 100 counts before (fewer cannot be told from
   a dim pixel), recall of the hot pixels, and false alarms.
 
-Usage: python benchmarks/bench_channels.py
+``--multislice``: the channels flagged on the clean first-principles scenes
+(``load_multislice``, scenes A and B, 64 × 64 detector) at four doses and
+three noise seeds each.
+
+Usage: python benchmarks/bench_channels.py [--multislice]
 """
 
+import argparse
 import itertools
 
 import numpy as np
 
 from hyperspy_hnmf.data import synthetic_4dstem
 from hyperspy_hnmf.solvers._channels import bad_channels
+from hyperspy_hnmf.validation_data import load_multislice
 
 DETECTORS = [(16, 16), (24, 24), (32, 32), (16, 24), (48, 48)]
 DOSES = [200, 2000, 20000]
@@ -62,7 +68,25 @@ def run_setting(detector, dose, n_phases, seed):
     return row
 
 
+def multislice():
+    print("| scene | dose (e⁻/pattern) | seeds | dead flagged | hot flagged |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for scene, dose in itertools.product("AB", (200, 2000, 20000, 29999)):
+        flagged = np.zeros(2, dtype=int)
+        for seed in SEEDS:
+            data = load_multislice(scene, dose=dose, seed=seed)["data"]
+            X = data.reshape(-1, data.shape[2] * data.shape[3]).astype(np.float64)
+            dead, hot = bad_channels(X.sum(axis=0), data.shape[2:], 1.0 / X.size, True)
+            flagged += (dead.size, hot.size)
+        print(f"| {scene} | {dose} | {len(SEEDS)} | {flagged[0]} | {flagged[1]} |")
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--multislice", action="store_true")
+    if parser.parse_args().multislice:
+        multislice()
+        return
     print("| detector | settings | clean: flagged | dead pixels found | dead line pixels found "
           "| hot pixels found | corrupted: false alarms |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
