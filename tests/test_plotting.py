@@ -1,6 +1,7 @@
 """Figures of decompositions: calibrated, named, with labelled colour bars."""
 
 import matplotlib
+import numpy as np
 import pytest
 
 matplotlib.use("Agg")
@@ -88,4 +89,45 @@ def test_one_component_images_and_bad_panel_options():
         plot_decomposition_images(s, order=[])
     with pytest.raises(ValueError, match=r"per_row must be an integer ≥ 1, got 0\."):
         plot_decomposition_images(s, per_row=0)
+    matplotlib.pyplot.close("all")
+
+
+def _tree_with_masked_positions():
+    s = synthetic_4dstem(scan_shape=(8, 10), detector_shape=(16, 16), n_phases=1, dose=200,
+                         random_state=0)
+    mask = np.zeros(s.axes_manager.navigation_shape, dtype=bool)
+    mask[:3, 0] = True                          # three probe positions left out
+    s.decomposition(algorithm="hnmf", hierarchy="tree", output_dimension=3,
+                    navigation_mask=mask, print_info=False, random_state=0)
+    return s
+
+
+def test_masked_positions_leave_the_map_scale_finite():
+    # Masked positions are NaN in the maps: the shared colour scale must come
+    # from the other positions, not turn into NaN (a blank -0.1..0.1 colour bar).
+    s = _tree_with_masked_positions()
+    figure = hyperspy_hnmf.plot_hierarchy(s)
+    expected = float(np.nanmax(s.learning_results.loadings))
+    maps = [image for axis in figure.axes for image in axis.images
+            if image.get_cmap().name == "viridis"]
+    assert len(maps) == 3
+    assert all(image.norm.vmax == expected and image.norm.vmin == 0.0 for image in maps)
+    matplotlib.pyplot.close("all")
+
+
+def test_line_scan_maps_are_drawn_along_the_scan():
+    import hyperspy.api as hs
+
+    rng = np.random.default_rng(0)
+    data = rng.poisson(rng.random((30, 3)) @ rng.random((3, 36)) * 20).astype("float32")
+    s = hs.signals.Signal2D(data.reshape(30, 6, 6))
+    s.axes_manager.navigation_axes[0].scale = 0.5
+    s.decomposition(algorithm="hnmf", output_dimension=[3, 2], print_info=False,
+                    random_state=0)
+    figure = hyperspy_hnmf.plot_hierarchy(s)
+    curves = [line for axis in figure.axes for line in axis.lines if len(line.get_xdata()) == 30]
+    assert len(curves) == 5                     # one map per node, against the scan axis
+    assert all(np.array_equal(line.get_xdata(), np.arange(30) * 0.5) for line in curves)
+    labels = [axis.get_xlabel() for axis in figure.axes if axis.get_xlabel()]
+    assert not any(label.startswith("map:") for label in labels)  # no colour bar for curves
     matplotlib.pyplot.close("all")

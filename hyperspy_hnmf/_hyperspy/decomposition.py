@@ -33,7 +33,8 @@ from .._checks import (check_finite, check_nonnegative, check_not_all_zero, chec
                        is_auto_loss, row_blocks)
 from ..estimators import explained_intensity
 from .joint import check_lines, fit_signals, known_info
-from .results import _keeping_previous_results, clear_results, stamp_results, store_decomposition
+from .results import (_keeping_previous_results, clear_results, install_results_io,
+                      stamp_results, store_decomposition, uninstall_results_io)
 from .robust import outlier_info, outlier_line
 
 #: The name to pass as ``algorithm`` to ``decomposition``.
@@ -751,6 +752,8 @@ def register():
     """Make ``algorithm="hnmf"`` available in ``decomposition`` (idempotent).
 
     Called on ``import hyperspy_hnmf``; calling it again changes nothing.
+    Also makes ``learning_results.load`` read ``learning_results.hnmf`` back
+    (:func:`~hyperspy_hnmf._hyperspy.results.install_results_io`).
 
     Examples
     --------
@@ -763,10 +766,13 @@ def register():
         current = cls.__dict__["decomposition"]
         if not hasattr(current, "_hnmf_original"):
             cls.decomposition = _wrap_decomposition(current)
+    install_results_io()
 
 
 def unregister():
-    """Restore HyperSpy's own ``decomposition`` (the inverse of :func:`register`).
+    """Restore HyperSpy's own ``decomposition`` and ``learning_results.load``.
+
+    The inverse of :func:`register`.
 
     Examples
     --------
@@ -780,3 +786,4 @@ def unregister():
         current = cls.__dict__["decomposition"]
         if hasattr(current, "_hnmf_original"):
             cls.decomposition = current._hnmf_original
+    uninstall_results_io()

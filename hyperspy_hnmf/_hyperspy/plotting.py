@@ -168,7 +168,7 @@ def _thumbnail(figure, axis, node, x, y, size, cmap, show_map, style):
             if style.get(kind + "_bar") and node is style["first"]:
                 _scale_bar(inset, *style[kind + "_bar"])
         else:
-            inset.plot(style["pattern_x"], data, lw=0.8)
+            inset.plot(style[kind + "_x"], data, lw=0.8)
         inset.set_xticks([])
         inset.set_yticks([])
 
@@ -272,18 +272,22 @@ def plot_hierarchy(signal, *, thumbnails=True, maps=True, min_weight=0.05, cmap=
 
 
 def _thumbnail_style(signal, nodes, cmap):
-    """Shared colour scales and calibrations of the thumbnails of one figure."""
+    """Shared colour scales and calibrations of the thumbnails of one figure.
+
+    Masked probe positions and pixels (NaN) are left out of the scales.
+    """
     values = list(nodes.values())
-    patterns = np.array([np.clip(node.pattern, 0, None).max() for node in values])
-    maps = [node.image.max() for node in values if not node.mask]
+    patterns = np.array([_largest(np.clip(node.pattern, 0, None)) for node in values])
+    maps = [_largest(node.image) for node in values if not node.mask]
     signal_axes = signal.axes_manager.signal_axes
     navigation_axes = signal.axes_manager.navigation_axes
     style = {
         "pattern": (cmap, PowerNorm(0.5, vmin=0.0, vmax=float(patterns.max()) or 1.0)),
-        "map": ("viridis", Normalize(0.0, float(max(maps)) if maps else 1.0)),
+        "map": ("viridis", Normalize(0.0, max(maps, default=0.0) or 1.0)),
         "pattern_extent": _extent(signal_axes) if len(signal_axes) == 2 else None,
         "map_extent": _extent(navigation_axes) if len(navigation_axes) == 2 else None,
         "pattern_x": signal_axes[0].axis if len(signal_axes) == 1 else None,
+        "map_x": navigation_axes[0].axis if len(navigation_axes) == 1 else None,
         "first": values[0],
         "masks": any(node.mask for node in values),
     }
@@ -293,6 +297,13 @@ def _thumbnail_style(signal, nodes, cmap):
             span = abs(axes[0].high_value - axes[0].low_value)
             style[kind + "_bar"] = (_nice_length(span), units)
     return style
+
+
+def _largest(values):
+    """The largest value, NaN (masked entries) ignored; 0 when there is none."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.max()) if finite.size else 0.0
 
 
 def _thumbnail_colorbars(figure, signal, style, maps, footer):
@@ -305,7 +316,7 @@ def _thumbnail_colorbars(figure, signal, style, maps, footer):
     if style["pattern_x"] is None:
         entries.append(("pattern", "component: fraction of its intensity per pixel "
                                    "(square-root scale)"))
-    if maps:
+    if maps and style["map_x"] is None:
         masks = " (inner tree nodes: their probe positions in dark grey)" if style["masks"] else ""
         entries.append(("map", f"map: {_quantity(signal)} per probe position{masks}"))
     if not entries:

@@ -4,19 +4,27 @@ The accessors (:func:`get_hierarchy_level`, :func:`get_mixing_matrices`,
 :func:`get_split_tree`, :func:`get_cluster_labels`) read what
 ``decomposition(algorithm="hnmf")`` and the other writers of this package
 stored in ``learning_results.hnmf``. Every writer stamps the results it
-wrote (:func:`stamp_results`: the algorithm, the shapes and sums of the
-factors and loadings); the accessors refuse, with the reason, results that
-no longer carry a matching stamp: a later decomposition by another algorithm
-(which also removes ``learning_results.hnmf``, see
-:mod:`~hyperspy_hnmf._hyperspy.decomposition`) or factors changed afterwards.
+wrote (:func:`stamp_results`: the algorithm, the shapes and the sum of
+every factor and loading); the accessors refuse, with the reason, results
+that no longer carry a matching stamp: a later decomposition by another
+algorithm (which also removes ``learning_results.hnmf``, see
+:mod:`~hyperspy_hnmf._hyperspy.decomposition`), factors changed or reordered
+afterwards, or a signal cropped or transposed after its decomposition.
+
+``s.save``/``hs.load`` keep ``learning_results.hnmf`` (arrays that a lazy
+``hs.load`` reads as dask arrays are read into memory by the accessors);
+:func:`install_results_io` makes ``learning_results.save``/``load`` keep it
+too (HyperSpy's ``load`` alone reads it back as None).
 """
 
 import contextlib
+import functools
 
 import numpy as np
 
 __all__ = ["check_stamp", "clear_results", "get_cluster_labels", "get_hierarchy_level",
-           "get_mixing_matrices", "get_split_tree", "stamp_results", "store_decomposition"]
+           "get_mixing_matrices", "get_split_tree", "install_results_io", "stamp_results",
+           "store_decomposition", "uninstall_results_io"]
 
 #: How to get a decomposition the accessors can read.
 _HOW_TO_FIT = (
@@ -27,8 +35,36 @@ _HOW_TO_FIT = (
 
 
 def _sums(results):
-    return [float(np.nansum(np.asarray(results.factors, dtype=np.float64))),
-            float(np.nansum(np.asarray(results.loadings, dtype=np.float64)))]
+    """Sum of every factor (row 0) and every loading (row 1), NaN rows of masks ignored.
+
+    One sum per component, so that components reordered afterwards no
+    longer match the stamp (all factors of this package sum to 1, but their
+    loadings differ).
+    """
+    return np.stack([np.nansum(np.asarray(array, dtype=np.float64), axis=0)
+                     for array in (results.factors, results.loadings)])
+
+
+def _same_sums(results, written):
+    """Whether the current factors and loadings have the sums the stamp recorded."""
+    current, recorded = _sums(results), np.asarray(written, dtype=np.float64)
+    if recorded.ndim == 1:  # stamps of earlier versions: the two totals
+        current = current.sum(axis=1)
+    return current.shape == recorded.shape and np.allclose(current, recorded, rtol=1e-6, atol=0)
+
+
+def _materialize(info):
+    """Replace, in place, every dask array of a nested dict by a NumPy array.
+
+    ``hs.load(..., lazy=True)`` reads the arrays of ``learning_results.hnmf``
+    as dask arrays; the accessors and figures need their values.
+    """
+    for key, value in info.items():
+        if isinstance(value, dict):
+            _materialize(value)
+        elif hasattr(value, "compute") and hasattr(value, "dask"):
+            info[key] = np.asarray(value.compute())
+    return info
 
 
 def stamp_results(results):
@@ -52,19 +88,24 @@ def stamp_results(results):
         "algorithm": str(results.decomposition_algorithm),
         "factors_shape": np.asarray(np.shape(results.factors)),
         "loadings_shape": np.asarray(np.shape(results.loadings)),
-        "sums": np.asarray(_sums(results)),
+        "sums": _sums(results),
     }
 
 
 def check_stamp(signal):
     """The ``learning_results.hnmf`` dict, if the current decomposition is the one it describes.
 
+    Arrays that ``hs.load(..., lazy=True)`` read as dask arrays are read
+    into memory (in place) first.
+
     Raises
     ------
     ValueError
-        With the reason: no decomposition by this package, a later
-        decomposition by another algorithm, or factors/loadings changed after
-        this package wrote them.
+        With the reason: no decomposition by this package, metadata lost by
+        HyperSpy's ``learning_results.load`` without this package, a later
+        decomposition by another algorithm, factors or loadings changed
+        (or reordered) after this package wrote them, or a signal cropped or
+        transposed after its decomposition.
 
     Examples
     --------
@@ -82,6 +123,12 @@ def check_stamp(signal):
     results = signal.learning_results
     info = getattr(results, "hnmf", None)
     current = results.decomposition_algorithm
+    if info is None and "hnmf" in results.__dict__:
+        raise ValueError(
+            f"learning_results.hnmf of this signal's decomposition (algorithm={current!r}) "
+            "was lost: HyperSpy's learning_results.load reads it as None when hyperspy_hnmf "
+            "is not imported. Run `import hyperspy_hnmf`, then load the results again, or "
+            f"decompose again. {_HOW_TO_FIT}")
     if not isinstance(info, dict):
         made = (f"was made by algorithm={current!r}, not by hyperspy_hnmf" if current
                 else "is empty")
@@ -93,6 +140,7 @@ def check_stamp(signal):
             "learning_results.hnmf carries no stamp of the decomposition it describes (it was "
             "not written by this version of hyperspy_hnmf), so it cannot be matched with the "
             f"stored factors. {_HOW_TO_FIT}")
+    _materialize(info)
     if str(current) != str(written["algorithm"]):
         raise ValueError(
             f"The current decomposition was made by algorithm={current!r}, but "
@@ -100,14 +148,36 @@ def check_stamp(signal):
             f"stale and is not used. {_HOW_TO_FIT}")
     same = (tuple(np.shape(results.factors)) == tuple(np.asarray(written["factors_shape"]))
             and tuple(np.shape(results.loadings)) == tuple(np.asarray(written["loadings_shape"]))
-            and np.allclose(_sums(results), np.asarray(written["sums"]), rtol=1e-6, atol=0))
+            and _same_sums(results, written["sums"]))
     if not same:
         raise ValueError(
             "The decomposition in learning_results was changed after hyperspy_hnmf wrote it "
             "(e.g. by crop_decomposition_dimension, reverse_decomposition_component, "
-            "normalize_decomposition_components or a direct assignment), so the hierarchy in "
-            f"learning_results.hnmf no longer matches it. {_HOW_TO_FIT}")
+            "normalize_decomposition_components, components reordered or a direct "
+            "assignment), so the hierarchy in learning_results.hnmf no longer matches it. "
+            f"{_HOW_TO_FIT}")
+    _check_geometry(signal)
     return info
+
+
+def _check_geometry(signal):
+    """Refuse results whose loadings or factors no longer fit the signal's axes.
+
+    HyperSpy keeps ``learning_results`` unchanged when a signal is cropped in
+    place (``s.crop``) or transposed (``s.T``): its rows then describe probe
+    positions or pixels the signal no longer has.
+    """
+    results, am = signal.learning_results, signal.axes_manager
+    n_nav, n_sig = max(am.navigation_size, 1), am.signal_size
+    n_loadings, n_factors = np.shape(results.loadings)[0], np.shape(results.factors)[0]
+    if (n_loadings, n_factors) != (n_nav, n_sig):
+        raise ValueError(
+            f"The decomposition in learning_results has {n_loadings} probe positions and "
+            f"{n_factors} signal pixels, but this signal now has {n_nav} and {n_sig}: it was "
+            "cropped in place (s.crop, s.crop_signal, s.crop_image) or transposed (s.T, "
+            "s.transpose) after its decomposition, and HyperSpy keeps learning_results as "
+            "they were. Decompose the signal again, or crop with s.inav[...] / s.isig[...] "
+            f"before decomposing. {_HOW_TO_FIT}")
 
 
 def clear_results(signal):
@@ -126,6 +196,66 @@ def clear_results(signal):
     False
     """
     signal.learning_results.__dict__.pop("hnmf", None)
+
+
+def _wrap_load(original):
+    """``LearningResults.load`` that reads ``hnmf`` back (HyperSpy's sets every dict to None).
+
+    A file without it (results of another algorithm) removes the ``hnmf`` of
+    the results it replaces.
+    """
+
+    @functools.wraps(original)
+    def load(self, filename):
+        original(self, filename)
+        with np.load(filename, allow_pickle=True) as stored:
+            info = stored["hnmf"].item() if "hnmf" in stored.files else None
+        if isinstance(info, dict):
+            self.hnmf = info
+        else:
+            self.__dict__.pop("hnmf", None)
+
+    load._hnmf_original = original
+    return load
+
+
+def install_results_io():
+    """Make ``learning_results.load`` read ``learning_results.hnmf`` back (idempotent).
+
+    HyperSpy's ``LearningResults.save`` stores every attribute in a ``.npz``
+    file, but its ``load`` replaces every dict by None: without this, the
+    hierarchy, tree, outliers and fit details of a decomposition would be
+    lost on the way (``s.save``/``hs.load`` keep them without help).
+
+    Examples
+    --------
+    >>> from hyperspy.learn._mva import LearningResults
+    >>> install_results_io()
+    >>> hasattr(LearningResults.load, "_hnmf_original")
+    True
+    """
+    from hyperspy.learn._mva import LearningResults
+
+    if not hasattr(LearningResults.__dict__["load"], "_hnmf_original"):
+        LearningResults.load = _wrap_load(LearningResults.__dict__["load"])
+
+
+def uninstall_results_io():
+    """Restore HyperSpy's own ``LearningResults.load``.
+
+    Examples
+    --------
+    >>> from hyperspy.learn._mva import LearningResults
+    >>> uninstall_results_io()
+    >>> hasattr(LearningResults.load, "_hnmf_original")
+    False
+    >>> install_results_io()
+    """
+    from hyperspy.learn._mva import LearningResults
+
+    current = LearningResults.__dict__["load"]
+    if hasattr(current, "_hnmf_original"):
+        LearningResults.load = current._hnmf_original
 
 
 @contextlib.contextmanager
