@@ -101,6 +101,18 @@ def test_stopping_rules():
         assert leaf.size >= 25
 
 
+def test_same_seed_same_tree_and_the_seed_is_recorded():
+    # A NumPy integer seed (e.g. from np.arange or a config array) was
+    # recorded as -1, "no seed", although it made the run reproducible.
+    X, _ = two_level(per_leaf=12)
+    options = dict(ranks=range(2, 4), n_restarts=3, min_cluster_size=5)
+    first = hnmfk(X, random_state=np.int64(7), **options)
+    second = hnmfk(X, random_state=7, **options)
+    assert first.parameters["random_state"] == 7
+    np.testing.assert_array_equal(first.labels(), second.labels())
+    np.testing.assert_array_equal(first.components, second.components)
+
+
 def test_bad_arguments():
     X, _ = two_level()
     with pytest.raises(ValueError, match=r"hnmfk ranks must be integers >= 2"):

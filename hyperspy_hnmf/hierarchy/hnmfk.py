@@ -257,7 +257,8 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
     parameters = {"method": "hnmfk", "ranks": np.asarray(ranks, dtype=np.int64),
                   "n_restarts": int(n_restarts), "min_cluster_size": min_cluster_size,
                   "max_depth": max_depth,
-                  "random_state": random_state if isinstance(random_state, int) else -1}
+                  "random_state": (int(random_state)
+                                   if isinstance(random_state, (int, np.integer)) else -1)}
     counts = {}
     for node in nodes:
         if node.is_leaf:
