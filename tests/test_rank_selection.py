@@ -176,6 +176,31 @@ def test_reproducible_and_independent_of_threads():
     assert np.array_equal(a[3].components, b[3].components)
 
 
+def test_integer_counts_are_read_as_float32_copies_and_give_the_float32_result():
+    # uint16 counts in memory: one float32 copy (exact), not float64 (twice its memory).
+    import tracemalloc
+
+    from hyperspy_hnmf.rank_selection._data import signal_matrix
+
+    X, _ = planted(k=3, n=400, m=64, dtype="float32")
+    counts = X.astype(np.uint16)
+    assert signal_matrix(counts).dtype == np.float32
+    assert np.array_equal(signal_matrix(counts), X)
+    big = np.array([[2 ** 24 + 1, 0]], dtype=np.int64)
+    assert signal_matrix(big).dtype == np.float64 and signal_matrix(big)[0, 0] == 2 ** 24 + 1
+    tracemalloc.start()
+    matrix = signal_matrix(counts)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2 * X.nbytes  # a float64 copy alone is 2 * X.nbytes (measured 1.65)
+    del matrix
+    options = dict(ranks=[2, 3, 4], n_restarts=3, random_state=2, loss="kl", max_iter=100)
+    from_counts = estimate_rank(counts, **options)
+    from_float = estimate_rank(X, **options)
+    assert np.array_equal(from_counts.errors, from_float.errors)
+    assert from_counts.rank == from_float.rank == 3
+
+
 def test_signal_input_and_exact_kl_path():
     X, H = planted(k=3, n=90, m=40)
     s = hs.signals.Signal1D(X.reshape(9, 10, 40))
