@@ -292,6 +292,32 @@ def test_robust_fit_of_counts_in_memory_equals_its_float32_copy_and_lazy(scan):
                                           results[kind].hnmf["outliers"][key])
 
 
+def test_robust_fit_of_counts_in_memory_compresses_each_chunk_once(monkeypatch):
+    # Mostly-zero counts: the chunks the estimator kept as CSR serve the robust fit too.
+    import hyperspy_hnmf.matrix.streamed as streamed
+
+    built = []
+    original = streamed.compact_chunk
+
+    def counting(view, budget):
+        built.append(view.shape[0])
+        return original(view, budget)
+
+    monkeypatch.setattr(streamed, "compact_chunk", counting)
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(0.05, (600, 400)).astype(np.uint16)
+    target = 600 * 400 * 4 // 3  # three chunks
+    for function in (streamed.held_matrix, streamed.views_matrix):
+        monkeypatch.setattr(function, "__defaults__", (target,))
+    reference = held_matrix(counts, target_bytes=target)
+    assert reference.compact_bytes > 0 and len(built) == reference.n_chunks == 3
+    built.clear()
+    model = HNMF(2, loss="kl", outliers="auto", random_state=0, max_iter=20)
+    model.fit(counts)
+    assert len(built) == 3  # once per chunk (the view of the robust fit built them again)
+    assert np.isfinite(model.components_).all()
+
+
 def test_poisson_normalized_fit_of_counts_in_memory_is_hyperspys_weighting(scan):
     # The weights of data read in passes are HyperSpy's own (Keenan & Kotula,
     # sums not over their means): the same fit and objective as the float path.

@@ -361,7 +361,13 @@ def _as_streamed(X):
     from ..matrix.streamed import views_matrix
 
     if isinstance(X, StreamedMatrix):
-        return X if X.held_array is None else views_matrix(X.held_array)
+        if X.held_array is None:
+            return X
+        # counts read in place: the same chunks (views, and CSR already built),
+        # with the initialization of data read in passes
+        view = X._view(X.row_scale, X.column_scale, X.perturbation)
+        view.power_iterations = StreamedMatrix.power_iterations
+        return view
     if isinstance(X, da.Array):
         return StreamedMatrix(X)
     if sp.issparse(X):
