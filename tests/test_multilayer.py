@@ -121,6 +121,23 @@ def test_kl_fine_tuning_works_on_data_of_small_magnitude():
     assert np.all(np.diff(history) <= 1e-9 * history[:-1])
 
 
+def test_n_restarts_keeps_the_best_fit_of_the_data():
+    # n_restarts was silently dropped by multi-layer fits (every layer ran
+    # once); layer 1 must be the flat fit with the same options: the best of
+    # its runs.
+    from hyperspy_hnmf import HNMF
+
+    X, _, _ = poisson_counts(1.0)
+    options = dict(loss="kl", random_state=0, init="random", max_iter=50)
+    once = HNMF([6, 3], **options).fit(X).hierarchy_
+    best = HNMF([6, 3], n_restarts=4, **options).fit(X).hierarchy_
+    flat = HNMF(6, n_restarts=4, **options).fit(X)
+    runs = flat.restart_objectives_
+    assert len(runs) == 4 and np.argmin(runs) != 0  # a random restart wins here
+    assert best.greedy_errors[0] == pytest.approx(0.5 * flat.reconstruction_err_**2, rel=1e-9)
+    assert best.greedy_errors[0] < once.greedy_errors[0]
+
+
 def test_layer_weights_hold_the_finer_levels():
     X, _, _ = poisson_counts(1.0)
     deepest = multilayer_nmf(X, [6, 3, 2], random_state=0)

@@ -702,6 +702,10 @@ def _fit_multilayer(X, spec, callback=None):
     ``X``: checked float data (array or CSR/CSC) or a StreamedMatrix
     (``spec.streamed``). No option is checked again; every layer is a flat
     fit (:func:`~hyperspy_hnmf.solvers._fit_nmf`) with the spec's options.
+    ``n_restarts`` applies to layer 1, the fit of the data: it keeps the
+    best of its runs (the first from ``init``, the others random), as a
+    flat fit does. The coarser layers, small fits of the maps, run once
+    (the best fit of ``W₁`` need not lower the level's error on ``X``).
     """
     beta, ranks, tol = spec.beta, spec.ranks, spec.tol
     weights, level_plans = spec.layer_weights, spec.level_plans
@@ -722,7 +726,8 @@ def _fit_multilayer(X, spec, callback=None):
             data = _as_float_data(data)
             check_data(data, beta=beta)
         layer = dataclasses.replace(
-            spec, kind="flat", ranks=(rank,), init=layer_init, n_restarts=1,
+            spec, kind="flat", ranks=(rank,), init=layer_init,
+            n_restarts=spec.n_restarts if position == 0 else 1,
             random_state=rng, plan=level_plans[position], level_plans=(level_plans[position],),
             layer_weights=None, shape=data.shape, streamed=streamed and position == 0)
         result = _fit_nmf(data, layer, layer_callback)
