@@ -113,6 +113,19 @@ def test_same_seed_same_tree_and_the_seed_is_recorded():
     np.testing.assert_array_equal(first.components, second.components)
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_complex_data_are_refused(lazy):
+    # A cast to float dropped the imaginary part with a mere ComplexWarning.
+    X, _ = two_level(per_leaf=10)
+    s = hs.signals.Signal1D(X.reshape(5, 10, -1).astype(np.complex64) + 1j)
+    s = s.as_lazy() if lazy else s
+    with pytest.raises(ValueError, match=r"^Complex data not supported by hnmfk: the data are "
+                       r"complex64"):
+        hnmfk_decomposition(s, ranks=range(2, 4), n_restarts=2)
+    with pytest.raises(ValueError, match=r"^Complex data not supported by hnmfk"):
+        hnmfk(X.astype(np.complex128), ranks=range(2, 4), n_restarts=2)
+
+
 def test_bad_arguments():
     X, _ = two_level()
     with pytest.raises(ValueError, match=r"hnmfk ranks must be integers >= 2"):

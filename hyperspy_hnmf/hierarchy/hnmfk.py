@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _ports, solvers
-from .._checks import check_count, resolve_loss
+from .._checks import check_count, check_real, resolve_loss
 from ..solvers._linalg import squared_norm
 from .tree import SplitNode, SplitTree
 
@@ -192,6 +192,9 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
     max_depth = check_count(max_depth, "max_depth", 0)
     seed = _seed(random_state)
     _check_node_options(estimate_options)
+    dtype = getattr(getattr(s, "data", s) if hasattr(s, "axes_manager") else s, "dtype", None)
+    if dtype is not None:  # (a cast to float would drop the imaginary part with a warning)
+        check_real(dtype, "hnmfk")
     X = data_matrix(s, where="hnmfk")
     estimate_options = {"perturbation": "auto",
                         **_with_signal_grids(s, estimate_options)}
