@@ -186,6 +186,18 @@ def test_signal_options_are_checked_before_binning(monkeypatch, kwargs, message)
         events_to_signal(np.array([[0, 0, 0, 0]]), (2, 3), (4, 4), **kwargs)
 
 
+def test_signal_counts_every_event_in_its_metadata(monkeypatch):
+    # The float32 counts were summed in float32: beyond 2**24 events the
+    # recorded number was rounded (2**24 + 1 read 2**24).
+    import hyperspy_hnmf._hyperspy.events as module
+
+    binned = sp.csr_matrix((np.array([2.0**24, 1.0], dtype=np.float32), np.array([0, 1]),
+                            np.array([0, 1, 2])), shape=(2, 4))
+    monkeypatch.setattr(module, "events_to_array", lambda *args, **kwargs: binned)
+    s = events_to_signal(np.zeros((1, 4), dtype=int), (1, 2), (2, 2))
+    assert s.metadata.Acquisition_instrument.events.n_events == 2**24 + 1
+
+
 # -- sparse fits == dense fits -----------------------------------------------------
 @pytest.fixture(scope="module")
 def counts(small):

@@ -160,7 +160,7 @@ def events_to_signal(events, scan_shape, detector_shape, *, time_window=None, ch
     signal = hs.signals.Signal2D(data, axes=axes).as_lazy()
     signal.metadata.General.title = title
     signal.metadata.set_item("Signal.quantity", "Counts (electrons)")
-    signal.metadata.set_item("Acquisition_instrument.events.n_events", int(matrix.data.sum()))
+    signal.metadata.set_item("Acquisition_instrument.events.n_events", int(matrix.data.sum(dtype=np.float64)))
     if time_window is not None:
         signal.metadata.set_item("Acquisition_instrument.events.time_window",
                                  [float(t) for t in time_window])
