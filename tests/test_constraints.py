@@ -327,3 +327,56 @@ def test_units_convert_between_length_units():
         grid.to_pixels(2, "eV")
     plan = build_plan(MapResolution(20, units="Å"), 2, map_grid=grid)
     assert plan.map_resolution == pytest.approx(4.0)
+
+
+def _physical_out_of_band(stack, steps, resolution):
+    """Energy fraction beyond ``1 / resolution`` in physical units (cycles per nm)."""
+    import scipy.fft
+
+    power = scipy.fft.dctn(stack, axes=(1, 2), norm="ortho") ** 2
+    ny, nx = stack.shape[1:]
+    fy = np.arange(ny)[:, None] / (2 * ny * steps[0])
+    fx = np.arange(nx)[None, :] / (2 * nx * steps[1])
+    beyond = np.hypot(fy, fx) > 1.0 / resolution
+    return (power * beyond).sum(axis=(1, 2)) / power.sum(axis=(1, 2))
+
+
+@pytest.mark.parametrize("method,limit", [("fourier", 1e-3), ("gaussian", 2e-2),
+                                          ("laplacian", 3e-2)])
+def test_map_resolution_cuts_each_axis_of_a_scan_with_unequal_steps(method, limit):
+    """Steps of 0.5 nm (y) and 0.25 nm (x): 2 nm is 4 px along y and 8 px along x."""
+    grid = Grid((12, 20), scale=(0.5, 0.25), units="nm")
+    plan = build_plan(MapResolution(2.0, method=method), 2, map_grid=grid)
+    assert plan.map_resolution_axes == pytest.approx((4.0, 8.0))
+    assert plan.summary() == [f"MapResolution on maps [0, 1]: 2 nm = 4 × 8 px ({method})"]
+    noisy = np.random.default_rng(0).random((240, 2))
+    maps = noisy.copy()
+    plan.maps.project(maps)
+    stack = maps.T.reshape(2, 12, 20)
+    assert _physical_out_of_band(stack, (0.5, 0.25), 2.0).max() < limit
+    assert out_of_band_fraction(stack, plan.map_resolution_axes).max() < limit
+    assert stack.min() >= 0
+
+
+def test_lengths_per_axis_are_checked_on_the_axis_they_fit():
+    grid = Grid((12, 20), scale=(0.5, 0.25), units="nm")
+    assert MapResolution(4.0).resolution_pixels_per_axis(grid) == (8.0, 16.0)
+    with pytest.raises(ValueError, match=_literal("MapResolution(0.2 nm) is 0.4 × 0.8 pixels, "
+                                                  "below one scan pixel")):
+        build_plan(MapResolution(0.2), 1, map_grid=grid)
+    with pytest.raises(ValueError, match=_literal("is 14 × 28 pixels, larger than the scan "
+                                                  "(12 × 20 pixels)")):
+        build_plan(MapResolution(7.0), 1, map_grid=grid)
+
+
+@pytest.mark.parametrize("axis_units", ["$A^{-1}$", "Å^-1", "A⁻¹", "1/Å"])
+def test_reciprocal_units_as_pyxem_writes_them_convert(axis_units):
+    grid = Grid((64, 64), scale=0.05, units=axis_units)  # 0.05 1/Å = 0.5 1/nm per pixel
+    assert ContinuousIntensity(2.0, units="1/nm").width_pixels(grid) == pytest.approx(4.0)
+    assert ContinuousIntensity(0.2).width_pixels(grid) == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("components", [0.5, True, object()])
+def test_components_that_are_not_indices_or_a_group_are_refused(components):
+    with pytest.raises(ValueError, match="components must be None \\(all\\), an index, a list"):
+        MapResolution(2.0, components=components)

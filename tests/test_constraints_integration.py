@@ -96,3 +96,56 @@ def test_bad_input_leaves_previous_results(scan, kwargs, message):
     assert after.keys() == previous.keys()
     np.testing.assert_array_equal(after["factors"], previous["factors"])
     assert after["hnmf"] is previous["hnmf"]
+
+
+def _small_scan():
+    """A 12 × 20 scan on a 24 × 32 detector (neither square)."""
+    return synthetic_4dstem(scan_shape=(12, 20), detector_shape=(24, 32), n_phases=1,
+                            n_rotations=2, probe_fwhm=3.0, random_state=2)
+
+
+def test_scan_with_unequal_steps_is_limited_in_physical_units():
+    s = _small_scan()
+    s.axes_manager.navigation_axes[0].scale = 0.25  # x: 0.25 nm, y: 0.5 nm
+    lr = constrained(s, constraints=[MapResolution(2.0)])
+    info = lr.hnmf["constraints"]
+    assert "MapResolution on maps [0, 1, 2]: 2 nm = 4 × 8 px (fourier)" in info["summary"]
+    maps = lr.loadings.T.reshape(3, 12, 20)
+    assert np.isfinite(maps).all() and maps.min() >= 0
+    assert out_of_band_fraction(maps, (4.0, 8.0)).max() < 1e-3  # 2.1e-2 along x before
+
+
+def test_axes_in_convertible_units_share_one_calibration():
+    s = _small_scan()
+    x = s.axes_manager.navigation_axes[0]
+    x.units, x.scale = "Å", 5.0  # 0.5 nm, as y
+    lr = constrained(s, constraints=[MapResolution(2.0)])  # was taken for 2 pixels
+    assert "MapResolution on maps [0, 1, 2]: 2 nm = 4 px (fourier)" in lr.hnmf["constraints"][
+        "summary"]
+    assert out_of_band_fraction(lr.loadings.T.reshape(3, 12, 20), 4.0).max() < 1e-3
+
+
+@pytest.mark.parametrize("change,constraint,message", [
+    ("time axis", MapResolution(2.0),
+     "the axes have different units (y: nm, x: s). Give it in pixels (units='px')"),
+    ("one axis uncalibrated", MapResolution(2.0),
+     "the axes have different units (y: nm, x: no units)"),
+    ("non-uniform detector", ContinuousIntensity(1.0),
+     "the axis 'kx' is non-uniform, so a length is not a fixed number of its pixels"),
+])
+def test_lengths_on_axes_that_cannot_convert_them_are_refused_before_any_change(
+        change, constraint, message):
+    s = _small_scan()
+    constrained(s, constraints=None, output_dimension=2)
+    previous = s.learning_results.factors.copy()
+    if change == "time axis":
+        s.axes_manager.navigation_axes[0].units = "s"
+    elif change == "one axis uncalibrated":
+        s.axes_manager.navigation_axes[0].units = ""
+    else:
+        s.axes_manager.signal_axes[0].convert_to_non_uniform_axis()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        constrained(s, constraints=[constraint])
+    np.testing.assert_array_equal(s.learning_results.factors, previous)
+    lr = constrained(s, constraints=[type(constraint)(3.0, units="px")])  # pixels still work
+    assert np.isfinite(lr.loadings).all()

@@ -16,6 +16,7 @@ from scipy import ndimage
 
 __all__ = [
     "band_limit",
+    "beyond_resolution",
     "dip_envelope",
     "fill_dips",
     "frequency_radius",
@@ -54,6 +55,56 @@ def frequency_radius(shape):
     return radius
 
 
+def _per_axis(length, ndim):
+    """A length in pixels as one value per axis: a number is the same along every axis."""
+    lengths = tuple(float(v) for v in np.atleast_1d(length))
+    if len(lengths) == 1:
+        return lengths * ndim
+    if len(lengths) != ndim:
+        raise ValueError(f"A length per axis needs {ndim} values for {ndim}D stacks, got "
+                         f"{length!r}.")
+    return lengths
+
+
+@functools.lru_cache(maxsize=16)
+def _scaled_radius(shape, ratios):
+    """:func:`frequency_radius` with axis ``i``'s frequencies multiplied by ``ratios[i]``."""
+    if all(ratio == 1.0 for ratio in ratios):
+        return frequency_radius(shape)
+    axes = [ratio * np.arange(n) / (2.0 * n) for n, ratio in zip(shape, ratios)]
+    grids = np.meshgrid(*axes, indexing="ij")
+    radius = np.sqrt(sum(g**2 for g in grids))
+    radius.setflags(write=False)
+    return radius
+
+
+def beyond_resolution(shape, resolution):
+    """Which DCT-II coefficients have periods shorter than ``resolution``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+    resolution : float or sequence of float
+        In pixels; one value per axis when the pixels are not square (the
+        same physical length is then a different number of pixels along
+        each axis).
+
+    Returns
+    -------
+    ndarray of bool, shape ``shape``
+
+    Examples
+    --------
+    >>> beyond_resolution((4,), 4.0).tolist()
+    [False, False, False, True]
+    >>> beyond_resolution((4, 4), (4.0, 2.0)).astype(int).tolist()[3]
+    [1, 1, 1, 1]
+    """
+    lengths = _per_axis(resolution, len(shape))
+    ratios = tuple(length / lengths[0] for length in lengths)
+    return _scaled_radius(tuple(shape), ratios) > 1.0 / lengths[0]
+
+
 def _dct(stack):
     axes = tuple(range(1, stack.ndim))
     return scipy.fft.dctn(stack, type=2, axes=axes, norm="ortho", workers=-1)
@@ -75,8 +126,9 @@ def band_limit(stack, resolution, n_rounds=2):
     Parameters
     ----------
     stack : ndarray, shape (count, ...)
-    resolution : float
-        Smallest period kept, in pixels (≥ 1).
+    resolution : float or sequence of float
+        Smallest period kept, in pixels (≥ 1); one value per axis for
+        pixels that are not square.
     n_rounds : int
         Low-pass/clip rounds.
 
@@ -91,7 +143,7 @@ def band_limit(stack, resolution, n_rounds=2):
     >>> bool(np.allclose(band_limit(x, 4.0), 1))                   # cut-off 0.25
     True
     """
-    keep = frequency_radius(stack.shape[1:]) <= 1.0 / resolution
+    keep = ~beyond_resolution(stack.shape[1:], resolution)
     result = stack
     for _ in range(n_rounds):
         coefficients = _dct(result)
@@ -108,8 +160,8 @@ def gaussian_smooth(stack, resolution):
     Parameters
     ----------
     stack : ndarray, shape (count, ...)
-    resolution : float
-        In pixels.
+    resolution : float or sequence of float
+        In pixels; one value per axis for pixels that are not square.
 
     Returns
     -------
@@ -120,7 +172,8 @@ def gaussian_smooth(stack, resolution):
     >>> float(gaussian_smooth(np.ones((1, 5, 5)), 4.0).round(6).max())
     1.0
     """
-    sigma = (0.0,) + (GAUSSIAN_SIGMA_PER_RESOLUTION * resolution,) * (stack.ndim - 1)
+    sigma = (0.0,) + tuple(GAUSSIAN_SIGMA_PER_RESOLUTION * length
+                           for length in _per_axis(resolution, stack.ndim - 1))
     return np.maximum(ndimage.gaussian_filter(stack, sigma, mode="mirror"), 0)
 
 
@@ -136,8 +189,10 @@ def laplacian_smooth(stack, resolution):
     Parameters
     ----------
     stack : ndarray, shape (count, ...)
-    resolution : float
-        In pixels.
+    resolution : float or sequence of float
+        In pixels; one value per axis for pixels that are not square (each
+        axis' Laplacian is then weighted so that the response is 1/2 at its
+        own cut-off).
 
     Returns
     -------
@@ -150,14 +205,14 @@ def laplacian_smooth(stack, resolution):
     True
     """
     shape = stack.shape[1:]
-    eigenvalues = sum(
+    weighted = sum(
         np.reshape(2.0 - 2.0 * np.cos(np.pi * np.arange(n) / n),
                    [-1 if a == axis else 1 for a in range(len(shape))])
-        for axis, n in enumerate(shape)
+        / (2.0 - 2.0 * np.cos(2.0 * np.pi / max(length, 2.0)))
+        for axis, (n, length) in enumerate(zip(shape, _per_axis(resolution, len(shape))))
     )
-    weight = 1.0 / (2.0 - 2.0 * np.cos(2.0 * np.pi / max(resolution, 2.0)))
     coefficients = _dct(stack)
-    coefficients /= 1.0 + weight * eigenvalues
+    coefficients /= 1.0 + weighted
     return np.maximum(_idct(coefficients), 0).astype(stack.dtype, copy=False)
 
 

@@ -16,10 +16,30 @@ _LENGTH_UNITS = {
     "Å": 1e-10, "A": 1e-10, "angstrom": 1e-10, "pm": 1e-12,
 }
 _PIXEL_UNITS = ("px", "pixel", "pixels")
+_INVERSE_SUFFIXES = ("^-1", "^{-1}", "⁻¹", "-1")
+
+
+def _normalized_unit(unit):
+    """``unit`` with reciprocal lengths spelt ``1/<length>``.
+
+    pyxem and HyperSpy write reciprocal units as ``"$A^{-1}$"``, ``"nm^-1"``
+    or ``"Å⁻¹"``; all of them become ``"1/A"``, ``"1/nm"``, ``"1/Å"``.
+
+    Examples
+    --------
+    >>> [_normalized_unit(u) for u in ("$A^{-1}$", "nm^-1", "Å⁻¹", "1 / nm", "nm")]
+    ['1/A', '1/nm', '1/Å', '1/nm', 'nm']
+    """
+    text = unit.strip().replace("$", "").replace(" ", "")
+    for suffix in _INVERSE_SUFFIXES:
+        if text.endswith(suffix) and text[:-len(suffix)].strip("{}") in _LENGTH_UNITS:
+            return "1/" + text[:-len(suffix)].strip("{}")
+    return text
 
 
 def _unit_factor(source, target):
     """``value_in_target = value_in_source * factor``, or None if not convertible."""
+    source, target = _normalized_unit(source), _normalized_unit(target)
     if source == target:
         return 1.0
     for inverse in (False, True):
@@ -44,17 +64,25 @@ class Grid:
         Pixel size along each axis of ``shape``; default 1.
     units : str, optional
         Units of ``scale``; default ``"px"``.
+    uncalibrated : str, optional
+        Why lengths in physical units cannot be converted on this grid
+        although its axes have units (axes in units that do not convert
+        into each other, a non-uniform axis); such lengths are then refused
+        with this reason. :func:`signal_grids` sets it.
 
     Examples
     --------
     >>> grid = Grid((128, 128), scale=(0.5, 0.5), units="nm")
     >>> grid.to_pixels(2.0), round(grid.to_pixels(20, "Å"), 6), grid.to_pixels(3, "px")
     (4.0, 4.0, 3.0)
+    >>> Grid((16, 32), scale=(1.0, 0.5), units="nm").to_pixels_per_axis(2.0)
+    (2.0, 4.0)
     """
 
     shape: tuple
     scale: tuple = None
     units: str = "px"
+    uncalibrated: str = None
 
     def __post_init__(self):
         shape = tuple(int(n) for n in np.atleast_1d(self.shape))
@@ -71,6 +99,8 @@ class Grid:
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "scale", scale)
         object.__setattr__(self, "units", str(self.units or "px"))
+        if self.uncalibrated is not None and not isinstance(self.uncalibrated, str):
+            raise ValueError(f"uncalibrated must be None or a reason, got {self.uncalibrated!r}.")
 
     @property
     def size(self):
@@ -78,7 +108,7 @@ class Grid:
         return int(np.prod(self.shape))
 
     def to_pixels(self, value, units=None):
-        """A length in pixels (of the first axis' pixel size when they differ).
+        """A length in pixels of the first axis (see :meth:`to_pixels_per_axis`).
 
         Parameters
         ----------
@@ -97,11 +127,37 @@ class Grid:
         >>> Grid((10,), scale=0.1, units="1/nm").to_pixels(0.05, "1/Å")
         5.0
         """
+        return self.to_pixels_per_axis(value, units)[0]
+
+    def to_pixels_per_axis(self, value, units=None):
+        """A length in pixels along each axis (they differ when the pixels are not square).
+
+        Parameters
+        ----------
+        value : float
+        units : str or None
+            As in :meth:`to_pixels`.
+
+        Returns
+        -------
+        tuple of float
+            One entry per axis of ``shape``.
+
+        Examples
+        --------
+        >>> Grid((10, 20), scale=(0.5, 0.25), units="nm").to_pixels_per_axis(1.0)
+        (2.0, 4.0)
+        """
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
             raise ValueError(f"A length must be a finite real number, got {value!r}.")
         if units is not None and units.strip().lower() in _PIXEL_UNITS:
-            return float(value)
+            return (float(value),) * len(self.shape)
         units = self.units if units is None else units.strip()
+        if self.uncalibrated is not None:
+            raise ValueError(
+                f"A length in physical units cannot be converted to pixels of these "
+                f"axes: {self.uncalibrated}. Give it in pixels (units='px'), or calibrate the "
+                "axes alike (axes_manager[...].scale and .units).")
         if self.units.lower() in _PIXEL_UNITS and units.lower() not in _PIXEL_UNITS:
             raise ValueError(
                 f"The axes are not calibrated (units 'px'), so a length in {units!r} "
@@ -112,7 +168,7 @@ class Grid:
             raise ValueError(
                 f"Cannot convert {units!r} to the axes' units {self.units!r}; give the "
                 f"length in {self.units!r} or in pixels (units='px').")
-        return float(value) * factor / self.scale[0]
+        return tuple(float(value) * factor / scale for scale in self.scale)
 
 
 def signal_grids(signal):
@@ -137,16 +193,34 @@ def signal_grids(signal):
     grids = []
     for axes in (signal.axes_manager.navigation_axes, signal.axes_manager.signal_axes):
         axes = axes[::-1]
-        if not axes:
-            grids.append(None)
-            continue
-        units = {str(axis.units) for axis in axes if _has_units(axis)}
-        scale = tuple(abs(float(getattr(axis, "scale", 1.0) or 1.0)) for axis in axes)
-        unit = units.pop() if len(units) == 1 else "px"
-        if unit == "px":
-            scale = None
-        grids.append(Grid(tuple(axis.size for axis in axes), scale=scale, units=unit))
+        grids.append(_axes_grid(axes) if axes else None)
     return tuple(grids)
+
+
+def _axes_grid(axes):
+    """The :class:`Grid` of HyperSpy axes given in data order.
+
+    Axes in units that convert into each other (nm and Å) share the first
+    axis' units; axes without units, in units that do not convert, or
+    non-uniform axes give a grid in pixels that refuses lengths in physical
+    units (a length cannot silently become a number of pixels).
+    """
+    shape = tuple(axis.size for axis in axes)
+    names = [str(getattr(axis, "name", index)) for index, axis in enumerate(axes)]
+    units = [str(axis.units).strip() if _has_units(axis) else None for axis in axes]
+    if all(unit is None for unit in units):
+        return Grid(shape)
+    described = ", ".join(f"{name}: {unit or 'no units'}" for name, unit in zip(names, units))
+    uneven = [name for name, axis in zip(names, axes) if not getattr(axis, "is_uniform", True)
+              or getattr(axis, "scale", None) is None]
+    if uneven:
+        return Grid(shape, uncalibrated=f"the axis {uneven[0]!r} is non-uniform, so a length "
+                                        "is not a fixed number of its pixels")
+    factors = [None if unit is None else _unit_factor(unit, units[0]) for unit in units]
+    if any(factor is None for factor in factors):
+        return Grid(shape, uncalibrated=f"the axes have different units ({described})")
+    scale = tuple(abs(float(axis.scale)) * factor for axis, factor in zip(axes, factors))
+    return Grid(shape, scale=scale, units=units[0])
 
 
 def _has_units(axis):

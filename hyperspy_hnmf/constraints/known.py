@@ -110,8 +110,11 @@ class PureRegion:
     Parameters
     ----------
     positions : array-like of bool or int
-        A boolean mask of the probe positions (any shape with one entry per
-        position, e.g. the scan shape) or flat indices of positions.
+        A boolean mask of the probe positions (the scan's shape in data
+        order, or flat), or a 1D list of flat indices of positions. A mask
+        of 0 and 1 in an integer array is refused (it would read as indices):
+        pass ``mask.astype(bool)``. Empty regions and repeated indices are
+        refused too.
     index : int
         The component that is alone there.
 
@@ -125,10 +128,25 @@ class PureRegion:
     def __init__(self, positions, index):
         positions = np.asarray(getattr(positions, "data", positions))
         if positions.dtype != bool and positions.dtype.kind not in "ui":
-            raise ValueError("PureRegion positions must be a boolean mask or integer indices.")
-        self.positions = positions
+            raise ValueError("PureRegion positions must be a boolean mask or integer indices, "
+                             f"got an array of {positions.dtype}; for a mask of 0 and 1 pass "
+                             "mask.astype(bool).")
+        if positions.dtype != bool and positions.ndim > 1:
+            raise ValueError(
+                f"PureRegion got an integer array of shape {positions.shape}: integer positions "
+                "are flat indices of probe positions, a 1D list. For a mask of the scan, pass "
+                "a boolean array (mask.astype(bool)).")
+        if positions.dtype != bool and np.unique(positions).size != positions.size:
+            raise ValueError(
+                "PureRegion positions list a probe position twice; integer positions are flat "
+                "indices. For a mask of 0 and 1, pass a boolean array (mask.astype(bool)).")
         if isinstance(index, bool) or not isinstance(index, numbers.Integral) or index < 0:
             raise ValueError(f"index must be a nonnegative integer, got {index!r}.")
+        if positions.size == 0 or (positions.dtype == bool and not positions.any()):
+            raise ValueError(
+                f"The PureRegion of component {index} is empty: it names no probe position. "
+                "Check the threshold that made the mask, or leave the region out.")
+        self.positions = positions
         self.index = int(index)
 
     def rows(self, n):
@@ -169,5 +187,12 @@ def label_mask(regions, n, k):
             raise ValueError("Two PureRegions with different components share probe positions.")
         allowed[rows, region.index] = True
         labelled[rows] = True
+    if labelled.all():
+        nowhere = sorted(set(range(k)) - {region.index for region in regions})
+        if nowhere:
+            raise ValueError(
+                f"The PureRegions cover every probe position, so component {nowhere[0]} (named "
+                "by none of them) could be nonzero nowhere. Label only the positions known to "
+                "be pure, or fit fewer components.")
     rows = np.flatnonzero(labelled)
     return rows, allowed[rows]

@@ -7,7 +7,7 @@ an unconstrained and a constrained fit with the same arguments.
 
 import numpy as np
 
-from .filters import _dct, dip_envelope, frequency_radius
+from .filters import _dct, beyond_resolution, dip_envelope
 
 __all__ = ["dip_score", "out_of_band_fraction"]
 
@@ -66,8 +66,8 @@ def out_of_band_fraction(stack, resolution):
     ----------
     stack : ndarray, shape (count, ...)
         Maps (1D line scans or 2D scans).
-    resolution : float
-        In pixels.
+    resolution : float or sequence of float
+        In pixels; one value per axis for pixels that are not square.
 
     Returns
     -------
@@ -82,7 +82,7 @@ def out_of_band_fraction(stack, resolution):
     """
     stack = np.asarray(stack, dtype=np.float64)
     power = _dct(stack) ** 2
-    beyond = frequency_radius(stack.shape[1:]) > 1.0 / resolution
+    beyond = beyond_resolution(stack.shape[1:], resolution)
     axes = tuple(range(1, stack.ndim))
     total = power.sum(axis=axes)
     return np.where(total > 0, (power * beyond).sum(axis=axes) / np.where(total > 0, total, 1), 0.0)

@@ -12,7 +12,14 @@ import numpy as np
 
 from .._checks import NumericalError
 from .grid import Grid
-from .specs import Constraint, ContinuousIntensity, MapResolution, Penalty, Projection
+from .specs import (
+    Constraint,
+    ContinuousIntensity,
+    MapResolution,
+    Penalty,
+    Projection,
+    _pixels_text,
+)
 
 __all__ = ["ConstraintPlan", "FactorConstraints", "build_plan"]
 
@@ -143,7 +150,12 @@ class ConstraintPlan:
         Every constraint with the columns it applies to and a description
         in resolved units.
     map_resolution : float or None
-        Resolution in pixels of the first :class:`MapResolution`, for metrics.
+        Resolution in pixels of the first :class:`MapResolution` along the
+        first axis of the scan, for metrics.
+    map_resolution_axes : tuple of float or None
+        The same along every axis of the scan (they differ when the scan
+        step differs between the axes); pass it to
+        :func:`~.metrics.out_of_band_fraction`.
     dip_width : float or None
         Width in pixels of the first :class:`ContinuousIntensity`.
 
@@ -162,6 +174,7 @@ class ConstraintPlan:
         self.constraints = []
         self.resolved = []
         self.map_resolution = None
+        self.map_resolution_axes = None
         self.dip_width = None
 
     @property
@@ -352,11 +365,11 @@ def build_plan(constraints, k, *, groups=None, map_grid=None, component_grid=Non
             side.projections.append((columns, function, constraint._describe()))
             detail = "user function"
             if isinstance(constraint, MapResolution):
-                pixels = constraint.resolution_pixels(side.grid)
+                pixels = constraint.resolution_pixels_per_axis(side.grid)
                 detail = (f"{constraint.resolution:g} {constraint.units or side.grid.units} "
-                          f"= {pixels:.3g} px ({constraint.method})")
+                          f"= {_pixels_text(pixels)} px ({constraint.method})")
                 if plan.map_resolution is None:
-                    plan.map_resolution = pixels
+                    plan.map_resolution, plan.map_resolution_axes = pixels[0], pixels
             elif isinstance(constraint, ContinuousIntensity):
                 pixels = constraint.width_pixels(side.grid)
                 detail = (f"width {constraint.width:g} {constraint.units or side.grid.units} "

@@ -65,6 +65,10 @@ class Constraint:
         if isinstance(components, (numbers.Integral, np.integer)) and not isinstance(components, bool):
             components = [int(components)]
         elif components is not None and not isinstance(components, str):
+            if isinstance(components, bool) or not np.iterable(components):
+                raise ValueError(
+                    f"components must be None (all), an index, a list of indices or the name "
+                    f"of a group, got {components!r}.")
             components = list(components)
         self.components = components
 
@@ -159,7 +163,10 @@ class MapResolution(Constraint):
         self.method = method
 
     def resolution_pixels(self, grid):
-        """The resolution in pixels of ``grid``, checked against its size.
+        """The resolution in pixels of ``grid``'s first axis, checked against its size.
+
+        See :meth:`resolution_pixels_per_axis` for grids whose pixels are
+        not square.
 
         Examples
         --------
@@ -167,30 +174,57 @@ class MapResolution(Constraint):
         >>> MapResolution(1.5, units="nm").resolution_pixels(Grid((64,), 0.5, "nm"))
         3.0
         """
+        return self.resolution_pixels_per_axis(grid)[0]
+
+    def resolution_pixels_per_axis(self, grid):
+        """The resolution in pixels along each axis of ``grid``, checked against its size.
+
+        On a scan whose step differs between the axes, the same length is a
+        different number of pixels along each axis; the filters cut each
+        axis at its own number.
+
+        Examples
+        --------
+        >>> from hyperspy_hnmf.constraints import Grid
+        >>> MapResolution(2.0).resolution_pixels_per_axis(Grid((12, 20), (0.5, 0.25), "nm"))
+        (4.0, 8.0)
+        """
         if len(grid.shape) not in (1, 2):
             raise ValueError(
                 f"MapResolution works on line scans and 2D scans; the navigation has "
                 f"{len(grid.shape)} dimensions {grid.shape}. Decompose each scan "
                 "separately, or use a custom Projection.")
-        pixels = grid.to_pixels(self.resolution, self.units)
+        pixels = grid.to_pixels_per_axis(self.resolution, self.units)
         unit = self.units or grid.units
-        if pixels < 1:
+        if max(pixels) < 1:
             raise ValueError(
-                f"MapResolution({self.resolution:g} {unit}) is {pixels:.3g} pixels, below "
-                "one scan pixel, so it would do nothing; give a resolution of at least one "
-                f"pixel ({grid.scale[0]:g} {grid.units}).")
-        if pixels > max(grid.shape):
+                f"MapResolution({self.resolution:g} {unit}) is {_pixels_text(pixels)} pixels, "
+                "below one scan pixel, so it would do nothing; give a resolution of at least "
+                f"one pixel ({_pixel_size_text(grid)}).")
+        if all(p > n for p, n in zip(pixels, grid.shape)):
             raise ValueError(
-                f"MapResolution({self.resolution:g} {unit}) is {pixels:.3g} pixels, larger "
-                f"than the scan ({max(grid.shape)} pixels), so it would flatten the maps; "
-                "give a resolution smaller than the scan.")
+                f"MapResolution({self.resolution:g} {unit}) is {_pixels_text(pixels)} pixels, "
+                f"larger than the scan ({_pixels_text(grid.shape)} pixels), so it would "
+                "flatten the maps; give a resolution smaller than the scan.")
         return pixels
 
     def projection(self, grid):
-        pixels = self.resolution_pixels(grid)
+        pixels = self.resolution_pixels_per_axis(grid)
+        if np.allclose(pixels, pixels[0], rtol=1e-9, atol=0):
+            pixels = pixels[0]
         function = {"fourier": filters.band_limit, "gaussian": filters.gaussian_smooth,
                     "laplacian": filters.laplacian_smooth}[self.method]
         return lambda stack: function(stack, pixels)
+
+
+def _pixels_text(values):
+    """``4`` for one value or equal values, ``4 × 8`` for values that differ."""
+    texts = [f"{float(v):.3g}" for v in values]
+    return texts[0] if len(set(texts)) == 1 else " × ".join(texts)
+
+
+def _pixel_size_text(grid):
+    return f"{_pixels_text(grid.scale)} {grid.units}"
 
 
 class ContinuousIntensity(Constraint):
