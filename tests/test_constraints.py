@@ -380,3 +380,21 @@ def test_reciprocal_units_as_pyxem_writes_them_convert(axis_units):
 def test_components_that_are_not_indices_or_a_group_are_refused(components):
     with pytest.raises(ValueError, match="components must be None \\(all\\), an index, a list"):
         MapResolution(2.0, components=components)
+
+
+def test_continuous_intensity_on_a_detector_with_unequal_pixel_sizes():
+    """Rows of 0.25 1/nm, columns of 0.5 1/nm: a 1 1/nm width is 4 rows and 2 columns."""
+    grid = Grid((24, 32), scale=(0.25, 0.5), units="1/nm")
+    plan = build_plan(ContinuousIntensity(1.0), 1, component_grid=grid)
+    assert plan.dip_width_axes == pytest.approx((4.0, 2.0))
+    assert plan.summary() == [
+        "ContinuousIntensity on components [0]: width 1 1/nm = 4 × 2 px, tolerance 0.02"]
+    pattern = np.full((24, 32), 10.0)
+    pattern[5:8, 5] = 1.0      # 0.75 × 0.5 1/nm: narrower than 1 1/nm both ways, filled
+    pattern[15:18, 20:23] = 1.0  # 0.75 × 1.5 1/nm: broader than 1 1/nm along x, kept
+    column = pattern.reshape(-1, 1).copy()
+    plan.components.project(column)
+    result = column.reshape(24, 32)
+    assert result[5:8, 5].min() == pytest.approx(9.8)
+    np.testing.assert_array_equal(result[15:18, 20:23], 1.0)
+    assert dip_score(result[None], plan.dip_width_axes)[0] == pytest.approx(0.02)  # broad: no dip

@@ -217,14 +217,22 @@ def laplacian_smooth(stack, resolution):
 
 
 def _segments(width, ndim):
-    """Line footprints of ``width`` pixels: the axis (1D) or four directions (2D)."""
-    size = max(int(round(width)) | 1, 1)
-    if ndim == 1:
-        return [np.ones(size, dtype=bool)]
-    if ndim != 2:
+    """Line footprints of ``width`` pixels: the axis (1D) or four directions (2D).
+
+    ``width`` may give one length per axis (pixels that are not square):
+    the diagonals then join opposite corners of the ``rows × columns`` box.
+    """
+    if ndim not in (1, 2):
         raise ValueError(f"Dips are defined for 1D and 2D components, not {ndim}D.")
-    diagonal = np.eye(size, dtype=bool)
-    return [np.ones((1, size), dtype=bool), np.ones((size, 1), dtype=bool),
+    sizes = [max(int(round(length)) | 1, 1) for length in _per_axis(width, ndim)]
+    if ndim == 1:
+        return [np.ones(sizes[0], dtype=bool)]
+    rows, columns = sizes
+    steps = max(rows, columns)
+    diagonal = np.zeros((rows, columns), dtype=bool)
+    diagonal[np.rint(np.linspace(0, rows - 1, steps)).astype(int),
+             np.rint(np.linspace(0, columns - 1, steps)).astype(int)] = True
+    return [np.ones((1, columns), dtype=bool), np.ones((rows, 1), dtype=bool),
             diagonal, diagonal[::-1]]
 
 
@@ -241,8 +249,8 @@ def dip_envelope(stack, width):
     Parameters
     ----------
     stack : ndarray, shape (count, ...)
-    width : float
-        In pixels.
+    width : float or sequence of float
+        In pixels; one value per axis for pixels that are not square.
 
     Returns
     -------
@@ -261,9 +269,9 @@ def dip_envelope(stack, width):
     # Pad explicitly by the footprint's diameter: scipy's own edge modes are
     # applied to the dilation and the erosion separately, which breaks
     # closing's guarantee (result ≥ input) near the edges for diagonal lines.
-    pad = segments[0].size - 1
-    padded = np.pad(stack, [(0, 0)] + [(pad, pad)] * (stack.ndim - 1), mode="edge")
-    inside = (slice(None),) + (slice(pad, -pad if pad else None),) * (stack.ndim - 1)
+    pads = [n - 1 for n in segments[-1].shape]
+    padded = np.pad(stack, [(0, 0)] + [(pad, pad) for pad in pads], mode="edge")
+    inside = (slice(None),) + tuple(slice(pad, -pad if pad else None) for pad in pads)
     envelope = None
     for segment in segments:
         closed = ndimage.grey_closing(padded, footprint=segment[None])[inside]
@@ -281,8 +289,9 @@ def fill_dips(stack, width, tolerance):
     Parameters
     ----------
     stack : ndarray, shape (count, ...)
-    width : float
-        Widest dip to fill, in pixels.
+    width : float or sequence of float
+        Widest dip to fill, in pixels; one value per axis for pixels that
+        are not square.
     tolerance : float
         Relative dip depth allowed, in [0, 1).
 

@@ -31,8 +31,9 @@ def dip_score(stack, width, floor=DIP_SCORE_FLOOR):
     ----------
     stack : ndarray, shape (count, ...)
         Components (patterns or spectra), nonnegative.
-    width : float
-        Widest dip counted, in pixels.
+    width : float or sequence of float
+        Widest dip counted, in pixels; one value per axis for pixels that
+        are not square.
     floor : float
         Relative envelope level below which pixels are ignored.
 

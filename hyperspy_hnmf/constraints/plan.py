@@ -157,7 +157,11 @@ class ConstraintPlan:
         step differs between the axes); pass it to
         :func:`~.metrics.out_of_band_fraction`.
     dip_width : float or None
-        Width in pixels of the first :class:`ContinuousIntensity`.
+        Width in pixels of the first :class:`ContinuousIntensity` along the
+        first axis of the components.
+    dip_width_axes : tuple of float or None
+        The same along every axis (they differ for pixels that are not
+        square); pass it to :func:`~.metrics.dip_score`.
 
     Examples
     --------
@@ -176,6 +180,7 @@ class ConstraintPlan:
         self.map_resolution = None
         self.map_resolution_axes = None
         self.dip_width = None
+        self.dip_width_axes = None
 
     @property
     def active(self):
@@ -371,11 +376,11 @@ def build_plan(constraints, k, *, groups=None, map_grid=None, component_grid=Non
                 if plan.map_resolution is None:
                     plan.map_resolution, plan.map_resolution_axes = pixels[0], pixels
             elif isinstance(constraint, ContinuousIntensity):
-                pixels = constraint.width_pixels(side.grid)
+                pixels = constraint.width_pixels_per_axis(side.grid)
                 detail = (f"width {constraint.width:g} {constraint.units or side.grid.units} "
-                          f"= {pixels:.3g} px, tolerance {constraint.tolerance:g}")
+                          f"= {_pixels_text(pixels)} px, tolerance {constraint.tolerance:g}")
                 if plan.dip_width is None:
-                    plan.dip_width = pixels
+                    plan.dip_width, plan.dip_width_axes = pixels[0], pixels
         plan.resolved.append((constraint, columns, detail))
     plan.blocks = _blocks(k, plan.resolved, groups)
     return plan

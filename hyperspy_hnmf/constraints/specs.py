@@ -270,7 +270,9 @@ class ContinuousIntensity(Constraint):
         self.tolerance = float(tolerance)
 
     def width_pixels(self, grid):
-        """The width in pixels of ``grid``, checked against its size.
+        """The width in pixels of ``grid``'s first axis, checked against its size.
+
+        See :meth:`width_pixels_per_axis` for grids whose pixels are not square.
 
         Examples
         --------
@@ -278,17 +280,30 @@ class ContinuousIntensity(Constraint):
         >>> ContinuousIntensity(0.5, units="1/nm").width_pixels(Grid((64,), 0.25, "1/nm"))
         2.0
         """
-        pixels = grid.to_pixels(self.width, self.units)
+        return self.width_pixels_per_axis(grid)[0]
+
+    def width_pixels_per_axis(self, grid):
+        """The width in pixels along each axis of ``grid``, checked against its size.
+
+        Examples
+        --------
+        >>> from hyperspy_hnmf.constraints import Grid
+        >>> ContinuousIntensity(1.0).width_pixels_per_axis(Grid((24, 32), (0.25, 0.5), "1/nm"))
+        (4.0, 2.0)
+        """
+        pixels = grid.to_pixels_per_axis(self.width, self.units)
         unit = self.units or grid.units
-        if not 1 <= pixels <= max(grid.shape):
+        if max(pixels) < 1 or all(p > n for p, n in zip(pixels, grid.shape)):
             raise ValueError(
-                f"ContinuousIntensity(width={self.width:g} {unit}) is {pixels:.3g} pixels; "
-                f"it must be between one pixel and the signal size ({max(grid.shape)} "
-                "pixels).")
+                f"ContinuousIntensity(width={self.width:g} {unit}) is {_pixels_text(pixels)} "
+                f"pixels; it must be between one pixel and the signal size "
+                f"({_pixels_text(grid.shape)} pixels).")
         return pixels
 
     def projection(self, grid):
-        pixels = self.width_pixels(grid)
+        pixels = self.width_pixels_per_axis(grid)
+        if np.allclose(pixels, pixels[0], rtol=1e-9, atol=0):
+            pixels = pixels[0]
         return lambda stack: filters.fill_dips(stack, pixels, self.tolerance)
 
 
