@@ -88,6 +88,33 @@ def test_masks_and_nan_in_masked_pixels():
     assert np.isfinite(np.delete(lr.factors, 3 * 16 + 4, axis=0)).all()
 
 
+@pytest.mark.parametrize("hierarchy", ["tree", "layers"])
+def test_masks_of_an_earlier_call_do_not_stay_with_the_next_one(hierarchy):
+    # HyperSpy keeps learning_results' masks when a call passes none: the maps of an
+    # unmasked fit were then read with the earlier mask (reshape errors, wrong labels).
+    s = low_rank_signal()
+    nav_mask = np.zeros(s.axes_manager.navigation_shape, dtype=bool)
+    nav_mask[0, :] = True
+    sig_mask = np.zeros(s.axes_manager.signal_shape, dtype=bool)
+    sig_mask[3, 4] = True
+    ranks = 3 if hierarchy == "tree" else [3, 2]
+    options = dict(output_dimension=ranks, hierarchy=hierarchy, random_state=0,
+                   print_info=False)
+    s.decomposition(algorithm="hnmf", navigation_mask=nav_mask, signal_mask=sig_mask,
+                    **options)
+    assert s.learning_results.navigation_mask is not None
+    s.decomposition(algorithm="hnmf", **options)
+    lr = s.learning_results
+    assert lr.navigation_mask is None and lr.signal_mask is None
+    assert np.isfinite(lr.loadings).all() and np.isfinite(lr.factors).all()
+    if hierarchy == "tree":
+        labels = hyperspy_hnmf.get_cluster_labels(s)
+        assert labels.data.shape == s.data.shape[:2]
+    else:
+        level = hyperspy_hnmf.get_hierarchy_level(s, 1)
+        assert np.isfinite(np.asarray(level[1].data)).all()
+
+
 def test_normalize_poissonian_noise():
     s = low_rank_signal()
     before = s.data.copy()

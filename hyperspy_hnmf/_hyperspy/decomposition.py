@@ -452,6 +452,10 @@ def _hnmf_decomposition(signal, original, arguments, options):
             print_info=False,
         )
         results = signal.learning_results
+        # (HyperSpy keeps the masks of an earlier call when this one passes none)
+        for name in ("navigation_mask", "signal_mask"):
+            if arguments[name] is None:
+                setattr(results, name, None)
         if normalize:
             _reorder_results(results, nav_mask, sig_mask)
         results.decomposition_algorithm = ALGORITHM_NAME
