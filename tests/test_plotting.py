@@ -38,7 +38,8 @@ def test_components_default_to_a_square_root_scale(decomposed):
     figure = plot_decomposition_images(s, "factors", order=order, names=names)
     image = figure.axes[0].images[0]
     assert image.norm.gamma == 0.5
-    assert figure.axes[1].get_ylabel() == "fraction of the component per pixel"
+    label = figure.axes[1].get_ylabel()
+    assert label.replace("\n", " ") == "fraction of the component per pixel"
 
 
 def test_spectra_are_refused_with_a_pointer():
@@ -130,4 +131,178 @@ def test_line_scan_maps_are_drawn_along_the_scan():
     assert all(np.array_equal(line.get_xdata(), np.arange(30) * 0.5) for line in curves)
     labels = [axis.get_xlabel() for axis in figure.axes if axis.get_xlabel()]
     assert not any(label.startswith("map:") for label in labels)  # no colour bar for curves
+    matplotlib.pyplot.close("all")
+
+
+# --- calibrations, titles and layout a microscopist can read --------------------------
+
+
+def _inside(figure, artist, box=None):
+    """Whether ``artist``'s drawn extent lies within ``box`` (the figure by default)."""
+    renderer = figure.canvas.get_renderer()
+    extent = artist.get_window_extent(renderer)
+    box = figure.bbox if box is None else box
+    return (extent.x0 >= box.x0 - 1 and extent.x1 <= box.x1 + 1
+            and extent.y0 >= box.y0 - 1 and extent.y1 <= box.y1 + 1)
+
+
+def _in_mrad(detector_shape):
+    """A scan in nm whose patterns are calibrated in mrad, centred on the beam, untitled."""
+    import hyperspy.api as hs
+
+    s = synthetic_4dstem(scan_shape=(10, 14), detector_shape=detector_shape, n_phases=1,
+                         dose=300, random_state=0)
+    s = hs.signals.Signal2D(s.data)
+    for axis in s.axes_manager.navigation_axes:
+        axis.scale, axis.units = 0.2, "nm"
+    for axis, name in zip(s.axes_manager.signal_axes, ("kx", "ky")):
+        axis.scale, axis.units, axis.name = 0.85, "mrad", name
+        axis.offset = -axis.scale * (axis.size // 2)
+    s.decomposition(algorithm="hnmf", output_dimension=2, loss="kl", random_state=0,
+                    print_info=False, show_progressbar=False)
+    return s
+
+
+@pytest.fixture(scope="module")
+def diffraction_in_mrad():
+    return _in_mrad((24, 32))
+
+
+def test_axes_without_scale_bars_are_labelled_in_calibrated_units(diffraction_in_mrad):
+    s = diffraction_in_mrad
+    figure = plot_decomposition_images(s, "factors", scalebar=False)
+    panels = [axis for axis in figure.axes if axis.images]
+    assert [axis.get_xlabel() for axis in panels] == ["kx (mrad)"] * 2
+    assert [axis.get_ylabel() for axis in panels] == ["ky (mrad)"] * 2
+    kx, ky = s.axes_manager.signal_axes
+    left, right, bottom, top = panels[0].images[0].get_extent()
+    assert np.isclose(left, kx.low_value - kx.scale / 2)
+    assert np.isclose(right, kx.high_value + kx.scale / 2)
+    figure.canvas.draw()
+    labels = [label for axis in panels for label in axis.get_yticklabels() + [axis.yaxis.label]
+              if label.get_text()]
+    assert labels and all(_inside(figure, label) for label in labels)
+    matplotlib.pyplot.close("all")
+
+
+def test_scale_bar_labels_stay_inside_their_panels():
+    # "5 mrad" centred on its short bar began left of the (narrow) panel and was clipped.
+    figure = plot_decomposition_images(_in_mrad((40, 16)), "factors")
+    figure.canvas.draw()
+    panels = [axis for axis in figure.axes if axis.images]
+    texts = [axis.scalebar.text for axis in panels]
+    assert all("mrad" in text.get_text() for text in texts)
+    assert all(_inside(figure, text, axis.bbox) for text, axis in zip(texts, panels))
+    matplotlib.pyplot.close("all")
+
+
+def test_colour_bar_labels_fit_their_bars(diffraction_in_mrad):
+    figure = plot_decomposition_images(diffraction_in_mrad, "factors")
+    figure.canvas.draw()
+    bars = [axis for axis in figure.axes if not axis.images]
+    for bar in bars:
+        label = bar.yaxis.label
+        assert label.get_text().replace("\n", " ") == "fraction of the component per pixel"
+        extent = label.get_window_extent(figure.canvas.get_renderer())
+        assert extent.height <= bar.bbox.height + 1
+    matplotlib.pyplot.close("all")
+
+
+def test_square_root_colour_bars_have_spread_round_ticks(diffraction_in_mrad):
+    figure = plot_decomposition_images(diffraction_in_mrad, "factors")
+    for axis in figure.axes:
+        if not axis.images:
+            continue
+        norm = axis.images[0].norm
+        cax = next(other for other in figure.axes if not other.images
+                   and other.get_position().x0 > axis.get_position().x0)
+        ticks = np.array([t for t in cax.get_yticks() if norm.vmin <= t <= norm.vmax])
+        positions = np.sort(np.asarray(norm(ticks)))
+        assert len(ticks) >= 3 and np.diff(positions).min() >= 0.15
+        assert all(float(f"{t:.1g}") == t for t in ticks)
+    matplotlib.pyplot.close("all")
+
+
+def test_default_title_names_the_data(decomposed):
+    s = decomposed[0]
+    figure = plot_decomposition_images(s)
+    assert figure._suptitle.get_text() == f"Maps of {s.metadata.General.title}"
+    figure = plot_decomposition_images(s, "factors")
+    assert figure._suptitle.get_text() == f"Components of {s.metadata.General.title}"
+    matplotlib.pyplot.close("all")
+
+
+def _node_labels(figure):
+    return [text.get_text() for text in figure.texts]
+
+
+def test_hierarchy_nodes_are_named_and_the_data_titled(diffraction_in_mrad):
+    s = diffraction_in_mrad.deepcopy()
+    s.metadata.General.title = "scan 7"
+    s.decomposition(algorithm="hnmf", output_dimension=[3, 2], print_info=False,
+                    random_state=0, show_progressbar=False)
+    figure = hyperspy_hnmf.plot_hierarchy(s)
+    assert figure._suptitle.get_text().splitlines()[-1] == "scan 7"
+    labels = _node_labels(figure)
+    assert labels.count("#0") == 2 and labels.count("#1") == 2 and labels.count("#2") == 1
+    bars = [axis.get_xlabel() for axis in figure.axes if axis.get_xlabel().startswith("map:")]
+    assert bars == ["map: counts per probe position"]
+    matplotlib.pyplot.close("all")
+
+
+def test_spectra_in_a_hierarchy_carry_a_calibrated_energy_axis():
+    from hyperspy_hnmf.data import synthetic_spectrum_image
+
+    s = synthetic_spectrum_image(scan_shape=(12, 12), random_state=0)
+    s.decomposition(algorithm="hnmf", output_dimension=[3, 2], print_info=False,
+                    random_state=0, show_progressbar=False)
+    figure = hyperspy_hnmf.plot_hierarchy(s)
+    energy = s.axes_manager.signal_axes[0]
+    spectra = [axis for axis in figure.axes if axis.get_label().startswith("pattern")]
+    assert len(spectra) == 5
+    labelled = [axis for axis in spectra if axis.get_xlabel()]
+    assert [axis.get_xlabel() for axis in labelled] == [f"{energy.name} ({energy.units})"]
+    assert len(labelled[0].get_xticks()) >= 2
+    assert all(axis.get_ylim()[0] == 0 for axis in spectra)
+    assert any("per channel" in text for text in _node_labels(figure))
+    matplotlib.pyplot.close("all")
+
+
+def test_tree_edges_under_min_weight_still_join_their_nodes():
+    s = synthetic_4dstem(scan_shape=(10, 10), detector_shape=(16, 16), n_phases=1, dose=200,
+                         random_state=0)
+    s.decomposition(algorithm="hnmf", hierarchy="tree", output_dimension=3, print_info=False,
+                    random_state=0)
+    tree = hyperspy_hnmf.get_split_tree(s)
+    figure = hyperspy_hnmf.plot_hierarchy(s, min_weight=1.0)
+    drawing = figure.axes[0]
+    edges = [line for line in drawing.lines if len(line.get_xdata()) == 2]
+    assert len(edges) == len(tree.edges()[0]) and all(e.get_linestyle() == ":" for e in edges)
+    names = sorted(text for text in _node_labels(figure) if text.startswith("comp. ")
+                   and ":" not in text)
+    assert names == ["comp. 0", "comp. 1", "comp. 2"]
+    matplotlib.pyplot.close("all")
+
+
+def test_dendrogram_of_wide_patterns_keeps_their_shape_and_text_inside():
+    from hyperspy_hnmf.polar import cluster_components, plot_component_dendrogram
+
+    rng = np.random.default_rng(0)
+    patterns = rng.random((4, 24, 40))
+    result = cluster_components(patterns, n_clusters=2, center=(19.5, 11.5))
+    figure = plot_component_dendrogram(result, pixel_size=0.25, units="1/nm")
+    figure.canvas.draw()
+    thumbnails = [axis for axis in figure.axes if axis.images][:4]
+    for axis in thumbnails:
+        assert axis.get_ylim() == (23.5, -0.5) and axis.get_xlim() == (-0.5, 39.5)
+        box = axis.get_position()
+        shown = box.height * figure.get_figheight() / (box.width * figure.get_figwidth())
+        assert np.isclose(shown, 24 / 40, rtol=0.02)
+    bar_text = [text for axis in thumbnails for text in axis.texts]
+    assert [text.get_text() for text in bar_text] == ["2 1/nm"]
+    texts = [figure.axes[0].yaxis.label, figure.axes[-1].yaxis.label, *bar_text]
+    texts += [axis.xaxis.label for axis in thumbnails]
+    assert all(_inside(figure, text) for text in texts)
+    plot_component_dendrogram(result, pixel_size=0.25, units="<undefined>")
+    assert not [text for axis in matplotlib.pyplot.gcf().axes for text in axis.texts]
     matplotlib.pyplot.close("all")

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+import textwrap
+
 import numpy as np
 from matplotlib.colors import ListedColormap, Normalize, PowerNorm
 
@@ -20,6 +22,7 @@ class _Node:
     pattern: np.ndarray
     image: np.ndarray
     mask: bool = False
+    name: str = ""
 
 
 def _pattern_image(signal, column):
@@ -64,10 +67,11 @@ def _layer_graph(signal, hierarchy, min_weight):
                 position=(j + 0.5) / k,
                 pattern=patterns[j],
                 image=images[j],
+                name=f"#{j}",
             )
     for level, M in integration.get_mixing_matrices(signal).items():
         for p, q in zip(*np.nonzero(M >= min_weight)):
-            edges.append(((level, int(p)), (level - 1, int(q)), float(M[p, q])))
+            edges.append(((level, int(p)), (level - 1, int(q)), float(M[p, q]), True))
     return nodes, edges
 
 
@@ -99,12 +103,12 @@ def _tree_graph(signal, min_weight):
             pattern=_pattern_image(signal, node.component),
             image=image,
             mask=node.id not in leaves,
+            name=(f"comp. {leaves.index(node.id)}" if node.id in leaves else f"node {node.id}"),
         )
     pairs, weights = tree.edges()
     edges = [
-        (int(parent), int(child), float(weight))
+        (int(parent), int(child), float(weight), weight >= min_weight)
         for (parent, child), weight in zip(pairs, weights)
-        if weight >= min_weight
     ]
     return nodes, edges, depth, len(leaves)
 
@@ -121,6 +125,11 @@ def _quantity(signal):
     return str(quantity) or "counts"
 
 
+def _lower(quantity):
+    """``"Counts"`` as it reads inside a sentence; acronyms (``"EELS counts"``) kept."""
+    return quantity[0].lower() + quantity[1:] if quantity[1:2].islower() else quantity
+
+
 def _extent(axes):
     """Calibrated ``imshow`` extent of two HyperSpy axes (x, y), pixel edges included."""
     x, y = axes
@@ -133,13 +142,39 @@ def _units(axes):
     return units.pop() if len(units) == 1 and "<undefined>" not in units else ""
 
 
+def _axis_label(axis, default=""):
+    """``"name (units)"`` of a HyperSpy axis, the parts it has (``default`` for no name)."""
+    name = default if str(axis.name) == "<undefined>" else str(axis.name)
+    units = _units([axis])
+    return f"{name} ({units})".strip() if units else name
+
+
+def _power_ticks(vmax, gamma, gap=0.18):
+    """Round colour-bar ticks (1, 2, 5 x 10^n) at least ``gap`` apart on a power-law scale.
+
+    Ticks spread evenly in the data crowd at the top of a square-root scale.
+    """
+    if not vmax > 0:
+        return [0.0]
+    top = int(np.floor(np.log10(vmax)))
+    nice = sorted({m * 10.0 ** e for e in range(top - 4, top + 1) for m in (1, 2, 5)
+                   if m * 10.0 ** e <= vmax}, reverse=True)
+    ticks, last = [], np.inf
+    for value in nice:
+        position = (value / vmax) ** gamma
+        if last - position >= gap and position >= gap:
+            ticks.append(float(f"{value:.1g}"))
+            last = position
+    return [0.0] + ticks[::-1]
+
+
 def _scale_bar(axis, length, units, color="white"):
     """A scale bar of ``length`` data units in the lower left corner of ``axis``."""
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     axis.add_artist(AnchoredSizeBar(axis.transData, length, f"{length:g} {units}", "lower left",
                                     pad=0.2, color=color, frameon=False, size_vertical=0,
-                                    fontproperties={"size": 6}))
+                                    fontproperties={"size": 7, "weight": "bold"}))
 
 
 def _nice_length(span):
@@ -159,6 +194,9 @@ def _thumbnail(figure, axis, node, x, y, size, cmap, show_map, style):
     height = size * figure_width / figure_height  # square in inches
     for i, (kind, data) in enumerate(images):
         inset = figure.add_axes([fx - width / 2 + i * size, fy - height / 2, size, height])
+        inset.set_label(f"{kind} {node.name}")
+        inset.set_xticks([])
+        inset.set_yticks([])
         if data.ndim == 2:
             colormap, norm = style[kind]
             if kind == "map" and node.mask:
@@ -169,8 +207,18 @@ def _thumbnail(figure, axis, node, x, y, size, cmap, show_map, style):
                 _scale_bar(inset, *style[kind + "_bar"])
         else:
             inset.plot(style[kind + "_x"], data, lw=0.8)
-        inset.set_xticks([])
-        inset.set_yticks([])
+            inset.set_xlim(style[kind + "_x"][0], style[kind + "_x"][-1])
+            inset.set_ylim(0, style["map_top"] if kind == "map" else None)
+            if node is style["first"]:
+                from matplotlib.ticker import MaxNLocator
+
+                inset.xaxis.set_major_locator(MaxNLocator(4, prune="both"))
+                inset.tick_params(axis="x", labelsize=6, length=2, pad=1)
+                inset.set_xlabel(style[kind + "_label"], fontsize=6, labelpad=1)
+        inset.apply_aspect()
+        fy_top = max(fy_top, inset.get_position().y1) if i else inset.get_position().y1
+    figure.text(fx, fy_top + 0.004, node.name, fontsize=7, ha="center", va="bottom",
+                bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none"))
 
 
 def plot_hierarchy(signal, *, thumbnails=True, maps=True, min_weight=0.05, cmap="inferno",
@@ -182,13 +230,19 @@ def plot_hierarchy(signal, *, thumbnails=True, maps=True, min_weight=0.05, cmap=
     width and label giving the weight (the entry of the mixing matrix, rows
     summing to 1). Splitting trees are drawn root at the top, the edge weight
     being the fraction of the parent's intensity that goes to the child.
-    Each node shows its component (pattern or spectrum) and, with ``maps``,
-    its map (for a tree's inner nodes, the probe positions below it). All
-    patterns share one colour scale (square root of the fraction of the
-    component's intensity per pixel) and all maps another (the data's
-    quantity, counts by default, per probe position); both are drawn as
-    colour bars under the hierarchy, and the first node carries scale bars in
-    the calibrated units of the signal and navigation axes.
+    Each node is named (``#j``: component ``j`` of
+    ``get_hierarchy_level(s, level)``; in a tree ``comp. j`` for leaf ``j``,
+    ``node i`` for inner nodes) and shows its component (pattern or
+    spectrum) and, with ``maps``, its map (for a tree's inner nodes, the
+    probe positions below it). All patterns share one colour scale (square
+    root of the fraction of the component's intensity per pixel) and all
+    maps another (the data's quantity, counts by default, per probe
+    position); both are drawn as colour bars under the hierarchy, and the
+    leftmost node of the bottom row carries scale bars in the calibrated
+    units of the signal and navigation axes (curves, such as spectra and
+    line-scan maps, a calibrated x axis instead; maps drawn as curves share
+    one y scale from 0, spectra each have their own). The figure's title
+    ends with the signal's title.
 
     Parameters
     ----------
@@ -199,7 +253,8 @@ def plot_hierarchy(signal, *, thumbnails=True, maps=True, min_weight=0.05, cmap=
     maps : bool, default True
         Add a map thumbnail beside each pattern.
     min_weight : float, default 0.05
-        Edges with a smaller weight are not drawn.
+        Edges with a smaller weight are not drawn (in a tree, they are
+        dotted and unlabelled, so that no node floats alone).
     cmap : str, default "inferno"
         Colormap of the pattern thumbnails.
     figsize : tuple, optional
@@ -229,23 +284,34 @@ def plot_hierarchy(signal, *, thumbnails=True, maps=True, min_weight=0.05, cmap=
         row_names = {n_rows - level: f"level {level}\n({rank} comp.)"
                      for level, rank in enumerate(hierarchy["ranks"], start=1)}
         title = "Multi-layer NMF: each coarse component (above) mixes finer ones (below)"
+        nodes_named = "#j: component j of get_hierarchy_level(s, level)"
     else:
         nodes, edges, depth, widest = _tree_graph(signal, min_weight)
         n_rows = depth + 1
         row_names = {row: f"depth {row}" for row in range(n_rows)}
         title = "Splitting tree: fraction of the parent's intensity on each edge"
+        nodes_named = "comp. j: leaf j, component j of the decomposition"
+    data_title = str(signal.metadata.get_item("General.title", "") or "")
+    if data_title:
+        title = f"{title}\n{data_title}"
     width = max(6.0, 1.3 * widest * (2 if maps else 1))
     figure = plt.figure(figsize=figsize or (min(width, 24.0), max(2.2 * n_rows + 1.2, 4.4)))
-    footer = 0.2 if thumbnails else 0.04
-    axis = figure.add_axes([0.1, footer, 0.89, 0.9 - footer])
+    legend = _legend(figure, signal, maps, nodes_named, any(n.mask for n in nodes.values()))
+    footer = legend["footer"] / figure.get_figheight() if thumbnails else 0.04
+    top = 0.9 if "\n" not in title else 0.86
+    axis = figure.add_axes([0.1, footer, 0.89, top - footer])
     axis.set_xlim(0, 1)
     axis.set_ylim(n_rows - 0.5, -0.5)
     axis.axis("off")
     figure.suptitle(title, fontsize=10, y=0.985)
     for row, name in row_names.items():
         axis.text(-0.01, row, name, fontsize=7, ha="right", va="center")
-    for start, end, weight in edges:
+    for start, end, weight, shown in edges:
         a, b = nodes[start], nodes[end]
+        if not shown:  # a tree edge under min_weight: dotted, so that no node floats alone
+            axis.plot([a.position, b.position], [a.row, b.row], color="0.6", lw=0.6, ls=":",
+                      zorder=1)
+            continue
         axis.plot([a.position, b.position], [a.row, b.row], color="0.4",
                   lw=0.5 + 4 * weight, zorder=1)
         axis.text((a.position + b.position) / 2, (a.row + b.row) / 2, f"{weight:.2f}",
@@ -263,10 +329,10 @@ def plot_hierarchy(signal, *, thumbnails=True, maps=True, min_weight=0.05, cmap=
         style = _thumbnail_style(signal, nodes, cmap)
         for node in nodes.values():
             _thumbnail(figure, axis, node, node.position, node.row, size, cmap, maps, style)
-        _thumbnail_colorbars(figure, signal, style, maps, footer)
+        _thumbnail_colorbars(figure, style, legend)
     else:
         for node in nodes.values():
-            axis.annotate(str(node.key), (node.position, node.row), fontsize=7,
+            axis.annotate(node.name, (node.position, node.row), fontsize=7,
                           xytext=(0, 6), textcoords="offset points", ha="center")
     return figure
 
@@ -288,8 +354,10 @@ def _thumbnail_style(signal, nodes, cmap):
         "map_extent": _extent(navigation_axes) if len(navigation_axes) == 2 else None,
         "pattern_x": signal_axes[0].axis if len(signal_axes) == 1 else None,
         "map_x": navigation_axes[0].axis if len(navigation_axes) == 1 else None,
-        "first": values[0],
-        "masks": any(node.mask for node in values),
+        "pattern_label": _axis_label(signal_axes[0]),
+        "map_label": _axis_label(navigation_axes[0]) if navigation_axes else "",
+        "map_top": 1.05 * max(maps, default=0.0) or 1.0,
+        "first": min(values, key=lambda node: (-node.row, node.position)),
     }
     for kind, axes in (("pattern", signal_axes), ("map", navigation_axes)):
         units = _units(axes) if len(axes) == 2 else ""
@@ -306,29 +374,56 @@ def _largest(values):
     return float(finite.max()) if finite.size else 0.0
 
 
-def _thumbnail_colorbars(figure, signal, style, maps, footer):
-    """Colour bars (with units) of the pattern and map thumbnails, under the drawing."""
-    from matplotlib.cm import ScalarMappable
+_LINE = 0.125  # inches per line of 7-point text
 
-    import textwrap
 
-    entries = []
-    if style["pattern_x"] is None:
+def _legend(figure, signal, maps, nodes_named, masked):
+    """What the thumbnails show, and the height (inches) it takes under the drawing.
+
+    Images get colour bars with units; curves (spectra, line-scan maps) get a
+    line of text saying what their y axis shows (the first curve of the
+    bottom row has a calibrated x axis), as does the naming of the nodes.
+    """
+    masks = " (inner tree nodes: their probe positions in dark grey)" if masked else ""
+    quantity = _lower(_quantity(signal))
+    entries, notes = [], [nodes_named]
+    if signal.axes_manager.signal_dimension == 2:
         entries.append(("pattern", "component: fraction of its intensity per pixel "
                                    "(square-root scale)"))
-    if maps and style["map_x"] is None:
-        masks = " (inner tree nodes: their probe positions in dark grey)" if style["masks"] else ""
-        entries.append(("map", f"map: {_quantity(signal)} per probe position{masks}"))
-    if not entries:
-        return
-    width = 0.8 / len(entries)
-    characters = int(figure.get_figwidth() * width * 14)
-    for i, (kind, label) in enumerate(entries):
-        label = textwrap.fill(label, max(characters, 30))
+    else:
+        notes.append("components: fraction of their intensity per channel, each on its own "
+                     "scale from 0")
+    if maps and signal.axes_manager.navigation_dimension != 1:
+        entries.append(("map", f"map: {quantity} per probe position{masks}"))
+    elif maps:
+        notes.append(f"maps: {quantity} per probe position, one scale from 0{masks}")
+    width = 0.8 / max(len(entries), 1)
+    characters = max(int(figure.get_figwidth() * width * 14), 30)
+    entries = [(kind, textwrap.fill(label, characters)) for kind, label in entries]
+    note = textwrap.fill("; ".join(notes), int(figure.get_figwidth() * 15))
+    note_height = 0.06 + _LINE * (note.count("\n") + 1)
+    label_lines = max((label.count("\n") + 1 for _, label in entries), default=0)
+    bar_bottom = note_height + 0.28 + _LINE * label_lines
+    footer = bar_bottom + 0.1 + 0.3 if entries else note_height + 0.35
+    return dict(entries=entries, note=note, width=width, bar_bottom=bar_bottom, footer=footer)
+
+
+def _thumbnail_colorbars(figure, style, legend):
+    """Colour bars (with units) of the thumbnails and the line of notes, under the drawing."""
+    from matplotlib.cm import ScalarMappable
+
+    height = figure.get_figheight()
+    figure.text(0.5, 0.05 / height, legend["note"], fontsize=7, ha="center", va="bottom",
+                color="0.25")
+    width = legend["width"]
+    for i, (kind, label) in enumerate(legend["entries"]):
         cmap, norm = style[kind]
-        cax = figure.add_axes([0.1 + i * (width + 0.04), footer * 0.68, width - 0.04, 0.025])
+        cax = figure.add_axes([0.1 + i * (width + 0.04), legend["bar_bottom"] / height,
+                               width - 0.04, 0.1 / height])
         bar = figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax,
                               orientation="horizontal")
+        if kind == "pattern":
+            bar.set_ticks(_power_ticks(norm.vmax, norm.gamma))
         bar.set_label(label, fontsize=7)
         bar.ax.tick_params(labelsize=6)
 
@@ -370,7 +465,8 @@ def plot_decomposition_images(signal, what="loadings", order=None, names=None, *
     scalebar : bool, default True
         Draw a scale bar in every panel (else calibrated axes with ticks).
     title : str, optional
-        Figure title.
+        Figure title; default "Maps of <title>" or "Components of <title>"
+        with the signal's title (none for an untitled signal).
     figsize : tuple of float, optional
         Figure size in inches; grows with the number of panels by default.
 
@@ -400,9 +496,14 @@ def plot_decomposition_images(signal, what="loadings", order=None, names=None, *
     if what == "loadings":
         images = signal.get_decomposition_loadings()
         default_label = f"{_quantity(signal)} per probe position"
+        shown = "Maps"
     else:
         images = signal.get_decomposition_factors()
         default_label = "fraction of the component per pixel"
+        shown = "Components"
+    data_title = str(signal.metadata.get_item("General.title", "") or "")
+    if title is None and data_title:
+        title = f"{shown} of {data_title}"
     if images.axes_manager.signal_dimension != 2:
         raise ValueError(
             f"The {what} of this signal are {images.axes_manager.signal_dimension}D; "
@@ -425,26 +526,46 @@ def plot_decomposition_images(signal, what="loadings", order=None, names=None, *
         gamma = 0.5 if what == "factors" else 1.0
     columns = min(per_row, len(order))
     rows = -(-len(order) // columns)
-    figure = plt.figure(figsize=figsize or (2.75 * columns + 0.5, 2.45 * rows + (0.5 if title
-                                                                               else 0.15)))
+    x_axis, y_axis = images.axes_manager.signal_axes
+    aspect = abs(y_axis.scale * y_axis.size / (x_axis.scale * x_axis.size))
+    panel = 1.75 * min(max(aspect, 0.3), 2.0) + (0.55 if scalebar else 0.8)
+    header = 0.55 if title else (0.15 if scalebar else 0.3)
+    height = panel * rows + header
+    width = (2.75 if scalebar else 3.1) * columns + (0.9 if scalebar else 1.3)
+    figure = plt.figure(figsize=figsize or (width, height))
+    height = figure.get_figheight()
     axes = hs.plot.plot_images(
         [panels[j] for j in order], label=names, per_row=columns,
         cmap=cmap or ("viridis" if what == "loadings" else "inferno"),
         colorbar="multi", scalebar="all" if scalebar else None,
         axes_decor="off" if scalebar else "all", suptitle="", fig=figure,
-        padding=dict(left=0.02, right=0.9, bottom=0.03, top=0.86 if title else 0.93,
-                     wspace=0.55, hspace=0.25),
+        padding=dict(left=0.02 if scalebar else 0.9 / figure.get_figwidth(), right=0.9,
+                     bottom=0.03 if scalebar else 0.55 / height,
+                     top=1 - header / height, wspace=0.55 if scalebar else 1.05,
+                     hspace=0.25 if scalebar else 0.45),
     )
     drawn = set(axes)
     colorbars = [axis for axis in figure.axes if axis not in drawn]
+    label = colorbar_label or default_label
+    figure.canvas.draw()
     for axis, cax in zip(axes, colorbars):
         image = axis.images[0]
         if gamma != 1.0:
             low, high = image.get_clim()
             image.set_norm(PowerNorm(gamma, vmin=max(low, 0.0), vmax=high))
+            cax.set_yticks(_power_ticks(high, gamma))
         axis.title.set_fontsize(9)
-        cax.set_ylabel(colorbar_label or default_label, fontsize=7)
+        bar_height = cax.get_position().height * height * 72  # points
+        cax.set_ylabel(textwrap.fill(label, max(12, int(bar_height / 4.2))), fontsize=7)
         cax.tick_params(labelsize=7)
+        if scalebar:  # the label starts at the bar: centred on a short bar, it left the panel
+            text = axis.scalebar.text
+            text.set_horizontalalignment("left")
+            text.set_x(axis.scalebar.position[0])
+        else:
+            axis.set_xlabel(_axis_label(x_axis, "x"), fontsize=8)
+            axis.set_ylabel(_axis_label(y_axis, "y"), fontsize=8)
+            axis.tick_params(labelsize=7)
     if title:
         figure.suptitle(title, fontsize=11)
     return figure

@@ -60,9 +60,11 @@ def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.
     k = len(clusters.labels)
     if ax is None:
         if figsize is None:
-            figsize = (max(4.0, 0.9 * k + 1.0), 4.0)
+            figsize = (max(4.5, 0.9 * k + 2.0), 4.0)
         figure, ax = plt.subplots(figsize=figsize)
-        figure.subplots_adjust(left=0.12, right=0.9, top=0.9, bottom=0.34)
+        width, height = figure.get_size_inches()  # margins in inches: labels never clipped
+        figure.subplots_adjust(left=0.95 / width, right=1 - 1.1 / width, top=1 - 0.4 / height,
+                               bottom=0.34)
     else:
         figure = ax.figure
     palette = colormaps["tab10"]
@@ -90,16 +92,20 @@ def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.
     figure.canvas.draw()
     box = ax.get_position()
     spacing = box.width / k
+    rows, columns = np.asarray(clusters.components[0]).shape
     size = thumbnail_size * spacing
-    height = size * figure.get_figwidth() / figure.get_figheight()
+    height = size * rows / columns * figure.get_figwidth() / figure.get_figheight()
+    room = box.y0 - 0.02 - 0.45 / figure.get_figheight()  # the index and angle under each
+    if height > room:  # tall patterns: as high as the room under the dendrogram allows
+        size, height = size * room / height, room
     image = None
     for position, leaf in enumerate(tree["leaves"]):
         left = box.x0 + (position + 0.5) * spacing - size / 2
         thumb = figure.add_axes([left, box.y0 - height - 0.02, size, height])
         image = thumb.imshow(_display(clusters.components[leaf]), cmap=cmap,
                              interpolation="nearest", vmin=0, vmax=1)
-        if position == 0 and pixel_size:
-            _scale_bar(thumb, clusters.components[leaf].shape[1], pixel_size, units)
+        if position == 0 and pixel_size and units and units != "<undefined>":
+            _scale_bar(thumb, clusters.components[leaf].shape, pixel_size, units)
         thumb.set_xticks([])
         thumb.set_yticks([])
         for spine in thumb.spines.values():
@@ -108,15 +114,21 @@ def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.
         angle = clusters.angles_deg[leaf]
         thumb.set_xlabel(f"#{leaf}\n{angle:+.0f}°", fontsize=8, color=leaf_color[leaf])
     if image is not None:
-        bar = figure.add_axes([box.x1 + 0.015, box.y0 - height - 0.02, 0.012, height])
-        colorbar = figure.colorbar(image, cax=bar)
-        colorbar.set_label("√intensity / its 99.5th pct.", fontsize=7)
+        bar_height = max(height, 0.2)
+        bar = figure.add_axes([box.x1 + 0.015, box.y0 - 0.02 - (height + bar_height) / 2,
+                               0.012, bar_height])
+        colorbar = figure.colorbar(image, cax=bar, ticks=[0, 0.5, 1])
+        colorbar.set_label("√intensity ÷\n99.5th pct.\nof each pattern", fontsize=7)
         colorbar.ax.tick_params(labelsize=7)
     return figure
 
 
-def _scale_bar(ax, width_px, pixel_size, units):
-    """A white bar of a round length (about a quarter of the pattern) with its label."""
+def _scale_bar(ax, shape, pixel_size, units):
+    """A white bar of a round length (about a quarter of the pattern's width) with its label.
+
+    Placed in the lower left corner of a pattern of ``shape`` (rows, columns) pixels.
+    """
+    height_px, width_px = shape
     target = 0.25 * width_px * pixel_size
     length = 10 ** np.floor(np.log10(target))
     for factor in (5, 2, 1):
@@ -124,9 +136,9 @@ def _scale_bar(ax, width_px, pixel_size, units):
             length *= factor
             break
     pixels = length / pixel_size
-    x0, y0 = 0.08 * width_px, 0.88 * width_px
+    x0, y0 = 0.08 * width_px, 0.88 * height_px
     ax.plot([x0, x0 + pixels], [y0, y0], color="white", linewidth=3, solid_capstyle="butt")
-    ax.text(x0, y0 - 0.06 * width_px, f"{length:g} {units or ''}".strip(), color="white",
+    ax.text(x0, y0 - 0.06 * height_px, f"{length:g} {units}", color="white",
             fontsize=7, ha="left", va="bottom", fontweight="bold")
 
 
