@@ -56,6 +56,10 @@ DEFAULT_POWER_ITERATIONS = 2
 DEFAULT_REFINE_PASSES = 5
 DEFAULT_FINE_TUNE = True
 DEFAULT_FINE_TUNE_ITER = 100
+
+#: The initializations a tree takes: every NNDSVD name starts each split from
+#: the rank-2 SVD of its node, "random" from random factors.
+TREE_INITS = ("nndsvd", "nndsvda", "nndsvdar", "random")
 DEFAULT_MIN_LEAF_SIZE = 1
 
 #: Options of the randomized solver and their defaults.
@@ -170,6 +174,14 @@ class FitSpec:
     def n_components(self):
         """Components of the finest level (leaves of a tree); ``None`` if unknown."""
         return None if self.ranks is None else self.ranks[0]
+
+
+def _short(value):
+    """``repr`` of an option, arrays by their shapes (for messages)."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join("None" if v is None else f"array of shape {np.shape(v)}"
+                               for v in value) + ")"
+    return repr(value)
 
 
 def _is_sequence(value):
@@ -388,8 +400,11 @@ def resolve_fit(X=None, n_components=None, *, loss=DEFAULT_LOSS, solver=DEFAULT_
         fine_tune = check_flag(fine_tune, "fine_tune")
         fine_tune_iter = check_count(fine_tune_iter, "fine_tune_iter", 1)
     else:
-        for name, value in (("level", level), ("layer_weights", layer_weights)):
-            if value is not None:
+        for name, value, default in (("level", level, None),
+                                     ("layer_weights", layer_weights, None),
+                                     ("fine_tune", fine_tune, DEFAULT_FINE_TUNE),
+                                     ("fine_tune_iter", fine_tune_iter, DEFAULT_FINE_TUNE_ITER)):
+            if (value is not None) if default is None else (value != default):
                 raise ValueError(
                     f"`{name}` applies to multi-layer NMF only (a list of ranks as "
                     f"n_components), not to hierarchy={hierarchy!r}."
@@ -400,6 +415,16 @@ def resolve_fit(X=None, n_components=None, *, loss=DEFAULT_LOSS, solver=DEFAULT_
     if kind == "tree":
         if solver == "als":
             raise ValueError("solver='als' cannot compute the tree's maps; use 'hals' or 'mu'.")
+        if isinstance(init, tuple) or init not in TREE_INITS:
+            raise ValueError(
+                f"hierarchy='tree' starts every split from its node's data: from the rank-2 "
+                f"SVD (init='nndsvda', the default, or another NNDSVD name) or at random "
+                f"(init='random', seeded by random_state); init={_short(init)} does not "
+                "apply to a tree.")
+        if n_restarts != 1:
+            raise ValueError("hierarchy='tree' grows one tree (every split is a rank-2 fit "
+                             "from the SVD of its node); use n_restarts=1, or init='random' "
+                             "with different random_state values to compare trees.")
         tree["min_leaf_size"] = check_count(min_leaf_size, "min_leaf_size", 1)
         if max_depth is not None:
             tree["max_depth"] = check_count(max_depth, "max_depth", 1)

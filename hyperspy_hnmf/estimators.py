@@ -651,7 +651,8 @@ class HNMF(*_estimator_bases()):
             # dominates every rank-2 split.
             data, _, column_scales = _poisson_weighted(X, copy_held=True)
         tree = _grow_tree(data, spec.n_components, spec.min_leaf_size, spec.max_depth,
-                          spec.score_threshold, spec.random_state)
+                          spec.score_threshold, spec.random_state,
+                          init="random" if spec.init == "random" else "svd")
         if column_scales is not None:
             for node in tree.nodes:
                 component = node.component * column_scales

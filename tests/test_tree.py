@@ -1,5 +1,6 @@
 """Rank-2 NMF and the hierarchical rank-2 splitting tree (array level)."""
 
+import re
 import tracemalloc
 
 import numpy as np
@@ -344,3 +345,41 @@ def test_bad_tree_inputs(X, kwargs, message):
 def test_bad_rank2_inputs(X, kwargs, message):
     with pytest.raises(ValueError, match=message):
         rank2_nmf(X, **kwargs)
+
+
+# --- options a tree does not take are refused; init="random" is honoured --------------
+
+def _tree_scan():
+    rng = np.random.default_rng(0)
+    W = rng.gamma(1.0, 1.0, (120, 3))
+    H = rng.gamma(0.5, 1.0, (3, 64))
+    return rng.poisson(5 * W @ H).astype(np.float32)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(init=(None, np.ones((3, 64)))),
+     "init=(None, array of shape (3, 64)) does not apply to a tree."),
+    (dict(init="spa"), "init='spa' does not apply to a tree."),
+    (dict(n_restarts=3), "hierarchy='tree' grows one tree"),
+    (dict(fine_tune=False), "`fine_tune` applies to multi-layer NMF only"),
+    (dict(fine_tune_iter=5), "`fine_tune_iter` applies to multi-layer NMF only"),
+])
+def test_options_a_tree_would_ignore_are_refused(options, message):
+    from hyperspy_hnmf import HNMF
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        HNMF(3, hierarchy="tree", **options).fit(_tree_scan())
+
+
+def test_tree_init_random_is_honoured_and_seeded():
+    from hyperspy_hnmf import HNMF
+
+    X = _tree_scan()
+    svd = HNMF(3, hierarchy="tree", random_state=0).fit(X)
+    nndsvd = HNMF(3, hierarchy="tree", init="nndsvd", random_state=1).fit(X)
+    assert np.array_equal(svd.components_, nndsvd.components_)  # both the SVD start
+    a = HNMF(3, hierarchy="tree", init="random", random_state=0).fit(X)
+    b = HNMF(3, hierarchy="tree", init="random", random_state=0).fit(X)
+    assert np.array_equal(a.components_, b.components_)
+    assert a.hierarchy_.parameters["init"] == "random"
+    assert svd.hierarchy_.parameters["init"] == "svd"
