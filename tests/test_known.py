@@ -168,7 +168,6 @@ def test_a_transposed_pure_region_mask_is_refused_before_any_change():
 
 @pytest.mark.parametrize("positions,message", [
     ("uint8 mask", "integer array of shape (12, 8): integer positions are flat indices"),
-    ("empty mask", "The PureRegion of component 0 is empty"),
     ("0/1 list", "list a probe position twice"),
     ("float mask", "got an array of float64; for a mask of 0 and 1 pass mask.astype(bool)"),
 ])
@@ -176,23 +175,33 @@ def test_pure_region_masks_that_would_label_the_wrong_positions_are_refused(posi
     """A uint8 mask of 0 and 1 read as indices labelled positions 0 and 1 only."""
     mask = np.zeros((12, 8), dtype=bool)
     mask[3:6, 2:5] = True
-    given = {"uint8 mask": mask.astype(np.uint8), "empty mask": np.zeros((12, 8), bool),
-             "0/1 list": mask.ravel().astype(int), "float mask": mask.astype(float)}[positions]
+    given = {"uint8 mask": mask.astype(np.uint8), "0/1 list": mask.ravel().astype(int),
+             "float mask": mask.astype(float)}[positions]
     with pytest.raises(ValueError, match=re.escape(message)):
         PureRegion(given, index=0)
 
 
-def test_pure_regions_covering_the_scan_leave_no_room_for_another_component():
+@pytest.mark.parametrize("mask,message", [
+    ("everywhere", "The PureRegions cover every probe position, so component 1 (named by none "
+                   "of them) could be nonzero nowhere"),
+    ("nowhere", "The PureRegion of component 0 is empty: it names no probe position"),
+])
+def test_pure_regions_that_are_empty_or_leave_no_room_are_refused_before_any_change(mask,
+                                                                                    message):
     s = synthetic_4dstem(scan_shape=(12, 8), detector_shape=(16, 16), n_phases=1,
                          n_rotations=1, random_state=0)
     s.decomposition(algorithm="hnmf", output_dimension=2, print_info=False, max_iter=5)
     factors = s.learning_results.factors.copy()
-    everywhere = PureRegion(np.ones((12, 8), dtype=bool), index=0)
-    with pytest.raises(ValueError, match=re.escape(
-            "The PureRegions cover every probe position, so component 1 (named by none of "
-            "them) could be nonzero nowhere")):
-        s.decomposition(algorithm="hnmf", output_dimension=2, pure_regions=[everywhere])
+    region = PureRegion(np.full((12, 8), mask == "everywhere"), index=0)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        s.decomposition(algorithm="hnmf", output_dimension=2, pure_regions=[region])
     np.testing.assert_array_equal(s.learning_results.factors, factors)
+
+
+def test_one_component_may_be_pure_everywhere():
+    s = synthetic_4dstem(scan_shape=(12, 8), detector_shape=(16, 16), n_phases=1,
+                         n_rotations=1, random_state=0)
+    everywhere = PureRegion(np.ones((12, 8), dtype=bool), index=0)
     s.decomposition(algorithm="hnmf", output_dimension=1, pure_regions=[everywhere],
-                    max_iter=5, print_info=False)  # one component: pure everywhere is fine
+                    max_iter=5, print_info=False)
     assert np.isfinite(s.learning_results.loadings).all()

@@ -113,8 +113,8 @@ class PureRegion:
         A boolean mask of the probe positions (the scan's shape in data
         order, or flat), or a 1D list of flat indices of positions. A mask
         of 0 and 1 in an integer array is refused (it would read as indices):
-        pass ``mask.astype(bool)``. Empty regions and repeated indices are
-        refused too.
+        pass ``mask.astype(bool)``; so are repeated indices. The fit refuses
+        an empty region.
     index : int
         The component that is alone there.
 
@@ -142,10 +142,6 @@ class PureRegion:
                 "indices. For a mask of 0 and 1, pass a boolean array (mask.astype(bool)).")
         if isinstance(index, bool) or not isinstance(index, numbers.Integral) or index < 0:
             raise ValueError(f"index must be a nonnegative integer, got {index!r}.")
-        if positions.size == 0 or (positions.dtype == bool and not positions.any()):
-            raise ValueError(
-                f"The PureRegion of component {index} is empty: it names no probe position. "
-                "Check the threshold that made the mask, or leave the region out.")
         self.positions = positions
         self.index = int(index)
 
@@ -183,6 +179,10 @@ def label_mask(regions, n, k):
         if region.index >= k:
             raise ValueError(f"{region!r} names component {region.index}, but the fit has {k}.")
         rows = region.rows(n)
+        if rows.size == 0:
+            raise ValueError(
+                f"The PureRegion of component {region.index} is empty: it names no probe "
+                "position. Check the threshold that made the mask, or leave the region out.")
         if labelled[rows].any() and (allowed[rows] != np.eye(k, dtype=bool)[region.index]).any():
             raise ValueError("Two PureRegions with different components share probe positions.")
         allowed[rows, region.index] = True
