@@ -306,3 +306,19 @@ def test_dendrogram_of_wide_patterns_keeps_their_shape_and_text_inside():
     plot_component_dendrogram(result, pixel_size=0.25, units="<undefined>")
     assert not [text for axis in matplotlib.pyplot.gcf().axes for text in axis.texts]
     matplotlib.pyplot.close("all")
+
+
+def test_rank_estimate_names_the_recommended_rank_line():
+    from hyperspy_hnmf import estimate_rank
+
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 2)) @ rng.random((2, 30))
+    result = estimate_rank(X, ranks=[1, 2, 3], n_restarts=2, random_state=0)
+    figure = result.plot()
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert f"recommended (k = {result.rank})" in legend
+    for axis in figure.axes:
+        lines = [line for line in axis.lines if line.get_color() == "C3"
+                 and np.all(np.asarray(line.get_xdata()) == result.rank)]
+        assert len(lines) == 1
+    matplotlib.pyplot.close("all")

@@ -25,7 +25,8 @@ def plot_rank_estimate(result, figsize=(9, 7)):
     the Iq compactness index of every cluster; (d) the cophenetic correlation
     of the consensus matrix. Every panel has its title, both axes labelled
     (the x axis: the number of components k, ticks at the ranks tried) and
-    the recommended rank marked; the figure's title states the recommendation
+    the recommended rank marked by a red line (named in the legend of (a));
+    the figure's title states the recommendation
     on its own line, then the reason, wrapped.
 
     Parameters
@@ -59,6 +60,8 @@ def plot_rank_estimate(result, figsize=(9, 7)):
     ax_err.plot(ranks, result.errors, "-o", color="C0", ms=4, label="best of the restarts")
     ax_err.plot(result.knee_rank, result.errors[result.ranks.index(result.knee_rank)], "s",
                 mfc="none", mec="C3", ms=11, mew=1.5, label=f"knee (k = {result.knee_rank})")
+    ax_err.axvline(result.rank, color="C3", lw=1, alpha=0.5,
+                   label=f"recommended (k = {result.rank})")
     ax_err.set_title("(a) reconstruction error", fontsize=9)
     ax_err.set_ylabel(_error_label(result), fontsize=9)
     ax_err.legend(fontsize=8)
@@ -78,8 +81,9 @@ def plot_rank_estimate(result, figsize=(9, 7)):
     ax_coph.set_title("(d) consensus of the clusterings", fontsize=9)
     ax_coph.set_ylabel("cophenetic correlation", fontsize=9)
     pad = 0.5 if len(ranks) > 1 else 1.0
-    for ax in axes.ravel():
+    for ax in axes.ravel()[1:]:
         ax.axvline(result.rank, color="C3", lw=1, alpha=0.5)
+    for ax in axes.ravel():
         ax.grid(alpha=0.3)
         ax.set_xlabel("number of components k", fontsize=9)
         ax.tick_params(labelsize=8)
