@@ -115,12 +115,14 @@ for axis, (name, run) in zip(axes[:2], runs.items()):
     axis.set_axis_off()
     axis.add_artist(AnchoredSizeBar(axis.transData, 5, "5 1/nm", "lower left", color="w",
                                     frameon=False, size_vertical=0))
+figure.get_layout_engine().set(wspace=0.06)
 figure.colorbar(image, ax=axes[:2], shrink=0.85,
-                label="fraction of the halo per detector pixel (√ scale)")
+                label="fraction of the halo per\ndetector pixel (√ scale)")
 for name, run in runs.items():
     axes[2].plot(kx, run["components"][run["halo"]][row], label=name)
 axes[2].set_xlabel(f"{detector_axes[0].name} ({detector_axes[0].units})")
 axes[2].set_ylabel("fraction of the halo per pixel")
+axes[2].ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
 axes[2].set_title(f"halo along {detector_axes[1].name} = {ky[row]:.2f} "
                   f"{detector_axes[1].units} (dotted line)", fontsize=10)
 axes[2].legend(fontsize=8)

@@ -63,8 +63,8 @@ for c in range(4):
     top = max(result.loadings.data[c].max(), true_map.max())
     axes[0, c].imshow(result.loadings.data[c], cmap="viridis", vmin=0, vmax=top,
                       extent=extent)
-    axes[0, c].set_title(f"merged cluster {c}: {title}\n({len(members)} components, "
-                         f"r {r:.2f})", fontsize=9)
+    axes[0, c].set_title(f"merged cluster {c}: {title}\n({len(members)} component"
+                         f"{'s' if len(members) > 1 else ''}, r {r:.2f})", fontsize=9)
     image = axes[1, c].imshow(true_map, cmap="viridis", vmin=0, vmax=top, extent=extent)
     axes[1, c].set_title(f"truth: {title}", fontsize=9)
     figure.colorbar(image, ax=axes[:, c], orientation="horizontal", shrink=0.9,
@@ -99,8 +99,9 @@ figure.colorbar(image, ax=axes[1], label="rotation (°)", shrink=0.85)
 phi, r = centres.axes_manager.signal_axes
 gap = np.full((2, centres.data.shape[2]), np.nan)
 stacked = np.concatenate([part for c in centres.data for part in (c / np.abs(c).max(), gap)])
-axes[2].imshow(stacked[:-2], aspect="auto", cmap="viridis", interpolation="nearest",
-               extent=[phi.axis[0], phi.axis[-1], 4, 0])
+polar = axes[2].imshow(stacked[:-2], aspect="auto", cmap="viridis", interpolation="nearest",
+                       extent=[phi.axis[0], phi.axis[-1], 4, 0], vmin=0, vmax=1)
+figure.colorbar(polar, ax=axes[2], label="intensity ÷ its cluster's maximum", shrink=0.85)
 axes[2].set_yticks(np.arange(4) + 0.5, [f"cluster {c}" for c in range(4)])
 axes[2].set_xlabel("φ (°)")
 axes[2].set_title(f"polar centres (r {r.axis[0]:.1f} to {r.axis[-1]:.1f} {r.units} "

@@ -65,7 +65,8 @@ r = [np.corrcoef(loadings[:, order[g]], grain == g)[0, 1] for g in (0, 1)]
 print(f"correlation of the NMF maps with the grain masks: A {r[0]:.3f}, B {r[1]:.3f}")
 
 # %%
-# The two maps beside the known grains, in micrometres.
+# The two maps beside the known grains, in micrometres, on one colour scale
+# from zero (the same quantity, compared).
 x, y = s.axes_manager.navigation_axes
 half = x.scale / 2
 extent = [x.low_value - half, x.high_value + half, y.high_value + half, y.low_value - half]
@@ -74,11 +75,14 @@ grains = axes[0].imshow(grain.reshape(3, 3), cmap=plt.get_cmap("tab10", 2), vmin
                         vmax=1.5, extent=extent)
 axes[0].set_title("known grains (stored orientations)", fontsize=10)
 figure.colorbar(grains, ax=axes[0], ticks=[0, 1], format=lambda v, _: "AB"[int(v)],
-                label="grain")
+                label="grain", shrink=0.7)
+top = max(loadings[:, order[g]].max() for g in (0, 1))
 for g, axis in zip((0, 1), axes[1:]):
-    image = axis.imshow(loadings[:, order[g]].reshape(3, 3), cmap="viridis", extent=extent)
+    image = axis.imshow(loadings[:, order[g]].reshape(3, 3), cmap="viridis", extent=extent,
+                        vmin=0, vmax=top)
     axis.set_title(f"NMF map of grain {'AB'[g]}", fontsize=10)
-    figure.colorbar(image, ax=axis, label="intensity (background-corrected, a.u.)")
+figure.colorbar(image, ax=axes[1:], shrink=0.7,
+                label="intensity (background-corrected, a.u.)")
 for axis in axes:
     axis.set_xlabel("x (µm)")
     axis.set_ylabel("y (µm)")
