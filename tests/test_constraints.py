@@ -398,3 +398,10 @@ def test_continuous_intensity_on_a_detector_with_unequal_pixel_sizes():
     assert result[5:8, 5].min() == pytest.approx(9.8)
     np.testing.assert_array_equal(result[15:18, 20:23], 1.0)
     assert dip_score(result[None], plan.dip_width_axes)[0] == pytest.approx(0.02)  # broad: no dip
+
+
+def test_energy_widths_convert_between_ev_and_kev():
+    grid = Grid((1024,), scale=0.01, units="keV")  # an EDS spectrum: 10 eV channels
+    assert ContinuousIntensity(50, units="eV").width_pixels(grid) == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="Cannot convert 'nm' to the axes' units 'keV'"):
+        ContinuousIntensity(5, units="nm").width_pixels(grid)

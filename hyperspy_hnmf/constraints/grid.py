@@ -15,6 +15,8 @@ _LENGTH_UNITS = {
     "m": 1.0, "mm": 1e-3, "µm": 1e-6, "um": 1e-6, "μm": 1e-6, "nm": 1e-9,
     "Å": 1e-10, "A": 1e-10, "angstrom": 1e-10, "pm": 1e-12,
 }
+#: Energy units (spectrum images: EDS, EELS) and their size in eV.
+_ENERGY_UNITS = {"meV": 1e-3, "eV": 1.0, "keV": 1e3, "MeV": 1e6}
 _PIXEL_UNITS = ("px", "pixel", "pixels")
 _INVERSE_SUFFIXES = ("^-1", "^{-1}", "⁻¹", "-1")
 
@@ -42,6 +44,8 @@ def _unit_factor(source, target):
     source, target = _normalized_unit(source), _normalized_unit(target)
     if source == target:
         return 1.0
+    if source in _ENERGY_UNITS and target in _ENERGY_UNITS:
+        return _ENERGY_UNITS[source] / _ENERGY_UNITS[target]
     for inverse in (False, True):
         prefix = "1/" if inverse else ""
         if source.startswith(prefix) and target.startswith(prefix):
@@ -116,7 +120,8 @@ class Grid:
         units : str or None
             ``None`` means the grid's own units; ``"px"`` pixels; another
             length unit (``"nm"``, ``"Å"``, ``"µm"``, or their inverses for
-            reciprocal space) is converted to the grid's units.
+            reciprocal space) or energy unit (``"eV"``, ``"keV"``) is
+            converted to the grid's units.
 
         Returns
         -------
@@ -125,6 +130,8 @@ class Grid:
         Examples
         --------
         >>> Grid((10,), scale=0.1, units="1/nm").to_pixels(0.05, "1/Å")
+        5.0
+        >>> Grid((1024,), scale=0.01, units="keV").to_pixels(50, "eV")
         5.0
         """
         return self.to_pixels_per_axis(value, units)[0]
