@@ -247,6 +247,10 @@ def test_hierarchy_nodes_are_named_and_the_data_titled(diffraction_in_mrad):
     assert labels.count("#0") == 2 and labels.count("#1") == 2 and labels.count("#2") == 1
     bars = [axis.get_xlabel() for axis in figure.axes if axis.get_xlabel().startswith("map:")]
     assert bars == ["map: counts per probe position"]
+    figure = hyperspy_hnmf.plot_hierarchy(s, thumbnails=False)
+    labels = [text.get_text() for text in figure.axes[0].texts] + _node_labels(figure)
+    assert {"#0", "#1", "#2"} <= set(labels)
+    assert any(label.startswith("#j: component j of get_hierarchy_level") for label in labels)
     matplotlib.pyplot.close("all")
 
 

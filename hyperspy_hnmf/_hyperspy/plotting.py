@@ -334,6 +334,7 @@ def plot_hierarchy(signal, *, thumbnails=True, maps=True, min_weight=0.05, cmap=
         for node in nodes.values():
             axis.annotate(node.name, (node.position, node.row), fontsize=7,
                           xytext=(0, 6), textcoords="offset points", ha="center")
+        figure.text(0.5, 0.01, nodes_named, fontsize=7, ha="center", va="bottom", color="0.25")
     return figure
 
 
