@@ -26,12 +26,19 @@ def data_mean(X):
     return float(X.sum(dtype=np.float64)) / (X.shape[0] * X.shape[1])
 
 
-def _nndsvd(X, k, rng, fill):
+#: What replaces the zeros of NNDSVD for each SVD-based initialization.
+_FILLS = {"nndsvd": None, "nndsvda": "mean", "nndsvdar": "random"}
+
+
+def _nndsvd(X, k, rng, fill, scaled_fill=False):
+    """NNDSVD of ``X``; zeros filled with the data mean, or ``sqrt(mean / k)`` if ``scaled_fill``."""
     U, S, Vt = randomized_svd(X, k, rng)
-    return nndsvd_factors(U, S, Vt, fill, data_mean(X) if fill else 0.0, rng)
+    mean = data_mean(X) if fill else 0.0
+    return nndsvd_factors(U, S, Vt, fill, np.sqrt(max(mean, 0.0) / k) if scaled_fill else mean,
+                          rng)
 
 
-def nndsvd_factors(U, S, Vt, fill, mean, rng):
+def nndsvd_factors(U, S, Vt, fill, level, rng):
     """NNDSVD factors from a truncated SVD ``U diag(S) Vt`` (Boutsidis & Gallopoulos).
 
     Parameters
@@ -40,10 +47,10 @@ def nndsvd_factors(U, S, Vt, fill, mean, rng):
     S : ndarray, shape (k,)
     Vt : ndarray, shape (k, m)
     fill : {None, "mean", "random"}
-        What replaces the zeros: nothing (NNDSVD), the data mean (NNDSVDa) or
-        small random values (NNDSVDar).
-    mean : float
-        The data mean, for ``fill``.
+        What replaces the zeros: nothing (NNDSVD), ``level`` (NNDSVDa) or
+        small random values below ``level / 100`` (NNDSVDar).
+    level : float
+        The fill: the data mean in Boutsidis & Gallopoulos' NNDSVDa.
     rng : numpy.random.Generator
 
     Returns
@@ -82,11 +89,11 @@ def nndsvd_factors(U, S, Vt, fill, mean, rng):
     W[W < tiny] = 0
     H[H < tiny] = 0
     if fill == "mean":
-        W[W == 0] = mean
-        H[H == 0] = mean
+        W[W == 0] = level
+        H[H == 0] = level
     elif fill == "random":
-        W[W == 0] = mean * rng.random(np.count_nonzero(W == 0)) / 100
-        H[H == 0] = mean * rng.random(np.count_nonzero(H == 0)) / 100
+        W[W == 0] = level * rng.random(np.count_nonzero(W == 0)) / 100
+        H[H == 0] = level * rng.random(np.count_nonzero(H == 0)) / 100
     return W, H
 
 
@@ -293,7 +300,8 @@ def initialize(X, k, init, rng, poisson_weighted=False, user_init=True):
 
         - ``"nndsvd"``: nonnegative double SVD; zeros stay (good for HALS,
           sparse results);
-        - ``"nndsvda"``: zeros filled with the data mean (good for all solvers);
+        - ``"nndsvda"``: zeros filled with the data mean (good for all solvers;
+          with ``poisson_weighted``, ``sqrt(mean / k)``);
         - ``"nndsvdar"``: zeros filled with small random values;
         - ``"spa"``: the ``k`` purest rows of ``X`` (successive projection
           algorithm) as components, maps by nonnegative least squares;
@@ -310,7 +318,9 @@ def initialize(X, k, init, rng, poisson_weighted=False, user_init=True):
         by :func:`poisson_scales` and scale the factors back. For counted
         data fitted with the KL loss this keeps the few bright pixels (the
         direct beam) from dominating the singular vectors, and starts the
-        multiplicative updates near a much better optimum.
+        multiplicative updates near a much better optimum. The zeros of
+        ``"nndsvda"``/``"nndsvdar"`` are then filled with ``sqrt(mean / k)``
+        (the start of ``c X`` is ``c`` times that of ``X``).
     user_init : bool, default True
         Whether a tuple ``init`` comes from the user and is checked for
         degenerate factors; False for factors of the package's own making
@@ -352,12 +362,19 @@ def initialize(X, k, init, rng, poisson_weighted=False, user_init=True):
         return np.ascontiguousarray(W), np.ascontiguousarray(H)
     if init in ("nndsvd", "nndsvda", "nndsvdar", "spa") and poisson_weighted:
         scaled, a, b = _poisson_weighted(X)
-        W, H = initialize(scaled, k, init, rng)
+        if init == "spa":
+            W, H = _spa(scaled, k, rng)
+        else:
+            # The fill scales as the factors do (a product of fills is at most
+            # the mean): filled with the mean itself, as for the Frobenius loss,
+            # the fills' products (k mean²) dwarf counted data and the
+            # multiplicative updates end in worse minima (and the start would
+            # depend on the data's units).
+            W, H = _nndsvd(scaled, k, rng, _FILLS[init], scaled_fill=True)
         W = W * a[:, None].astype(dtype)
         H = H * b[None, :].astype(dtype)
     elif init in ("nndsvd", "nndsvda", "nndsvdar"):
-        fill = {"nndsvd": None, "nndsvda": "mean", "nndsvdar": "random"}[init]
-        W, H = _nndsvd(X, k, rng, fill)
+        W, H = _nndsvd(X, k, rng, _FILLS[init])
     elif init == "spa":
         W, H = _spa(X, k, rng)
     elif init == "random":
