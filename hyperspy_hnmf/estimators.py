@@ -734,7 +734,36 @@ class HNMF(*_estimator_bases()):
             solver=self._solver,
             max_iter=max(self.max_iter, 200),
             tol=min(self.tol, 1e-6),
+            constraints=self._map_constraints(X),
         )
+
+    def _map_constraints(self, X):
+        """The fit's constraint plan, for maps of ``X`` that it can constrain (else None).
+
+        The maps' penalties apply to any rows; their projections act on the
+        fitted scan's grid, so they apply to data with as many rows, held in
+        memory. Otherwise the maps are solved without them, with a warning
+        that says why.
+        """
+        plan = getattr(self, "spec_", None) and self.spec_.plan
+        if plan is None or not plan.maps.active:
+            return None
+        if not plan.maps.projections:
+            return plan
+        grid, n_rows = plan.maps.grid, X.shape[0]
+        reason = None
+        if grid is not None and grid.size != n_rows:
+            reason = (f"act on the fitted scan's grid ({grid.size} probe positions), and these "
+                      f"data have {n_rows} rows")
+        elif isinstance(X, StreamedMatrix) and X.held_array is None:
+            reason = ("act across probe positions, and these data are read chunk by chunk "
+                      "(load them to apply them)")
+        if reason is None:
+            return plan
+        labels = ", ".join(label for _, _, label in plan.maps.projections)
+        warnings.warn(f"The maps' projections of this fit ({labels}) {reason}: the maps are "
+                      "solved without them.", UserWarning, stacklevel=3)
+        return None
 
     def inverse_transform(self, X):
         """Data reconstructed from maps: ``X @ components_``.

@@ -149,3 +149,33 @@ def test_lengths_on_axes_that_cannot_convert_them_are_refused_before_any_change(
     np.testing.assert_array_equal(s.learning_results.factors, previous)
     lr = constrained(s, constraints=[type(constraint)(3.0, units="px")])  # pixels still work
     assert np.isfinite(lr.loadings).all()
+
+
+def _zero_second_map(stack):
+    out = stack.copy()
+    out[1] = 0
+    return out
+
+
+def test_reprojected_maps_keep_the_fits_map_constraints(scan):
+    # reproject="navigation" recomputes the maps with HNMF.transform; it solved them without
+    # the fit's map projections (a map the fit zeroed came back nonzero, MapResolution lost).
+    options = dict(output_dimension=3, loss="kl", random_state=0, print_info=False,
+                   constraints=[MapResolution(2.0),
+                                Projection(_zero_second_map, name="zero map 1")])
+    scan.decomposition(algorithm="hnmf", reproject="navigation", **options)
+    maps = np.asarray(scan.learning_results.loadings).T.reshape(3, 20, 20)
+    assert np.all(maps[1] == 0) and maps[0].max() > 0
+    assert out_of_band_fraction(maps, 4.0).max() < 1e-3  # 2 nm = 4 probe-position pixels
+    # at array level: data of another scan cannot take the grid's projections
+    from hyperspy_hnmf import HNMF
+
+    X = scan.data.reshape(400, -1).astype(np.float32)
+    model = HNMF(3, loss="kl", random_state=0, navigation_grid=(20, 20),
+                 constraints=[Projection(_zero_second_map, name="zero map 1")]).fit(X)
+    assert np.all(model.transform(X)[:, 1] == 0)
+    with pytest.warns(UserWarning, match=re.escape(
+            "The maps' projections of this fit (Projection 'zero map 1') act on the fitted "
+            "scan's grid (400 probe positions), and these data have 100 rows: the maps are "
+            "solved without them.")):
+        model.transform(X[:100])
