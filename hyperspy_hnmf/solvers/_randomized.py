@@ -17,7 +17,7 @@ import scipy.linalg
 
 from .._spec import (DEFAULT_INIT, DEFAULT_MAX_ITER, DEFAULT_OVERSAMPLING,
                      DEFAULT_POWER_ITERATIONS, DEFAULT_REFINE_PASSES, DEFAULT_TOL, resolve_fit)
-from ._init import nndsvd_factors
+from ._init import _FILLS, nndsvd_factors
 from ._linalg import as_generator, one_thread, randomized_range
 from ._loop import _balance, canonical_order
 from ._objective import frobenius_from_products
@@ -103,7 +103,7 @@ def _fit_randomized(X, spec, rng, callback=None):
         W = np.abs(rng.standard_normal((X.shape[0], k))) * scale
         H = np.abs(rng.standard_normal((k, X.shape[1]))) * scale
     else:
-        fill = {"nndsvd": None, "nndsvda": "mean", "nndsvdar": "random"}[init]
+        fill = _FILLS[init]
         mean = float((Q.sum(axis=0) @ B).sum()) / (X.shape[0] * X.shape[1])
         W, H = nndsvd_factors(Q @ Ub[:, :k], S[:k], Vt[:k], fill, max(mean, 0.0), rng)
     W = np.ascontiguousarray(W, dtype=X.dtype)
