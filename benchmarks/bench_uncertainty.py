@@ -137,7 +137,11 @@ def figure(out, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
 
+    # "The truth is outside / inside the interval": the two ends of cividis,
+    # told apart with any colour vision.
+    inside_map = ListedColormap(["#00224e", "#fee838"], name="outside-inside")
     s, u, inside, names = out["s"], out["u"], out["inside"][out["u"].interval], out["names"]
     axes_manager = s.axes_manager
     ny, nx = axes_manager.navigation_shape[::-1]
@@ -157,7 +161,7 @@ def figure(out, path):
              "electrons per pattern", "magma", None),
             (inside[:, j].astype(float),
              f"truth inside? ({100 * inside[:, j].mean():.0f} % of positions)",
-             "1 = inside, 0 = outside", "RdYlGn", (0, 1)),
+             "true value", inside_map, (0, 1)),
         ]
         vmax = max(out["truth"][:, j].max(), loadings[:, j].max())
         for column, (ax, (values, title, unit, cmap, limits)) in enumerate(zip(grid[j], panels)):
@@ -170,7 +174,9 @@ def figure(out, path):
                 ax.set_xlabel(f"x ({units})")
             if column == 0:
                 ax.set_ylabel(f"y ({units})")
-            fig.colorbar(image, ax=ax, shrink=0.85, label=unit)
+            bar = fig.colorbar(image, ax=ax, shrink=0.85, label=unit)
+            if cmap is inside_map:  # two colours (colour-blind safe), named
+                bar.set_ticks([0.25, 0.75], labels=["outside\ninterval", "inside\ninterval"])
     fig.suptitle(f"Bootstrap of an hnmf fit: {u.n_resamples} {u.method} resamples, {u.interval} "
                  f"{percent} intervals; synthetic 4D-STEM without halo (identifiable), "
                  f"{s.metadata.Ground_truth.dose:g} e⁻ per pattern")

@@ -343,6 +343,18 @@ def test_array_level_clustering_without_maps():
     assert np.round(result.angles_deg).tolist() == [0, 40, -110, 0, 40, -110]
 
 
+def test_dendrogram_title_names_the_data(decomposed):
+    result = decomposed.cluster_decomposition_components(n_clusters=4)
+    figure = result.plot_dendrogram(figsize=(8, 4))
+    title = figure.axes[0].get_title()
+    assert title == (f"{decomposed.metadata.General.title}\n"
+                     f"{len(result.labels)} components in 4 clusters (φ cross-correlation)")
+    # The title is inside the figure (not clipped at its top edge).
+    figure.canvas.draw()
+    box = figure.axes[0].title.get_window_extent()
+    assert box.y1 <= figure.bbox.y1
+
+
 @pytest.mark.mpl_image_compare(baseline_dir="baseline", tolerance=5)
 def test_plot_polar_dendrogram(decomposed):
     result = decomposed.cluster_decomposition_components(n_clusters=4)

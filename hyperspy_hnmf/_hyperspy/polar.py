@@ -372,6 +372,7 @@ def cluster_decomposition_components(self, method="polar_xcorr", n_clusters=None
     clusters.loadings = self._get_loadings(clusters.maps)
     x_axis = self.axes_manager.signal_axes[0]
     clusters.pixel_size, clusters.units = abs(float(x_axis.scale)), str(x_axis.units)
+    clusters.data_title = self.metadata.General.title or None
     clusters.factors.metadata.General.title = "Merged components (polar_xcorr clusters)"
     clusters.loadings.metadata.General.title = "Merged maps (polar_xcorr clusters)"
     if write_to_learning_results:

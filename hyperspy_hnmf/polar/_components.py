@@ -110,6 +110,9 @@ class ComponentClusters:
     pixel_size, units : float or None, str or None
         Calibration of the patterns' pixels (set by the signal method from
         the signal axes), for the scale bar of :meth:`plot_dendrogram`.
+    data_title : str or None
+        Title of the decomposed data (set by the signal method from the
+        signal's metadata), shown above the dendrogram's own title.
 
     Examples
     --------
@@ -126,6 +129,7 @@ class ComponentClusters:
     def __init__(self, **attributes):
         self.factors = None
         self.loadings = None
+        self.data_title = None
         self.__dict__.update(attributes)
 
     @property

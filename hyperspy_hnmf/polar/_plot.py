@@ -63,8 +63,9 @@ def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.
             figsize = (max(4.5, 0.9 * k + 2.0), 4.0)
         figure, ax = plt.subplots(figsize=figsize)
         width, height = figure.get_size_inches()  # margins in inches: labels never clipped
-        figure.subplots_adjust(left=0.95 / width, right=1 - 1.1 / width, top=1 - 0.4 / height,
-                               bottom=0.34)
+        title_room = 0.65 if getattr(clusters, "data_title", None) else 0.4  # inches
+        figure.subplots_adjust(left=0.95 / width, right=1 - 1.1 / width,
+                               top=1 - title_room / height, bottom=0.34)
     else:
         figure = ax.figure
     palette = colormaps["tab10"]
@@ -84,7 +85,9 @@ def plot_component_dendrogram(clusters, ax=None, figsize=None, thumbnail_size=0.
     if clusters.cut_distance is not None:
         ax.axhline(clusters.cut_distance, color="0.3", linestyle="--", linewidth=1)
     ax.set_ylabel("dissimilarity\n(1 − max. φ cross-correlation)")
-    ax.set_title(f"{k} components in {clusters.n_clusters} clusters (φ cross-correlation)")
+    title = f"{k} components in {clusters.n_clusters} clusters (φ cross-correlation)"
+    data_title = getattr(clusters, "data_title", None)
+    ax.set_title(f"{data_title}\n{title}" if data_title else title)
     ax.set_xticks([])
     ax.yaxis.set_ticks_position("left")
     for side in ("top", "right", "bottom"):
