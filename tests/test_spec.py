@@ -384,3 +384,43 @@ def test_rank_selection_rejects_a_bad_fit_option_before_any_fit(counters):
     with pytest.raises(ValueError, match="Unknown loss .poisson."):
         estimate_rank(data(), ranks=[2, 3], n_restarts=3, loss="poisson")
     assert counters["resolve_fit"] == 1
+
+
+ESTIMATE_RANK_OPTIONS = (
+    "ranks, n_restarts, perturbation, normalize_poissonian_noise, compression, "
+    "silhouette_threshold, max_iter, tol, n_jobs, random_state, consensus_rows; the options "
+    "of its fits are component_grid, constraints, groups, init, loss, map_grid, "
+    "oversampling, power_iterations, refine_passes, solver.")
+
+
+@pytest.mark.parametrize("caller", ["estimate_rank", "stability", "hnmfk"])
+def test_rank_selection_refuses_an_unknown_option_before_reading_the_data(counters, caller):
+    # An unknown keyword went on to nmf(), which raised "nmf() got an unexpected keyword
+    # argument 'bogus'" after the data were read and checked.
+    from hyperspy_hnmf.hierarchy import hnmfk
+    from hyperspy_hnmf.rank_selection import estimate_rank, stability
+
+    X = data()
+    X[0, 0] = np.nan  # never read: the option is refused first
+    call = {"estimate_rank": lambda: estimate_rank(X, ranks=[2, 3], n_restarts=2, bogus=1),
+            "stability": lambda: stability(X, 2, n_restarts=2, bogus=1),
+            "hnmfk": lambda: hnmfk(np.abs(data()), ranks=[2, 3], n_restarts=2, bogus=1)}
+    with pytest.raises(TypeError) as error:
+        call[caller]()
+    where = "hnmfk" if caller == "hnmfk" else "estimate_rank"
+    takes = ("Its own options are" if where == "estimate_rank" else
+             "hnmfk passes its other options to estimate_rank, whose options are")
+    assert str(error.value) == (
+        f"{where} got the unknown option(s) ['bogus']. {takes} {ESTIMATE_RANK_OPTIONS}")
+    assert counters["resolve_fit"] == 0
+
+
+def test_rank_selection_tells_how_to_clip_when_asked_for_clip_negative():
+    from hyperspy_hnmf.rank_selection import estimate_rank
+
+    with pytest.raises(TypeError) as error:
+        estimate_rank(data(), ranks=[2, 3], n_restarts=2, clip_negative=True)
+    assert str(error.value) == (
+        f"estimate_rank got the unknown option(s) ['clip_negative']. Its own options are "
+        f"{ESTIMATE_RANK_OPTIONS} It takes the data as they are: set negative values to zero "
+        "first, e.g. X = np.maximum(X, 0) (for a signal: s.data = np.maximum(s.data, 0)).")

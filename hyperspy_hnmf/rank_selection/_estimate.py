@@ -143,6 +143,65 @@ def _seed(random_state):
     return random_state
 
 
+def hnmf_option_names():
+    """The keywords that :func:`estimate_rank` passes on to its fits, sorted.
+
+    Those of :func:`hyperspy_hnmf.solvers.nmf` except the data, the rank and
+    what :func:`estimate_rank` sets itself (``random_state``,
+    ``n_restarts``, ``max_iter``, ``tol``) or never calls (``callback``).
+
+    Examples
+    --------
+    >>> "loss" in hnmf_option_names(), "callback" in hnmf_option_names()
+    (True, False)
+    """
+    from .. import solvers
+
+    own = {"X", "n_components", "randomized_options", "callback", "random_state",
+           "n_restarts", "max_iter", "tol"}
+    names = set(inspect.signature(solvers.nmf).parameters) - own
+    return sorted(names | {"oversampling", "power_iterations", "refine_passes"})
+
+
+def check_hnmf_options(options, where="estimate_rank"):
+    """Refuse keywords that neither ``where`` nor its fits take, naming the accepted ones.
+
+    Parameters
+    ----------
+    options : dict
+        The keywords :func:`estimate_rank` would pass on to its fits.
+    where : str
+        The caller's name, for the message.
+
+    Raises
+    ------
+    TypeError
+        For an unknown keyword, before anything is read or fitted.
+
+    Examples
+    --------
+    >>> check_hnmf_options({"loss": "kl"})
+    >>> check_hnmf_options({"bogus": 1})
+    Traceback (most recent call last):
+    ...
+    TypeError: estimate_rank got the unknown option(s) ['bogus']. Its own options are ...
+    """
+    unknown = sorted(set(options) - set(hnmf_option_names()))
+    if not unknown:
+        return
+    own = [name for name in inspect.signature(estimate_rank).parameters
+           if name not in ("s", "hnmf_options")]
+    hint = ""
+    if "clip_negative" in unknown:
+        hint = (" It takes the data as they are: set negative values to zero first, e.g. "
+                "X = np.maximum(X, 0) (for a signal: s.data = np.maximum(s.data, 0)).")
+    takes = ("Its own options are" if where == "estimate_rank" else
+             f"{where} passes its other options to estimate_rank, whose options are")
+    raise TypeError(
+        f"{where} got the unknown option(s) {unknown}. {takes} {', '.join(own)}; the "
+        f"options of its fits are {', '.join(hnmf_option_names())}.{hint}")
+
+
 def _constraint_list(options):
     """The constraints in ``options`` as a list ([] if none, or not a list of constraints)."""
     from ..constraints import Constraint
@@ -671,6 +730,7 @@ def check_options(X, ranks, n_restarts, options, where):
     arguments = dict(bound.arguments)
     del arguments["s"]
     hnmf_options = arguments.pop("hnmf_options")
+    check_hnmf_options(hnmf_options, where)
     return _plan(X, **arguments, where=where, **hnmf_options)
 
 
@@ -802,6 +862,7 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     ...               constraints=[MapResolution(2.0)]).settings["compressed"]
     False
     """
+    check_hnmf_options(hnmf_options)
     X = data_matrix(s)
     plan = _plan(X, ranks, n_restarts, perturbation, normalize_poissonian_noise, compression,
                  silhouette_threshold, max_iter, tol, n_jobs, random_state, consensus_rows,
