@@ -686,8 +686,13 @@ def promotion_warning(maximum):
             "data (e.g. s.data / s.data.max()) to fit in float32.")
 
 
-def check_nonnegative(X, name="X", where="NMF"):
-    """Raise ``ValueError`` if ``X`` has negative entries, saying how many.
+#: Callers (the ``where`` of :func:`check_nonnegative`) that take ``clip_negative``;
+#: the others are told to set negative values to zero themselves.
+CLIP_NEGATIVE_CALLERS = ("HNMF.fit", "HNMF.transform", "decomposition(algorithm='hnmf')")
+
+
+def check_nonnegative(X, name="X", where="NMF", clip_option=None):
+    """Raise ``ValueError`` if ``X`` has negative entries, saying how many and what to do.
 
     Parameters
     ----------
@@ -696,10 +701,18 @@ def check_nonnegative(X, name="X", where="NMF"):
         How to call the data in the message.
     where : str
         The caller, for the message (``"HNMF.fit"``, ...).
+    clip_option : bool or None
+        Whether the caller takes ``clip_negative=True`` (the message then
+        advises it) or not (the message advises clipping the data first);
+        None: whether ``where`` is one of :data:`CLIP_NEGATIVE_CALLERS`.
 
     Examples
     --------
     >>> check_nonnegative(np.zeros((2, 2)))
+    >>> check_nonnegative(-np.ones((1, 2)), where="estimate_rank")
+    Traceback (most recent call last):
+    ...
+    ValueError: Negative values in data passed to estimate_rank: ... set them to zero first, e.g. X = np.maximum(X, 0) ...
     """
     values = data_values(X)
     if values.size == 0:
@@ -708,12 +721,16 @@ def check_nonnegative(X, name="X", where="NMF"):
     if minimum >= 0:
         return
     count = int(np.count_nonzero(values < 0))
+    if clip_option is None:
+        clip_option = where in CLIP_NEGATIVE_CALLERS
+    clip = ("pass clip_negative=True to set them to zero with a warning." if clip_option else
+            "set them to zero first, e.g. X = np.maximum(X, 0) (for a signal: s.data = "
+            "np.maximum(s.data, 0)).")
     raise ValueError(
         f"Negative values in data passed to {where}: {name} has {count} negative "
         f"entries (minimum {float(minimum):.6g}). NMF needs nonnegative data. "
         f"Add an offset (e.g. subtract the minimum, {-float(minimum):.6g}), or, if the "
-        "negative values are noise around zero (e.g. after background subtraction), "
-        "pass clip_negative=True to set them to zero with a warning."
+        f"negative values are noise around zero (e.g. after background subtraction), {clip}"
     )
 
 

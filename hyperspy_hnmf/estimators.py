@@ -260,8 +260,10 @@ class HNMF(*_estimator_bases()):
         every other option as the algorithms received it. Frozen.
     constraint_metrics_ : dict
         What the constraints did: ``dip_score`` of every component (with the
-        width of the first ContinuousIntensity), ``out_of_band_fraction`` of
-        every map (with the first MapResolution) and
+        width of the first ContinuousIntensity, in pixels along each axis of
+        the components: ``dip_width_pixels``), ``out_of_band_fraction`` of
+        every map (with the first MapResolution, in pixels along each axis
+        of the scan: ``map_resolution_pixels``) and
         ``reconstruction_error``; empty without constraints.
 
     Raises
@@ -464,7 +466,7 @@ class HNMF(*_estimator_bases()):
         values = X.data if sp.issparse(X) else X
         if values.size and values.min() < 0:
             if not self.clip_negative:
-                check_nonnegative(X, where=where)
+                check_nonnegative(X, where=where, clip_option=True)
             count = int(np.count_nonzero(values < 0))
             warnings.warn(
                 f"clip_negative=True: {count} negative entries (minimum "
@@ -604,14 +606,18 @@ class HNMF(*_estimator_bases()):
 
         metrics = {"reconstruction_error": self.reconstruction_err_,
                    "constraints": plan.summary()}
-        if plan.dip_width is not None:
+        # Per axis: on a scan (or detector) whose step differs between the axes the
+        # constraint's length is a different number of pixels along each axis.
+        if plan.dip_width_axes is not None:
             stack = H.reshape((H.shape[0],) + plan.components.grid.shape)
-            metrics["dip_width_pixels"] = plan.dip_width
-            metrics["dip_score"] = dip_score(stack, plan.dip_width)
-        if plan.map_resolution is not None:
+            metrics["dip_width_pixels"] = np.asarray(plan.dip_width_axes, dtype=np.float64)
+            metrics["dip_score"] = dip_score(stack, plan.dip_width_axes)
+        if plan.map_resolution_axes is not None:
             stack = np.ascontiguousarray(W.T).reshape((W.shape[1],) + plan.maps.grid.shape)
-            metrics["map_resolution_pixels"] = plan.map_resolution
-            metrics["out_of_band_fraction"] = out_of_band_fraction(stack, plan.map_resolution)
+            metrics["map_resolution_pixels"] = np.asarray(plan.map_resolution_axes,
+                                                          dtype=np.float64)
+            metrics["out_of_band_fraction"] = out_of_band_fraction(stack,
+                                                                   plan.map_resolution_axes)
         return metrics
 
     def _fit_flat(self, X, spec, callback):

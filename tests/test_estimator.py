@@ -82,6 +82,56 @@ def test_clip_negative_opt_in():
     assert X[0, 0] == -0.5  # the caller's data are untouched
 
 
+def _negative_data():
+    X = data()
+    X[3, 4] = -0.5
+    return X
+
+
+def _call_with_negative_data(caller):
+    import hyperspy.api as hs
+
+    import hyperspy_hnmf
+    from hyperspy_hnmf.hierarchy import hnmfk
+    from hyperspy_hnmf.hierarchy.multilayer import multilayer_nmf
+    from hyperspy_hnmf.solvers import nmf
+
+    X = _negative_data()
+    calls = {
+        "HNMF.fit": lambda: HNMF(2).fit(X),
+        "HNMF.transform": lambda: HNMF(2).fit(np.abs(X)).transform(X),
+        "decomposition(algorithm='hnmf')": lambda: hs.signals.Signal1D(X.reshape(6, 10, 40))
+        .decomposition(algorithm="hnmf", output_dimension=2, print_info=False),
+        "nmf": lambda: nmf(X, 2),
+        "multilayer_nmf": lambda: multilayer_nmf(X, [3, 2]),
+        "estimate_rank": lambda: hyperspy_hnmf.estimate_rank(X, ranks=[2, 3], n_restarts=2),
+        "hnmfk": lambda: hnmfk(X, ranks=[2, 3], n_restarts=2),
+    }
+    with pytest.raises(ValueError) as error:
+        calls[caller]()
+    return str(error.value)
+
+
+@pytest.mark.parametrize("caller", ["HNMF.fit", "HNMF.transform",
+                                    "decomposition(algorithm='hnmf')"])
+def test_negative_data_advise_clip_negative_where_it_is_taken(caller):
+    message = _call_with_negative_data(caller)
+    assert message.startswith(f"Negative values in data passed to {caller}:")
+    assert message.endswith("pass clip_negative=True to set them to zero with a warning.")
+
+
+@pytest.mark.parametrize("caller", ["nmf", "multilayer_nmf", "estimate_rank", "hnmfk"])
+def test_negative_data_advise_clipping_first_where_clip_negative_is_not_taken(caller):
+    # The message advised clip_negative=True, which these functions refuse (hnmfk and
+    # estimate_rank with an unknown option, nmf with a TypeError).
+    assert _call_with_negative_data(caller) == (
+        f"Negative values in data passed to {caller}: X has 1 negative entries (minimum "
+        "-0.5). NMF needs nonnegative data. Add an offset (e.g. subtract the minimum, 0.5), "
+        "or, if the negative values are noise around zero (e.g. after background "
+        "subtraction), set them to zero first, e.g. X = np.maximum(X, 0) (for a signal: "
+        "s.data = np.maximum(s.data, 0)).")
+
+
 def test_sparse_input():
     X = sp.random(80, 50, density=0.1, random_state=0, format="csr", dtype=np.float32)
     W = HNMF(3, loss="kl", random_state=0).fit_transform(X)

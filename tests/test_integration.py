@@ -367,3 +367,72 @@ def test_lazy_tree_takes_as_many_leaves_as_probe_positions_as_in_memory():
         with pytest.raises(ValueError, match="A tree with 7 leaves needs at least as many probe "
                                              "positions, but there are 6"):
             signal.decomposition(algorithm="hnmf", output_dimension=7, hierarchy="tree")
+
+
+def test_an_estimator_instance_keeps_its_parameters_and_serves_another_signal():
+    # The adapter wrote n_components and the grids resolved for one signal onto the user's
+    # HNMF: a second signal of another shape then failed with "map_grid has shape (12, 10)
+    # (120 pixels), but the data have 120 rows" or worse, took the first signal's grids.
+    from hyperspy_hnmf.constraints import ContinuousIntensity
+
+    model = HNMF(loss="kl", random_state=0, max_iter=30,
+                 constraints=[ContinuousIntensity(3.0, units="px")])
+    given = model.get_params()
+    for kind, signal_shape in (("2d", (16, 16)), ("1d", (64,))):
+        s = low_rank_signal(kind)
+        returned = s.decomposition(algorithm=model, output_dimension=3, return_info=True,
+                                   print_info=False)
+        assert model.get_params() == given
+        assert model.n_components is None and model.signal_grid is None
+        # fitted in place, as HyperSpy fits an estimator passed as algorithm
+        assert returned is model and model.spec_.signal_grid.shape == signal_shape
+        np.testing.assert_allclose(s.learning_results.factors, model.components_.T)
+        assert model.n_components_ == 3
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_refused_call_leaves_the_estimator_instance_as_it_was(lazy):
+    from hyperspy_hnmf.constraints import MapResolution
+
+    s = low_rank_signal()
+    model = HNMF(random_state=0, max_iter=20, constraints=[MapResolution(2.0)])
+    model.set_params(n_components=3, navigation_grid=(12, 10)).fit(s.data.reshape(120, -1))
+    model.set_params(n_components=None, navigation_grid=None)
+    fitted_state = dict(vars(model))
+    if lazy:
+        s = s.as_lazy()
+    mask = np.zeros(s.axes_manager.navigation_shape, dtype=bool)
+    with pytest.raises(ValueError, match="navigation_mask"):
+        s.decomposition(algorithm=model, output_dimension=3, navigation_mask=mask,
+                        print_info=False)
+    assert vars(model).keys() == fitted_state.keys()
+    for name, value in fitted_state.items():
+        assert vars(model)[name] is value, name
+
+
+def _one_position(shape, kind):
+    s = hs.signals.Signal1D(np.arange(1, 65, dtype="uint16" if kind == "counts"
+                                      else "float32").reshape(shape))
+    return s.as_lazy() if kind == "lazy" else s
+
+
+@pytest.mark.parametrize("kind", ["memory", "lazy", "counts"])
+@pytest.mark.parametrize("shape,what", [
+    ((1, 64), "one (navigation shape (1,))"),
+    ((1, 1, 64), "one (navigation shape (1, 1))"),
+    ((64,), "one: it has no navigation axes"),
+])
+@pytest.mark.parametrize("options", [dict(output_dimension=1),
+                                     dict(output_dimension=1, hierarchy="tree")])
+def test_one_probe_position_gets_one_error_in_memory_and_lazily(kind, shape, what, options):
+    # In memory HyperSpy's "navigation_size < 2", lazily (and for counts read in place)
+    # "output_dimension=1 is too large", a lazy tree of one leaf went on, and a signal
+    # without navigation axes failed in a reshape.
+    s = _one_position(shape, kind)
+    with pytest.raises(ValueError) as error:
+        s.decomposition(algorithm="hnmf", print_info=False, **options)
+    assert str(error.value) == (
+        "decomposition(algorithm='hnmf') needs at least two probe positions (NMF fits fewer "
+        f"components than positions), but this signal has {what}. Decompose a signal of "
+        "several positions, e.g. hs.stack([s1, s2, ...]) of spectra or patterns.")
+    assert s.learning_results.loadings is None

@@ -32,6 +32,7 @@ from ..solvers import canonical_order
 from .._checks import (check_finite, check_nonnegative, check_not_all_zero, check_real,
                        is_auto_loss, row_blocks)
 from ..estimators import explained_intensity
+from ..constraints.specs import _pixels_text
 from .joint import check_lines, fit_signals, known_info
 from .results import (_keeping_previous_results, clear_results, install_results_io,
                       stamp_results, store_decomposition, uninstall_results_io)
@@ -61,7 +62,10 @@ _DOC_NOTE = """
     and ``pure_regions=[PureRegion(...)]`` (:mod:`hyperspy_hnmf.constraints`)
     hold reference patterns and label pure probe positions in a flat fit;
     every reference is checked against the data
-    (:func:`hyperspy_hnmf.get_known_component_checks`).
+    (:func:`hyperspy_hnmf.get_known_component_checks`). An HNMF instance is
+    fitted in place, as HyperSpy fits any estimator, but keeps its
+    parameters: the grids and number of components resolved for this
+    signal are in its ``spec_``, so it can decompose another signal.
 """
 
 
@@ -98,8 +102,12 @@ def _show_progressbar(value):
 def _build_estimator(algorithm, output_dimension, options, signal=None):
     """The estimator for this call, with every option validated.
 
-    Constraints that reshape maps or components get their grids from the
-    signal's axes (unless given).
+    An :class:`HNMF` instance given as ``algorithm`` is not modified: the
+    fit runs on a copy with the same parameters (:func:`_copy_estimator`),
+    whose fitted state :func:`_adopt_fit` hands back to the instance after
+    a successful fit. Constraints that reshape maps or components get their
+    grids from the signal's axes (unless given; given grids must have the
+    axes' shapes, see :func:`_check_given_grids`).
     """
     options = dict(options)
     if isinstance(algorithm, HNMF):
@@ -109,14 +117,13 @@ def _build_estimator(algorithm, output_dimension, options, signal=None):
                 "algorithm; set them on the instance instead, e.g. "
                 "HNMF(n_components=4, loss='kl')."
             )
-        estimator = algorithm
-        if output_dimension is None:
-            output_dimension = estimator.n_components
-        elif estimator.n_components not in (None, output_dimension):
+        if output_dimension is not None and algorithm.n_components not in (None,
+                                                                           output_dimension):
             raise ValueError(
                 f"output_dimension={output_dimension} disagrees with the HNMF "
-                f"instance's n_components={estimator.n_components}; give one of them."
+                f"instance's n_components={algorithm.n_components}; give one of them."
             )
+        estimator = _copy_estimator(algorithm)
         if estimator.n_components is None:
             estimator.set_params(n_components=output_dimension)
     else:
@@ -129,6 +136,8 @@ def _build_estimator(algorithm, output_dimension, options, signal=None):
             )
         estimator = HNMF(n_components=output_dimension, show_progressbar=show_progressbar,
                          **options)
+    if signal is not None:
+        _check_given_grids(estimator, signal)
     if signal is not None and (estimator.constraints is not None or estimator.groups is not None):
         from ..constraints import signal_grids
 
@@ -145,26 +154,120 @@ def _build_estimator(algorithm, output_dimension, options, signal=None):
     return estimator
 
 
-def _check_constraint_combinations(estimator, arguments):
-    """Refuse HyperSpy options that would break the constraints' geometry."""
-    if estimator.constraints is None and estimator.groups is None:
-        return
-    if arguments["normalize_poissonian_noise"]:
-        raise ValueError(
-            "normalize_poissonian_noise=True cannot be combined with constraints: the "
-            "weighting would reshape the maps and components the constraints act on. For "
-            "counted data use loss='kl' instead.")
-    plan = estimator._validate_params().plan
-    if plan is None:
-        return
-    for mask, side, name in (("navigation_mask", plan.maps, "maps"),
-                             ("signal_mask", plan.components, "components")):
-        if arguments[mask] is not None and side.projections:
+def _copy_estimator(estimator):
+    """A new, unfitted estimator with the parameters of ``estimator`` (scikit-learn's ``clone``).
+
+    The parameters are shared, not copied: the adapter only replaces some
+    of them (the grids, ``n_components``) on the copy.
+
+    Examples
+    --------
+    >>> model = HNMF(loss="kl")
+    >>> copy = _copy_estimator(model)
+    >>> copy is model, copy.get_params() == model.get_params()
+    (False, True)
+    """
+    return type(estimator)(**estimator.get_params(deep=False))
+
+
+def _adopt_fit(estimator, fitted):
+    """Give ``estimator`` the fitted state of its copy ``fitted``; its parameters stay as given.
+
+    HyperSpy fits an estimator passed as ``algorithm`` in place; the user's
+    :class:`HNMF` is fitted the same way, but its parameters (grids,
+    ``n_components``) are the user's, not those this call resolved for the
+    signal (they are in ``spec_``), so the instance can decompose another
+    signal.
+    """
+    parameters = set(estimator.get_params(deep=False))
+    vars(estimator).update({name: value for name, value in vars(fitted).items()
+                            if name not in parameters})
+
+
+def _fitted_estimator(algorithm, estimator):
+    """What ``return_info=True`` returns: the user's instance, fitted, or the built estimator."""
+    if isinstance(algorithm, HNMF):
+        _adopt_fit(algorithm, estimator)
+        return algorithm
+    return estimator
+
+
+def _grid_shape_text(shape, names):
+    """``(6, 8) (y, x)``: a grid shape with the names of the axes, in array order."""
+    return f"{tuple(shape)} ({', '.join(names)})" if names else f"{tuple(shape)}"
+
+
+def _check_given_grids(estimator, signal):
+    """Refuse a ``navigation_grid`` or ``signal_grid`` whose shape is not that of the axes.
+
+    A grid given for a signal must have the shape of its navigation (or
+    signal) axes in array order; a transposed one, or another shape with as
+    many pixels, would reshape the maps or components wrongly without an
+    error. Its calibration (scale, units) may differ from the axes'.
+    """
+    from ..constraints import Grid, signal_grids
+
+    am = signal.axes_manager
+    for name, side, given, expected, axes in zip(
+            ("navigation_grid", "signal_grid"), ("navigation", "signal"),
+            (estimator.navigation_grid, estimator.signal_grid), signal_grids(signal),
+            (am.navigation_axes, am.signal_axes)):
+        if given is None:
+            continue
+        try:
+            shape = (given if isinstance(given, Grid) else Grid(tuple(given))).shape
+        except TypeError:
+            raise ValueError(f"{name} must be a Grid or a tuple of axis sizes, got "
+                             f"{given!r}.") from None
+        names = [axis.name for axis in axes[::-1]]
+        names = names if all(isinstance(n, str) and n for n in names) else []
+        if expected is None:
             raise ValueError(
-                f"{mask} cannot be combined with constraints that reshape the {name} "
-                f"({', '.join(label for _, _, label in side.projections)}): the masked "
-                f"{name} would no longer fill the grid. Crop the signal instead "
-                "(s.inav[...] / s.isig[...]).")
+                f"{name} has shape {shape}, but the signal has no {side} axes; leave "
+                f"{name} out.")
+        if shape != expected.shape:
+            hint = (" (transposed? HyperSpy lists the axes in the other order, as in "
+                    f"axes_manager.{side}_shape)" if sorted(shape) == sorted(expected.shape)
+                    else "")
+            raise ValueError(
+                f"{name} has shape {shape}, but the signal's {side} axes give "
+                f"{_grid_shape_text(expected.shape, names)} in array order{hint}. Give "
+                f"{name}=Grid({expected.shape}, scale, units), or leave it out: the axes give "
+                "the grid and its calibration.")
+
+
+def _check_constraint_combinations(estimator, arguments):
+    """Refuse HyperSpy options that would break the constraints' geometry; fit grids to masks.
+
+    With ``navigation_mask`` the fitted maps hold the kept probe positions
+    only, with ``signal_mask`` the components the kept pixels only: they no
+    longer fill the scan or detector grid. Projections that reshape the
+    masked factor (MapResolution, ContinuousIntensity, a Projection) are
+    refused; penalties act entry by entry and apply to what is kept, so the
+    masked side's grid is left out of the fit (``estimator`` is this call's
+    own copy). The outliers' channel rule then takes the kept channels as
+    neighbours along a line.
+    """
+    if estimator.constraints is not None or estimator.groups is not None:
+        if arguments["normalize_poissonian_noise"]:
+            raise ValueError(
+                "normalize_poissonian_noise=True cannot be combined with constraints: the "
+                "weighting would reshape the maps and components the constraints act on. "
+                "For counted data use loss='kl' instead.")
+        plan = estimator._validate_params().plan
+        for mask, side, name in (() if plan is None else
+                                 (("navigation_mask", plan.maps, "maps"),
+                                  ("signal_mask", plan.components, "components"))):
+            if arguments[mask] is not None and side.projections:
+                raise ValueError(
+                    f"{mask} cannot be combined with constraints that reshape the {name} "
+                    f"({', '.join(label for _, _, label in side.projections)}): the masked "
+                    f"{name} would no longer fill the grid. Crop the signal instead "
+                    "(s.inav[...] / s.isig[...]); penalties (Penalty) can be combined with "
+                    f"{mask}.")
+    for mask, grid in (("navigation_mask", "navigation_grid"), ("signal_mask", "signal_grid")):
+        if arguments[mask] is not None:
+            setattr(estimator, grid, None)
 
 
 def exposed_rank(estimator):
@@ -278,7 +381,8 @@ def _check_signal_data(signal, nav_keep, sig_keep, clip_negative):
             values = values[:, sig_keep]
         check_finite(values, name="The data")
         if not clip_negative:
-            check_nonnegative(values, name="the signal", where="decomposition(algorithm='hnmf')")
+            check_nonnegative(values, name="the signal", where="decomposition(algorithm='hnmf')",
+                              clip_option=True)
         maximum = max(maximum, float(values.max(initial=0)))
         total += float(np.sum(np.maximum(values, 0), dtype=np.float64))
     if maximum <= 0:
@@ -376,14 +480,16 @@ def _constraint_lines(info):
     if not constraints.get("summary"):
         return []
     lines = ["  constraints:"] + [f"    {line}" for line in constraints["summary"].split("\n")]
+    # (lengths per axis; one number in results saved before they were)
     if "dip_score" in constraints:
         scores = ", ".join(f"{v:.3f}" for v in np.atleast_1d(constraints["dip_score"]))
-        lines.append(f"  dip score per component (width "
-                     f"{constraints['dip_width_pixels']:.3g} px): {scores}")
+        width = _pixels_text(np.atleast_1d(constraints["dip_width_pixels"]))
+        lines.append(f"  dip score per component (width {width} px): {scores}")
     if "out_of_band_fraction" in constraints:
         fractions = ", ".join(f"{v:.2e}" for v in np.atleast_1d(constraints["out_of_band_fraction"]))
-        lines.append(f"  map energy beyond the resolution "
-                     f"({constraints['map_resolution_pixels']:.3g} px) per map: {fractions}")
+        resolution = _pixels_text(np.atleast_1d(constraints["map_resolution_pixels"]))
+        lines.append(f"  map energy beyond the resolution ({resolution} px) per map: "
+                     f"{fractions}")
     return lines
 
 
@@ -417,7 +523,26 @@ def _check_centre(arguments):
         )
 
 
+def _check_probe_positions(signal):
+    """At least two probe positions, for signals in memory and lazy ones alike.
+
+    HyperSpy refuses one position in memory with its own message; a lazy
+    signal would reach the check of ``output_dimension`` instead, and a
+    signal without navigation axes another error: all get this one.
+    """
+    am = signal.axes_manager
+    if am.navigation_dimension and am.navigation_size >= 2:
+        return
+    what = (f"one (navigation shape {am.navigation_shape})" if am.navigation_dimension
+            else "one: it has no navigation axes")
+    raise ValueError(
+        f"decomposition(algorithm='hnmf') needs at least two probe positions (NMF fits fewer "
+        f"components than positions), but this signal has {what}. Decompose a signal of "
+        "several positions, e.g. hs.stack([s1, s2, ...]) of spectra or patterns.")
+
+
 def _hnmf_decomposition(signal, original, arguments, options):
+    _check_probe_positions(signal)
     known = options.pop("known_components", None)
     regions = options.pop("pure_regions", None)
     if known or regions:
@@ -469,7 +594,8 @@ def _hnmf_decomposition(signal, original, arguments, options):
         stamp_results(results)
     if arguments["print_info"]:
         _print_info(results.hnmf, normalize, estimator)
-    return estimator if arguments["return_info"] else None
+    fitted = _fitted_estimator(arguments["algorithm"], estimator)
+    return fitted if arguments["return_info"] else None
 
 
 #: Options of ``decomposition(algorithm="hnmf")`` that a fit with known components takes.
@@ -619,8 +745,7 @@ def _lazy_decomposition(signal, estimator, arguments):
     if not signal.axes_manager.axes_are_aligned_with_data:
         raise ValueError("The signal's axes are not in data order; call s.transpose() so that "
                          "the navigation axes come first.")
-    # (a signal without navigation axes is one probe position)
-    n_nav = max(signal.axes_manager.navigation_size, 1)
+    n_nav = signal.axes_manager.navigation_size  # ≥ 2 (_check_probe_positions)
     n_sig = max(signal.axes_manager.signal_size, 1)
     _check_size(estimator, n_nav, n_sig)
     if signal._lazy:
@@ -662,7 +787,8 @@ def _lazy_decomposition(signal, estimator, arguments):
                         poissonian_noise_normalized=normalize)
     if arguments["print_info"]:
         _print_info(info, normalize, estimator)
-    return estimator if arguments["return_info"] else None
+    fitted = _fitted_estimator(arguments["algorithm"], estimator)
+    return fitted if arguments["return_info"] else None
 
 
 def _store_explained_intensity(results, nav_mask, sig_mask, total):

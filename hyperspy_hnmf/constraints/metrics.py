@@ -46,6 +46,15 @@ def dip_score(stack, width, floor=DIP_SCORE_FLOOR):
     >>> x = np.array([[4.0, 4, 4, 1, 4, 4, 4, 9, 4, 4], [1.0, 1, 1, 1, 1, 1, 1, 1, 1, 1]])
     >>> dip_score(x, 3).tolist()
     [0.75, 0.0]
+
+    A hole 3 pixels high and 4 wide is a narrow dip for a width of 4 pixels
+    along both axes, not for 4 along the first and 2 along the second (e.g.
+    the same length on pixels twice as wide as high):
+
+    >>> hole = np.ones((1, 9, 9))
+    >>> hole[0, 3:6, 2:6] = 0.5
+    >>> dip_score(hole, 4).tolist(), dip_score(hole, (4, 2)).tolist()
+    ([0.5], [0.0])
     """
     stack = np.asarray(stack, dtype=np.float64)
     envelope = dip_envelope(stack, width)
@@ -80,6 +89,13 @@ def out_of_band_fraction(stack, resolution):
     >>> noise = np.random.default_rng(0).random((1, 32, 32)) - 0.5
     >>> out_of_band_fraction(np.concatenate([smooth, noise]), 4.0).round(2).tolist()
     [0.0, 0.81]
+
+    Stripes of period 6.4 pixels along the second axis: beyond a resolution of
+    8 pixels, within one of 4 (a ninth of the energy is in the stripes):
+
+    >>> stripes = np.ones((1, 32, 1)) * (2 + np.cos(np.pi * 10 * (np.arange(32) + 0.5) / 32))
+    >>> [out_of_band_fraction(stripes, r).round(3).tolist() for r in (8.0, (8.0, 4.0))]
+    [[0.111], [0.0]]
     """
     stack = np.asarray(stack, dtype=np.float64)
     power = _dct(stack) ** 2
