@@ -25,7 +25,7 @@ import pytest
 import hyperspy_hnmf
 from hyperspy_hnmf import HNMF, NumericalError, get_cluster_labels, get_hierarchy_level
 from hyperspy_hnmf.constraints import Projection
-from hyperspy_hnmf.solvers import make_update, streaming_nmf
+from hyperspy_hnmf.solvers import make_update, nmf, streaming_nmf
 from hyperspy_hnmf.solvers._loop import alternate, record
 
 KINDS = {
@@ -556,3 +556,13 @@ def test_readme_follows_a_newcomer():
     heading = re.search(r"^## (\w+) commands$", text, flags=re.M)
     section = text[heading.end():].split("\n## ")[0]
     assert len(re.findall(r"```bash", section)) == words[heading.group(1)]
+
+
+def test_negative_chunk_advice_fits_callers_without_clip_negative():
+    """nmf (no clip_negative option) on a dask array is told how to clip lazily."""
+    X = np.random.default_rng(0).random((40, 30)).astype(np.float32)
+    X[25, 3] = -2.0
+    with pytest.raises(ValueError, match=r"elsewhere \(nmf, multilayer_nmf, estimate_rank, "
+                                         r"hnmfk\) set them to zero lazily first, e\.g\. "
+                                         r"X = da\.maximum\(X, 0\) .* Found first in row 25 "):
+        nmf(da.from_array(X, chunks=(10, -1)), 2, max_iter=3)

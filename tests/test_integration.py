@@ -288,7 +288,8 @@ def test_lazy_clip_negative_clips_as_chunks_are_read():
     s.data[1, 2, 3, 4] = -1.5
     lazy = s.as_lazy()
     with pytest.raises(ValueError, match=r"pass clip_negative=True to set them to zero as the "
-                                         r"chunks are read, with a warning\. Found first in row 12 "):
+                                         r"chunks are read, with a warning \(decomposition\("
+                                         r"algorithm='hnmf'\), HNMF\); .* Found first in row 12 "):
         lazy.decomposition(algorithm="hnmf", output_dimension=3, max_iter=5)
     with pytest.warns(UserWarning, match=r"clip_negative=True: negative entries \(minimum "
                                          r"-1\.5\) are set to zero as the chunks are read"):

@@ -209,14 +209,19 @@ def _float_block(block, dtype, start):
         return values  # unsigned counts: nothing to check
     try:
         check_finite(values, name="The data")
-        check_nonnegative(values, name="the signal", where="decomposition(algorithm='hnmf')")
+        # Read in passes by any caller (decomposition, HNMF, nmf, estimate_rank,
+        # hnmfk, ...): the advice names the option where it exists.
+        check_nonnegative(values, name="the data read in passes", where="NMF",
+                          clip_option=True)
     except ValueError as error:
         message = str(error).replace(
             "or exclude the affected pixels with `navigation_mask`/`signal_mask`",
             "or crop them away (s.inav[...], s.isig[...])").replace(
             "pass clip_negative=True to set them to zero with a warning.",
             "pass clip_negative=True to set them to zero as the chunks are read, with a "
-            "warning.")
+            "warning (decomposition(algorithm='hnmf'), HNMF); elsewhere (nmf, "
+            "multilayer_nmf, estimate_rank, hnmfk) set them to zero lazily first, e.g. "
+            "X = da.maximum(X, 0) (for a lazy signal: s.data = da.maximum(s.data, 0)).")
         bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0)).all(axis=1))
         row = start + int(bad[0]) if bad.size else start
         raise ValueError(
