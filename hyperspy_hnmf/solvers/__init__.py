@@ -51,10 +51,10 @@ from ..matrix import (ArrayMatrix, StreamedMatrix, as_data_matrix, as_streamed, 
 from ..matrix.compact import CompactChunk
 from ..matrix.streamed import float_rows, value_range
 from ._loop import FitResult, alternate, canonical_order
+from ._fixed_components import kl_maps
 from ._bootstrap import (BootstrapResult, PoissonResampler, bootstrap_interval, bootstrap_nmf,
                          match_components)
 from ._multiblock import JointResult, joint_nmf, noise_variance
-from . import _kernels
 from ._objective import MODEL_FLOOR, beta_divergence
 from ._passes import DENSE_KL_DENSITY, MissingEntries, _fit_passes, streaming_nmf
 from ._randomized import _fit_randomized, randomized_nmf
@@ -551,9 +551,10 @@ def _kl_loadings(X, H, W, max_iter, tol, constraints):
 
     A row stops when one update changes its maps by less than ``tol``
     (relative, L1); the others go on. Each row is iterated while it is in
-    cache (:func:`~._kernels.kl_maps_dense`, or :func:`~._kernels.kl_maps_csr`
-    on the nonzeros of sparse data). Rows never influence each other, so the
-    result does not depend on how the rows are split into chunks.
+    cache, on its nonzeros or on every entry as its own density decides
+    (:func:`~._fixed_components.kl_maps`). Rows never influence each other,
+    so from the same start the result does not depend on how the rows are
+    split into chunks or stored.
     """
     k = H.shape[0]
     l1 = l2 = np.zeros(k)
@@ -565,11 +566,7 @@ def _kl_loadings(X, H, W, max_iter, tol, constraints):
     denominator = H.sum(axis=1, dtype=np.float64)
     options = (denominator, l1, l2, int(max_iter), float(tol), MU_FLOOR,
                X.dtype.type(MODEL_FLOOR))
-    if sp.issparse(X):
-        Xc = to_csr(X)
-        _kernels.kl_maps_csr(Xc.indptr, Xc.indices, Xc.data, Hc, A, *options)
-    else:
-        _kernels.kl_maps_dense(np.ascontiguousarray(X), Hc, A, *options)
+    kl_maps(X, Hc, A, *options)
     return A.astype(X.dtype)
 
 
