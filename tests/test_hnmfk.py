@@ -156,6 +156,26 @@ def test_signal_maps_use_the_loss_of_the_fits():
     assert s.learning_results.hnmf["loss"] == "frobenius"
 
 
+def test_rows_split_by_maps_of_the_loss_of_the_fits():
+    # loss="kl": the rank and the consensus components came from KL fits,
+    # but each row went to the child of its largest Frobenius coefficient.
+    rng = np.random.default_rng(0)
+    patterns = rng.random((3, 40)) ** 3
+    X = rng.poisson(3 * rng.dirichlet([0.6] * 3, size=120) @ patterns).astype("float32")
+    for loss in ("kl", None):
+        options = {} if loss is None else {"loss": loss}
+        tree = hnmfk(X, ranks=range(2, 5), n_restarts=4, min_cluster_size=5, max_depth=1,
+                     **options)
+        estimate = tree.reports[0]
+        components = estimate.stability(estimate.rank).components.astype(X.dtype)
+        maps = hyperspy_hnmf.solvers.solve_loadings(X, components, loss=loss or "frobenius")
+        labels = np.full(X.shape[0], -1)
+        for position, child in enumerate(tree.root.children):
+            labels[tree.nodes[child].rows] = position
+        assert len(tree.root.children) == estimate.rank  # (no child dissolved)
+        np.testing.assert_array_equal(labels, np.argmax(maps, axis=1))
+
+
 @pytest.mark.parametrize("keyword", ["navigation_mask", "output_dimension"])
 def test_decomposition_keywords_are_refused_before_any_work(monkeypatch, keyword):
     X, _ = two_level(per_leaf=10)

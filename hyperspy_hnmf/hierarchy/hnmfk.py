@@ -3,8 +3,10 @@
 Starting with all rows (probe positions), each node runs
 :func:`~hyperspy_hnmf.rank_selection.estimate_rank` on its rows; if a rank
 ``k`` is recommended and stable, the node's rows are fitted on the ``k``
-consensus components and each row goes to the component with the largest
-coefficient (its intensity, components summing to 1). Children smaller than
+consensus components, with the loss of the rank selection's fits
+(Frobenius unless ``loss`` names another), and each row goes to the
+component with the largest coefficient (its intensity, components summing
+to 1). Children smaller than
 ``min_cluster_size`` are dissolved into the others. Recursion stops at
 ``max_depth``, at nodes under ``2 * min_cluster_size`` rows, and where no rank
 is stable or only one cluster is left (status ``"single_cluster"``).
@@ -244,7 +246,7 @@ def hnmfk(s, ranks=range(2, 7), *, n_restarts=6, min_cluster_size=10, max_depth=
             node.status = "single_cluster"
             continue
         components = estimate.stability(k).components.astype(X.dtype)
-        W = solvers.solve_loadings(Xn, components)
+        W = solvers.solve_loadings(Xn, components, loss=plan["beta"])
         labels, keep = _split_rows(W, min_cluster_size)
         if keep.sum() < 2:
             node.status = "single_cluster"
