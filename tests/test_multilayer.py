@@ -138,6 +138,50 @@ def test_n_restarts_keeps_the_best_fit_of_the_data():
     assert best.greedy_errors[0] < once.greedy_errors[0]
 
 
+#: The bar's total is set by HNMF._fit in estimators.py (another session's
+#: file); the change it needs is described in the report of this test.
+_BAR_TOTAL_PENDING = pytest.mark.xfail(
+    strict=True, reason="HNMF._fit counts max_iter * len(ranks) + fine_tune_iter: neither the "
+    "restarts of layer 1 nor a fine-tuning turned off")
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    pytest.param({"n_restarts": 3}, marks=_BAR_TOTAL_PENDING),
+    pytest.param({"n_restarts": 2, "loss": "kl"}, marks=_BAR_TOTAL_PENDING),
+    pytest.param({"fine_tune": False}, marks=_BAR_TOTAL_PENDING),
+])
+def test_progress_bar_of_layers_ends_at_its_total(monkeypatch, options):
+    # With n_restarts > 1 the bar of a multi-layer fit ran past its total
+    # (every restart of layer 1 reports its iterations); without fine-tuning
+    # it stopped short of it.
+    import tqdm.auto
+
+    from hyperspy_hnmf import HNMF
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, initial, **kwargs):
+            self.total, self.n = total, initial
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def set_postfix(self, **kwargs):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    X, _, _ = poisson_counts(1.0)
+    HNMF([6, 3], hierarchy="layers", max_iter=8, tol=0, fine_tune_iter=5, random_state=0,
+         show_progressbar=True, **{"loss": "frobenius", **options}).fit(X)
+    assert len(bars) == 1 and bars[0].n == bars[0].total
+
+
 def test_layer_weights_hold_the_finer_levels():
     X, _, _ = poisson_counts(1.0)
     deepest = multilayer_nmf(X, [6, 3, 2], random_state=0)
