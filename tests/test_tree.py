@@ -247,6 +247,26 @@ def test_rows_all_alike_cannot_be_split():
     assert tree.stop_reason.startswith("no_split")
 
 
+def test_a_short_tree_names_only_the_options_that_stopped_it():
+    # Every short tree was told to "lower min_leaf_size, raise max_depth or
+    # lower score_threshold", also with min_leaf_size=1, no max_depth and no
+    # threshold (rows all alike: nothing to change but the number of leaves).
+    X, _ = planted_clusters(seed=0, n_per=30)
+    with pytest.warns(UserWarning, match=r"\(4 max_depth\)\. Raise max_depth \(now 2\) to split "
+                      r"further \(node statuses: SplitTree\.nodes\)\.$"):
+        rank2_tree(X, 8, max_depth=2)
+    with pytest.warns(UserWarning, match=r"\)\. Lower min_leaf_size \(now 80\) to split further "
+                      r"\(node"):
+        rank2_tree(X, 10, min_leaf_size=80)
+    with pytest.warns(UserWarning, match=r"\)\. Lower score_threshold \(now 0\.5\) to split "
+                      r"further \(node"):
+        rank2_tree(X, 10, score_threshold=0.5)
+    alike = np.outer(np.arange(1.0, 21.0), [1.0, 2.0, 3.0, 0.0])
+    with pytest.warns(UserWarning, match=r"\(1 (small_child|no_gain)\)\. No split separates the "
+                      r"rows of these leaves: ask for fewer leaves \(node"):
+        rank2_tree(alike, 3)
+
+
 # ------------------------------------------------------ determinism and round trip
 
 def assert_tree_dicts_equal(a, b):

@@ -756,6 +756,29 @@ def rank2_tree(X, n_leaves, *, min_leaf_size=DEFAULT_MIN_LEAF_SIZE, max_depth=No
                       split_score, max_iter, tol, init, refine)
 
 
+def _split_further(statuses, min_leaf_size, max_depth, score_threshold):
+    """What would split the leaves of ``statuses`` further: only the options that stopped them.
+
+    Examples
+    --------
+    >>> _split_further({"max_depth", "small_child"}, 20, 3, None)
+    'Lower min_leaf_size (now 20) or raise max_depth (now 3) to split further'
+    >>> _split_further({"small_child"}, 1, None, None)
+    'No split separates the rows of these leaves: ask for fewer leaves'
+    """
+    changes = []
+    if statuses & {"too_small", "small_child"} and min_leaf_size > 1:
+        changes.append(f"lower min_leaf_size (now {min_leaf_size})")
+    if "max_depth" in statuses:
+        changes.append(f"raise max_depth (now {max_depth})")
+    if "below_threshold" in statuses:
+        changes.append(f"lower score_threshold (now {score_threshold:g})")
+    if not changes:
+        return "No split separates the rows of these leaves: ask for fewer leaves"
+    advice = " or ".join(changes) + " to split further"
+    return advice[0].upper() + advice[1:]
+
+
 def _grow_tree(X, n_leaves, min_leaf_size, max_depth, score_threshold, random_state,
                split_score="error", max_iter=RANK2_MAX_ITER, tol=DEFAULT_TOL, init="svd",
                refine=True):
@@ -775,12 +798,12 @@ def _grow_tree(X, n_leaves, min_leaf_size, max_depth, score_threshold, random_st
     stop_reason = builder.grow()
     reached = sum(1 for node in builder.nodes if node.is_leaf)
     if reached < n_leaves:
+        advice = _split_further({node.status for node in builder.nodes if node.is_leaf},
+                                min_leaf_size, max_depth, score_threshold)
         warnings.warn(
             f"The tree has {reached} {'leaf' if reached == 1 else 'leaves'}, not the "
-            f"{n_leaves} asked for: "
-            f"{stop_reason.split(': ', 1)[-1]}. Lower min_leaf_size, raise max_depth or lower "
-            "score_threshold to split further (node statuses: SplitTree.nodes).",
-            UserWarning, stacklevel=3)
+            f"{n_leaves} asked for: {stop_reason.split(': ', 1)[-1]}. {advice} (node "
+            "statuses: SplitTree.nodes).", UserWarning, stacklevel=3)
     parameters = {
         "n_leaves": n_leaves,
         "min_leaf_size": min_leaf_size,
