@@ -529,7 +529,9 @@ class HNMF(*_estimator_bases()):
         if spec.kind == "flat":
             total = spec.max_iter * spec.n_restarts
         elif spec.kind == "layers":
-            total = spec.max_iter * len(spec.ranks) + spec.fine_tune_iter
+            # Every restart of layer 1 reports its iterations; coarser layers fit once.
+            total = (spec.max_iter * (spec.n_restarts + len(spec.ranks) - 1)
+                     + (spec.fine_tune_iter if spec.fine_tune else 0))
         else:
             total = None
         bar, callback = self._progress(total)

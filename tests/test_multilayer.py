@@ -138,18 +138,8 @@ def test_n_restarts_keeps_the_best_fit_of_the_data():
     assert best.greedy_errors[0] < once.greedy_errors[0]
 
 
-#: The bar's total is set by HNMF._fit in estimators.py (another session's
-#: file); the change it needs is described in the report of this test.
-_BAR_TOTAL_PENDING = pytest.mark.xfail(
-    strict=True, reason="HNMF._fit counts max_iter * len(ranks) + fine_tune_iter: neither the "
-    "restarts of layer 1 nor a fine-tuning turned off")
-
-
 @pytest.mark.parametrize("options", [
-    {},
-    pytest.param({"n_restarts": 3}, marks=_BAR_TOTAL_PENDING),
-    pytest.param({"n_restarts": 2, "loss": "kl"}, marks=_BAR_TOTAL_PENDING),
-    pytest.param({"fine_tune": False}, marks=_BAR_TOTAL_PENDING),
+    {}, {"n_restarts": 3}, {"n_restarts": 2, "loss": "kl"}, {"fine_tune": False},
 ])
 def test_progress_bar_of_layers_ends_at_its_total(monkeypatch, options):
     # With n_restarts > 1 the bar of a multi-layer fit ran past its total
