@@ -12,7 +12,12 @@ matching), final objective and iterations.
 - ``small``: 32 × 32 scans, 24 × 24 and 32 × 32 detectors, doses 200, 2000 and
   20 000, 2 or 4 phases, 2 seeds (24 settings; ``max_iter=400``).
 
-Usage: python benchmarks/bench_kl_start.py [--set 96|small|both]
+``--tol-study``: both starts, each with ``tol=1e-4`` (the default) and
+``1e-5`` (``max_iter=400``), on the ``96`` set and on six 96 × 96 scans whose
+phases mix rotations (``mixed_rotations=True``, 200 and 500 counts, 3 seeds):
+map correlation and iterations of each.
+
+Usage: python benchmarks/bench_kl_start.py [--set 96|small|both] [--tol-study]
 """
 
 import argparse
@@ -84,8 +89,52 @@ def main(names):
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 
+def tol_study():
+    warnings.filterwarnings("ignore")
+    print(f"load average at start: {os.getloadavg()[0]:.2f}\n")
+    cases = [dict(scan_shape=scan, detector_shape=detector, dose=dose, n_phases=phases,
+                  random_state=seed) for scan, detector, dose, phases, seed, _ in SETS["96"]]
+    cases += [dict(scan_shape=(96, 96), detector_shape=(48, 48), dose=dose,
+                   mixed_rotations=True, random_state=seed)
+              for dose in (200, 500) for seed in (0, 1, 2)]
+    runs = [(start, tol) for start in ("mean fill", "now") for tol in (1e-4, 1e-5)]
+    print("| data | dose | seed | k | " + " | ".join(f"{a}, tol {t:g}: map r (iterations)"
+                                                  for a, t in runs) + " |")
+    print("| --- | ---: | ---: | ---: |" + " ---: |" * len(runs))
+    results = {run: [] for run in runs}
+    for case in cases:
+        s = synthetic_4dstem(**case)
+        truth = get_ground_truth(s)
+        k = truth.factors.shape[1]
+        X = np.ascontiguousarray(s.data.reshape(-1, s.data[0, 0].size), dtype=np.float32)
+        cells = []
+        for start, tol in runs:
+            init = mean_fill_start(X, k, 0) if start == "mean fill" else "nndsvda"
+            model = HNMF(k, loss="kl", random_state=0, max_iter=400, tol=tol, init=init)
+            W = model.fit_transform(X)
+            r = score_decomposition(model.components_.T, W, truth.factors,
+                                    truth.loadings).mean_map_correlation
+            results[(start, tol)].append((r, model.n_iter_))
+            cells.append(f"{r:.3f} ({model.n_iter_})")
+        data = ("mixed rotations" if case.get("mixed_rotations")
+                else f"{case['n_phases']} phases")
+        print(f"| {data} | {case['dose']} | {case['random_state']} | {k} | "
+              + " | ".join(cells) + " |")
+    print("\n| start | tol | mean map r | worst map r | mean iterations |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for (start, tol), values in results.items():
+        r = [v[0] for v in values]
+        print(f"| {start} | {tol:g} | {np.mean(r):.3f} | {min(r):.3f} | "
+              f"{np.mean([v[1] for v in values]):.1f} |")
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", default="both", choices=["96", "small", "both"])
-    chosen = parser.parse_args().set
-    main(["96", "small"] if chosen == "both" else [chosen])
+    parser.add_argument("--tol-study", action="store_true")
+    args = parser.parse_args()
+    if args.tol_study:
+        tol_study()
+    else:
+        main(["96", "small"] if args.set == "both" else [args.set])
