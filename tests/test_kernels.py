@@ -92,6 +92,50 @@ def test_tiled_kernel_matches_the_dense_reference():
     assert term == pytest.approx(term_ref, rel=1e-5)
 
 
+def _reference_lagged_pass(X, W, Ht, l1, l2, floor, model_floor):
+    """The lagged KL pass: one ratio at the given maps gives the statistics and the update."""
+    X, W, Ht = X.astype(np.float64), W.astype(np.float64), Ht.astype(np.float64)
+    ratio = X / np.maximum(W @ Ht.T, model_floor)
+    positive = X > 0
+    term = float(np.sum(X[positive] * np.log(ratio[positive])))
+    W_new = np.maximum(floor, W * (ratio @ Ht) / (Ht.sum(0) + l1 + l2 * W))
+    return W_new, ratio.T @ W, term
+
+
+@pytest.mark.parametrize("kernel", ["nonzero", "csr", "tiled"])
+def test_lagged_pass_takes_statistics_at_the_given_maps_and_updates_them(kernel):
+    # One sweep per row: N and the data term at W (not at the updated maps),
+    # and the maps' multiplicative update from the same ratios. Shapes with
+    # partial row and column tiles, a zero row and a zero column.
+    rng = np.random.default_rng(6)
+    n, m, k = 45, 1030, 5
+    X = rng.poisson(2.0, (n, m)) * (rng.random((n, m)) < (0.05 if kernel != "tiled" else 1.0))
+    X[3] = 0
+    X[:, 7] = 0
+    X = X.astype(np.uint16)
+    W = (rng.random((n, k)) + 0.1).astype(np.float32)
+    Ht = (rng.random((m, k)) + 0.1).astype(np.float32)
+    l1, l2 = np.full(k, 0.2), np.full(k, 0.1)
+    args = (Ht.sum(0, dtype=np.float64), l1, l2, 1e-16, 1e-12, True, True)
+    if kernel == "csr":
+        C = sp.csr_matrix(X.astype(np.float32))
+        W_new, N, term = _kernels.kl_chunk_pass_csr(C.indptr, C.indices, C.data, m, W, Ht, *args)
+    else:
+        function = _kernels.kl_chunk_pass if kernel == "nonzero" else _kernels.kl_dense_chunk_pass
+        W_new, N, term = function(X, W, Ht, *args)
+    W_ref, N_ref, term_ref = _reference_lagged_pass(X, W, Ht, l1, l2, 1e-16, 1e-12)
+    np.testing.assert_allclose(W_new, W_ref, rtol=2e-5)
+    np.testing.assert_allclose(N, N_ref, rtol=2e-5, atol=1e-9 * np.abs(N_ref).max())
+    assert term == pytest.approx(term_ref, rel=1e-5)
+    assert not N[7].any()
+    # The statistics are exactly those of a pass that leaves the maps alone.
+    still = (_kernels.kl_chunk_pass_csr(C.indptr, C.indices, C.data, m, W, Ht, *args[:-2],
+                                        False, False) if kernel == "csr"
+             else function(X, W, Ht, *args[:-2], False, False))
+    np.testing.assert_allclose(N, still[1], rtol=1e-6)
+    assert term == pytest.approx(still[2], rel=1e-7)
+
+
 def _reference_sweep(A, YB, BtB, l1, l2):
     """The HALS sweep as NumPy column updates (the formula of hals_sweep)."""
     A = A.astype(np.float64).copy()

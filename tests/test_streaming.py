@@ -9,9 +9,9 @@ import pytest
 
 import hyperspy_hnmf  # noqa: F401  (registers the algorithm)
 from hyperspy_hnmf import HNMF
-from hyperspy_hnmf.constraints import MapResolution
+from hyperspy_hnmf.constraints import MapResolution, build_plan, out_of_band_fraction
 from hyperspy_hnmf.data import get_ground_truth, synthetic_4dstem
-from hyperspy_hnmf.solvers import nmf
+from hyperspy_hnmf.solvers import beta_divergence, nmf
 from hyperspy_hnmf.streaming import StreamedMatrix, as_row_chunks, randomized_nmf, streaming_nmf
 
 
@@ -96,10 +96,45 @@ def test_lazy_counts_are_converted_chunk_by_chunk_and_constraints_apply():
                     constraints=[MapResolution(2.0)])
     lr = s.learning_results
     assert lr.factors.dtype == np.float32 and lr.loadings.dtype == np.float32
-    from hyperspy_hnmf.constraints import out_of_band_fraction
-
     maps = lr.loadings.T.reshape(-1, 32, 32)
     assert out_of_band_fraction(maps, 4.0).max() < 1e-3
+
+
+@pytest.mark.parametrize("loss, passes_per_iteration", [("kl", 1), ("frobenius", 2)])
+def test_map_projections_read_kl_data_once_per_iteration(counts, loss, passes_per_iteration):
+    # KL: the projected maps' statistics come from the next iteration's own
+    # sweep (one pass); Frobenius keeps the in-memory solver's iterates
+    # (the statistics of the projected maps: a second pass).
+    Xs = StreamedMatrix(da.from_array(counts, chunks=(100, -1)))
+    W, H = start(*counts.shape, 3)
+    plan = build_plan([MapResolution(3.0)], 3, map_grid=(24, 20))
+    result = streaming_nmf(Xs, 3, loss=loss, W=W, H=H, max_iter=12, tol=0, constraints=plan)
+    assert result.n_iter == 12
+    assert Xs.passes == 1 + passes_per_iteration * 12
+
+
+@pytest.mark.parametrize("kept", [1.0, 0.05], ids=["dense", "sparse"])
+def test_kl_fit_with_map_projections_returns_the_factors_it_evaluated(counts, kept):
+    # One pass per iteration evaluates the iterate that entered it: the fit
+    # returns that iterate, so the last objective and the divergence are the
+    # data term at the returned factors. Lazy (raw uint16 chunks) and in
+    # memory (float32, one chunk) give the same fit, stopped at the same
+    # iteration by tol.
+    X = np.random.default_rng(7).binomial(counts, kept).astype(np.uint16)
+    init = start(*X.shape, 3, seed=3)
+    options = dict(loss="kl", init=init, tol=1e-4, max_iter=200,
+                   constraints=[MapResolution(3.0)], map_grid=(24, 20))
+    lazy = nmf(da.from_array(X, chunks=(100, -1)), 3, **options)
+    eager = nmf(X.astype(np.float32), 3, **options)
+    assert lazy.converged and lazy.n_iter == eager.n_iter < 200
+    direct = beta_divergence(X.astype(np.float64), lazy.W.astype(np.float64),
+                             lazy.H.astype(np.float64), 1)
+    assert lazy.divergence == pytest.approx(direct, rel=1e-6)
+    assert lazy.final_objective == pytest.approx(direct, rel=1e-6)
+    assert eager.final_objective == pytest.approx(eager.divergence, rel=1e-6)
+    assert relative(lazy.W, eager.W) <= 1e-4 and relative(lazy.H, eager.H) <= 1e-4
+    maps = np.ascontiguousarray(lazy.W.T).reshape(3, 24, 20)
+    assert out_of_band_fraction(maps, 3.0).max() < 1e-3
 
 
 def test_chunked_signal_axes_are_rechunked_with_a_warning():

@@ -13,6 +13,21 @@ chunk, the statistics that the component update needs:
 After the pass the components are updated from the statistics. The sequence
 of iterates is the one of the in-memory solver (:func:`~hyperspy_hnmf.solvers.nmf`):
 pass 0 evaluates the initialization, pass ``p`` finishes iteration ``p``.
+
+Map projections (e.g. ``MapResolution``) act across probe positions, so they
+need the whole maps, after the pass that updated them. With the KL loss
+(in-memory KL fits use these passes too) one pass per iteration still
+suffices: pass ``p`` reads the data at the projected iterate ``(W_p, H_p)``
+and one ratio ``X ⊘ W_p H_p`` per entry gives the maps' update, the
+components' statistics and the exact objective of ``(W_p, H_p)``; both
+factors are then updated from that point, the maps rescaled so that each
+component's intensity is corrected once (not once by each factor), and the
+new maps projected. Pass ``p`` evaluates iterate ``p``, and the iterate
+returned is the one evaluated last. With the Frobenius loss the iterates
+stay those of the in-memory solver, which alternates its half-steps: HALS
+half-steps (exact minimizations) taken from one point let the objective
+rise. There a second pass per iteration takes the statistics of the
+projected maps.
 """
 
 import numpy as np
@@ -49,7 +64,7 @@ class _Penalties:
 
 
 def _chunk_pass(block, start, W_chunk, missing, Ht, Ht_sums, beta, solver, penalties,
-                update_maps, first, checked=False):
+                update_maps, first, checked=False, lagged=False):
     """Update one chunk's maps (optional) and return them with the component statistics.
 
     ``block`` is the raw chunk (counts stay integers): Frobenius products go
@@ -65,9 +80,12 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, Ht_sums, beta, solver, penal
     block is data held in memory (:class:`~.matrix.ArrayMatrix`: CSR of the
     computation's type, or a float array with more than
     :data:`DENSE_KL_DENSITY` nonzeros), checked once before the fit, not at
-    every pass.
+    every pass. ``lagged`` (KL, with ``update_maps``): the statistics are
+    those of the maps given, from the sweep that also updates them
+    (:func:`~._kernels.kl_chunk_pass`).
     """
     dtype = Ht.dtype
+    given = W_chunk
     statistics = {}
     if missing is not None:
         if isinstance(block, RawChunk):
@@ -93,7 +111,7 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, Ht_sums, beta, solver, penal
         l2 = penalties.l2 if penalties.has_penalty else zeros
         arguments = (np.ascontiguousarray(W_chunk), Ht, Ht_sums,
                      np.asarray(l1, dtype=np.float64), np.asarray(l2, dtype=np.float64),
-                     MU_FLOOR, MODEL_FLOOR, update_maps)
+                     MU_FLOOR, MODEL_FLOOR, update_maps, lagged)
         if is_sparse(block):  # event data: a checked CSR chunk, cost ∝ nonzeros
             block = block if checked else sparse_chunk(block, dtype, start)
             W_chunk, statistics["N"], statistics["data_term"] = _kernels.kl_chunk_pass_csr(
@@ -117,9 +135,10 @@ def _chunk_pass(block, start, W_chunk, missing, Ht, Ht_sums, beta, solver, penal
             total = block.sum(dtype=np.float64) if first else None
         if first:
             statistics["sum_X"] = float(total)
+    at = given if lagged and update_maps else W_chunk  # the maps of the statistics
     if beta == 2:  # (KL needs the column sums only)
-        statistics["WtW"] = W_chunk.T.astype(np.float64) @ W_chunk
-    statistics["W_sums"] = W_chunk.sum(axis=0, dtype=np.float64)
+        statistics["WtW"] = at.T.astype(np.float64) @ at
+    statistics["W_sums"] = at.sum(axis=0, dtype=np.float64)
     return W_chunk, statistics
 
 
@@ -241,9 +260,13 @@ def _rescale_statistics(statistics, scale):
 
 
 def _column_scale(before, after):
-    a = before.sum(axis=0, dtype=np.float64)
-    b = after.sum(axis=0, dtype=np.float64)
-    return np.where(a > 0, b / np.where(a > 0, a, 1.0), 1.0)
+    """Per column, ``after``'s sum over ``before``'s (1 where ``before`` sums to 0)."""
+    return _sum_ratio(after.sum(axis=0, dtype=np.float64), before.sum(axis=0, dtype=np.float64))
+
+
+def _sum_ratio(numerator, denominator):
+    return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0),
+                    1.0)
 
 
 def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver=DEFAULT_SOLVER,
@@ -271,8 +294,11 @@ def streaming_nmf(X, n_components, *, loss=DEFAULT_LOSS, solver=DEFAULT_SOLVER,
         As in :func:`~hyperspy_hnmf.solvers.nmf`; an iteration is one pass.
     constraints : ConstraintPlan, optional
         Penalties and projections act exactly as in memory. Map projections
-        act on the whole maps, so an iteration with them reads the data twice
-        (the map update, then the statistics of the projected maps).
+        act on the whole maps, after the pass: with the KL loss an iteration
+        still reads the data once (both factors are updated from the
+        projected iterate the pass evaluates; the module notes give the
+        scheme); with the Frobenius loss it reads them twice (the map
+        update, then the statistics of the projected maps).
     W, H : ndarray, optional
         Start from these factors instead of ``init`` (used by the randomized
         solver's refinement).
@@ -333,6 +359,10 @@ def _fit_passes(Xs, k, beta, solver, init, max_iter, tol, rng, callback, constra
     if maps_side is not None:
         maps_side.project(W)
 
+    # KL with map projections: one pass per iteration, at the projected maps
+    # (see the notes of streaming_nmf); otherwise the half-steps in turn.
+    lagged = beta != 2 and maps_side is not None and bool(maps_side.projections)
+
     def run_pass(update_maps, first=False):
         per_chunk = [(W[Xs.rows(i)], None if missing is None else missing.chunk(Xs.rows(i)))
                      for i in range(Xs.n_chunks)]
@@ -341,7 +371,7 @@ def _fit_passes(Xs, k, beta, solver, init, max_iter, tol, rng, callback, constra
         chunks, statistics = Xs.map_chunks(
             _chunk_pass, per_chunk=per_chunk,
             shared=(Ht, Ht.sum(axis=0, dtype=np.float64), beta, solver, penalties, update_maps,
-                    first, checked), reduce="second")
+                    first, checked, lagged), reduce="second")
         totals.update({name: statistics.pop(name) for name in ("norm_X2", "sum_X")
                        if name in statistics})
         return np.concatenate(chunks), statistics
@@ -352,12 +382,13 @@ def _fit_passes(Xs, k, beta, solver, init, max_iter, tol, rng, callback, constra
         return maps_side.penalty_value(W) + components_side.penalty_value(Ht)
 
     totals = {}
-    _, statistics = run_pass(update_maps=False, first=True)
+    W_next, statistics = run_pass(update_maps=lagged and max_iter > 0, first=True)
     history = [_objective(beta, statistics, totals, Ht) + penalty_value()]
     converged = False
     iteration = 0
     for iteration in range(1, max_iter + 1):
         # The component half-step of this iteration, from the last pass's statistics.
+        sums_before = Ht.sum(axis=0, dtype=np.float64) if lagged else None
         if beta == 2:
             update.apply_products(Ht, statistics["XtW"].astype(Ht.dtype),
                                   statistics["WtW"].astype(Ht.dtype), Xs.shape[0],
@@ -365,20 +396,35 @@ def _fit_passes(Xs, k, beta, solver, init, max_iter, tol, rng, callback, constra
         else:
             update.apply_ratio(Ht, statistics["N"], statistics["W_sums"][None, :],
                                side=components_side)
-        # The map half-step, chunk by chunk, with the next statistics.
-        W_new, statistics = run_pass(update_maps=True)
-        if maps_side is not None and maps_side.projections:
-            # Projections act across rows: project the whole maps, then read
-            # the data once more for the statistics of the projected maps
-            # (the iterates stay those of the in-memory solver).
-            maps_side.project(W_new)
+        if lagged:
+            # Both half-steps were taken from the same point (W, H). Each alone
+            # brings a component's intensity to the share of the data it
+            # explains; together they would apply that correction twice and
+            # the intensities would swing about their values for ever. So the
+            # components only change shape: the maps absorb the change of
+            # the components' sums. Then project the maps and read the data
+            # once, at this iterate: its objective and the next updates.
+            W = W_next
+            W *= _sum_ratio(sums_before, Ht.sum(axis=0, dtype=np.float64)).astype(W.dtype)
+            maps_side.project(W)
+            rescale(W, Ht, update, constraints)
+            W_next, statistics = run_pass(update_maps=iteration < max_iter)
+        else:
+            # The map half-step, chunk by chunk, with the next statistics.
+            W_new, statistics = run_pass(update_maps=True)
+            if maps_side is not None and maps_side.projections:
+                # Frobenius: projections act across rows: project the whole
+                # maps, then read the data once more for the statistics of
+                # the projected maps (the iterates stay those of the
+                # in-memory solver, which alternates half-steps).
+                maps_side.project(W_new)
+                W = W_new
+                _, statistics = run_pass(update_maps=False)
+            before = W_new.copy() if constraints is not None or update.balance else None
             W = W_new
-            _, statistics = run_pass(update_maps=False)
-        before = W_new.copy() if constraints is not None or update.balance else None
-        W = W_new
-        rescale(W, Ht, update, constraints)
-        if before is not None:
-            _rescale_statistics(statistics, _column_scale(before, W))
+            rescale(W, Ht, update, constraints)
+            if before is not None:
+                _rescale_statistics(statistics, _column_scale(before, W))
         objective = _objective(beta, statistics, totals, Ht) + penalty_value()
         if record(history, objective, iteration, callback, tol):
             converged = True
