@@ -360,6 +360,7 @@ def test_kl_maps_iterate_each_row_to_its_own_stop_as_the_reference(layout):
 
 def test_kl_map_kernels_stop_each_row_and_apply_penalties():
     from hyperspy_hnmf.solvers import _kernels
+    from hyperspy_hnmf.solvers._fixed_components import kl_maps
 
     rng = np.random.default_rng(4)
     H = rng.gamma(0.5, 1.0, (3, 200))
@@ -368,7 +369,7 @@ def test_kl_map_kernels_stop_each_row_and_apply_penalties():
     l1, l2 = np.array([0.0, 0.5, 1.0]), np.array([0.2, 0.0, 0.1])
     W = np.full((40, 3), 0.5)
     expected = _reference_kl_maps(X, H, W, 300, 1e-6, l1, l2)
-    for kernel, data in ((_kernels.kl_maps_dense, (X,)),
+    for kernel, data in ((kl_maps, (X,)), (kl_maps, (sp.csr_matrix(X),)),
                          (_kernels.kl_maps_csr, (lambda C: (C.indptr, C.indices, C.data))(
                              sp.csr_matrix(X)))):
         A = np.full((40, 3), 0.5)

@@ -36,9 +36,20 @@ def kl_maps(X, H, A, denominator, l1, l2, max_iter, tol, floor, model_floor):
     X : ndarray or scipy.sparse matrix, shape (n, m), float32 or float64
     H : ndarray, shape (k, m), of ``X``'s type, C-contiguous
     A : ndarray, shape (n, k), float64, C-contiguous
-        Starting maps (> 0), updated in place.
-    denominator, l1, l2, max_iter, tol, floor, model_floor
-        As in :func:`~._kernels.kl_maps_dense`.
+        Starting maps (> 0), updated in place. Rows are independent: each
+        iterates multiplicative updates
+        ``a ← max(floor, a ⊙ ((x ⊘ a H) Hᵀ) ⊘ (H 1 + l1 + l2 a))`` while it
+        is in cache, until one update changes it by at most ``tol`` (L1,
+        relative) or ``max_iter`` are done; the result does not depend on
+        how rows are split into chunks or threads.
+    denominator : ndarray, shape (k,), float64
+        ``H.sum(axis=1)``.
+    l1, l2 : ndarray, shape (k,), float64
+        Map penalty weights (zeros: none).
+    max_iter : int
+    tol : float
+    floor, model_floor : float
+        Lower bounds of a map entry and of a model value.
 
     Returns
     -------

@@ -10,8 +10,10 @@
   components' statistics together.
 - :func:`ratio_times_dense`: the KL ratio products ``(X ⊘ U Vᵀ) C`` (or
   transposed) of dense data in one sweep (multi-layer fine-tuning).
-- :func:`kl_maps_dense`, :func:`kl_maps_csr`: KL maps for fixed components,
-  each row iterated to convergence on its own while it is in cache.
+- :func:`kl_maps_csr` (and the per-row update :func:`_row_maps`): KL maps for
+  fixed components, each row iterated to convergence on its own while it is
+  in cache; :func:`~._fixed_components.kl_maps` picks each row's nonzeros
+  or every entry.
 - :func:`hals_columns`: one HALS sweep.
 
 Rows are independent, so the KL kernels run in parallel over fixed blocks of
@@ -703,62 +705,12 @@ def _row_maps(x, H, a, denominator, l1, l2, max_iter, tol, floor, model_floor, r
 
 
 @numba.njit(parallel=True, nogil=True, cache=True, fastmath=True, error_model="numpy")
-def kl_maps_dense(X, H, A, denominator, l1, l2, max_iter, tol, floor, model_floor):
-    """KL maps of every row of ``X`` for fixed components ``H``, each row on its own.
-
-    Rows are independent: each iterates multiplicative updates
-    ``a ← max(floor, a ⊙ ((x ⊘ a H) Hᵀ) ⊘ (H 1 + l1 + l2 a))`` while its row
-    is in cache, until one update changes it by at most ``tol`` (L1,
-    relative) or ``max_iter`` are done. The result does not depend on how
-    rows are split into chunks or threads.
-
-    Parameters
-    ----------
-    X : ndarray, shape (n, m), float32 or float64
-    H : ndarray, shape (k, m), of ``X``'s type, C-contiguous
-    A : ndarray, shape (n, k), float64
-        Starting maps (> 0), updated in place.
-    denominator : ndarray, shape (k,), float64
-        ``H.sum(axis=1)``.
-    l1, l2 : ndarray, shape (k,), float64
-        Map penalty weights (zeros: none).
-    max_iter : int
-    tol : float
-    floor, model_floor : float
-        Lower bounds of a map entry and of a model value.
-
-    Returns
-    -------
-    ndarray of int, shape (n,)
-        Iterations run by each row.
-
-    Examples
-    --------
-    >>> X = np.array([[2.0, 4.0]], dtype=np.float32)
-    >>> H = np.array([[1.0, 2.0]], dtype=np.float32)
-    >>> A = np.ones((1, 1))
-    >>> iterations = kl_maps_dense(X, H, A, H.sum(1, dtype=np.float64), np.zeros(1),
-    ...                            np.zeros(1), 100, 1e-9, 1e-16, 1e-30)
-    >>> round(float(A[0, 0]), 6), int(iterations[0])
-    (2.0, 2)
-    """
-    n, m = X.shape
-    k = H.shape[0]
-    iterations = np.zeros(n, dtype=np.int64)
-    for i in numba.prange(n):
-        ratio = np.empty(m, dtype=H.dtype)
-        numerator = np.empty(k)
-        iterations[i] = _row_maps(X[i], H, A[i], denominator, l1, l2, max_iter, tol, floor,
-                                  model_floor, ratio, numerator)
-    return iterations
-
-
-@numba.njit(parallel=True, nogil=True, cache=True, fastmath=True, error_model="numpy")
 def kl_maps_csr(indptr, indices, data, H, A, denominator, l1, l2, max_iter, tol, floor,
                 model_floor):
-    """:func:`kl_maps_dense` for CSR data: each row's iterations on its nonzeros only.
+    """KL maps of every CSR row for fixed components ``H``: each row on its nonzeros only.
 
-    The components at a row's nonzero columns are gathered once per row;
+    As :func:`~._fixed_components.kl_maps` (which calls it for CSR data;
+    same arguments, with the CSR arrays for ``X``). The components at a row's nonzero columns are gathered once per row;
     the row's zeros add nothing to the ratio products, and the denominator
     ``H.sum(axis=1)`` covers every column.
 
