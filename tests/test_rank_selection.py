@@ -448,3 +448,14 @@ def test_lazy_signals_estimate_but_maps_need_memory():
         st.maps(lazy)
     with pytest.raises(NotImplementedError, match=r"^to_learning_results does not run on lazy"):
         st.to_learning_results(lazy)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_lazy_data_of_zeros_are_refused_as_in_memory(normalize):
+    message = ("The data are all zeros: there is nothing to factorize. Check that the data "
+               "were loaded correctly (for a lazy signal, e.g. s.data.max().compute()).")
+    lazy = hs.signals.Signal1D(da.zeros((4, 5, 12), chunks=(2, 5, 12))).as_lazy()
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        estimate_rank(lazy, ranks=[2, 3], n_restarts=2, normalize_poissonian_noise=normalize)
+    with pytest.raises(ValueError, match=r"^X is all zeros: there is nothing to factorize"):
+        estimate_rank(np.zeros((20, 12)), ranks=[2, 3], n_restarts=2)

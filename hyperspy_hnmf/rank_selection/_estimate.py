@@ -293,10 +293,19 @@ def perturbation_kind(X, kind):
 
 
 def _lazy_data(Y, normalize):
-    """Data read in passes (a StreamedMatrix), Poisson-weighted if asked, and the scales."""
+    """Data read in passes (a StreamedMatrix), Poisson-weighted if asked, and the scales.
+
+    The first pass (the sums) checks the values chunk by chunk and refuses
+    data that are all zeros, as :func:`~hyperspy_hnmf.rank_selection._data.signal_matrix`
+    does for data in memory, before any restart.
+    """
+    row_sums, column_sums, norm2 = Y.statistics()
+    if not norm2 > 0:
+        raise ValueError(
+            "The data are all zeros: there is nothing to factorize. Check that the data "
+            "were loaded correctly (for a lazy signal, e.g. s.data.max().compute()).")
     scales = None
     if normalize:
-        row_sums, column_sums, _ = Y.statistics()
         scales = poisson_scales_from_sums(row_sums, column_sums, Y.dtype)
         Y = Y.scaled(*scales)
     return Y, scales
