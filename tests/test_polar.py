@@ -567,3 +567,34 @@ def test_nan_in_patterns_is_reported_where_it_is_with_a_fix():
         "X contains NaN or infinite values in 1 patterns (first: row 2, probe positions in "
         "scan order). Replace them first (dead or hot detector pixels: set them to 0 or to "
         "their neighbours' mean).")
+
+
+def test_write_with_number_of_components_keeps_the_other_components(decomposed):
+    s = decomposed.deepcopy()
+    factors = s.learning_results.factors.copy()
+    loadings = s.learning_results.loadings.copy()
+    result = s.cluster_decomposition_components(n_clusters=2, number_of_components=4,
+                                                write_to_learning_results=True)
+    lr = s.learning_results
+    assert lr.factors.shape == (48 * 48, 2 + 3) and lr.output_dimension == 5
+    np.testing.assert_array_equal(lr.factors[:, 2:], factors[:, 4:])
+    np.testing.assert_array_equal(lr.loadings[:, 2:], loadings[:, 4:])
+    np.testing.assert_allclose(lr.loadings[:, :2], result.loadings.data.reshape(2, -1).T)
+    # The model is the merged part plus the untouched last 3 components.
+    rest = loadings[:, 4:] @ factors[:, 4:].T
+    merged = result.loadings.data.reshape(2, -1).T @ result.factors.data.reshape(2, -1)
+    np.testing.assert_allclose(s.get_decomposition_model().data.reshape(rest.shape),
+                               merged + rest, rtol=1e-4, atol=1e-6 * rest.max())
+
+
+def test_write_clears_stale_bss_results_and_restore_brings_them_back(decomposed):
+    s = decomposed.deepcopy()
+    s.blind_source_separation(3, algorithm="orthomax", print_info=False)
+    bss_factors = s.learning_results.bss_factors.copy()
+    s.cluster_decomposition_components(n_clusters=4, write_to_learning_results=True)
+    lr = s.learning_results
+    assert lr.bss_factors is None and lr.bss_loadings is None
+    assert lr.unmixing_matrix is None and lr.bss_algorithm is None
+    s.restore_decomposition_components()
+    np.testing.assert_array_equal(s.learning_results.bss_factors, bss_factors)
+    assert s.learning_results.bss_algorithm == "orthomax"

@@ -268,8 +268,9 @@ def _decomposition_patterns(signal, number_of_components):
     return check_components(patterns, loadings[:, :k])
 
 
+_BSS = ("bss_algorithm", "unmixing_matrix", "bss_factors", "bss_loadings")
 _STASHED = ("factors", "loadings", "output_dimension", "number_significant_components",
-            "explained_variance", "explained_variance_ratio", "polar_clustering")
+            "explained_variance", "explained_variance_ratio", "polar_clustering") + _BSS
 
 
 @_method
@@ -310,7 +311,10 @@ def cluster_decomposition_components(self, method="polar_xcorr", n_clusters=None
         Polar sampling.
     write_to_learning_results : bool
         Replace ``learning_results.factors``/``loadings`` by the merged
-        components; the previous results are kept in
+        components (components after ``number_of_components`` follow them
+        unchanged, so the decomposition model keeps them); BSS results, which
+        unmixed the replaced components, are cleared. The previous results,
+        BSS included, are kept in
         ``learning_results.polar_clustering["previous"]`` and come back with
         ``restore_decomposition_components()``.
 
@@ -383,12 +387,20 @@ def cluster_decomposition_components(self, method="polar_xcorr", n_clusters=None
         else:
             previous = {key: getattr(results, key) for key in _STASHED
                         if getattr(results, key, None) is not None}
-        results.factors = factors
-        results.loadings = clusters.maps
-        results.output_dimension = clusters.n_clusters
-        results.number_significant_components = clusters.n_clusters
+        # Components after number_of_components were not clustered: they stay,
+        # unchanged, after the merged ones, so the model keeps them.
+        rest_factors = previous_factors[:, k:].astype(factors.dtype, copy=False)
+        rest_loadings = np.asarray(results.loadings)[:, k:]
+        results.factors = np.concatenate([factors, rest_factors], axis=1)
+        results.loadings = np.concatenate(
+            [clusters.maps, rest_loadings.astype(clusters.maps.dtype, copy=False)], axis=1)
+        n_written = results.factors.shape[1]
+        results.output_dimension = n_written
+        results.number_significant_components = n_written
         results.explained_variance = None
         results.explained_variance_ratio = None
+        for key in _BSS:  # unmixed from the components just replaced: stale now
+            setattr(results, key, None)
         results.polar_clustering = {
             "labels": clusters.labels,
             "angles_deg": clusters.angles_deg,
