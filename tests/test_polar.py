@@ -598,3 +598,21 @@ def test_write_clears_stale_bss_results_and_restore_brings_them_back(decomposed)
     s.restore_decomposition_components()
     np.testing.assert_array_equal(s.learning_results.bss_factors, bss_factors)
     assert s.learning_results.bss_algorithm == "orthomax"
+
+
+def test_results_are_titled_with_the_data(decomposed):
+    title = decomposed.metadata.General.title
+    result = decomposed.cluster_decomposition_components(n_clusters=4)
+    assert result.factors.metadata.General.title == (
+        f"Merged components (polar_xcorr clusters): {title}")
+    assert result.loadings.metadata.General.title == (
+        f"Merged maps (polar_xcorr clusters): {title}")
+    s = hs.signals.Signal2D(np.stack([spot_pattern(a) for a in (0, 30, 60, 90)]))
+    s.metadata.General.title = "Grain 7"
+    labels, centres, rotation = s.polar_cluster_analysis(1, random_state=0)
+    assert labels.metadata.General.title == "polar_xcorr cluster of each probe position: Grain 7"
+    assert rotation.metadata.General.title == "rotation from the cluster centre (deg): Grain 7"
+    assert centres.metadata.General.title == "polar_xcorr cluster centres: Grain 7"
+    assert s.polar_transform().metadata.General.title == "Polar transform of Grain 7"
+    s.metadata.General.title = ""
+    assert s.polar_transform().metadata.General.title == "Polar transform"

@@ -144,6 +144,12 @@ def _in_pixels(signal, call, *args, **kwargs):
         ) from None
 
 
+def _of_data(what, signal, joiner=": "):
+    """``what`` followed by the title of the data it was computed from (when it has one)."""
+    title = signal.metadata.get_item("General.title", "")
+    return f"{what}{joiner}{title}" if title else what
+
+
 def _polar_axes(signal, transform, scale):
     r_axis = dict(name="r", units=signal.axes_manager.signal_axes[0].units,
                   scale=transform.radial_step * scale,
@@ -185,7 +191,7 @@ def _polar_signal(signal, data, transform, scale, center_px):
     polar = Signal2D(data, axes=axes)
     if signal._lazy:
         polar = polar.as_lazy()
-    polar.metadata.General.title = f"Polar transform of {signal.metadata.General.title}"
+    polar.metadata.General.title = _of_data("Polar transform", signal, " of ")
     x, y = signal.axes_manager.signal_axes
     polar.metadata.set_item("Polar_transform", {
         "center": [x.offset + center_px[1] * x.scale, y.offset + center_px[0] * y.scale],
@@ -377,8 +383,9 @@ def cluster_decomposition_components(self, method="polar_xcorr", n_clusters=None
     x_axis = self.axes_manager.signal_axes[0]
     clusters.pixel_size, clusters.units = abs(float(x_axis.scale)), str(x_axis.units)
     clusters.data_title = self.metadata.General.title or None
-    clusters.factors.metadata.General.title = "Merged components (polar_xcorr clusters)"
-    clusters.loadings.metadata.General.title = "Merged maps (polar_xcorr clusters)"
+    clusters.factors.metadata.General.title = _of_data(
+        "Merged components (polar_xcorr clusters)", self)
+    clusters.loadings.metadata.General.title = _of_data("Merged maps (polar_xcorr clusters)", self)
     if write_to_learning_results:
         results = self.learning_results
         stash = _current_stash(results)
@@ -552,16 +559,16 @@ def polar_cluster_analysis(self, n_clusters, center=None, radial_range=None, n_r
     estimator.fit(polar.reshape(-1, transform.n_r * transform.n_phi))
     nav_shape = self.axes_manager._navigation_shape_in_array or (1,)
     labels = self._get_navigation_signal(estimator.labels_.reshape(nav_shape))
-    labels.metadata.General.title = "polar_xcorr cluster of each probe position"
+    labels.metadata.General.title = _of_data("polar_xcorr cluster of each probe position", self)
     rotation = self._get_navigation_signal(estimator.rotation_deg_.reshape(nav_shape))
-    rotation.metadata.General.title = "rotation from the cluster centre (deg)"
+    rotation.metadata.General.title = _of_data("rotation from the cluster centre (deg)", self)
     rotation.metadata.set_item("Signal.quantity", "Rotation (deg)")
     from hyperspy.signals import Signal2D
 
     axes = [dict(name="cluster", size=n_clusters, navigate=True)] + _polar_axes(
         self, transform, scale)
     centres = Signal2D(estimator.cluster_centers_, axes=axes)
-    centres.metadata.General.title = "polar_xcorr cluster centres"
+    centres.metadata.General.title = _of_data("polar_xcorr cluster centres", self)
     return labels, centres, rotation
 
 
@@ -670,14 +677,16 @@ def decomposition_phase_map(self, n_phases=None, threshold=None, number_of_compo
                         nav_shape=nav_shape if len(nav_shape) == 2 else None,
                         label_window=label_window, random_state=random_state)
     labels = self._get_navigation_signal(result.labels.reshape(nav_shape))
-    labels.metadata.General.title = "Phase of each probe position (0 = amorphous matrix)"
+    labels.metadata.General.title = _of_data(
+        "Phase of each probe position (0 = amorphous matrix)", self)
     labels.metadata.set_item("Phase_map.classes", list(result.classes))
     orientation = self._get_navigation_signal(result.orientation_deg.reshape(nav_shape))
-    orientation.metadata.General.title = "Rotation from the phase's reference (deg)"
+    orientation.metadata.General.title = _of_data(
+        "Rotation from the phase's reference (deg)", self)
     orientation.metadata.set_item("Signal.quantity", "Rotation (deg)")
     class_maps = self._get_loadings(result.maps)
     class_maps.axes_manager.navigation_axes[0].name = "class"
-    class_maps.metadata.General.title = "Counts of each class (matrix, phases)"
+    class_maps.metadata.General.title = _of_data("Counts of each class (matrix, phases)", self)
     class_maps.metadata.set_item("Signal.quantity", "Counts (electrons)")
     return labels, class_maps, orientation, result
 
