@@ -459,3 +459,25 @@ def test_lazy_data_of_zeros_are_refused_as_in_memory(normalize):
         estimate_rank(lazy, ranks=[2, 3], n_restarts=2, normalize_poissonian_noise=normalize)
     with pytest.raises(ValueError, match=r"^X is all zeros: there is nothing to factorize"):
         estimate_rank(np.zeros((20, 12)), ranks=[2, 3], n_restarts=2)
+
+
+def test_plot_names_the_data_and_the_loss_of_its_error_curve():
+    X, _ = planted(k=2, n=30, m=20)
+    s = hs.signals.Signal1D(X.reshape(5, 6, 20))
+    s.metadata.General.title = "EELS map of grain 7"
+    figure = estimate_rank(s, ranks=[1, 2], n_restarts=2, max_iter=20).plot()
+    assert figure._suptitle.get_text().splitlines()[:2] == [
+        "EELS map of grain 7: 30 probe positions × 20 signal pixels, 2 restarts per rank",
+        "Recommended number of components: k = 2"]
+    assert figure.axes[0].get_ylabel() == "relative error ‖X − WH‖ / ‖X‖\n(X Poisson-weighted)"
+    labels = {}
+    for options in ({"loss": 2.0, "solver": "mu"}, {"loss": "frobenius", "solver": "mu",
+                                                     "normalize_poissonian_noise": False},
+                    {"loss": "kl"}):
+        result = estimate_rank(X, ranks=[2], n_restarts=2, max_iter=20, **options)
+        assert result.title is None
+        labels[str(options)] = result.plot().axes[0].get_ylabel()
+    assert list(labels.values()) == [
+        "relative error ‖X − WH‖ / ‖X‖\n(X Poisson-weighted)", "relative error ‖X − WH‖ / ‖X‖",
+        "KL divergence D(X ‖ WH) (counts)"]
+    assert figure.axes[0].get_title() == "(a) reconstruction error"

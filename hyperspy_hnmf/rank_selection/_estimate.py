@@ -520,7 +520,12 @@ class RankEstimate:
         criterion, fits better than ``reference`` (HNMFk makes a leaf of a
         node whose estimate is not supported).
     settings : dict
-        Restarts, perturbation, compression and solver settings used.
+        Restarts, perturbation, compression and solver settings used
+        (``beta``: the β of the loss of the error curve).
+    shape : tuple of int
+        ``(n, m)``: probe positions × signal pixels of the data.
+    title : str or None
+        The signal's title (None for arrays), named by :meth:`plot`.
 
     Examples
     --------
@@ -534,7 +539,7 @@ class RankEstimate:
     """
 
     def __init__(self, scores, rank, reason, knee_rank, threshold, settings, scales=None,
-                 shape=None, aic=None, reference=None, supported=True):
+                 shape=None, aic=None, reference=None, supported=True, title=None):
         self.scores = list(scores)
         self.ranks = [s.rank for s in self.scores]
         self.rank = rank
@@ -546,6 +551,7 @@ class RankEstimate:
         self.aic = None if aic is None else np.asarray(aic, dtype=np.float64)
         self.reference = reference
         self.supported = bool(supported)
+        self.title = title
 
     @property
     def errors(self):
@@ -699,7 +705,7 @@ def _plan(X, ranks, n_restarts, perturbation, normalize_poissonian_noise, compre
         hnmf_options.get("groups") is not None
     normalize = normalize and beta == 2.0 and not constrained
     settings = {"kind": kind, "level": level, "compressed": compressed, "max_iter": max_iter,
-                "tol": tol, "normalized": normalize, "n_restarts": n_restarts,
+                "tol": tol, "normalized": normalize, "n_restarts": n_restarts, "beta": beta,
                 "options": dict(hnmf_options)}
     return {"ranks": ranks, "fitted_ranks": fitted_ranks, "specs": specs,
             "settings": settings, "beta": beta, "threshold": threshold, "n_jobs": n_jobs,
@@ -917,7 +923,16 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     rank, reason, supported = recommend(ranks, errors, min_sil, threshold, aic, reference)
     return RankEstimate(scores, rank, reason, ranks[knee(ranks, errors)], threshold,
                         settings, shape=shape, aic=aic, reference=reference,
-                        supported=supported)
+                        supported=supported, title=_title_of(s))
+
+
+def _title_of(s):
+    """The title of a HyperSpy signal (None for arrays and untitled signals)."""
+    try:
+        title = s.metadata.General.title
+    except AttributeError:
+        return None
+    return str(title) if title else None
 
 
 def stability(s, n_components, n_restarts=10, perturbation="uniform", **options):

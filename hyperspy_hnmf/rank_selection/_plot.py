@@ -8,12 +8,32 @@ __all__ = ["plot_rank_estimate"]
 
 
 def _error_label(result):
-    """What the error panel's y axis shows."""
+    """What the error panel's y axis shows: the loss, and the weighting of the data."""
     settings = result.settings
-    if settings.get("compressed") or settings.get("options", {}).get(
-            "loss", "frobenius") == "frobenius":
-        return "‖X − WH‖ / ‖X‖"
-    return "β-divergence"
+    beta = settings.get("beta", 2.0)
+    if beta == 2.0:
+        label = "relative error ‖X − WH‖ / ‖X‖"
+        if settings.get("normalized"):
+            label += "\n(X Poisson-weighted)"
+        return label
+    if beta == 1.0:
+        return "KL divergence D(X ‖ WH) (counts)"
+    return f"β-divergence (β = {beta:g})"
+
+
+def _data_line(result):
+    """The first line of the figure's title: the data and the ensemble."""
+    parts = []
+    if result.shape is not None:
+        n, m = result.shape
+        parts.append(f"{n} probe positions × {m} signal pixels")
+    restarts = result.settings.get("n_restarts")
+    if restarts:
+        parts.append(f"{restarts} restarts per rank")
+    line = ", ".join(parts)
+    if result.title:
+        line = f"{result.title}: {line}" if line else result.title
+    return line
 
 
 def plot_rank_estimate(result, figsize=(9, 7)):
@@ -25,9 +45,12 @@ def plot_rank_estimate(result, figsize=(9, 7)):
     the Iq compactness index of every cluster; (d) the cophenetic correlation
     of the consensus matrix. Every panel has its title, both axes labelled
     (the x axis: the number of components k, ticks at the ranks tried) and
-    the recommended rank marked by a red line (named in the legend of (a));
-    the figure's title states the recommendation
-    on its own line, then the reason, wrapped.
+    the recommended rank marked by a red line (named in the legend of (a)).
+    The y axis of (a) names the loss (relative Frobenius error, or the KL or
+    β-divergence) and whether the data were Poisson-weighted. The figure's
+    title names the data (the signal's title, the number of probe positions
+    and signal pixels, the restarts per rank), then states the
+    recommendation on its own line, then the reason, wrapped.
 
     Parameters
     ----------
@@ -91,6 +114,7 @@ def plot_rank_estimate(result, figsize=(9, 7)):
         ax.set_xlim(ranks.min() - pad, ranks.max() + pad)
         ax.tick_params(labelbottom=True)
     reason = textwrap.fill(result.reason, 90)
-    figure.suptitle(f"Recommended number of components: k = {result.rank}\n{reason}",
-                    fontsize=9)
+    lines = [_data_line(result), f"Recommended number of components: k = {result.rank}",
+             reason]
+    figure.suptitle("\n".join(line for line in lines if line), fontsize=9)
     return figure
