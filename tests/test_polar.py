@@ -616,3 +616,23 @@ def test_results_are_titled_with_the_data(decomposed):
     assert s.polar_transform().metadata.General.title == "Polar transform of Grain 7"
     s.metadata.General.title = ""
     assert s.polar_transform().metadata.General.title == "Polar transform"
+
+
+def test_pixel_rotation_map_resolves_angles_between_phi_bins():
+    # Rotations that fall between the 2° bins of the default n_phi=180, on a
+    # non-square detector with a calibrated, off-centre beam given in its units.
+    angles = np.array([0.0, 31.0, 75.0, 143.0, -101.0, 207.0])
+    center = (20.0, 30.0)
+    bases = [spot_pattern(0, seed=seed, shape=(48, 64), center=center) for seed in (0, 3)]
+    s = hs.signals.Signal2D(np.stack([rotate_pattern(b, a, center) for b in bases
+                                      for a in angles]))
+    for axis in s.axes_manager.signal_axes:
+        axis.scale, axis.offset = 0.02, -0.5
+    labels, _, rotation = s.polar_cluster_analysis(
+        2, center=(-0.5 + 30 * 0.02, -0.5 + 20 * 0.02), radial_range=(0.08, 0.38),
+        random_state=0)
+    assert len(set(labels.data[:6])) == len(set(labels.data[6:])) == 1
+    assert labels.data[0] != labels.data[6]
+    for block in (rotation.data[:6], rotation.data[6:]):
+        error = (block - block[0] - angles + 180) % 360 - 180
+        assert np.abs(error).max() < 0.5

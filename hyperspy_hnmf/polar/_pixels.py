@@ -22,7 +22,7 @@ from scipy.cluster import vq
 
 from ._components import default_radial_range
 from ._transform import PolarTransform, find_central_beam
-from ._xcorr import shift_phi
+from ._xcorr import _peak, shift_phi
 
 __all__ = ["PolarKMeans"]
 
@@ -375,7 +375,8 @@ def _correlate(spectra, centres, n_phi):
 
     ``spectra`` (n_k, n, n_r) and ``centres`` (n_k, n_clusters, n_r). The
     shift ``s`` is the rotation taking the centre onto the pattern:
-    ``pattern(φ) ≈ centre(φ - s)``.
+    ``pattern(φ) ≈ centre(φ - s)``, refined below one bin by a parabola
+    through the peak (a 2° bin would otherwise quantize the orientation map).
     """
     n, k = spectra.shape[1], centres.shape[1]
     similarity = np.empty((n, k))
@@ -385,9 +386,7 @@ def _correlate(spectra, centres, n_phi):
         rows = slice(start, start + _BLOCK)
         correlation = fft.irfft(np.matmul(spectra[:, rows], right), n=n_phi, axis=0,
                                 workers=-1)
-        best = np.argmax(correlation, axis=0)
-        similarity[rows] = np.take_along_axis(correlation, best[None], axis=0)[0]
-        shift[rows] = best
+        similarity[rows], shift[rows] = _peak(correlation, n_phi, refine=True)
     return similarity, shift
 
 
