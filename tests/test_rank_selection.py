@@ -481,3 +481,19 @@ def test_plot_names_the_data_and_the_loss_of_its_error_curve():
         "relative error ‖X − WH‖ / ‖X‖\n(X Poisson-weighted)", "relative error ‖X − WH‖ / ‖X‖",
         "KL divergence D(X ‖ WH) (counts)"]
     assert figure.axes[0].get_title() == "(a) reconstruction error"
+
+
+def test_complex_data_are_refused_not_cast_to_their_real_part():
+    X, _ = planted(k=2, n=30, m=20)
+    Z = X + 1j * X
+    message = ("Complex data not supported by {}: the data are complex64, NMF needs real, "
+               "nonnegative data, and a cast would silently drop the imaginary part. Take the "
+               "modulus or the intensity first (e.g. abs(s) or abs(s)**2 for a signal, "
+               "np.abs(X) for an array).")
+    signal = hs.signals.ComplexSignal1D(Z.reshape(5, 6, 20))
+    for data in (Z, sp.csr_matrix(Z), da.from_array(Z, chunks=10), signal, signal.as_lazy()):
+        with pytest.raises(ValueError, match="^" + re.escape(message.format("estimate_rank"))):
+            estimate_rank(data, ranks=[2], n_restarts=2)
+    st = stability(X, 2, n_restarts=2)
+    with pytest.raises(ValueError, match="^" + re.escape(message.format("Stability.maps"))):
+        st.maps(Z)

@@ -4,7 +4,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import solvers
-from .._checks import data_values
+from .._checks import check_real, data_values
 
 __all__ = ["check_finite_data", "data_matrix", "signal_grids_of", "signal_matrix"]
 
@@ -62,7 +62,7 @@ def signal_matrix(s, where="estimate_rank"):
     Raises
     ------
     ValueError
-        For data that are not 2D, or not finite, negative or all zero.
+        For data that are complex, not 2D, or not finite, negative or all zero.
     NotImplementedError
         For lazy signals.
 
@@ -96,6 +96,7 @@ def signal_matrix(s, where="estimate_rank"):
         X = np.asarray(s)
         if X.ndim != 2:
             raise ValueError(f"Expected a HyperSpy signal or a 2D array, got a {X.ndim}D array.")
+    check_real(X.dtype, where)
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(_float_for(X))
     check_finite_data(X, where)
@@ -148,8 +149,10 @@ def data_matrix(s, where="estimate_rank"):
     from ..matrix import StreamedMatrix, as_row_chunks, is_chunked
 
     if getattr(s, "_lazy", False):
+        check_real(s.data.dtype, where)
         return StreamedMatrix(as_row_chunks(s.data, s.axes_manager.signal_dimension))
     if is_chunked(s):
+        check_real(getattr(s, "array", s).dtype, where)
         if len(s.shape) != 2:
             raise ValueError(f"Expected a 2D dask array (positions × pixels), got "
                              f"{len(s.shape)}D.")
