@@ -497,3 +497,20 @@ def test_complex_data_are_refused_not_cast_to_their_real_part():
     st = stability(X, 2, n_restarts=2)
     with pytest.raises(ValueError, match="^" + re.escape(message.format("Stability.maps"))):
         st.maps(Z)
+
+
+def test_plot_shows_the_information_criterion_that_picks_the_rank():
+    X, _ = planted(k=2, n=40, m=20)
+    result = estimate_rank(X, ranks=[2, 3], n_restarts=2, max_iter=30)
+    figure = result.plot()
+    right = figure.axes[4]
+    assert right.get_ylabel() == ("ΔAIC = AIC − min (lower: better fit\nonce the parameters "
+                                  "are counted)")
+    np.testing.assert_allclose(right.lines[0].get_ydata(), result.aic - result.aic.min())
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert legend[-2:] == [
+        "ΔAIC (right axis): of the stable\nranks, the lowest is recommended",
+        f"ΔAIC of k = 1 (not a\ncandidate): {result.reference[1] - result.aic.min():+.4g}"]
+    # β-divergences other than Frobenius and KL have no likelihood: no criterion.
+    result = estimate_rank(X, ranks=[2, 3], n_restarts=2, max_iter=30, loss=0.5)
+    assert result.aic is None and len(result.plot().axes) == 4

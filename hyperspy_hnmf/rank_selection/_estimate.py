@@ -631,7 +631,8 @@ class RankEstimate:
         return Stability.from_scores(self[self.rank if rank is None else rank], self.settings)
 
     def plot(self, figsize=(9, 6.5)):
-        """One figure with the error curve, silhouettes, Iq and cophenetic correlation.
+        """One figure with the error curve and information criterion, silhouettes, Iq
+        and cophenetic correlation.
 
         Parameters
         ----------
@@ -645,8 +646,8 @@ class RankEstimate:
         --------
         >>> X = np.random.default_rng(0).random((30, 20))
         >>> figure = estimate_rank(X, ranks=[1, 2, 3], n_restarts=2).plot()
-        >>> len(figure.axes)
-        4
+        >>> len(figure.axes)  # four panels and the right axis of (a)
+        5
         """
         from ._plot import plot_rank_estimate
 

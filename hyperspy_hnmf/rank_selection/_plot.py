@@ -36,11 +36,28 @@ def _data_line(result):
     return line
 
 
+def _plot_aic(ax, ranks, result):
+    """The information criterion that ranks the stable ranks, on the right axis of (a)."""
+    low = float(np.min(result.aic))
+    ax.plot(ranks, result.aic - low, "--^", color="C5", ms=4, lw=1,
+            label="ΔAIC (right axis): of the stable\nranks, the lowest is recommended")
+    if result.reference is not None:
+        ax.plot([], [], " ", label=f"ΔAIC of k = {result.reference[0]} (not a\n"
+                                   f"candidate): {result.reference[1] - low:+.4g}")
+    ax.set_ylabel("ΔAIC = AIC − min (lower: better fit\nonce the parameters are counted)",
+                  fontsize=9, color="C5")
+    ax.tick_params(labelsize=8, colors="C5", axis="y")
+    return ax.get_legend_handles_labels()
+
+
 def plot_rank_estimate(result, figsize=(9, 7)):
     """Four panels that justify a recommended rank.
 
     (a) the reconstruction error of every restart and the best one against
-    the number of components, with the knee; (b) the silhouettes of the
+    the number of components, with the knee, and (right axis) Akaike's
+    information criterion of the best fits relative to its minimum, which
+    picks the recommendation among the stable ranks (with that of the rank
+    below the candidates in the legend); (b) the silhouettes of the
     component clusters (minimum and mean) with the stability threshold; (c)
     the Iq compactness index of every cluster; (d) the cophenetic correlation
     of the consensus matrix. Every panel has its title, both axes labelled
@@ -87,7 +104,11 @@ def plot_rank_estimate(result, figsize=(9, 7)):
                    label=f"recommended (k = {result.rank})")
     ax_err.set_title("(a) reconstruction error", fontsize=9)
     ax_err.set_ylabel(_error_label(result), fontsize=9)
-    ax_err.legend(fontsize=8)
+    handles, labels = ax_err.get_legend_handles_labels()
+    if result.aic is not None:
+        more = _plot_aic(ax_err.twinx(), ranks, result)
+        handles, labels = handles + more[0], labels + more[1]
+    ax_err.legend(handles, labels, fontsize=7)
     ax_sil.plot(ranks, result.min_silhouettes, "-o", color="C1", ms=4,
                 label="minimum over clusters")
     ax_sil.plot(ranks, result.mean_silhouettes, "--", color="C1", alpha=0.6, label="mean")
