@@ -485,9 +485,8 @@ def test_signal_errors_leave_the_results_untouched(decomposed):
          "The centre (x=9, y=0) is outside the pattern: x spans -7.83333 to 7.83333 and "
          "y -7.83333 to 7.83333 1/nm."),
         (dict(n_clusters=3, center=(0.0, 0.0), radial_range=(1.0, 12.0)),
-         "radial_range (3, 36) pixels goes beyond the pattern: circles about the centre "
-         "stay inside it up to r = 23.5 pixels. (Radii are in pixels there: 1 pixel = "
-         "0.333333 1/nm on the signal axes.)"),
+         "radial_range (1, 12) 1/nm goes beyond the pattern: circles about the centre "
+         "stay inside it up to r = 7.83333 1/nm (23.5 pixels of 0.333333 1/nm)."),
         (dict(n_clusters=3, number_of_components=1),
          "Clustering needs at least two components; got 1."),
         (dict(), "Give exactly one of n_clusters (the number of clusters) and threshold "
@@ -515,10 +514,23 @@ def test_signal_errors_without_a_decomposition():
     with pytest.raises(ValueError) as info:
         s.polar_transform(center=(0, 0), radial_range=(0, 9))
     assert str(info.value) == (
-        "radial_range (0, 18) pixels goes beyond the pattern: circles about the centre "
-        "stay inside it up to r = 15.5 pixels. (Radii are in pixels there: 1 pixel = 0.5 "
-        "1/nm on the signal axes.)"
+        "radial_range (0, 9) 1/nm goes beyond the pattern: circles about the centre "
+        "stay inside it up to r = 7.75 1/nm (15.5 pixels of 0.5 1/nm)."
     )
+    # In the units the user gave, for every method that takes a radial range.
+    s.axes_manager.signal_axes[0].units = s.axes_manager.signal_axes[1].units = "mrad"
+    with pytest.raises(ValueError) as info:
+        s.polar_cluster_analysis(2, center=(0, 0), radial_range=(1, 8))
+    assert str(info.value) == (
+        "radial_range (1, 8) mrad goes beyond the pattern: circles about the centre stay "
+        "inside it up to r = 7.75 mrad (15.5 pixels of 0.5 mrad).")
+    # Uncalibrated axes: the radii are pixels, said once.
+    raw = hs.signals.Signal2D(np.ones((2, 16, 16), dtype="float32"))
+    with pytest.raises(ValueError) as info:
+        raw.polar_transform(center=(7.5, 7.5), radial_range=(0, 9))
+    assert str(info.value) == (
+        "radial_range (0, 9) pixels goes beyond the pattern: circles about the centre "
+        "stay inside it up to r = 7.5 pixels.")
 
 
 def test_non_square_pixels_are_refused():

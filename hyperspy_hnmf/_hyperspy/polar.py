@@ -27,7 +27,7 @@ from ..polar._components import (
 )
 from ..polar._phases import check_phase_params, phase_map as _phase_map
 from ..polar._pixels import PolarKMeans
-from ..polar._transform import PolarTransform, find_central_beam
+from ..polar._transform import PolarTransform, RadialRangeError, find_central_beam
 
 __all__ = ["register", "unregister"]
 
@@ -126,21 +126,28 @@ def _check_radial_numbers(radial_range):
 
 
 def _in_pixels(signal, call, *args, **kwargs):
-    """Run ``call``; radial-range and direct-beam errors get the signal axes' units."""
+    """Run ``call``; radial-range and direct-beam errors speak the signal axes' units."""
     try:
         return call(*args, **kwargs)
-    except ValueError as error:
+    except RadialRangeError as error:
         x = signal.axes_manager.signal_axes[0]
         units = x.units if isinstance(x.units, str) and x.units != "<undefined>" else ""
-        if str(error).startswith("No central direct beam"):
-            raise ValueError(
-                f"{str(error)[:-1]} as (x, y) in {units or 'the units of the signal axes'}."
-            ) from None
-        if not str(error).startswith("radial_range"):
+        scale = abs(x.scale)
+        if not units and scale == 1:
             raise
+        unit = f" {units}" if units else ""
         raise ValueError(
-            f"{error} (Radii are in pixels there: 1 pixel = {abs(x.scale):g} "
-            f"{units or 'units'} on the signal axes.)"
+            f"radial_range ({error.r_min * scale:g}, {error.r_max * scale:g}){unit} goes "
+            f"beyond the pattern: circles about the centre stay inside it up to r = "
+            f"{error.r_limit * scale:g}{unit} ({error.r_limit:g} pixels of {scale:g}{unit})."
+        ) from None
+    except ValueError as error:
+        if not str(error).startswith("No central direct beam"):
+            raise
+        x = signal.axes_manager.signal_axes[0]
+        units = x.units if isinstance(x.units, str) and x.units != "<undefined>" else ""
+        raise ValueError(
+            f"{str(error)[:-1]} as (x, y) in {units or 'the units of the signal axes'}."
         ) from None
 
 

@@ -108,11 +108,23 @@ def _check_radial_range(radial_range, r_limit):
             f"radial_range must satisfy 0 <= r_min < r_max, got ({r_min:g}, {r_max:g})."
         )
     if r_max > r_limit * (1 + 1e-9):
-        raise ValueError(
+        raise RadialRangeError(r_min, r_max, r_limit)
+    return r_min, min(r_max, r_limit)
+
+
+class RadialRangeError(ValueError):
+    """A radial range beyond the largest circle about the centre inside the pattern.
+
+    Carries the numbers (pixels) so that callers working in calibrated units
+    can say the same in theirs.
+    """
+
+    def __init__(self, r_min, r_max, r_limit):
+        self.r_min, self.r_max, self.r_limit = r_min, r_max, r_limit
+        super().__init__(
             f"radial_range ({r_min:g}, {r_max:g}) pixels goes beyond the pattern: "
             f"circles about the centre stay inside it up to r = {r_limit:g} pixels."
         )
-    return r_min, min(r_max, r_limit)
 
 
 def _check_count(name, value, minimum):
