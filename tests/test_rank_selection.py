@@ -58,10 +58,16 @@ def test_unsorted_ranks():
 
 
 def test_ranks_beyond_data_size():
-    with pytest.raises(ValueError, match=r"^rank 9 exceeds the data size: data of shape "
-                                         r"\(10, 8\) \(probe positions × signal pixels\) allow "
-                                         r"at most 8 components\.$"):
-        estimate_rank(np.ones((10, 8)), ranks=[2, 9])
+    message = ("rank {} exceeds the data size: data of shape {} (probe positions × signal "
+               "pixels) allow at most {} components. Pass smaller ranks, e.g. {} (the default "
+               "ranks are range(2, 11)).")
+    for X, ranks, expected in [(np.ones((10, 8)), [2, 9], (9, (10, 8), 8, "ranks=range(2, 9)")),
+                               (np.ones((6, 40)), range(2, 11),
+                                (10, (6, 40), 6, "ranks=range(2, 7)")),
+                               (np.ones((1, 40)), range(2, 11),
+                                (10, (1, 40), 1, "ranks=[1]"))]:
+        with pytest.raises(ValueError, match="^" + re.escape(message.format(*expected)) + "$"):
+            estimate_rank(X, ranks=ranks)
 
 
 def test_nonpositive_ranks():

@@ -65,9 +65,12 @@ def check_candidate_ranks(ranks, shape):
     ranks = rank_list(ranks)
     limit = min(shape)
     if ranks[-1] > limit:
+        first = min(ranks[0], limit)
+        fits = f"ranks=range({first}, {limit + 1})" if first < limit else f"ranks=[{limit}]"
         raise ValueError(
             f"rank {ranks[-1]} exceeds the data size: data of shape {tuple(shape)} "
-            f"(probe positions × signal pixels) allow at most {limit} components."
+            f"(probe positions × signal pixels) allow at most {limit} components. Pass "
+            f"smaller ranks, e.g. {fits} (the default ranks are range(2, 11))."
         )
     return ranks
 
