@@ -648,3 +648,13 @@ def test_pixel_rotation_map_resolves_angles_between_phi_bins():
     for block in (rotation.data[:6], rotation.data[6:]):
         error = (block - block[0] - angles + 180) % 360 - 180
         assert np.abs(error).max() < 0.5
+
+
+def test_polar_kmeans_repr_with_array_parameters():
+    model = PolarKMeans(2, pattern_shape=np.array([64, 64]), center=np.array([31.5, 31.5]),
+                        n_phi=np.int64(180))
+    assert repr(model) == ("PolarKMeans(n_clusters=2, pattern_shape=array([64, 64]), "
+                           "center=array([31.5, 31.5]))")
+    X = np.stack([spot_pattern(a, seed=seed) for seed in (0, 1) for a in (0, 50)])
+    labels = model.set_params(radial_range=np.array([4.0, 30.0])).fit_predict(X.reshape(4, -1))
+    assert labels[0] == labels[1] != labels[2] == labels[3]

@@ -48,6 +48,16 @@ def _check_int(name, value, minimum):
     return int(value)
 
 
+def _is_default(value, default):
+    """Whether a parameter still has its default (arrays, e.g. a centre, compare too)."""
+    if value is None or default is None:
+        return value is default
+    try:
+        return bool(value == default)
+    except ValueError:  # an array against a number: not the default
+        return False
+
+
 class PolarKMeans:
     """k-means of diffraction patterns up to in-plane rotation.
 
@@ -168,8 +178,8 @@ class PolarKMeans:
         return self
 
     def __repr__(self):
-        changed = {k: v for k, v in self.get_params().items()
-                   if v != PolarKMeans().get_params()[k]}
+        defaults = PolarKMeans().get_params()
+        changed = {k: v for k, v in self.get_params().items() if not _is_default(v, defaults[k])}
         return "PolarKMeans(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
 
     def _polar(self, X):
