@@ -619,6 +619,9 @@ def test_results_are_titled_with_the_data(decomposed):
         f"Merged components (polar_xcorr clusters): {title}")
     assert result.loadings.metadata.General.title == (
         f"Merged maps (polar_xcorr clusters): {title}")
+    # Their navigation axis counts clusters, as the centres' of polar_cluster_analysis.
+    assert result.factors.axes_manager.navigation_axes[0].name == "cluster"
+    assert result.loadings.axes_manager.navigation_axes[0].name == "cluster"
     s = hs.signals.Signal2D(np.stack([spot_pattern(a) for a in (0, 30, 60, 90)]))
     s.metadata.General.title = "Grain 7"
     labels, centres, rotation = s.polar_cluster_analysis(1, random_state=0)

@@ -387,6 +387,8 @@ def cluster_decomposition_components(self, method="polar_xcorr", n_clusters=None
     factors[np.isnan(previous_factors[:, :k]).any(axis=1)] = np.nan
     clusters.factors = self._get_factors(factors)
     clusters.loadings = self._get_loadings(clusters.maps)
+    for merged in (clusters.factors, clusters.loadings):
+        merged.axes_manager.navigation_axes[0].name = "cluster"
     x_axis = self.axes_manager.signal_axes[0]
     clusters.pixel_size, clusters.units = abs(float(x_axis.scale)), str(x_axis.units)
     clusters.data_title = self.metadata.General.title or None
