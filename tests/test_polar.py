@@ -661,3 +661,32 @@ def test_polar_kmeans_repr_with_array_parameters():
     X = np.stack([spot_pattern(a, seed=seed) for seed in (0, 1) for a in (0, 50)])
     labels = model.set_params(radial_range=np.array([4.0, 30.0])).fit_predict(X.reshape(4, -1))
     assert labels[0] == labels[1] != labels[2] == labels[3]
+
+
+def lattice_on_film(angle_deg, ring, shape=(64, 64), center=CENTER):
+    """Direct beam, an amorphous ring of height ``ring`` and a rectangular lattice (180°)."""
+    rows, cols = np.indices(shape)
+    radius = np.hypot(rows - center[0], cols - center[1])
+    pattern = 3 * np.exp(-radius**2 / 3) + ring * np.exp(-(radius - 14) ** 2 / 8)
+    a = np.deg2rad(angle_deg)
+    for i in range(-3, 4):
+        for j in range(-3, 4):
+            x, y = 7 * i, 11 * j
+            xr, yr = x * np.cos(a) - y * np.sin(a), x * np.sin(a) + y * np.cos(a)
+            if (i, j) != (0, 0) and np.hypot(xr, yr) <= 28:
+                pattern += np.exp(-((rows - center[0] + yr) ** 2
+                                    + (cols - center[1] - xr) ** 2) / 2)
+    return pattern
+
+
+@pytest.mark.parametrize("ring", [1.0, 3.0])
+def test_orientation_of_a_lattice_on_an_amorphous_film(ring):
+    # The film's ring looks the same at every rotation: it must not make the
+    # lattice look 30°-symmetric, which would fold the orientation map.
+    angles = np.array([0.0, 20.0, 50.0, 75.0, 110.0, 140.0])
+    X = np.stack([lattice_on_film(a, ring) for a in angles]).reshape(len(angles), -1)
+    model = PolarKMeans(1, pattern_shape=(64, 64), center=CENTER, radial_range=(4, 30),
+                        random_state=0).fit(X)
+    assert model.symmetry_deg_.tolist() == [180.0]
+    error = (model.rotation_deg_ - model.rotation_deg_[0] - angles + 90) % 180 - 90
+    assert np.abs(error).max() < 0.5

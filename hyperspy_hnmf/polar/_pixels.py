@@ -110,7 +110,9 @@ class PolarKMeans:
         ``(-symmetry / 2, symmetry / 2]`` of its cluster's symmetry.
     symmetry_deg_ : ndarray, shape (n_clusters,)
         Smallest rotation (360 / n, n = 12, 6, 4, 3, 2 or 1) that maps each
-        centre onto itself with a normalized correlation of at least 0.8:
+        centre's anisotropic part (the median over φ of every ring
+        subtracted, so an amorphous ring does not count) onto itself with a
+        normalized correlation of at least 0.8:
         rotations are only defined modulo it (diffraction patterns are
         centrosymmetric, so usually 180° or less).
     similarity_ : ndarray, shape (n_samples,)
@@ -347,8 +349,14 @@ _SYMMETRY_CORRELATION = 0.8
 
 
 def _symmetry(centre):
-    """Smallest candidate rotation that maps a polar pattern onto itself."""
-    centred = centre - centre.mean()
+    """Smallest candidate rotation that maps a polar pattern's spots onto themselves.
+
+    Tested on the anisotropic part (the median over φ of every ring
+    subtracted): an amorphous ring or the beam's tails look the same at any
+    rotation and would otherwise pass every candidate, down to 30°.
+    """
+    anisotropic = centre - np.median(centre, axis=-1, keepdims=True)
+    centred = anisotropic - anisotropic.mean()
     norm = (centred**2).sum()
     if norm <= 0:
         return _SYMMETRIES[0]
