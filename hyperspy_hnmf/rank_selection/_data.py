@@ -42,8 +42,11 @@ def check_finite_data(X, where="estimate_rank"):
 def signal_matrix(s, where="estimate_rank"):
     """The data of a signal or array as a 2D matrix (probe positions × pixels).
 
-    float32 stays float32; integer counts become float32 (exact below 2²⁴,
-    half the memory of float64), other types float64. Sparse input
+    float32 stays float32 (unless its squares would overflow or underflow:
+    then float64, with a warning, see
+    :func:`~hyperspy_hnmf.solvers.promote_if_overflowing`); integer counts
+    become float32 (exact below 2²⁴, half the memory of float64), other types
+    float64. Sparse input
     (scipy.sparse, or pydata ``sparse`` COO/GCXS) becomes a CSR matrix,
     with memory ∝ its nonzeros: it is never densified.
 
@@ -101,7 +104,9 @@ def signal_matrix(s, where="estimate_rank"):
         X = X.astype(_float_for(X))
     check_finite_data(X, where)
     solvers.check_data(X, where=where)
-    return X
+    # float32 data whose squares overflow or underflow (a maximum near 1e19, or
+    # below about 1e-17) are fitted in float64, with a warning, as by nmf.
+    return solvers.promote_if_overflowing(X)
 
 
 def _float_for(X):

@@ -298,17 +298,18 @@ def perturbation_kind(X, kind):
 def _lazy_data(Y, normalize):
     """Data read in passes (a StreamedMatrix), Poisson-weighted if asked, and the scales.
 
-    The first pass (the sums) checks the values chunk by chunk and refuses
-    data that are all zeros, as :func:`~hyperspy_hnmf.rank_selection._data.signal_matrix`
-    does for data in memory, before any restart.
+    The first pass (the range of the values) refuses data that are all
+    zeros and gives float64 to float32 data whose squares would overflow or
+    underflow, with a warning, as for data in memory
+    (:func:`~hyperspy_hnmf.solvers.promote_if_overflowing`), before any
+    restart; the sums (for the weights) take a second pass.
     """
-    row_sums, column_sums, norm2 = Y.statistics()
-    if not norm2 > 0:
-        raise ValueError(
-            "The data are all zeros: there is nothing to factorize. Check that the data "
-            "were loaded correctly (for a lazy signal, e.g. s.data.max().compute()).")
+    from ..solvers import _checked_streamed
+
+    Y, _ = _checked_streamed(Y, 2.0, stacklevel=4)
     scales = None
     if normalize:
+        row_sums, column_sums, _ = Y.statistics()
         scales = poisson_scales_from_sums(row_sums, column_sums, Y.dtype)
         Y = Y.scaled(*scales)
     return Y, scales
