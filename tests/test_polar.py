@@ -622,6 +622,12 @@ def test_results_are_titled_with_the_data(decomposed):
     # Their navigation axis counts clusters, as the centres' of polar_cluster_analysis.
     assert result.factors.axes_manager.navigation_axes[0].name == "cluster"
     assert result.loadings.axes_manager.navigation_axes[0].name == "cluster"
+    labels, maps, orientation, _ = decomposed.decomposition_phase_map(n_phases=3)
+    assert labels.metadata.General.title == (
+        f"Phase of each probe position (0 = amorphous matrix): {title}")
+    assert maps.metadata.General.title == f"Counts of each class (matrix, phases): {title}"
+    assert orientation.metadata.General.title == (
+        f"Rotation from the phase's reference (deg): {title}")
     s = hs.signals.Signal2D(np.stack([spot_pattern(a) for a in (0, 30, 60, 90)]))
     s.metadata.General.title = "Grain 7"
     labels, centres, rotation = s.polar_cluster_analysis(1, random_state=0)
