@@ -22,6 +22,7 @@ from hyperspy_hnmf.rank_selection import (
     knee,
     stability,
 )
+from hyperspy_hnmf.rank_selection._estimate import recommend
 
 
 def planted(k=4, n=240, m=60, scale=60.0, seed=0, dtype="float32"):
@@ -475,7 +476,8 @@ def test_plot_names_the_data_and_the_loss_of_its_error_curve():
     assert figure._suptitle.get_text().splitlines()[:2] == [
         "EELS map of grain 7: 30 probe positions × 20 signal pixels, 2 restarts per rank",
         "Recommended number of components: k = 2"]
-    assert figure.axes[0].get_ylabel() == "relative error ‖X − WH‖ / ‖X‖\n(X Poisson-weighted)"
+    assert (figure.axes[0].get_ylabel()
+            == "relative error ‖X − WH‖ / ‖X‖\n(X Poisson-weighted)")
     labels = {}
     for options in ({"loss": 2.0, "solver": "mu"}, {"loss": "frobenius", "solver": "mu",
                                                      "normalize_poissonian_noise": False},
@@ -484,8 +486,8 @@ def test_plot_names_the_data_and_the_loss_of_its_error_curve():
         assert result.title is None
         labels[str(options)] = result.plot().axes[0].get_ylabel()
     assert list(labels.values()) == [
-        "relative error ‖X − WH‖ / ‖X‖\n(X Poisson-weighted)", "relative error ‖X − WH‖ / ‖X‖",
-        "KL divergence D(X ‖ WH) (counts)"]
+        "relative error ‖X − WH‖ / ‖X‖\n(X Poisson-weighted)",
+        "relative error ‖X − WH‖ / ‖X‖", "KL divergence D(X ‖ WH) (counts)"]
     assert figure.axes[0].get_title() == "(a) reconstruction error"
 
 
@@ -540,3 +542,20 @@ def test_float32_data_far_from_unit_scale_give_the_rank_of_unit_data(scale, dire
     np.testing.assert_allclose(result.errors, reference.errors, rtol=5e-3)
     np.testing.assert_allclose(result.min_silhouettes[:2], reference.min_silhouettes[:2],
                                atol=0.02)
+
+
+def test_no_knee_is_claimed_where_the_error_curve_has_none():
+    # A concave curve (no point below its chord): the first point is not a knee.
+    k, reason, supported = recommend([2, 3, 4], [1.0, 0.9, 0.5], [1.0, 1.0, 1.0], 0.5)
+    assert (k, supported) == (4, True)
+    assert reason == ("largest rank whose components are stable (min silhouette 1.00 >= 0.50); "
+                      "the error curve has no knee (no rank below its chord)")
+    assert recommend([2, 3, 4, 5], [1.0, 0.4, 0.35, 0.3], [1.0, 1.0, 1.0, 1.0], 0.5)[1] == (
+        "largest rank whose components are stable (min silhouette 1.00 >= 0.50); the knee of "
+        "the error curve is at k=3")
+    # Two ranks have no knee: none is reported or drawn.
+    X, _ = planted(k=2, n=40, m=20)
+    result = estimate_rank(X, ranks=[2, 3], n_restarts=2, max_iter=30)
+    assert result.knee_rank is None
+    legend = [text.get_text() for text in result.plot().axes[0].get_legend().get_texts()]
+    assert not [text for text in legend if "knee" in text]

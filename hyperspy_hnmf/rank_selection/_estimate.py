@@ -459,6 +459,21 @@ def _score_rank(k, runs, scales, consensus_rows):
     )
 
 
+def knee_of(ranks, errors):
+    """The rank at the knee of the error curve, or None if it has none.
+
+    :func:`knee` gives index 0 when there is no knee (fewer than three
+    points, or none below the chord); the first point is never a knee.
+
+    Examples
+    --------
+    >>> knee_of([2, 3, 4, 5], [1.0, 0.4, 0.35, 0.3]), knee_of([2, 3, 4], [1.0, 0.9, 0.5])
+    (3, None)
+    """
+    index = knee(ranks, errors)
+    return list(ranks)[index] if index > 0 else None
+
+
 def recommend(ranks, errors, min_silhouettes, threshold, aic=None, reference=None):
     """The recommended rank, why, and whether any rank is supported (see
     :func:`estimate_rank`, Notes).
@@ -467,7 +482,7 @@ def recommend(ranks, errors, min_silhouettes, threshold, aic=None, reference=Non
     ``reference`` is ``(rank, aic)`` of the rank below the smallest candidate.
     """
     ranks = list(ranks)
-    knee_rank = ranks[knee(ranks, errors)]
+    knee_rank = knee_of(ranks, errors)
     stable = [k for k, s in zip(ranks, min_silhouettes) if s >= threshold]
     if not stable:
         k = ranks[0]
@@ -491,8 +506,10 @@ def recommend(ranks, errors, min_silhouettes, threshold, aic=None, reference=Non
         larger = [rank for rank in stable if rank > k]
         if larger:
             reason += f" (stable but not better fits: k={', '.join(map(str, larger))})"
-    if len(ranks) < 3:
-        return k, reason, True
+    if knee_rank is None:
+        if len(ranks) < 3:
+            return k, reason, True
+        return k, reason + "; the error curve has no knee (no rank below its chord)", True
     if knee_rank == k:
         return k, reason + f", at the knee of the error curve (k={knee_rank})", True
     return k, reason + f"; the knee of the error curve is at k={knee_rank}", True
@@ -510,8 +527,10 @@ class RankEstimate:
         The recommended rank.
     reason : str
         Why it was recommended.
-    knee_rank : int
-        Rank at the knee of the error curve.
+    knee_rank : int or None
+        Rank at the knee of the error curve; None when it has none (fewer
+        than three ranks, or no point below the chord: a straight or
+        concave curve).
     aic : ndarray or None
         Akaike's information criterion of the best fit per rank, up to a
         constant (:func:`~hyperspy_hnmf.rank_selection.information_criterion`);
@@ -926,7 +945,7 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
         reference = (fitted_ranks[0], float(values[0])) if offset else None
     threshold = plan["threshold"]
     rank, reason, supported = recommend(ranks, errors, min_sil, threshold, aic, reference)
-    return RankEstimate(scores, rank, reason, ranks[knee(ranks, errors)], threshold,
+    return RankEstimate(scores, rank, reason, knee_of(ranks, errors), threshold,
                         settings, shape=shape, aic=aic, reference=reference,
                         supported=supported, title=_title_of(s))
 

@@ -54,8 +54,8 @@ def plot_rank_estimate(result, figsize=(9, 7)):
     """Four panels that justify a recommended rank.
 
     (a) the reconstruction error of every restart and the best one against
-    the number of components, with the knee, and (right axis) Akaike's
-    information criterion of the best fits relative to its minimum, which
+    the number of components, with the knee (if it has one), and (right
+    axis) Akaike's information criterion of the best fits relative to its minimum, which
     picks the recommendation among the stable ranks (with that of the rank
     below the candidates in the legend); (b) the silhouettes of the
     component clusters (minimum and mean) with the stability threshold; (c)
@@ -98,8 +98,10 @@ def plot_rank_estimate(result, figsize=(9, 7)):
         ax_iq.plot(np.full(sc.iq.size, r), sc.iq, "o", color="C2", ms=4, alpha=0.7)
     ax_err.plot([], [], ".", color="0.65", label="each restart")
     ax_err.plot(ranks, result.errors, "-o", color="C0", ms=4, label="best of the restarts")
-    ax_err.plot(result.knee_rank, result.errors[result.ranks.index(result.knee_rank)], "s",
-                mfc="none", mec="C3", ms=11, mew=1.5, label=f"knee (k = {result.knee_rank})")
+    if result.knee_rank is not None:  # (None: fewer than three ranks, or no bend)
+        ax_err.plot(result.knee_rank, result.errors[result.ranks.index(result.knee_rank)],
+                    "s", mfc="none", mec="C3", ms=11, mew=1.5,
+                    label=f"knee (k = {result.knee_rank})")
     ax_err.axvline(result.rank, color="C3", lw=1, alpha=0.5,
                    label=f"recommended (k = {result.rank})")
     ax_err.set_title("(a) reconstruction error", fontsize=9)
