@@ -296,23 +296,25 @@ def perturbation_kind(X, kind):
 
 
 def _lazy_data(Y, normalize):
-    """Data read in passes (a StreamedMatrix), Poisson-weighted if asked, and the scales.
+    """Data read in passes (a StreamedMatrix), Poisson-weighted if asked, the scales,
+    and the row and column sums.
 
     The first pass (the range of the values) refuses data that are all
     zeros and gives float64 to float32 data whose squares would overflow or
     underflow, with a warning, as for data in memory
     (:func:`~hyperspy_hnmf.solvers.promote_if_overflowing`), before any
-    restart; the sums (for the weights) take a second pass.
+    restart; the sums (for the weights and the information criterion) take a
+    second pass.
     """
     from ..solvers import _checked_streamed
 
     Y, _ = _checked_streamed(Y, 2.0, stacklevel=4)
+    row_sums, column_sums, _ = Y.statistics()
     scales = None
     if normalize:
-        row_sums, column_sums, _ = Y.statistics()
         scales = poisson_scales_from_sums(row_sums, column_sums, Y.dtype)
         Y = Y.scaled(*scales)
-    return Y, scales
+    return Y, scales, (row_sums, column_sums)
 
 
 def _compress_lazy(Y, rank, settings, rng):
@@ -669,8 +671,8 @@ class RankEstimate:
         --------
         >>> X = np.random.default_rng(0).random((30, 20))
         >>> figure = estimate_rank(X, ranks=[1, 2, 3], n_restarts=2).plot()
-        >>> len(figure.axes)  # four panels and the right axis of (a)
-        5
+        >>> len(figure.axes)
+        4
         """
         from ._plot import plot_rank_estimate
 
@@ -860,7 +862,9 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     The recommendation: among the *stable* ranks (smallest cluster
     silhouette ≥ ``silhouette_threshold``, NMFk), the one with the lowest
     Akaike information criterion (:func:`information_criterion`; Frobenius
-    and KL losses), compared also with the rank below the smallest candidate
+    and KL losses; ``n`` and ``m`` count the rows and columns with any
+    signal, ``settings["aic_shape"]``: all-zero ones are fitted exactly by
+    every rank), compared also with the rank below the smallest candidate
     (fitted, not scored; if that one is lower, no rank is ``supported``).
     Converged fits of a rank beyond the truth often split one component the
     same way in every restart when the perturbation is much smaller than the
@@ -912,11 +916,13 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     settings = plan["settings"]
     settings["kind"] = perturbation_kind(X, settings["kind"])
     if lazy:
-        X, scales = _lazy_data(X, settings["normalized"])
-    elif settings["normalized"]:
-        scales = poisson_scales_from_sums(X.sum(axis=1), X.sum(axis=0), X.dtype)
+        X, scales, sums = _lazy_data(X, settings["normalized"])
     else:
-        scales = None
+        sums = (np.asarray(X.sum(axis=1)).ravel(), np.asarray(X.sum(axis=0)).ravel())
+        scales = poisson_scales_from_sums(*sums, X.dtype) if settings["normalized"] else None
+    # All-zero rows and columns (dead or masked pixels, blanked positions) are
+    # fitted exactly by every rank: the criterion counts the others only.
+    settings["aic_shape"] = tuple(int(np.count_nonzero(total > 0)) for total in sums)
     seeds = np.random.SeedSequence(plan["seed"]).spawn(settings["n_restarts"] + 1)
     rows = np.random.default_rng(seeds[-1]).permutation(shape[0])[:plan["consensus_rows"]]
     rows.sort()
@@ -940,7 +946,7 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     likelihood = {2.0: "frobenius", 1.0: "kl"}.get(plan["beta"])
     if likelihood is not None:
         best = errors if not offset else [min(runs[0].error for runs in per_restart)] + errors
-        values = information_criterion(fitted_ranks, best, shape, likelihood)
+        values = information_criterion(fitted_ranks, best, settings["aic_shape"], likelihood)
         aic = values[offset:]
         reference = (fitted_ranks[0], float(values[0])) if offset else None
     threshold = plan["threshold"]

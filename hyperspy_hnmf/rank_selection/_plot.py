@@ -37,17 +37,28 @@ def _data_line(result):
 
 
 def _plot_aic(ax, ranks, result):
-    """The information criterion that ranks the stable ranks, on the right axis of (a)."""
-    low = float(np.min(result.aic))
-    ax.plot(ranks, result.aic - low, "--^", color="C5", ms=4, lw=1,
-            label="ΔAIC (right axis): of the stable\nranks, the lowest is recommended")
+    """The information criterion that ranks the stable ranks, drawn on panel (a).
+
+    ΔAIC (AIC minus its minimum) is mapped linearly onto the range of the
+    errors and read on a secondary right axis of ``ax`` (a child of ``ax``:
+    the figure keeps its four panels).
+    """
+    errors = np.concatenate([sc.errors for sc in result.scores])
+    low_error, error_span = float(errors.min()), float(np.ptp(errors)) or 1.0
+    delta = result.aic - float(np.min(result.aic))
+    aic_span = float(delta.max()) or 1.0
+    ax.plot(ranks, low_error + delta * (error_span / aic_span), "--^", color="C5", ms=4,
+            lw=1, label="ΔAIC (right axis): of the stable\nranks, the lowest is recommended")
     if result.reference is not None:
         ax.plot([], [], " ", label=f"ΔAIC of k = {result.reference[0]} (not a\n"
-                                   f"candidate): {result.reference[1] - low:+.4g}")
-    ax.set_ylabel("ΔAIC = AIC − min (lower: better fit\nonce the parameters are counted)",
-                  fontsize=9, color="C5")
-    ax.tick_params(labelsize=8, colors="C5", axis="y")
-    return ax.get_legend_handles_labels()
+                                   f"candidate): {result.reference[1] - np.min(result.aic):+.4g}")
+    right = ax.secondary_yaxis(
+        "right", functions=(lambda y: (y - low_error) * (aic_span / error_span),
+                            lambda d: low_error + d * (error_span / aic_span)))
+    right.set_ylabel("ΔAIC = AIC − min (lower: better fit\nonce the parameters are counted)",
+                     fontsize=9, color="C5")
+    right.tick_params(labelsize=8, colors="C5")
+    return right
 
 
 def plot_rank_estimate(result, figsize=(9, 7)):
@@ -106,11 +117,9 @@ def plot_rank_estimate(result, figsize=(9, 7)):
                    label=f"recommended (k = {result.rank})")
     ax_err.set_title("(a) reconstruction error", fontsize=9)
     ax_err.set_ylabel(_error_label(result), fontsize=9)
-    handles, labels = ax_err.get_legend_handles_labels()
     if result.aic is not None:
-        more = _plot_aic(ax_err.twinx(), ranks, result)
-        handles, labels = handles + more[0], labels + more[1]
-    ax_err.legend(handles, labels, fontsize=7)
+        _plot_aic(ax_err, ranks, result)
+    ax_err.legend(fontsize=7)
     ax_sil.plot(ranks, result.min_silhouettes, "-o", color="C1", ms=4,
                 label="minimum over clusters")
     ax_sil.plot(ranks, result.mean_silhouettes, "--", color="C1", alpha=0.6, label="mean")
