@@ -582,3 +582,24 @@ def test_information_criterion_ignores_pixels_and_positions_without_counts():
                                plain.aic - plain.aic.min(), atol=0.05 * np.ptp(plain.aic))
     lazy = estimate_rank(da.from_array(padded, chunks=(40, 200)), **options)
     assert lazy.settings["aic_shape"] == X.shape
+
+
+@pytest.mark.parametrize("call", ["estimate_rank", "stability", "hnmfk"])
+def test_init_is_refused_not_silently_replaced(call, monkeypatch):
+    # init="nndsvd" used to switch to the slow exact fits, which then started at
+    # random anyway (and from one start instead of the best of four).
+    from hyperspy_hnmf.hierarchy import hnmfk
+
+    monkeypatch.setattr(hyperspy_hnmf.rank_selection._fits, "fit_exact", None)
+    monkeypatch.setattr(hyperspy_hnmf.rank_selection._fits, "fit_compressed", None)
+    X, _ = planted(k=2, n=40, m=20)
+    run = {"estimate_rank": lambda: estimate_rank(X, ranks=[2, 3], init="nndsvd"),
+           "stability": lambda: stability(X, 2, init="nndsvd"),
+           "hnmfk": lambda: hnmfk(X, ranks=[2, 3], init="nndsvd")}[call]
+    where = "hnmfk" if call == "hnmfk" else "estimate_rank"
+    message = (f"{where} chooses the starts itself, so that the restarts differ: each run is "
+               "the best of 4 fits, one started by SPA and three at random (fits with other "
+               "losses, solvers or constraints: random starts); remove init "
+               "(got init='nndsvd').")
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        run()

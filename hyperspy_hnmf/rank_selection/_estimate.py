@@ -152,6 +152,7 @@ def hnmf_option_names():
     Those of :func:`hyperspy_hnmf.solvers.nmf` except the data, the rank and
     what :func:`estimate_rank` sets itself (``random_state``,
     ``n_restarts``, ``max_iter``, ``tol``) or never calls (``callback``).
+    ``init`` is named but refused by :func:`check_hnmf_options`.
 
     Examples
     --------
@@ -180,6 +181,8 @@ def check_hnmf_options(options, where="estimate_rank"):
     ------
     TypeError
         For an unknown keyword, before anything is read or fitted.
+    ValueError
+        For ``init``: the starts are chosen by :func:`estimate_rank`.
 
     Examples
     --------
@@ -189,6 +192,12 @@ def check_hnmf_options(options, where="estimate_rank"):
     ...
     TypeError: estimate_rank got the unknown option(s) ['bogus']. Its own options are ...
     """
+    if "init" in options:
+        raise ValueError(
+            f"{where} chooses the starts itself, so that the restarts differ: each run is "
+            "the best of 4 fits, one started by SPA and three at random (fits with other "
+            "losses, solvers or constraints: random starts); remove init "
+            f"(got init={options['init']!r}).")
     unknown = sorted(set(options) - set(hnmf_option_names()))
     if not unknown:
         return
@@ -836,7 +845,7 @@ def estimate_rank(s, ranks=range(2, 11), n_restarts=10, perturbation="uniform", 
     **hnmf_options
         ``loss``, ``solver``, ``constraints``, ``groups``, ``map_grid``,
         ``component_grid``... of :func:`~hyperspy_hnmf.solvers.nmf`
-        (``init`` is ignored: every run starts at random). Constraints on a
+        (not ``init``: estimate_rank chooses the starts). Constraints on a
         signal take the grids of its navigation and signal axes (unless
         ``map_grid`` or ``component_grid`` are given); on an array, give the
         grids a constraint needs, e.g. ``map_grid=Grid((64, 64), 2.0, "nm")``
