@@ -603,3 +603,16 @@ def test_init_is_refused_not_silently_replaced(call, monkeypatch):
                "(got init='nndsvd').")
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         run()
+
+
+@pytest.mark.parametrize("options", [{}, {"solver": "mu", "max_iter": 20}])
+def test_scores_of_a_rank_do_not_depend_on_the_smaller_ranks_tried(options):
+    # Each rank's fits draw from their own generator: adding rank 2 to the
+    # candidates leaves the fits of ranks 3 and 4 as they were.
+    X, _ = planted(k=3, n=60, m=30)
+    wide = estimate_rank(X, ranks=[2, 3, 4], n_restarts=3, **options)
+    narrow = estimate_rank(X, ranks=[3, 4], n_restarts=3, **options)
+    for k in (3, 4):
+        np.testing.assert_array_equal(wide[k].errors, narrow[k].errors)
+        np.testing.assert_array_equal(wide[k].silhouettes, narrow[k].silhouettes)
+    np.testing.assert_array_equal(wide.aic[1:], narrow.aic)

@@ -338,36 +338,49 @@ def _compress_lazy(Y, rank, settings, rng):
     return Q, np.ascontiguousarray((Y.T @ Q).T, dtype=Y.dtype), norm2
 
 
+def _rank_rng(seed, k):
+    """The generator of the fits of rank ``k`` in the restart seeded by ``seed``.
+
+    Derived from the restart's seed and ``k`` alone, so the fits of a rank do
+    not depend on which other ranks are fitted before it.
+
+    Examples
+    --------
+    >>> seed = np.random.SeedSequence(0).spawn(1)[0]
+    >>> _rank_rng(seed, 3).random() == _rank_rng(seed, 3).random() != _rank_rng(seed, 4).random()
+    True
+    """
+    return np.random.default_rng(
+        np.random.SeedSequence(seed.entropy, spawn_key=tuple(seed.spawn_key) + (int(k),)))
+
+
 def _restart(X, scales, ranks, seed, settings, specs):
     """All ranks of one restart on one perturbed copy of the data.
 
     ``specs``: the resolved options of the exact fits, by rank (None when
-    the fits run on the compressed data).
+    the fits run on the compressed data). ``seed`` (a SeedSequence) draws
+    the perturbation and the compression; the fits of each rank draw from
+    their own generator (:func:`_rank_rng`).
 
     ``X`` is an array, a CSR matrix (perturbed, weighted and compressed at
     its nonzeros), or lazy data (:class:`~hyperspy_hnmf.streaming.StreamedMatrix`):
     the perturbed copy is then compressed in passes over the chunks.
     """
     rng = np.random.default_rng(seed)
+    fit = {"max_iter": settings["max_iter"], "tol": settings["tol"]}
     if not isinstance(X, np.ndarray) and not sp.issparse(X):
         Q, B, norm2 = _compress_lazy(X, ranks[-1] + _fits._OVERSAMPLES, settings, rng)
-        return [_fits.fit_compressed(Q, B, norm2, k, rng, settings["max_iter"], settings["tol"])
-                for k in ranks]
+        return [_fits.fit_compressed(Q, B, norm2, k, _rank_rng(seed, k), **fit) for k in ranks]
     Y = _fits.perturb(X, settings["kind"], settings["level"], rng)
     if scales is not None:
         Y = _fits.weighted(Y, *scales)
-    runs = []
     if settings["compressed"]:
         norm2 = squared_norm(Y)
         Q, B = _fits.compress(Y, min(ranks[-1] + _fits._OVERSAMPLES, min(Y.shape)), rng)
         del Y
-        for k in ranks:
-            runs.append(_fits.fit_compressed(Q, B, norm2, k, rng, settings["max_iter"],
-                                             settings["tol"]))
-    else:
-        for k in ranks:
-            runs.append(_fits.fit_exact(Y, specs[k], int(rng.integers(2**31))))
-    return runs
+        return [_fits.fit_compressed(Q, B, norm2, k, _rank_rng(seed, k), **fit) for k in ranks]
+    return [_fits.fit_exact(Y, specs[k], int(_rank_rng(seed, k).integers(2**31)))
+            for k in ranks]
 
 
 class RankScores:
