@@ -389,7 +389,7 @@ def test_rank_selection_rejects_a_bad_fit_option_before_any_fit(counters):
 ESTIMATE_RANK_OPTIONS = (
     "ranks, n_restarts, perturbation, normalize_poissonian_noise, compression, "
     "silhouette_threshold, max_iter, tol, n_jobs, random_state, consensus_rows; the options "
-    "of its fits are component_grid, constraints, groups, init, loss, map_grid, "
+    "of its fits are component_grid, constraints, groups, loss, map_grid, "
     "oversampling, power_iterations, refine_passes, solver.")
 
 

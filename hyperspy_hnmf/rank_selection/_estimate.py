@@ -151,18 +151,19 @@ def hnmf_option_names():
 
     Those of :func:`hyperspy_hnmf.solvers.nmf` except the data, the rank and
     what :func:`estimate_rank` sets itself (``random_state``,
-    ``n_restarts``, ``max_iter``, ``tol``) or never calls (``callback``).
-    ``init`` is named but refused by :func:`check_hnmf_options`.
+    ``n_restarts``, ``max_iter``, ``tol``, ``init``) or never calls
+    (``callback``); :func:`check_hnmf_options` refuses ``init`` with its own
+    message.
 
     Examples
     --------
-    >>> "loss" in hnmf_option_names(), "callback" in hnmf_option_names()
-    (True, False)
+    >>> "loss" in hnmf_option_names(), "callback" in hnmf_option_names(), "init" in hnmf_option_names()
+    (True, False, False)
     """
     from .. import solvers
 
     own = {"X", "n_components", "randomized_options", "callback", "random_state",
-           "n_restarts", "max_iter", "tol"}
+           "n_restarts", "max_iter", "tol", "init"}
     names = set(inspect.signature(solvers.nmf).parameters) - own
     return sorted(names | {"oversampling", "power_iterations", "refine_passes"})
 
